@@ -1,0 +1,322 @@
+//! What `/metrics` shows: the call aggregates and the exporter's own health.
+//!
+//! Call metrics are rendered from [`TenantState`] on every scrape by a prometheus
+//! [`Collector`], so the aggregates stay plain data that can be saved and restored. The
+//! exporter's self-metrics are ordinary prometheus counters and gauges. Names and labels here
+//! are a contract with dashboards, alerts and users' queries: change them only with care.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{self, MetricFamily, MetricType};
+use prometheus::{
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
+
+use crate::state::{
+    Histogram, TenantState, ARRIVAL_DELAY_BUCKETS, DURATION_BUCKETS, SETUP_BUCKETS,
+};
+
+/// The label value of `endpoint` for Direct Routing data requests.
+pub const DIRECT_ROUTING_ENDPOINT: &str = "getDirectRoutingCalls";
+/// The label value of `endpoint` for token requests to Entra ID.
+pub const TOKEN_ENDPOINT: &str = "token";
+
+/// The exporter's own metrics, shared by the Graph client, the token cache and the poller.
+#[derive(Clone)]
+pub struct ExporterMetrics {
+    pub graph_requests: IntCounterVec,
+    pub graph_request_duration: HistogramVec,
+    pub graph_throttled: IntCounterVec,
+    pub graph_retries: IntCounterVec,
+    pub rows_received: IntCounterVec,
+    pub last_success: GaugeVec,
+    pub poll_errors: IntCounterVec,
+    pub poll_duration: HistogramVec,
+    pub remembered_rows: IntGaugeVec,
+    pub token_refreshes: IntCounterVec,
+    pub ready: IntGauge,
+    pub start_time: Gauge,
+}
+
+impl ExporterMetrics {
+    /// Creates the self-metrics and registers them, with `build_info` and the process
+    /// collector, on `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let p = |name: &str| format!("teams_voice_exporter_{name}");
+        let metrics = ExporterMetrics {
+            graph_requests: IntCounterVec::new(
+                Opts::new(p("graph_requests_total"), "HTTP requests sent to Microsoft Graph and Entra ID, by endpoint and response status code (\"error\" when no response arrived)."),
+                &["endpoint", "code"],
+            )?,
+            graph_request_duration: HistogramVec::new(
+                HistogramOpts::new(p("graph_request_duration_seconds"), "Time from sending a request to Graph or Entra ID until its whole response was read.")
+                    .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+                &["endpoint"],
+            )?,
+            graph_throttled: IntCounterVec::new(
+                Opts::new(p("graph_throttled_total"), "Responses from Graph that asked us to slow down (429, or 503 with Retry-After)."),
+                &["endpoint"],
+            )?,
+            graph_retries: IntCounterVec::new(
+                Opts::new(p("graph_retries_total"), "Requests to Graph repeated after a transient failure, by reason."),
+                &["endpoint", "reason"],
+            )?,
+            rows_received: IntCounterVec::new(
+                Opts::new(p("rows_received_total"), "Rows read from Graph, every read counted, repeats across windows and sweeps included."),
+                &["endpoint"],
+            )?,
+            last_success: GaugeVec::new(
+                Opts::new(p("last_success_timestamp_seconds"), "Unix time of the last poll that read its whole call window."),
+                &["endpoint"],
+            )?,
+            poll_errors: IntCounterVec::new(
+                Opts::new(p("poll_errors_total"), "Polls that failed to read their whole call window, by reason."),
+                &["endpoint", "reason"],
+            )?,
+            poll_duration: HistogramVec::new(
+                HistogramOpts::new(p("poll_duration_seconds"), "Time a poll took, by kind: baseline (first start), recent window, or sweep of the lookback.")
+                    .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0]),
+                &["endpoint", "kind"],
+            )?,
+            remembered_rows: IntGaugeVec::new(
+                Opts::new(p("remembered_rows"), "Row ids remembered for exactly-once counting (until their call start leaves the lookback)."),
+                &["endpoint"],
+            )?,
+            token_refreshes: IntCounterVec::new(
+                Opts::new(p("token_refreshes_total"), "Access token requests to Entra ID, by result (success, or the AADSTS error)."),
+                &["result"],
+            )?,
+            ready: IntGauge::new(p("ready"), "1 once the first poll has read its whole window (what /-/ready reports).")?,
+            start_time: Gauge::new(p("start_time_seconds"), "Unix time the exporter started.")?,
+        };
+        registry.register(Box::new(metrics.graph_requests.clone()))?;
+        registry.register(Box::new(metrics.graph_request_duration.clone()))?;
+        registry.register(Box::new(metrics.graph_throttled.clone()))?;
+        registry.register(Box::new(metrics.graph_retries.clone()))?;
+        registry.register(Box::new(metrics.rows_received.clone()))?;
+        registry.register(Box::new(metrics.last_success.clone()))?;
+        registry.register(Box::new(metrics.poll_errors.clone()))?;
+        registry.register(Box::new(metrics.poll_duration.clone()))?;
+        registry.register(Box::new(metrics.remembered_rows.clone()))?;
+        registry.register(Box::new(metrics.token_refreshes.clone()))?;
+        registry.register(Box::new(metrics.ready.clone()))?;
+        registry.register(Box::new(metrics.start_time.clone()))?;
+
+        let build_info = IntGaugeVec::new(
+            Opts::new(p("build_info"), "Always 1; labels name the exporter's version and the Rust version it was built with."),
+            &["version", "rustc_version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), rustc_version()])
+            .set(1);
+        registry.register(Box::new(build_info))?;
+        #[cfg(target_os = "linux")]
+        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        Ok(metrics)
+    }
+}
+
+fn rustc_version() -> &'static str {
+    option_env!("TVE_RUSTC_VERSION").unwrap_or("unknown")
+}
+
+/// Renders a tenant's call aggregates on every scrape.
+pub struct StateCollector {
+    state: Arc<Mutex<TenantState>>,
+    endpoint: &'static str,
+    descs: Vec<Desc>,
+}
+
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    labels: &'static [&'static str],
+}
+
+const CALLS: Family = Family {
+    name: "teams_direct_routing_calls_total",
+    help: "Direct Routing calls, counted once when their log row first appears in Graph.",
+    labels: &["trunk_fqdn", "call_type", "final_sip_code", "successful", "media_path_location"],
+};
+const FAILURES: Family = Family {
+    name: "teams_direct_routing_call_failures_total",
+    help: "Direct Routing calls that were not established, by final SIP code and Microsoft's call end sub-reason.",
+    labels: &["trunk_fqdn", "final_sip_code", "call_end_sub_reason"],
+};
+const DURATION: Family = Family {
+    name: "teams_direct_routing_call_duration_seconds",
+    help: "Duration of established Direct Routing calls.",
+    labels: &["trunk_fqdn", "call_type"],
+};
+const SETUP: Family = Family {
+    name: "teams_direct_routing_call_setup_seconds",
+    help: "Time to establish Direct Routing calls (startDateTime minus inviteDateTime, ringing included), established calls only.",
+    labels: &["trunk_fqdn", "call_type"],
+};
+const INGESTED: Family = Family {
+    name: "teams_voice_exporter_rows_ingested_total",
+    help: "Rows counted into the call metrics: each row once, the first time it was seen.",
+    labels: &["endpoint"],
+};
+const INVALID: Family = Family {
+    name: "teams_voice_exporter_rows_invalid_total",
+    help: "Malformed rows skipped (each distinct row once); the log names each one.",
+    labels: &["endpoint"],
+};
+const ARRIVAL: Family = Family {
+    name: "teams_voice_exporter_row_arrival_delay_seconds",
+    help: "How late Graph publishes rows: first seen minus call end, for counted rows.",
+    labels: &["endpoint"],
+};
+const FAMILIES: [&Family; 7] = [&CALLS, &FAILURES, &DURATION, &SETUP, &INGESTED, &INVALID, &ARRIVAL];
+
+impl StateCollector {
+    pub fn new(state: Arc<Mutex<TenantState>>, endpoint: &'static str) -> Self {
+        let descs = FAMILIES
+            .iter()
+            .map(|f| {
+                Desc::new(
+                    f.name.to_owned(),
+                    f.help.to_owned(),
+                    f.labels.iter().map(|l| (*l).to_owned()).collect(),
+                    HashMap::new(),
+                )
+                .expect("static metric descriptions are valid")
+            })
+            .collect();
+        StateCollector {
+            state,
+            endpoint,
+            descs,
+        }
+    }
+}
+
+impl Collector for StateCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let state = self.state.lock();
+        let a = &state.aggregates;
+        let endpoint = [self.endpoint];
+
+        let calls = a.calls.iter().map(|(k, v)| {
+            let values = [
+                k.trunk_fqdn.as_str(),
+                k.call_type.as_str(),
+                k.final_sip_code.as_str(),
+                k.successful,
+                k.media_path_location.as_str(),
+            ];
+            counter(&CALLS, &values, *v)
+        });
+        let failures = a.failures.iter().map(|(k, v)| {
+            let values = [
+                k.trunk_fqdn.as_str(),
+                k.final_sip_code.as_str(),
+                k.call_end_sub_reason.as_str(),
+            ];
+            counter(&FAILURES, &values, *v)
+        });
+        let duration = a.duration.iter().map(|(k, h)| {
+            histogram(&DURATION, &[&k.trunk_fqdn, &k.call_type], DURATION_BUCKETS, h)
+        });
+        let setup = a
+            .setup
+            .iter()
+            .map(|(k, h)| histogram(&SETUP, &[&k.trunk_fqdn, &k.call_type], SETUP_BUCKETS, h));
+
+        vec![
+            family(&CALLS, MetricType::COUNTER, calls.collect()),
+            family(&FAILURES, MetricType::COUNTER, failures.collect()),
+            family(&DURATION, MetricType::HISTOGRAM, duration.collect()),
+            family(&SETUP, MetricType::HISTOGRAM, setup.collect()),
+            family(
+                &INGESTED,
+                MetricType::COUNTER,
+                vec![counter(&INGESTED, &endpoint, a.rows_ingested)],
+            ),
+            family(
+                &INVALID,
+                MetricType::COUNTER,
+                vec![counter(&INVALID, &endpoint, a.rows_invalid)],
+            ),
+            family(
+                &ARRIVAL,
+                MetricType::HISTOGRAM,
+                vec![histogram(
+                    &ARRIVAL,
+                    &endpoint,
+                    ARRIVAL_DELAY_BUCKETS,
+                    &a.arrival_delay,
+                )],
+            ),
+        ]
+    }
+}
+
+fn labels(family: &Family, values: &[&str]) -> Vec<proto::LabelPair> {
+    family
+        .labels
+        .iter()
+        .zip(values)
+        .map(|(name, value)| {
+            let mut pair = proto::LabelPair::default();
+            pair.set_name((*name).to_owned());
+            pair.set_value((*value).to_owned());
+            pair
+        })
+        .collect()
+}
+
+fn counter(family: &Family, values: &[&str], value: u64) -> proto::Metric {
+    let mut c = proto::Counter::default();
+    c.set_value(value as f64);
+    let mut metric = proto::Metric::from_label(labels(family, values));
+    metric.set_counter(c);
+    metric
+}
+
+fn histogram(family: &Family, values: &[&str], bounds: &[f64], h: &Histogram) -> proto::Metric {
+    let mut cumulative = 0;
+    let buckets = bounds
+        .iter()
+        .zip(&h.buckets)
+        .map(|(bound, count)| {
+            cumulative += count;
+            let mut bucket = proto::Bucket::default();
+            bucket.set_upper_bound(*bound);
+            bucket.set_cumulative_count(cumulative);
+            bucket
+        })
+        .collect();
+    let mut out = proto::Histogram::default();
+    out.set_bucket(buckets);
+    out.set_sample_count(h.count);
+    out.set_sample_sum(h.sum);
+    let mut metric = proto::Metric::from_label(labels(family, values));
+    metric.set_histogram(out);
+    metric
+}
+
+fn family(f: &Family, kind: MetricType, mut metrics: Vec<proto::Metric>) -> MetricFamily {
+    // Stable output order makes scrapes diffable and tests simple.
+    metrics.sort_by(|a, b| {
+        a.get_label()
+            .iter()
+            .map(|l| l.value())
+            .cmp(b.get_label().iter().map(|l| l.value()))
+    });
+    let mut family = MetricFamily::default();
+    family.set_name(f.name.to_owned());
+    family.set_help(f.help.to_owned());
+    family.set_field_type(kind);
+    family.set_metric(metrics);
+    family
+}

@@ -1,0 +1,288 @@
+//! Direct Routing log rows as Graph sends them, parsed leniently.
+//!
+//! Graph documents every property of `directRoutingLogRow` as nullable, adds properties in
+//! beta that leak into v1.0, and formats timestamps with 0 to 7 fractional digits and either
+//! `Z` or `+00:00`. A row is therefore accepted whenever it has what counting needs (an `id`
+//! and a parseable `startDateTime`); anything else that is null or absent becomes `unknown`
+//! downstream. A row whose fields have the wrong JSON type is malformed: the caller skips it
+//! and counts it, and the rest of the page is still used.
+
+use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// One Graph page of `getDirectRoutingCalls` (or any call-log function).
+///
+/// Rows stay raw here so that one malformed row costs only itself.
+#[derive(Debug, Deserialize)]
+pub struct Page<'a> {
+    #[serde(borrow, default)]
+    pub value: Vec<&'a RawValue>,
+    #[serde(rename = "@odata.nextLink", default)]
+    pub next_link: Option<String>,
+}
+
+/// Why a row was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    #[error("row is not a valid directRoutingLogRow: {0}")]
+    Shape(#[from] serde_json::Error),
+    #[error("row has no id, so it cannot be counted exactly once")]
+    MissingId,
+    #[error("row {id} has no usable startDateTime")]
+    MissingStart { id: String },
+}
+
+/// The parts of a `directRoutingLogRow` the exporter uses.
+///
+/// Personal fields (user, numbers) are deliberately not parsed: they never leave Graph's
+/// response buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectRoutingRow {
+    pub id: String,
+    pub start: DateTime<Utc>,
+    pub invite: Option<DateTime<Utc>>,
+    pub end: Option<DateTime<Utc>>,
+    pub failure: Option<DateTime<Utc>>,
+    pub duration_secs: Option<i64>,
+    pub call_type: Option<String>,
+    pub successful: Option<bool>,
+    pub media_path_location: Option<String>,
+    pub final_sip_code: Option<i64>,
+    pub call_end_sub_reason: Option<i64>,
+    pub trunk_fqdn: Option<String>,
+    pub media_bypass_enabled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireRow {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "timestamp")]
+    start_date_time: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "timestamp")]
+    invite_date_time: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "timestamp")]
+    end_date_time: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "timestamp")]
+    failure_date_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    duration: Option<i64>,
+    #[serde(default)]
+    call_type: Option<String>,
+    #[serde(default)]
+    successful_call: Option<bool>,
+    #[serde(default)]
+    media_path_location: Option<String>,
+    #[serde(default)]
+    final_sip_code: Option<i64>,
+    #[serde(default)]
+    call_end_sub_reason: Option<i64>,
+    #[serde(default)]
+    trunk_fully_qualified_domain_name: Option<String>,
+    #[serde(default)]
+    media_bypass_enabled: Option<bool>,
+}
+
+impl DirectRoutingRow {
+    /// Parses one row of a page.
+    pub fn parse(raw: &str) -> Result<Self, RowError> {
+        let wire: WireRow = serde_json::from_str(raw)?;
+        let id = wire
+            .id
+            .filter(|id| !id.trim().is_empty())
+            .ok_or(RowError::MissingId)?;
+        let Some(start) = wire.start_date_time else {
+            return Err(RowError::MissingStart { id });
+        };
+        Ok(DirectRoutingRow {
+            id,
+            start,
+            invite: wire.invite_date_time,
+            end: wire.end_date_time,
+            failure: wire.failure_date_time,
+            duration_secs: wire.duration,
+            call_type: non_empty(wire.call_type),
+            successful: wire.successful_call,
+            media_path_location: non_empty(wire.media_path_location),
+            final_sip_code: wire.final_sip_code,
+            call_end_sub_reason: wire.call_end_sub_reason,
+            trunk_fqdn: non_empty(wire.trunk_fully_qualified_domain_name),
+            media_bypass_enabled: wire.media_bypass_enabled,
+        })
+    }
+
+    /// When the call ended, as well as the row tells: the end of a successful call, the
+    /// failure time of a failed one, or start plus duration.
+    pub fn call_end(&self) -> DateTime<Utc> {
+        self.end
+            .or(self.failure)
+            .or_else(|| {
+                self.duration_secs
+                    .filter(|d| *d >= 0)
+                    .map(|d| self.start + chrono::Duration::seconds(d))
+            })
+            .unwrap_or(self.start)
+    }
+
+    /// Time to establish the call (ringing included), when both ends of it are known and
+    /// in order.
+    pub fn setup_seconds(&self) -> Option<f64> {
+        let invite = self.invite?;
+        let setup = (self.start - invite).num_microseconds()? as f64 / 1e6;
+        (setup >= 0.0).then_some(setup)
+    }
+}
+
+/// Extracts the `id` of a row that failed to parse, so that it can still be remembered and
+/// counted as invalid only once.
+pub fn salvage_id(raw: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        #[serde(default)]
+        id: Option<serde_json::Value>,
+    }
+    match serde_json::from_str::<IdOnly>(raw).ok()?.id? {
+        serde_json::Value::String(id) if !id.trim().is_empty() => Some(id),
+        _ => None,
+    }
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.trim().is_empty())
+}
+
+/// Parses a Graph timestamp: RFC 3339 with 0–9 fractional digits and `Z` or an offset, or
+/// the same without an offset (taken as UTC). Graph writes `0001-01-01T00:00:00Z` for
+/// "not applicable", which becomes `None`.
+pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    let parsed = DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc())
+        })
+        .ok()?;
+    (parsed.year() > 1).then_some(parsed)
+}
+
+fn timestamp<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    let Some(text) = Option::<std::borrow::Cow<'de, str>>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    match parse_timestamp(&text) {
+        Some(t) => Ok(Some(t)),
+        // Year 1 parses but means "absent"; anything unparseable is a malformed row.
+        None if text.trim_start().starts_with("0001-") => Ok(None),
+        None => Err(de::Error::custom(format_args!("invalid timestamp {text:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../tests/data/example-response.json");
+
+    fn ts(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn microsoft_example_parses() {
+        let page: Page = serde_json::from_str(EXAMPLE).unwrap();
+        assert_eq!(page.value.len(), 1);
+        assert!(page.next_link.unwrap().ends_with("?$skip=1000"));
+        let row = DirectRoutingRow::parse(page.value[0].get()).unwrap();
+        assert_eq!(row.id, "9e8bba57-dc14-533a-a7dd-f0da6575eed1");
+        assert_eq!(row.start, ts("2019-11-01T00:00:25.105Z"));
+        assert_eq!(row.failure, None, "year 1 means absent");
+        assert_eq!(row.end, Some(ts("2019-11-01T00:00:30.105Z")));
+        assert_eq!(row.duration_secs, Some(5));
+        assert_eq!(row.call_type.as_deref(), Some("ByotIn"));
+        assert_eq!(row.successful, Some(true));
+        assert_eq!(row.final_sip_code, Some(0));
+        assert_eq!(row.call_end_sub_reason, Some(540000));
+        assert_eq!(row.media_path_location.as_deref(), Some("USWE"));
+        assert_eq!(row.trunk_fqdn.as_deref(), Some("tll-audiocodes01.adatum.biz"));
+        assert_eq!(row.setup_seconds(), Some(3.156));
+        assert_eq!(row.call_end(), ts("2019-11-01T00:00:30.105Z"));
+    }
+
+    #[test]
+    fn timestamps_with_any_precision_and_offset_form() {
+        for (text, expected) in [
+            ("2026-11-27T10:00:00Z", "2026-11-27T10:00:00Z"),
+            ("2026-11-27T10:00:00.1Z", "2026-11-27T10:00:00.1Z"),
+            ("2026-11-27T10:00:00.1234567Z", "2026-11-27T10:00:00.1234567Z"),
+            ("2026-11-27T10:00:00.1234567+00:00", "2026-11-27T10:00:00.1234567Z"),
+            ("2026-11-27T10:00:00+00:00", "2026-11-27T10:00:00Z"),
+            ("2026-11-27T11:00:00+01:00", "2026-11-27T10:00:00Z"),
+            ("2026-11-27T10:00:00.12", "2026-11-27T10:00:00.12Z"),
+        ] {
+            assert_eq!(parse_timestamp(text), Some(ts(expected)), "{text}");
+        }
+        assert_eq!(parse_timestamp("0001-01-01T00:00:00Z"), None);
+        assert_eq!(parse_timestamp("0001-01-01T00:00:00.0000000+00:00"), None);
+        assert_eq!(parse_timestamp("yesterday"), None);
+    }
+
+    #[test]
+    fn nulls_and_absent_fields_are_accepted() {
+        let row = DirectRoutingRow::parse(
+            r#"{"id":"a","startDateTime":"2026-11-27T10:00:00Z","inviteDateTime":null,
+               "endDateTime":null,"duration":null,"callType":null,"successfulCall":null,
+               "mediaPathLocation":null,"finalSipCode":null,"callEndSubReason":null,
+               "trunkFullyQualifiedDomainName":"","userId":null}"#,
+        )
+        .unwrap();
+        assert_eq!(row.call_type, None);
+        assert_eq!(row.trunk_fqdn, None, "empty string is absent");
+        assert_eq!(row.setup_seconds(), None);
+        assert_eq!(row.call_end(), row.start);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let row = DirectRoutingRow::parse(
+            r#"{"id":"a","startDateTime":"2026-11-27T10:00:00Z","otherPartyCountryCode":"DE",
+               "administrativeUnitInfos":[{"id":"x"}],"transferorCorrelationId":null}"#,
+        )
+        .unwrap();
+        assert_eq!(row.id, "a");
+    }
+
+    #[test]
+    fn malformed_rows_are_errors_with_salvageable_ids() {
+        for raw in [
+            r#"{"id":"b1","startDateTime":"yesterday"}"#,
+            r#"{"id":"b2","startDateTime":"2026-11-27T10:00:00Z","duration":"long"}"#,
+            r#"{"id":"b3","startDateTime":"2026-11-27T10:00:00Z","successfulCall":"yes"}"#,
+            r#"{"id":"b4","startDateTime":null}"#,
+            r#"{"id":"b5"}"#,
+        ] {
+            assert!(DirectRoutingRow::parse(raw).is_err(), "{raw}");
+            assert!(salvage_id(raw).unwrap().starts_with('b'));
+        }
+        for raw in ["17", r#"{"startDateTime":"2026-11-27T10:00:00Z"}"#, r#"{"id":""}"#, r#"{"id":5}"#] {
+            assert!(DirectRoutingRow::parse(raw).is_err(), "{raw}");
+            assert_eq!(salvage_id(raw), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn negative_setup_is_absent_and_failed_call_ends_at_failure() {
+        let row = DirectRoutingRow::parse(
+            r#"{"id":"c","startDateTime":"2026-11-27T10:00:00Z","inviteDateTime":"2026-11-27T10:00:05Z",
+               "failureDateTime":"2026-11-27T10:00:07Z","endDateTime":"0001-01-01T00:00:00Z","duration":0}"#,
+        )
+        .unwrap();
+        assert_eq!(row.setup_seconds(), None);
+        assert_eq!(row.call_end(), ts("2026-11-27T10:00:07Z"));
+    }
+}

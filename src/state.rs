@@ -1,0 +1,426 @@
+//! Exactly-once counting: the rows a tenant has already shown us, and what they added up to.
+//!
+//! Graph returns the same row in every window and sweep that covers its call start, and
+//! rows arrive late and out of order, so counting happens here and only here: a row is
+//! counted the first time its `id` is seen and remembered until its call start leaves the
+//! lookback. The aggregates are plain data (no prometheus types) so that they can be saved,
+//! restored and rendered by [`crate::collector`].
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::row::{salvage_id, DirectRoutingRow};
+
+/// Label value for anything Graph left null or empty.
+pub const UNKNOWN: &str = "unknown";
+
+/// Upper bounds of `teams_direct_routing_call_duration_seconds`: phone calls last seconds
+/// to hours.
+pub const DURATION_BUCKETS: &[f64] = &[
+    5.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0,
+];
+/// Upper bounds of `teams_direct_routing_call_setup_seconds`: post-dial delay plus ringing.
+pub const SETUP_BUCKETS: &[f64] = &[
+    0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 45.0, 60.0, 120.0,
+];
+/// Upper bounds of `teams_voice_exporter_row_arrival_delay_seconds`: Graph publishes rows
+/// minutes to two days after the call.
+pub const ARRIVAL_DELAY_BUCKETS: &[f64] = &[
+    60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 28800.0, 43200.0, 86400.0, 172800.0,
+    259200.0,
+];
+
+/// Labels of `teams_direct_routing_calls_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallKey {
+    pub trunk_fqdn: String,
+    pub call_type: String,
+    pub final_sip_code: String,
+    pub successful: &'static str,
+    pub media_path_location: String,
+}
+
+/// Labels of `teams_direct_routing_call_failures_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FailureKey {
+    pub trunk_fqdn: String,
+    pub final_sip_code: String,
+    pub call_end_sub_reason: String,
+}
+
+/// Labels of the per-trunk histograms.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TrunkTypeKey {
+    pub trunk_fqdn: String,
+    pub call_type: String,
+}
+
+/// A histogram with fixed bounds, kept as per-bucket (not cumulative) counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    /// One count per bound, plus the `+Inf` bucket last.
+    pub buckets: Vec<u64>,
+    pub sum: f64,
+    pub count: u64,
+}
+
+impl Histogram {
+    pub fn new(bounds: &[f64]) -> Self {
+        Histogram {
+            buckets: vec![0; bounds.len() + 1],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    pub fn observe(&mut self, bounds: &[f64], value: f64) {
+        let index = bounds.partition_point(|bound| *bound < value);
+        self.buckets[index] += 1;
+        self.sum += value;
+        self.count += 1;
+    }
+}
+
+/// Everything counted for one tenant's Direct Routing calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregates {
+    pub calls: HashMap<CallKey, u64>,
+    pub failures: HashMap<FailureKey, u64>,
+    pub duration: HashMap<TrunkTypeKey, Histogram>,
+    pub setup: HashMap<TrunkTypeKey, Histogram>,
+    pub arrival_delay: Histogram,
+    pub rows_ingested: u64,
+    pub rows_invalid: u64,
+}
+
+impl Default for Aggregates {
+    fn default() -> Self {
+        Aggregates {
+            calls: HashMap::new(),
+            failures: HashMap::new(),
+            duration: HashMap::new(),
+            setup: HashMap::new(),
+            arrival_delay: Histogram::new(ARRIVAL_DELAY_BUCKETS),
+            rows_ingested: 0,
+            rows_invalid: 0,
+        }
+    }
+}
+
+impl Aggregates {
+    fn count(&mut self, row: &DirectRoutingRow, first_seen: DateTime<Utc>) {
+        let trunk_fqdn = row
+            .trunk_fqdn
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .unwrap_or_else(|| UNKNOWN.to_owned());
+        let call_type = label(row.call_type.as_deref());
+        let final_sip_code = number_label(row.final_sip_code);
+        let successful = match row.successful {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => UNKNOWN,
+        };
+        let key = CallKey {
+            trunk_fqdn: trunk_fqdn.clone(),
+            call_type: call_type.clone(),
+            final_sip_code: final_sip_code.clone(),
+            successful,
+            media_path_location: label(row.media_path_location.as_deref()),
+        };
+        *self.calls.entry(key).or_default() += 1;
+
+        if row.successful == Some(false) {
+            let key = FailureKey {
+                trunk_fqdn,
+                final_sip_code,
+                call_end_sub_reason: number_label(row.call_end_sub_reason),
+            };
+            *self.failures.entry(key).or_default() += 1;
+        } else if row.successful == Some(true) {
+            let key = TrunkTypeKey {
+                trunk_fqdn,
+                call_type,
+            };
+            if let Some(duration) = row.duration_secs.filter(|d| *d >= 0) {
+                self.duration
+                    .entry(key.clone())
+                    .or_insert_with(|| Histogram::new(DURATION_BUCKETS))
+                    .observe(DURATION_BUCKETS, duration as f64);
+            }
+            if let Some(setup) = row.setup_seconds() {
+                self.setup
+                    .entry(key)
+                    .or_insert_with(|| Histogram::new(SETUP_BUCKETS))
+                    .observe(SETUP_BUCKETS, setup);
+            }
+        }
+
+        let delay = (first_seen - row.call_end()).num_milliseconds().max(0) as f64 / 1e3;
+        self.arrival_delay.observe(ARRIVAL_DELAY_BUCKETS, delay);
+        self.rows_ingested += 1;
+    }
+}
+
+fn label(value: Option<&str>) -> String {
+    value.unwrap_or(UNKNOWN).to_owned()
+}
+
+fn number_label(value: Option<i64>) -> String {
+    value.map_or_else(|| UNKNOWN.to_owned(), |v| v.to_string())
+}
+
+/// How a remembered row is identified. Graph's ids are GUIDs, kept as 16 bytes; anything
+/// else is kept as text, and a row without a usable id by a hash of its bytes, so that even
+/// a malformed row is counted (as invalid) only once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RowKey {
+    Guid([u8; 16]),
+    Text(Box<str>),
+    ContentHash(u64),
+}
+
+impl RowKey {
+    pub fn from_id(id: &str) -> Self {
+        parse_guid(id).map_or_else(|| RowKey::Text(id.into()), RowKey::Guid)
+    }
+
+    fn from_content(raw: &str) -> Self {
+        use std::hash::{Hash, Hasher};
+        // SipHash with fixed keys: stable within a process, which is all dedup needs.
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        raw.hash(&mut hasher);
+        RowKey::ContentHash(hasher.finish())
+    }
+}
+
+fn parse_guid(id: &str) -> Option<[u8; 16]> {
+    let bytes = id.as_bytes();
+    if bytes.len() != 36 || [8, 13, 18, 23].iter().any(|&i| bytes[i] != b'-') {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut digits = bytes.iter().filter(|b| **b != b'-');
+    for byte in &mut out {
+        let high = (*digits.next()? as char).to_digit(16)?;
+        let low = (*digits.next()? as char).to_digit(16)?;
+        *byte = (high * 16 + low) as u8;
+    }
+    // Keep text form for ids whose case would be lost in the bytes, so keys stay one-to-one.
+    if id.bytes().any(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    Some(out)
+}
+
+/// Whether rows seen for the first time are counted or only remembered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingest {
+    /// Normal operation: new rows are counted.
+    Count,
+    /// The first-start baseline: rows that already exist are remembered, not counted, so
+    /// counters start at zero like any exporter's.
+    RememberOnly,
+}
+
+/// What one page added.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PageOutcome {
+    pub received: u64,
+    pub ingested: u64,
+    pub remembered_only: u64,
+    pub invalid: u64,
+}
+
+/// The remembered rows and the aggregates of one tenant's Direct Routing calls.
+#[derive(Debug, Default)]
+pub struct TenantState {
+    /// Row key → call start (Unix seconds), for expiry.
+    remembered: HashMap<RowKey, i64>,
+    pub aggregates: Aggregates,
+}
+
+impl TenantState {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many row ids are remembered.
+    pub fn remembered_rows(&self) -> usize {
+        self.remembered.len()
+    }
+
+    /// Takes one page of raw rows. `now` is when the page arrived (for arrival delay and
+    /// for remembering malformed rows without a start time).
+    pub fn ingest<'a>(
+        &mut self,
+        rows: impl IntoIterator<Item = &'a str>,
+        mode: Ingest,
+        now: DateTime<Utc>,
+    ) -> PageOutcome {
+        let mut outcome = PageOutcome::default();
+        for raw in rows {
+            outcome.received += 1;
+            match DirectRoutingRow::parse(raw) {
+                Ok(row) => {
+                    let key = RowKey::from_id(&row.id);
+                    if self.remembered.contains_key(&key) {
+                        continue;
+                    }
+                    self.remembered.insert(key, row.start.timestamp());
+                    match mode {
+                        Ingest::Count => {
+                            self.aggregates.count(&row, now);
+                            outcome.ingested += 1;
+                        }
+                        Ingest::RememberOnly => outcome.remembered_only += 1,
+                    }
+                }
+                Err(error) => {
+                    let key = salvage_id(raw)
+                        .map(|id| RowKey::from_id(&id))
+                        .unwrap_or_else(|| RowKey::from_content(raw));
+                    if self.remembered.contains_key(&key) {
+                        continue;
+                    }
+                    self.remembered.insert(key, now.timestamp());
+                    if mode == Ingest::Count {
+                        self.aggregates.rows_invalid += 1;
+                        outcome.invalid += 1;
+                        tracing::warn!(%error, row = %truncate(raw, 300), "skipping a malformed row");
+                    } else {
+                        tracing::debug!(%error, "malformed row present at first start; remembered");
+                    }
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Forgets rows whose call started before `horizon`: no window we read reaches them
+    /// any more, so they cannot be seen again.
+    pub fn forget_before(&mut self, horizon: DateTime<Utc>) -> usize {
+        let horizon = horizon.timestamp();
+        let before = self.remembered.len();
+        self.remembered.retain(|_, start| *start >= horizon);
+        before - self.remembered.len()
+    }
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((index, _)) => &text[..index],
+        None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-27T12:00:00Z".parse().unwrap()
+    }
+
+    const OK: &str = r#"{"id":"9e8bba57-dc14-533a-a7dd-f0da6575eed1","startDateTime":"2026-11-27T10:00:25Z",
+        "inviteDateTime":"2026-11-27T10:00:21Z","endDateTime":"2026-11-27T10:05:25Z","duration":300,
+        "callType":"ByotIn","successfulCall":true,"mediaPathLocation":"USWE","finalSipCode":0,
+        "callEndSubReason":540000,"trunkFullyQualifiedDomainName":"SBC1.Contoso.com"}"#;
+    const FAILED: &str = r#"{"id":"x-1","startDateTime":"2026-11-27T11:00:00Z","callType":"ByotOut",
+        "successfulCall":false,"finalSipCode":503,"callEndSubReason":560503,
+        "trunkFullyQualifiedDomainName":"sbc2.contoso.com","failureDateTime":"2026-11-27T11:00:03Z"}"#;
+
+    #[test]
+    fn a_row_is_counted_once() {
+        let mut state = TenantState::new();
+        let first = state.ingest([OK, FAILED, OK], Ingest::Count, now());
+        assert_eq!(first, PageOutcome { received: 3, ingested: 2, remembered_only: 0, invalid: 0 });
+        let again = state.ingest([FAILED, OK], Ingest::Count, now());
+        assert_eq!(again.ingested, 0);
+        let a = &state.aggregates;
+        assert_eq!(a.rows_ingested, 2);
+        let key = CallKey {
+            trunk_fqdn: "sbc1.contoso.com".into(),
+            call_type: "ByotIn".into(),
+            final_sip_code: "0".into(),
+            successful: "true",
+            media_path_location: "USWE".into(),
+        };
+        assert_eq!(a.calls[&key], 1);
+        let failure = FailureKey {
+            trunk_fqdn: "sbc2.contoso.com".into(),
+            final_sip_code: "503".into(),
+            call_end_sub_reason: "560503".into(),
+        };
+        assert_eq!(a.failures[&failure], 1);
+        let trunk = TrunkTypeKey { trunk_fqdn: "sbc1.contoso.com".into(), call_type: "ByotIn".into() };
+        let duration = &a.duration[&trunk];
+        assert_eq!((duration.count, duration.sum), (1, 300.0));
+        assert_eq!(duration.buckets[DURATION_BUCKETS.iter().position(|b| *b == 300.0).unwrap()], 1);
+        assert_eq!(a.setup[&trunk].sum, 4.0);
+        assert_eq!(a.duration.len(), 1, "failed calls have no duration");
+        // Ended 10:05:25 and 11:00:03, first seen at 12:00.
+        assert_eq!(a.arrival_delay.sum, 6875.0 + 3597.0);
+    }
+
+    #[test]
+    fn baseline_remembers_without_counting() {
+        let mut state = TenantState::new();
+        let outcome = state.ingest([OK, "17"], Ingest::RememberOnly, now());
+        assert_eq!((outcome.ingested, outcome.remembered_only, outcome.invalid), (0, 1, 0));
+        assert_eq!(state.ingest([OK, "17", FAILED], Ingest::Count, now()).ingested, 1);
+        assert_eq!(state.aggregates.rows_invalid, 0);
+        assert_eq!(state.aggregates.rows_ingested, 1);
+    }
+
+    #[test]
+    fn malformed_rows_are_counted_once_even_without_id() {
+        let mut state = TenantState::new();
+        let bad = [r#"{"id":"b1","duration":"long","startDateTime":"2026-11-27T10:00:00Z"}"#, "17", r#"{"callType":"x"}"#];
+        assert_eq!(state.ingest(bad, Ingest::Count, now()).invalid, 3);
+        assert_eq!(state.ingest(bad, Ingest::Count, now()).invalid, 0);
+        assert_eq!(state.aggregates.rows_invalid, 3);
+    }
+
+    #[test]
+    fn unknown_labels_for_nulls() {
+        let mut state = TenantState::new();
+        state.ingest([r#"{"id":"n","startDateTime":"2026-11-27T10:00:00Z"}"#], Ingest::Count, now());
+        let key = state.aggregates.calls.keys().next().unwrap().clone();
+        assert_eq!(key.trunk_fqdn, UNKNOWN);
+        assert_eq!(key.successful, UNKNOWN);
+        assert_eq!(key.final_sip_code, UNKNOWN);
+        assert!(state.aggregates.failures.is_empty());
+    }
+
+    #[test]
+    fn expiry_forgets_old_rows_only() {
+        let mut state = TenantState::new();
+        state.ingest([OK, FAILED], Ingest::Count, now());
+        assert_eq!(state.forget_before("2026-11-27T10:30:00Z".parse().unwrap()), 1);
+        assert_eq!(state.remembered_rows(), 1);
+        // The forgotten row would count again if a window still reached it; none does.
+        assert_eq!(state.ingest([FAILED], Ingest::Count, now()).ingested, 0);
+    }
+
+    #[test]
+    fn guid_keys_are_compact_and_exact() {
+        assert!(matches!(RowKey::from_id("9e8bba57-dc14-533a-a7dd-f0da6575eed1"), RowKey::Guid(_)));
+        assert!(matches!(RowKey::from_id("9E8BBA57-dc14-533a-a7dd-f0da6575eed1"), RowKey::Text(_)));
+        assert!(matches!(RowKey::from_id("9e8bba57-dc14-533a-a7dd-f0da6575eedz"), RowKey::Text(_)));
+        assert_ne!(
+            RowKey::from_id("9e8bba57-dc14-533a-a7dd-f0da6575eed1"),
+            RowKey::from_id("9e8bba57-dc14-533a-a7dd-f0da6575eed2")
+        );
+    }
+
+    #[test]
+    fn histogram_bounds_are_inclusive() {
+        let mut h = Histogram::new(&[1.0, 2.0]);
+        for v in [0.5, 1.0, 1.5, 2.0, 9.0] {
+            h.observe(&[1.0, 2.0], v);
+        }
+        assert_eq!(h.buckets, vec![2, 2, 1]);
+    }
+}
