@@ -1,6 +1,9 @@
 //! teams-voice-exporter library.
+pub mod auth;
 pub mod clock;
+pub mod graph;
 pub mod metrics;
+pub mod poller;
 pub mod row;
 pub mod serve;
 pub mod simulator;

@@ -1,0 +1,543 @@
+//! The Microsoft Graph client for the call-log functions.
+//!
+//! It reads one call window page by page, following `@odata.nextLink` only back to the
+//! configured Graph host (the bearer token goes nowhere else), and owns everything about
+//! talking to Graph politely: retries with capped, jittered exponential backoff for
+//! transient failures, `Retry-After` honoured tenant-wide (while one is pending no request
+//! goes to that tenant), one token refresh on a 401, and errors that tell the user what to
+//! fix, with Graph's error code, message and request-id.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use parking_lot::Mutex;
+use rand::Rng;
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+
+use crate::auth::{error_chain, AuthError, TokenCache};
+use crate::metrics::ExporterMetrics;
+use crate::row::Page;
+
+/// Graph's documented limit on one request's call-start range.
+pub const MAX_WINDOW: Duration = Duration::from_secs(90 * 86_400);
+
+/// A half-open range of call start times `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallWindow {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+impl CallWindow {
+    /// Splits the window into consecutive windows no longer than `max`.
+    pub fn split(self, max: Duration) -> Vec<CallWindow> {
+        let max = chrono::Duration::from_std(max).unwrap_or(chrono::Duration::days(90));
+        let mut windows = Vec::new();
+        let mut from = self.from;
+        while from < self.to {
+            let to = (from + max).min(self.to);
+            windows.push(CallWindow { from, to });
+            from = to;
+        }
+        windows
+    }
+}
+
+/// A Graph call-log function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    DirectRoutingCalls,
+}
+
+impl Function {
+    /// The function's name in the URL and in the `endpoint` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Function::DirectRoutingCalls => "getDirectRoutingCalls",
+        }
+    }
+}
+
+/// Why a call window could not be read completely.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    #[error("Graph refused the request: HTTP {status} {code}: {message} (request-id {request_id}). {hint}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+        request_id: String,
+        hint: &'static str,
+    },
+    #[error("Graph kept failing after {attempts} attempts; last: {last}")]
+    RetriesExhausted { attempts: u32, last: String },
+    #[error("refusing to follow @odata.nextLink to {host}: it is not the configured Graph endpoint {expected}, and the bearer token must not leave it")]
+    ForeignNextLink { host: String, expected: String },
+    #[error("Graph returned a nextLink that is not a URL: {0}")]
+    BadNextLink(String),
+    #[error("stopped: the exporter is shutting down")]
+    Cancelled,
+}
+
+impl GraphError {
+    /// A short, bounded reason for `poll_errors_total{reason}`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GraphError::Auth(error) if error.is_transient() => "token_unavailable",
+            GraphError::Auth(_) => "token_refused",
+            GraphError::Refused { status: 401, .. } => "unauthorized",
+            GraphError::Refused { status: 403, .. } => "forbidden",
+            GraphError::Refused { status: 400, .. } => "bad_request",
+            GraphError::Refused { status: 404, .. } => "not_found",
+            GraphError::Refused { status: 406, .. } => "not_acceptable",
+            GraphError::Refused { .. } => "refused",
+            GraphError::RetriesExhausted { .. } => "retries_exhausted",
+            GraphError::ForeignNextLink { .. } | GraphError::BadNextLink(_) => "bad_next_link",
+            GraphError::Cancelled => "cancelled",
+        }
+    }
+}
+
+fn refusal_hint(status: u16) -> &'static str {
+    match status {
+        401 => "Graph rejected a freshly issued token: check the token was issued for this Graph endpoint (--graph.endpoint and --azure.authority-host must belong to the same cloud)",
+        403 => "Grant the application permission CallRecords.Read.All (Microsoft Graph, Application type, not Delegated) to the app registration and have an administrator grant admin consent; it can take a few minutes to apply",
+        400 => "Graph did not accept the request's parameters; please report this with the request-id",
+        404 => "The function was not found: check --graph.endpoint is the Graph root (e.g. https://graph.microsoft.com) and that call records exist in this cloud",
+        406 => "The call window is longer than Graph accepts (90 days); lower --poll.lookback",
+        _ => "Check the Graph service health in the Microsoft 365 admin centre",
+    }
+}
+
+/// Graph's error body.
+#[derive(Deserialize, Default)]
+struct ErrorBody {
+    #[serde(default)]
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize, Default)]
+struct ErrorDetail {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, rename = "innerError")]
+    inner_error: Option<InnerError>,
+}
+
+#[derive(Deserialize, Default)]
+struct InnerError {
+    #[serde(default, rename = "request-id")]
+    request_id: Option<String>,
+}
+
+/// How the client retries.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts after the first, for one page.
+    pub max_retries: u32,
+    /// First backoff; it doubles with each retry, with full jitter.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 6,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What reading a window took.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WindowRead {
+    pub pages: u64,
+    pub rows: u64,
+}
+
+/// Holds back every request to a tenant while a `Retry-After` is pending.
+#[derive(Debug, Default)]
+struct TenantGate {
+    not_before: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl TenantGate {
+    async fn wait(&self) {
+        loop {
+            let until = *self.not_before.lock();
+            match until {
+                Some(until) if until > tokio::time::Instant::now() => {
+                    tokio::time::sleep_until(until).await
+                }
+                _ => return,
+            }
+        }
+    }
+
+    fn hold_for(&self, delay: Duration) {
+        let until = tokio::time::Instant::now() + delay;
+        let mut not_before = self.not_before.lock();
+        if not_before.is_none_or(|current| current < until) {
+            *not_before = Some(until);
+        }
+    }
+}
+
+/// A Graph client for one tenant.
+pub struct GraphClient {
+    http: reqwest::Client,
+    endpoint: Url,
+    tokens: Arc<TokenCache>,
+    gate: TenantGate,
+    retry: RetryPolicy,
+    metrics: ExporterMetrics,
+}
+
+enum Attempt {
+    Page(bytes::Bytes),
+    /// Worth another try; `wait` is what the server asked for, if anything.
+    Transient {
+        description: String,
+        wait: Option<Duration>,
+    },
+    Unauthorized,
+}
+
+impl GraphClient {
+    pub fn new(
+        http: reqwest::Client,
+        endpoint: Url,
+        tokens: Arc<TokenCache>,
+        retry: RetryPolicy,
+        metrics: ExporterMetrics,
+    ) -> Self {
+        GraphClient {
+            http,
+            endpoint,
+            tokens,
+            gate: TenantGate::default(),
+            retry,
+            metrics,
+        }
+    }
+
+    /// The URL of the first page of `function` over `window`.
+    pub fn function_url(&self, function: Function, window: CallWindow) -> Url {
+        let base = self.endpoint.as_str().trim_end_matches('/');
+        let timestamp = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+        let url = format!(
+            "{base}/v1.0/communications/callRecords/{}(fromDateTime={},toDateTime={})",
+            function.name(),
+            timestamp(window.from),
+            timestamp(window.to)
+        );
+        Url::parse(&url).expect("a valid endpoint with a function path is a valid URL")
+    }
+
+    /// Reads every page of `function` over `window`, handing each page's rows to `on_page`
+    /// as they arrive, so that a failure on page 7 keeps what pages 1–6 held.
+    pub async fn read_window(
+        &self,
+        function: Function,
+        window: CallWindow,
+        mut on_page: impl FnMut(&Page<'_>),
+    ) -> Result<WindowRead, GraphError> {
+        let mut url = self.function_url(function, window);
+        let mut read = WindowRead::default();
+        loop {
+            let next_link = self
+                .fetch(function, &url, |page| {
+                    read.pages += 1;
+                    read.rows += page.value.len() as u64;
+                    self.metrics
+                        .rows_received
+                        .with_label_values(&[function.name()])
+                        .inc_by(page.value.len() as u64);
+                    on_page(page);
+                })
+                .await?;
+            match next_link {
+                None => return Ok(read),
+                Some(link) => {
+                    let next = self.check_next_link(&link)?;
+                    if next == url {
+                        return Err(GraphError::BadNextLink(format!("{link} (points to itself)")));
+                    }
+                    url = next;
+                }
+            }
+        }
+    }
+
+    fn check_next_link(&self, link: &str) -> Result<Url, GraphError> {
+        let next = Url::parse(link).map_err(|_| GraphError::BadNextLink(link.to_owned()))?;
+        let same_origin = next.scheme() == self.endpoint.scheme()
+            && next.host_str().map(str::to_ascii_lowercase)
+                == self.endpoint.host_str().map(str::to_ascii_lowercase)
+            && next.port_or_known_default() == self.endpoint.port_or_known_default();
+        if !same_origin {
+            return Err(GraphError::ForeignNextLink {
+                host: next.origin().ascii_serialization(),
+                expected: self.endpoint.origin().ascii_serialization(),
+            });
+        }
+        Ok(next)
+    }
+
+    /// One page, retried until it arrives as valid JSON or retrying cannot help; hands it to
+    /// `on_page` and returns its nextLink.
+    async fn fetch(
+        &self,
+        function: Function,
+        url: &Url,
+        on_page: impl FnOnce(&Page<'_>),
+    ) -> Result<Option<String>, GraphError> {
+        let mut retries = 0;
+        let mut refreshed_after_401 = false;
+        loop {
+            self.gate.wait().await;
+            let token = self.tokens.token().await?;
+            let attempt = self.attempt(function, url, &token.bearer()).await?;
+            let (description, wait) = match attempt {
+                Attempt::Page(body) => match serde_json::from_slice::<Page>(&body) {
+                    Ok(page) => {
+                        on_page(&page);
+                        return Ok(page.next_link);
+                    }
+                    Err(error) => {
+                        self.metrics
+                            .graph_retries
+                            .with_label_values(&[function.name(), "invalid_json"])
+                            .inc();
+                        let description =
+                            format!("a page that is not valid JSON ({} bytes): {error}", body.len());
+                        (description, None)
+                    }
+                },
+                Attempt::Unauthorized if !refreshed_after_401 => {
+                    // The token expired early or was revoked: one fresh token, then retry.
+                    refreshed_after_401 = true;
+                    self.tokens.invalidate(&token);
+                    continue;
+                }
+                Attempt::Unauthorized => {
+                    return Err(GraphError::Refused {
+                        status: 401,
+                        code: "InvalidAuthenticationToken".into(),
+                        message: "Graph rejected the token twice in a row".into(),
+                        request_id: "-".into(),
+                        hint: refusal_hint(401),
+                    })
+                }
+                Attempt::Transient { description, wait } => (description, wait),
+            };
+            if retries >= self.retry.max_retries {
+                return Err(GraphError::RetriesExhausted {
+                    attempts: retries + 1,
+                    last: description,
+                });
+            }
+            retries += 1;
+            let backoff = self.backoff(retries);
+            tracing::warn!(
+                endpoint = function.name(),
+                attempt = retries,
+                retry_after = ?wait,
+                backoff = ?backoff,
+                reason = %description,
+                "Graph request failed; retrying"
+            );
+            // With Retry-After the gate already holds every request back; the jittered
+            // backoff applies when the server gave no figure.
+            if wait.is_none() {
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+
+    fn backoff(&self, retry: u32) -> Duration {
+        let ceiling = self
+            .retry
+            .initial_backoff
+            .saturating_mul(1u32 << retry.min(16).saturating_sub(1))
+            .min(self.retry.max_backoff);
+        // "Full jitter", but never under half the ceiling so retries stay spaced out.
+        let half = ceiling / 2;
+        half + half.mul_f64(rand::thread_rng().gen::<f64>())
+    }
+
+    async fn attempt(
+        &self,
+        function: Function,
+        url: &Url,
+        bearer: &str,
+    ) -> Result<Attempt, GraphError> {
+        let endpoint = function.name();
+        let started = Instant::now();
+        let mut authorization =
+            reqwest::header::HeaderValue::from_str(bearer).map_err(|_| {
+                GraphError::Auth(AuthError::InvalidResponse { status: 200 })
+            })?;
+        authorization.set_sensitive(true);
+        let sent = self
+            .http
+            .get(url.clone())
+            .header(reqwest::header::AUTHORIZATION, authorization)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => {
+                self.record(endpoint, "error", started);
+                return Ok(Attempt::Transient {
+                    description: describe_transport(error),
+                    wait: None,
+                });
+            }
+        };
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let header_request_id = response
+            .headers()
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.bytes().await;
+        self.record(endpoint, status.as_str(), started);
+        let body = match body {
+            Ok(body) => body,
+            Err(error) => {
+                return Ok(Attempt::Transient {
+                    description: describe_transport(error),
+                    wait: None,
+                })
+            }
+        };
+
+        if status == StatusCode::TOO_MANY_REQUESTS
+            || (status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some())
+        {
+            self.metrics.graph_throttled.with_label_values(&[endpoint]).inc();
+            // Throttling is per tenant: every request to it waits, not just this one.
+            let wait = retry_after.unwrap_or_else(|| self.backoff(1));
+            self.gate.hold_for(wait);
+        }
+        let retry_reason = match status.as_u16() {
+            200..=299 => return Ok(Attempt::Page(body)),
+            401 => return Ok(Attempt::Unauthorized),
+            429 => "throttled",
+            408 | 500 | 502 | 503 | 504 => "server_error",
+            code => {
+                let error: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
+                let detail = error.error;
+                return Err(GraphError::Refused {
+                    status: code,
+                    code: detail.code.unwrap_or_else(|| "unknown".into()),
+                    message: detail.message.unwrap_or_else(|| "no message".into()),
+                    request_id: detail
+                        .inner_error
+                        .and_then(|i| i.request_id)
+                        .or(header_request_id)
+                        .unwrap_or_else(|| "-".into()),
+                    hint: refusal_hint(code),
+                });
+            }
+        };
+        self.metrics
+            .graph_retries
+            .with_label_values(&[endpoint, retry_reason])
+            .inc();
+        let detail = serde_json::from_slice::<ErrorBody>(&body)
+            .unwrap_or_default()
+            .error;
+        let description = format!(
+            "HTTP {} {} (request-id {})",
+            status.as_u16(),
+            detail.code.as_deref().unwrap_or(""),
+            detail
+                .inner_error
+                .and_then(|i| i.request_id)
+                .or(header_request_id)
+                .as_deref()
+                .unwrap_or("-"),
+        );
+        Ok(Attempt::Transient {
+            description,
+            wait: retry_after,
+        })
+    }
+
+    fn record(&self, endpoint: &str, code: &str, started: Instant) {
+        self.metrics
+            .graph_requests
+            .with_label_values(&[endpoint, code])
+            .inc();
+        self.metrics
+            .graph_request_duration
+            .with_label_values(&[endpoint])
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
+fn describe_transport(error: reqwest::Error) -> String {
+    if error.is_timeout() {
+        "the request timed out (--graph.timeout)".to_owned()
+    } else {
+        // Strip the URL: it is long and says nothing the log line does not.
+        error_chain(&error.without_url())
+    }
+}
+
+/// Parses `Retry-After` as seconds or an HTTP date; a date in the past means "now".
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_split_at_the_limit_without_gaps() {
+        let from: DateTime<Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+        let to: DateTime<Utc> = "2026-07-01T00:00:00Z".parse().unwrap();
+        let parts = CallWindow { from, to }.split(MAX_WINDOW);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[0].from, from);
+        assert_eq!(parts[2].to, to);
+        assert!(parts.windows(2).all(|w| w[0].to == w[1].from));
+        assert!(parts.iter().all(|w| w.to - w.from <= chrono::Duration::days(90)));
+    }
+
+    #[test]
+    fn retry_after_in_both_forms() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        let later = SystemTime::now() + Duration::from_secs(30);
+        let parsed = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
+        assert!(parsed > Duration::from_secs(28) && parsed <= Duration::from_secs(30));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}
