@@ -263,7 +263,12 @@ impl TokenCache {
             ("scope", self.scope.as_str()),
         ];
         let started = Instant::now();
-        let sent = self.http.post(self.token_url.clone()).form(&form).send().await;
+        let sent = self
+            .http
+            .post(self.token_url.clone())
+            .form(&form)
+            .send()
+            .await;
         let result = match sent {
             Ok(response) => {
                 let status = response.status().as_u16();
@@ -313,8 +318,8 @@ impl TokenCache {
 
     fn parse(&self, status: u16, body: &[u8], sent_at: Instant) -> Result<CachedToken, AuthError> {
         if (200..300).contains(&status) {
-            let response: TokenResponse = serde_json::from_slice(body)
-                .map_err(|_| AuthError::InvalidResponse { status })?;
+            let response: TokenResponse =
+                serde_json::from_slice(body).map_err(|_| AuthError::InvalidResponse { status })?;
             // Entra ID sends a number; some proxies and older endpoints send a string.
             let lifetime = match &response.expires_in {
                 Some(serde_json::Value::Number(n)) => n.as_f64(),
@@ -407,7 +412,12 @@ mod tests {
     #[test]
     fn every_known_aadsts_code_has_specific_advice() {
         let generic = aadsts_hint("AADSTS1");
-        for code in ["AADSTS7000215", "AADSTS700016", "AADSTS90002", "AADSTS700027"] {
+        for code in [
+            "AADSTS7000215",
+            "AADSTS700016",
+            "AADSTS90002",
+            "AADSTS700027",
+        ] {
             assert_ne!(aadsts_hint(code), generic, "{code}");
         }
     }

@@ -269,7 +269,9 @@ impl GraphClient {
                 Some(link) => {
                     let next = self.check_next_link(&link)?;
                     if next == url {
-                        return Err(GraphError::BadNextLink(format!("{link} (points to itself)")));
+                        return Err(GraphError::BadNextLink(format!(
+                            "{link} (points to itself)"
+                        )));
                     }
                     url = next;
                 }
@@ -317,8 +319,10 @@ impl GraphClient {
                             .graph_retries
                             .with_label_values(&[function.name(), "invalid_json"])
                             .inc();
-                        let description =
-                            format!("a page that is not valid JSON ({} bytes): {error}", body.len());
+                        let description = format!(
+                            "a page that is not valid JSON ({} bytes): {error}",
+                            body.len()
+                        );
                         (description, None)
                     }
                 },
@@ -382,10 +386,8 @@ impl GraphClient {
     ) -> Result<Attempt, GraphError> {
         let endpoint = function.name();
         let started = Instant::now();
-        let mut authorization =
-            reqwest::header::HeaderValue::from_str(bearer).map_err(|_| {
-                GraphError::Auth(AuthError::InvalidResponse { status: 200 })
-            })?;
+        let mut authorization = reqwest::header::HeaderValue::from_str(bearer)
+            .map_err(|_| GraphError::Auth(AuthError::InvalidResponse { status: 200 }))?;
         authorization.set_sensitive(true);
         let sent = self
             .http
@@ -430,7 +432,10 @@ impl GraphClient {
         if status == StatusCode::TOO_MANY_REQUESTS
             || (status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some())
         {
-            self.metrics.graph_throttled.with_label_values(&[endpoint]).inc();
+            self.metrics
+                .graph_throttled
+                .with_label_values(&[endpoint])
+                .inc();
             // Throttling is per tenant: every request to it waits, not just this one.
             let wait = retry_after.unwrap_or_else(|| self.backoff(1));
             self.gate.hold_for(wait);
@@ -511,7 +516,10 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
     }
     let date = httpdate::parse_http_date(value).ok()?;
-    Some(date.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        date.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -527,7 +535,9 @@ mod tests {
         assert_eq!(parts[0].from, from);
         assert_eq!(parts[2].to, to);
         assert!(parts.windows(2).all(|w| w[0].to == w[1].from));
-        assert!(parts.iter().all(|w| w.to - w.from <= chrono::Duration::days(90)));
+        assert!(parts
+            .iter()
+            .all(|w| w.to - w.from <= chrono::Duration::days(90)));
     }
 
     #[test]
@@ -537,7 +547,10 @@ mod tests {
         let later = SystemTime::now() + Duration::from_secs(30);
         let parsed = parse_retry_after(&httpdate::fmt_http_date(later)).unwrap();
         assert!(parsed > Duration::from_secs(28) && parsed <= Duration::from_secs(30));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 }

@@ -1,10 +1,33 @@
-//! teams-voice-exporter library.
+//! # teams-voice-exporter
+//!
+//! A Prometheus exporter for Microsoft Teams Direct Routing calls. It reads the call log
+//! rows that Microsoft Graph publishes (`getDirectRoutingCalls`), counts each row exactly
+//! once into counters and histograms labelled by SBC trunk, call type, SIP code, success and
+//! media location, and serves them on `/metrics`.
+//!
+//! The modules follow the path a row takes:
+//!
+//! 1. [`auth`]: access tokens from Microsoft Entra ID, cached and refreshed;
+//! 2. [`graph`]: reads a call window page by page, with retries and `Retry-After`;
+//! 3. [`row`]: parses each row leniently;
+//! 4. [`poller`]: decides which windows to read and when (baseline, recent, sweep);
+//! 5. [`state`]: remembers row ids and counts each row once into the aggregates;
+//! 6. [`metrics`]: renders the aggregates and the exporter's own metrics;
+//! 7. [`server`]: serves `/metrics`, the landing page and health endpoints.
+//!
+//! [`simulator`] is a simulated Graph tenant (token endpoint included) for the demo and the
+//! tests; [`config`] and [`app`] turn flags into a running exporter; [`clock`] lets tests
+//! and the simulator run faster than real time.
+
+pub mod app;
 pub mod auth;
 pub mod clock;
+pub mod config;
 pub mod graph;
 pub mod metrics;
 pub mod poller;
 pub mod row;
 pub mod serve;
+pub mod server;
 pub mod simulator;
 pub mod state;

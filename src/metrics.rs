@@ -115,7 +115,9 @@ impl ExporterMetrics {
             .set(1);
         registry.register(Box::new(build_info))?;
         #[cfg(target_os = "linux")]
-        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(metrics)
     }
 }
@@ -140,7 +142,13 @@ struct Family {
 const CALLS: Family = Family {
     name: "teams_direct_routing_calls_total",
     help: "Direct Routing calls, counted once when their log row first appears in Graph.",
-    labels: &["trunk_fqdn", "call_type", "final_sip_code", "successful", "media_path_location"],
+    labels: &[
+        "trunk_fqdn",
+        "call_type",
+        "final_sip_code",
+        "successful",
+        "media_path_location",
+    ],
 };
 const FAILURES: Family = Family {
     name: "teams_direct_routing_call_failures_total",
@@ -172,7 +180,9 @@ const ARRIVAL: Family = Family {
     help: "How late Graph publishes rows: first seen minus call end, for counted rows.",
     labels: &["endpoint"],
 };
-const FAMILIES: [&Family; 7] = [&CALLS, &FAILURES, &DURATION, &SETUP, &INGESTED, &INVALID, &ARRIVAL];
+const FAMILIES: [&Family; 7] = [
+    &CALLS, &FAILURES, &DURATION, &SETUP, &INGESTED, &INVALID, &ARRIVAL,
+];
 
 impl StateCollector {
     pub fn new(state: Arc<Mutex<TenantState>>, endpoint: &'static str) -> Self {
@@ -225,7 +235,12 @@ impl Collector for StateCollector {
             counter(&FAILURES, &values, *v)
         });
         let duration = a.duration.iter().map(|(k, h)| {
-            histogram(&DURATION, &[&k.trunk_fqdn, &k.call_type], DURATION_BUCKETS, h)
+            histogram(
+                &DURATION,
+                &[&k.trunk_fqdn, &k.call_type],
+                DURATION_BUCKETS,
+                h,
+            )
         });
         let setup = a
             .setup

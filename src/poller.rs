@@ -185,10 +185,10 @@ impl Poller {
                 .graph
                 .read_window(function, part, |page| {
                     let now = self.clock.now();
-                    let outcome = self
-                        .state
-                        .lock()
-                        .ingest(page.value.iter().map(|raw| raw.get()), mode, now);
+                    let outcome =
+                        self.state
+                            .lock()
+                            .ingest(page.value.iter().map(|raw| raw.get()), mode, now);
                     ingested += outcome.ingested;
                 })
                 .await;
@@ -296,9 +296,21 @@ mod tests {
             secret: "s".to_owned().into(),
         };
         let http = reqwest::Client::new();
-        let tokens =
-            TokenCache::new(http.clone(), credential, &endpoint, &endpoint, metrics.clone()).unwrap();
-        let graph = GraphClient::new(http, endpoint, Arc::new(tokens), RetryPolicy::default(), metrics.clone());
+        let tokens = TokenCache::new(
+            http.clone(),
+            credential,
+            &endpoint,
+            &endpoint,
+            metrics.clone(),
+        )
+        .unwrap();
+        let graph = GraphClient::new(
+            http,
+            endpoint,
+            Arc::new(tokens),
+            RetryPolicy::default(),
+            metrics.clone(),
+        );
         Poller {
             graph: Arc::new(graph),
             state: Default::default(),

@@ -168,7 +168,9 @@ pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
     (parsed.year() > 1).then_some(parsed)
 }
 
-fn timestamp<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+fn timestamp<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<DateTime<Utc>>, D::Error> {
     let Some(text) = Option::<std::borrow::Cow<'de, str>>::deserialize(deserializer)? else {
         return Ok(None);
     };
@@ -179,7 +181,9 @@ fn timestamp<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<DateTi
         Some(t) => Ok(Some(t)),
         // Year 1 parses but means "absent"; anything unparseable is a malformed row.
         None if text.trim_start().starts_with("0001-") => Ok(None),
-        None => Err(de::Error::custom(format_args!("invalid timestamp {text:?}"))),
+        None => Err(de::Error::custom(format_args!(
+            "invalid timestamp {text:?}"
+        ))),
     }
 }
 
@@ -209,7 +213,10 @@ mod tests {
         assert_eq!(row.final_sip_code, Some(0));
         assert_eq!(row.call_end_sub_reason, Some(540000));
         assert_eq!(row.media_path_location.as_deref(), Some("USWE"));
-        assert_eq!(row.trunk_fqdn.as_deref(), Some("tll-audiocodes01.adatum.biz"));
+        assert_eq!(
+            row.trunk_fqdn.as_deref(),
+            Some("tll-audiocodes01.adatum.biz")
+        );
         assert_eq!(row.setup_seconds(), Some(3.156));
         assert_eq!(row.call_end(), ts("2019-11-01T00:00:30.105Z"));
     }
@@ -219,8 +226,14 @@ mod tests {
         for (text, expected) in [
             ("2026-11-27T10:00:00Z", "2026-11-27T10:00:00Z"),
             ("2026-11-27T10:00:00.1Z", "2026-11-27T10:00:00.1Z"),
-            ("2026-11-27T10:00:00.1234567Z", "2026-11-27T10:00:00.1234567Z"),
-            ("2026-11-27T10:00:00.1234567+00:00", "2026-11-27T10:00:00.1234567Z"),
+            (
+                "2026-11-27T10:00:00.1234567Z",
+                "2026-11-27T10:00:00.1234567Z",
+            ),
+            (
+                "2026-11-27T10:00:00.1234567+00:00",
+                "2026-11-27T10:00:00.1234567Z",
+            ),
             ("2026-11-27T10:00:00+00:00", "2026-11-27T10:00:00Z"),
             ("2026-11-27T11:00:00+01:00", "2026-11-27T10:00:00Z"),
             ("2026-11-27T10:00:00.12", "2026-11-27T10:00:00.12Z"),
@@ -269,7 +282,12 @@ mod tests {
             assert!(DirectRoutingRow::parse(raw).is_err(), "{raw}");
             assert!(salvage_id(raw).unwrap().starts_with('b'));
         }
-        for raw in ["17", r#"{"startDateTime":"2026-11-27T10:00:00Z"}"#, r#"{"id":""}"#, r#"{"id":5}"#] {
+        for raw in [
+            "17",
+            r#"{"startDateTime":"2026-11-27T10:00:00Z"}"#,
+            r#"{"id":""}"#,
+            r#"{"id":5}"#,
+        ] {
             assert!(DirectRoutingRow::parse(raw).is_err(), "{raw}");
             assert_eq!(salvage_id(raw), None, "{raw}");
         }

@@ -335,7 +335,15 @@ mod tests {
     fn a_row_is_counted_once() {
         let mut state = TenantState::new();
         let first = state.ingest([OK, FAILED, OK], Ingest::Count, now());
-        assert_eq!(first, PageOutcome { received: 3, ingested: 2, remembered_only: 0, invalid: 0 });
+        assert_eq!(
+            first,
+            PageOutcome {
+                received: 3,
+                ingested: 2,
+                remembered_only: 0,
+                invalid: 0
+            }
+        );
         let again = state.ingest([FAILED, OK], Ingest::Count, now());
         assert_eq!(again.ingested, 0);
         let a = &state.aggregates;
@@ -354,10 +362,16 @@ mod tests {
             call_end_sub_reason: "560503".into(),
         };
         assert_eq!(a.failures[&failure], 1);
-        let trunk = TrunkTypeKey { trunk_fqdn: "sbc1.contoso.com".into(), call_type: "ByotIn".into() };
+        let trunk = TrunkTypeKey {
+            trunk_fqdn: "sbc1.contoso.com".into(),
+            call_type: "ByotIn".into(),
+        };
         let duration = &a.duration[&trunk];
         assert_eq!((duration.count, duration.sum), (1, 300.0));
-        assert_eq!(duration.buckets[DURATION_BUCKETS.iter().position(|b| *b == 300.0).unwrap()], 1);
+        assert_eq!(
+            duration.buckets[DURATION_BUCKETS.iter().position(|b| *b == 300.0).unwrap()],
+            1
+        );
         assert_eq!(a.setup[&trunk].sum, 4.0);
         assert_eq!(a.duration.len(), 1, "failed calls have no duration");
         // Ended 10:05:25 and 11:00:03, first seen at 12:00.
@@ -368,8 +382,16 @@ mod tests {
     fn baseline_remembers_without_counting() {
         let mut state = TenantState::new();
         let outcome = state.ingest([OK, "17"], Ingest::RememberOnly, now());
-        assert_eq!((outcome.ingested, outcome.remembered_only, outcome.invalid), (0, 1, 0));
-        assert_eq!(state.ingest([OK, "17", FAILED], Ingest::Count, now()).ingested, 1);
+        assert_eq!(
+            (outcome.ingested, outcome.remembered_only, outcome.invalid),
+            (0, 1, 0)
+        );
+        assert_eq!(
+            state
+                .ingest([OK, "17", FAILED], Ingest::Count, now())
+                .ingested,
+            1
+        );
         assert_eq!(state.aggregates.rows_invalid, 0);
         assert_eq!(state.aggregates.rows_ingested, 1);
     }
@@ -377,7 +399,11 @@ mod tests {
     #[test]
     fn malformed_rows_are_counted_once_even_without_id() {
         let mut state = TenantState::new();
-        let bad = [r#"{"id":"b1","duration":"long","startDateTime":"2026-11-27T10:00:00Z"}"#, "17", r#"{"callType":"x"}"#];
+        let bad = [
+            r#"{"id":"b1","duration":"long","startDateTime":"2026-11-27T10:00:00Z"}"#,
+            "17",
+            r#"{"callType":"x"}"#,
+        ];
         assert_eq!(state.ingest(bad, Ingest::Count, now()).invalid, 3);
         assert_eq!(state.ingest(bad, Ingest::Count, now()).invalid, 0);
         assert_eq!(state.aggregates.rows_invalid, 3);
@@ -386,7 +412,11 @@ mod tests {
     #[test]
     fn unknown_labels_for_nulls() {
         let mut state = TenantState::new();
-        state.ingest([r#"{"id":"n","startDateTime":"2026-11-27T10:00:00Z"}"#], Ingest::Count, now());
+        state.ingest(
+            [r#"{"id":"n","startDateTime":"2026-11-27T10:00:00Z"}"#],
+            Ingest::Count,
+            now(),
+        );
         let key = state.aggregates.calls.keys().next().unwrap().clone();
         assert_eq!(key.trunk_fqdn, UNKNOWN);
         assert_eq!(key.successful, UNKNOWN);
@@ -398,7 +428,10 @@ mod tests {
     fn expiry_forgets_old_rows_only() {
         let mut state = TenantState::new();
         state.ingest([OK, FAILED], Ingest::Count, now());
-        assert_eq!(state.forget_before("2026-11-27T10:30:00Z".parse().unwrap()), 1);
+        assert_eq!(
+            state.forget_before("2026-11-27T10:30:00Z".parse().unwrap()),
+            1
+        );
         assert_eq!(state.remembered_rows(), 1);
         // The forgotten row would count again if a window still reached it; none does.
         assert_eq!(state.ingest([FAILED], Ingest::Count, now()).ingested, 0);
@@ -406,9 +439,18 @@ mod tests {
 
     #[test]
     fn guid_keys_are_compact_and_exact() {
-        assert!(matches!(RowKey::from_id("9e8bba57-dc14-533a-a7dd-f0da6575eed1"), RowKey::Guid(_)));
-        assert!(matches!(RowKey::from_id("9E8BBA57-dc14-533a-a7dd-f0da6575eed1"), RowKey::Text(_)));
-        assert!(matches!(RowKey::from_id("9e8bba57-dc14-533a-a7dd-f0da6575eedz"), RowKey::Text(_)));
+        assert!(matches!(
+            RowKey::from_id("9e8bba57-dc14-533a-a7dd-f0da6575eed1"),
+            RowKey::Guid(_)
+        ));
+        assert!(matches!(
+            RowKey::from_id("9E8BBA57-dc14-533a-a7dd-f0da6575eed1"),
+            RowKey::Text(_)
+        ));
+        assert!(matches!(
+            RowKey::from_id("9e8bba57-dc14-533a-a7dd-f0da6575eedz"),
+            RowKey::Text(_)
+        ));
         assert_ne!(
             RowKey::from_id("9e8bba57-dc14-533a-a7dd-f0da6575eed1"),
             RowKey::from_id("9e8bba57-dc14-533a-a7dd-f0da6575eed2")

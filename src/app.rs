@@ -1,0 +1,240 @@
+//! Wiring: from validated configuration to a running exporter.
+//!
+//! Builds the pieces in data-flow order (credentials → token cache → Graph client → tenant
+//! state → poller → HTTP server), starts the simulated tenant first when asked for the
+//! demo, and stops everything cleanly on SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{Credential, TokenCache};
+use crate::clock::Clock;
+use crate::config::{listen_candidates, ConfigError, ExporterArgs, SimulateArgs};
+use crate::graph::GraphClient;
+use crate::metrics::{ExporterMetrics, StateCollector, DIRECT_ROUTING_ENDPOINT};
+use crate::poller::{Poller, PollerStatus, Progress};
+use crate::server::{About, Web};
+use crate::simulator::{self, SimConfig, SimHandle, Traffic};
+use crate::state::TenantState;
+
+/// How much call history the simulated tenant holds: the default lookback and a margin.
+const DEMO_HISTORY: std::time::Duration = std::time::Duration::from_secs(74 * 3600);
+
+/// Why the exporter could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {address}: {reason}. Choose another --web.listen-address, or stop what uses the port")]
+    Listen { address: String, reason: String },
+    #[error("cannot start the simulated tenant: {0}")]
+    Simulator(std::io::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(String),
+    #[error("cannot register metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+impl StartError {
+    /// The process exit code: 2 for what the user must change in the configuration.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::Config(_) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs the exporter until SIGTERM or Ctrl-C. `env_secret` is `AZURE_CLIENT_SECRET`.
+pub async fn run_exporter(
+    args: ExporterArgs,
+    env_secret: Option<String>,
+) -> Result<(), StartError> {
+    let mut config = args.config()?;
+    let shutdown = CancellationToken::new();
+    let clock = Clock::system();
+
+    let mut simulator = None;
+    let credential = if args.demo {
+        let mut sim_config = SimConfig::demo(clock.clone());
+        sim_config.traffic = Traffic::Live {
+            calls_per_day: args.demo_calls_per_day,
+            history: DEMO_HISTORY,
+        };
+        let sim = SimHandle::bind(sim_config, ([127, 0, 0, 1], 0).into())
+            .await
+            .map_err(StartError::Simulator)?;
+        let base: reqwest::Url = sim.base_url().parse().map_err(|e: url::ParseError| {
+            StartError::Simulator(std::io::Error::other(e.to_string()))
+        })?;
+        config.graph_endpoint = base.clone();
+        config.authority_host = base;
+        tracing::info!(address = %sim.addr(), "demo: simulated Graph tenant started; no Azure account is used");
+        simulator = Some(sim);
+        Credential::ClientSecret {
+            tenant_id: simulator::DEMO_TENANT_ID.to_owned(),
+            client_id: simulator::DEMO_CLIENT_ID.to_owned(),
+            secret: simulator::DEMO_CLIENT_SECRET.to_owned().into(),
+        }
+    } else {
+        let credentials = args.credentials(env_secret)?;
+        Credential::ClientSecret {
+            tenant_id: credentials.tenant_id,
+            client_id: credentials.client_id,
+            secret: credentials.secret,
+        }
+    };
+
+    let registry = Registry::new();
+    let metrics = ExporterMetrics::register(&registry)?;
+    metrics
+        .start_time
+        .set(clock.now().timestamp_millis() as f64 / 1e3);
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("teams-voice-exporter/", env!("CARGO_PKG_VERSION")))
+        .timeout(config.graph_timeout)
+        .connect_timeout(config.graph_timeout.min(std::time::Duration::from_secs(15)))
+        .build()
+        .map_err(|e| StartError::HttpClient(e.to_string()))?;
+
+    let about = About {
+        tenant_id: credential.tenant_id().to_owned(),
+        credential: credential.kind(),
+        graph_endpoint: config.graph_endpoint.to_string(),
+        schedule: config.schedule.clone(),
+        demo: args.demo,
+    };
+    let tokens = TokenCache::new(
+        http.clone(),
+        credential,
+        &config.authority_host,
+        &config.graph_endpoint,
+        metrics.clone(),
+    )
+    .map_err(|e| ConfigError::BadUrl {
+        flag: "--azure.authority-host",
+        value: config.authority_host.to_string(),
+        reason: e.to_string(),
+    })?;
+    let graph = GraphClient::new(
+        http,
+        config.graph_endpoint.clone(),
+        Arc::new(tokens),
+        config.retry.clone(),
+        metrics.clone(),
+    );
+
+    let state = Arc::new(Mutex::new(TenantState::new()));
+    registry.register(Box::new(StateCollector::new(
+        state.clone(),
+        DIRECT_ROUTING_ENDPOINT,
+    )))?;
+    let status = Arc::new(PollerStatus::default());
+    let poller = Poller {
+        graph: Arc::new(graph),
+        state,
+        status: status.clone(),
+        metrics,
+        clock,
+        schedule: config.schedule.clone(),
+        progress: Progress::default(),
+    };
+
+    let listener = bind(&config.listen_address).await?;
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| config.listen_address.clone(), |a| a.to_string());
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        address = %address,
+        telemetry_path = %config.telemetry_path,
+        graph = %about.graph_endpoint,
+        tenant = %about.tenant_id,
+        "teams-voice-exporter listening"
+    );
+    let web = Arc::new(Web {
+        registry,
+        telemetry_path: config.telemetry_path.clone(),
+        status,
+        about,
+    });
+
+    let poll_task = tokio::spawn(poller.run(shutdown.clone()));
+    let signal_shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("stopping");
+        signal_shutdown.cancel();
+    });
+    crate::server::run(listener, web, shutdown.clone()).await;
+    let _ = poll_task.await;
+    if let Some(sim) = simulator {
+        sim.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Serves the simulated tenant alone until SIGTERM or Ctrl-C.
+pub async fn run_simulator(args: SimulateArgs) -> Result<(), StartError> {
+    let mut config = SimConfig::demo(Clock::system());
+    config.seed = args.seed;
+    config.traffic = Traffic::Live {
+        calls_per_day: args.calls_per_day,
+        history: DEMO_HISTORY,
+    };
+    let sim = SimHandle::bind(config, args.listen)
+        .await
+        .map_err(|e| StartError::Listen {
+            address: args.listen.to_string(),
+            reason: e.to_string(),
+        })?;
+    tracing::info!(
+        url = %sim.base_url(),
+        tenant_id = simulator::DEMO_TENANT_ID,
+        client_id = simulator::DEMO_CLIENT_ID,
+        "simulated Graph tenant serving; point --graph.endpoint and --azure.authority-host at the url (the client secret is in the README)"
+    );
+    wait_for_signal().await;
+    sim.shutdown().await;
+    Ok(())
+}
+
+async fn bind(address: &str) -> Result<TcpListener, StartError> {
+    let mut last_error = String::new();
+    for candidate in listen_candidates(address) {
+        match TcpListener::bind(&candidate).await {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = error.to_string(),
+        }
+    }
+    Err(StartError::Listen {
+        address: address.to_owned(),
+        reason: last_error,
+    })
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

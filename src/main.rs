@@ -1,0 +1,77 @@
+//! The `teams-voice-exporter` command: parses flags, sets up logging, and hands over to the
+//! library.
+
+use clap::Parser;
+use teams_voice_exporter::app;
+use teams_voice_exporter::config::{Cli, Command, LogArgs, LogFormat, LogLevel};
+
+fn main() {
+    let cli = Cli::parse();
+    let log = match &cli.command {
+        Some(Command::Simulate(args)) => &args.log,
+        None => &cli.exporter.log,
+    };
+    init_logging(log);
+    // Read once, here, so the library never touches the process environment itself.
+    let env_secret = std::env::var("AZURE_CLIENT_SECRET").ok();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("teams-voice-exporter: cannot start the async runtime: {error}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Some(Command::Simulate(args)) => app::run_simulator(args).await,
+            None => app::run_exporter(cli.exporter, env_secret).await,
+        }
+    });
+    if let Err(error) = result {
+        tracing::error!(%error, "cannot start");
+        eprintln!("teams-voice-exporter: error: {error}");
+        std::process::exit(error.exit_code());
+    }
+}
+
+fn init_logging(log: &LogArgs) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let level = match log.level {
+        LogLevel::Error => "error",
+        LogLevel::Warn => "warn",
+        LogLevel::Info => "info",
+        LogLevel::Debug => "debug",
+        LogLevel::Trace => "trace",
+    };
+    // Libraries below us (hyper, reqwest) stay at warn unless tracing everything.
+    let filter = tracing_subscriber::EnvFilter::new(if level == "trace" {
+        "trace".to_owned()
+    } else {
+        format!("warn,teams_voice_exporter={level}")
+    });
+    let registry = tracing_subscriber::registry().with(filter);
+    match log.format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+        LogFormat::Logfmt => registry
+            .with(
+                tracing_logfmt::builder()
+                    .with_span_name(false)
+                    .with_span_path(false)
+                    .layer()
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
+}

@@ -1,0 +1,167 @@
+//! The exporter's HTTP interface: `/metrics`, a landing page, and health endpoints.
+//!
+//! Paths and behaviour follow the Prometheus exporters: `/-/healthy` answers while the
+//! process runs, `/-/ready` once the first poll has read its whole window (so a rollout
+//! waits for real numbers), and `/` tells a human what the exporter is doing.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Method, Request};
+use prometheus::{Encoder, Registry, TextEncoder};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::poller::{PollerStatus, Schedule};
+use crate::serve::{response, serve, HttpResponse};
+
+/// What the landing page says about the configuration.
+#[derive(Debug, Clone)]
+pub struct About {
+    pub tenant_id: String,
+    pub credential: &'static str,
+    pub graph_endpoint: String,
+    pub schedule: Schedule,
+    pub demo: bool,
+}
+
+/// Everything the handlers need.
+pub struct Web {
+    pub registry: Registry,
+    pub telemetry_path: String,
+    pub status: Arc<PollerStatus>,
+    pub about: About,
+}
+
+/// Serves the exporter's endpoints until `shutdown` is cancelled.
+pub async fn run(listener: TcpListener, web: Arc<Web>, shutdown: CancellationToken) {
+    serve(listener, shutdown, move |request, peer| {
+        let web = web.clone();
+        async move { web.handle(&request, peer) }
+    })
+    .await;
+}
+
+impl Web {
+    fn handle(&self, request: &Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+        let path = request.uri().path();
+        tracing::trace!(%peer, %path, "request");
+        if request.method() != Method::GET && request.method() != Method::HEAD {
+            let mut r = response(405, "text/plain; charset=utf-8", "Method Not Allowed\n");
+            r.headers_mut()
+                .insert(hyper::header::ALLOW, "GET, HEAD".parse().expect("static"));
+            return r;
+        }
+        match path {
+            p if p == self.telemetry_path => self.metrics(),
+            "/" => response(200, "text/html; charset=utf-8", self.landing_page()),
+            "/-/healthy" => response(200, "text/plain; charset=utf-8", "Healthy\n"),
+            "/-/ready" if self.status.is_ready() => {
+                response(200, "text/plain; charset=utf-8", "Ready\n")
+            }
+            "/-/ready" => response(
+                503,
+                "text/plain; charset=utf-8",
+                "Not ready: the first poll of Graph has not completed yet (see the landing page or the log)\n",
+            ),
+            _ => response(404, "text/plain; charset=utf-8", "Not Found\n"),
+        }
+    }
+
+    fn metrics(&self) -> HttpResponse {
+        let encoder = TextEncoder::new();
+        let families = self.registry.gather();
+        let mut body = Vec::with_capacity(64 * 1024);
+        match encoder.encode(&families, &mut body) {
+            Ok(()) => response(200, encoder.format_type(), body),
+            Err(error) => {
+                tracing::error!(%error, "rendering metrics failed");
+                response(
+                    500,
+                    "text/plain; charset=utf-8",
+                    format!("rendering metrics failed: {error}\n"),
+                )
+            }
+        }
+    }
+
+    fn landing_page(&self) -> String {
+        let a = &self.about;
+        let s = &a.schedule;
+        let show = |d: std::time::Duration| humantime::format_duration(d).to_string();
+        let mut page = String::with_capacity(4096);
+        let _ = write!(
+            page,
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Teams Voice Exporter</title>\
+             <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td{{padding:0 1em 0 0}}</style></head><body>\
+             <h1>Teams Voice Exporter</h1><p>Version {version}. Prometheus metrics for Microsoft Teams Direct Routing calls, read from Microsoft Graph call logs.</p>\
+             <ul><li><a href=\"{metrics}\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li></ul>\
+             <h2>Configuration</h2><table>\
+             <tr><td>Tenant</td><td>{tenant}{demo}</td></tr><tr><td>Credential</td><td>{credential}</td></tr>\
+             <tr><td>Graph</td><td>{graph}</td></tr>\
+             <tr><td>Schedule</td><td>recent window {recent} every {interval}; lookback {lookback} every {sweep}</td></tr></table>\
+             <h2>Polling</h2><table>",
+            version = env!("CARGO_PKG_VERSION"),
+            metrics = escape(&self.telemetry_path),
+            tenant = escape(&a.tenant_id),
+            demo = if a.demo { " (simulated tenant, --demo)" } else { "" },
+            credential = a.credential,
+            graph = escape(&a.graph_endpoint),
+            recent = show(s.recent_window),
+            interval = show(s.poll_interval),
+            lookback = show(s.lookback),
+            sweep = show(s.sweep_interval),
+        );
+        let ready = if self.status.is_ready() {
+            "yes"
+        } else {
+            "no: waiting for the first complete read of the lookback"
+        };
+        let _ = write!(page, "<tr><td>Ready</td><td>{ready}</td></tr>");
+        let last_success = self
+            .status
+            .last_success()
+            .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+        let _ = write!(
+            page,
+            "<tr><td>Last successful poll</td><td>{last_success}</td></tr>"
+        );
+        if let Some(poll) = self.status.last_poll() {
+            let outcome = match &poll.result {
+                Ok(read) => format!(
+                    "read {} rows in {} pages, {} new",
+                    read.rows, read.pages, poll.ingested
+                ),
+                Err(error) => format!("<strong>failed</strong>: {}", escape(error)),
+            };
+            let _ = write!(
+                page,
+                "<tr><td>Last poll</td><td>{kind} of {from} to {to}, finished {at} after {took:.1?}: {outcome}</td></tr>",
+                kind = poll.kind.as_str(),
+                from = poll.window.from.to_rfc3339(),
+                to = poll.window.to.to_rfc3339(),
+                at = poll.finished_at.to_rfc3339(),
+                took = poll.took,
+            );
+        }
+        page.push_str("</table></body></html>\n");
+        page
+    }
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

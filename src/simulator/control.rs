@@ -1,0 +1,104 @@
+//! The simulator's own endpoints under `/_sim/`, so that a separately running `simulate`
+//! process can be observed and driven like an in-process [`super::SimHandle`], and the
+//! page at `/` that says what this server is.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use hyper::body::Incoming;
+use hyper::{Method, Request};
+use serde::Serialize;
+
+use super::{read_body, Faults, Mode, Tenant};
+use crate::serve::{response, HttpResponse};
+
+const MAX_FAULTS_BYTES: usize = 64 * 1024;
+
+const INDEX: &str = "\
+teams-voice-exporter simulated tenant
+
+A stand-in for Microsoft Graph's Direct Routing call log and the Microsoft Entra ID token
+endpoint, for demonstrations and tests. Point the exporter's Graph endpoint and authority
+host at this server's base URL.
+
+Simulated services:
+  POST /{tenant}/oauth2/v2.0/token      client-credentials grant (client secret)
+  GET  /v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=..,toDateTime=..)
+  GET  /v1.0/communications/callRecords/getPstnCalls(fromDateTime=..,toDateTime=..)   (always empty)
+
+Control:
+  GET  /_sim/stats                      requests, pages, faults served (JSON)
+  GET  /_sim/ground-truth[?since=RFC3339]
+                                        rows the exporter must have counted (JSON);
+                                        `since` applies to live traffic (default: start)
+  POST /_sim/release                    start the late arrivals of a scenario
+  GET  /_sim/faults                     current faults (JSON)
+  PUT  /_sim/faults                     replace the faults (JSON body, missing fields = off)
+";
+
+pub(super) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> HttpResponse {
+    let path = request.uri().path().to_owned();
+    let method = request.method().clone();
+    match (path.as_str(), &method) {
+        ("/", &Method::GET) => response(200, "text/plain; charset=utf-8", INDEX),
+        ("/_sim/stats", &Method::GET) => json(200, &tenant.stats().clone()),
+        ("/_sim/ground-truth", &Method::GET) => match since(request.uri().query()) {
+            Ok(since) => json(200, &tenant.ground_truth(since)),
+            Err(message) => text(400, message),
+        },
+        ("/_sim/release", &Method::POST) => {
+            let released = tenant.release();
+            let mode = match tenant.mode {
+                Mode::Live => "live",
+                Mode::Scenario => "scenario",
+            };
+            json(
+                200,
+                &serde_json::json!({ "released": released, "mode": mode }),
+            )
+        }
+        ("/_sim/faults", &Method::GET) => json(200, &tenant.gate.lock().faults.clone()),
+        ("/_sim/faults", &Method::PUT) => {
+            let Some(body) = read_body(request.into_body(), MAX_FAULTS_BYTES).await else {
+                return text(413, "the faults document is too large".to_owned());
+            };
+            match serde_json::from_slice::<Faults>(&body) {
+                Ok(faults) => {
+                    tenant.set_faults(faults.clone());
+                    json(200, &faults)
+                }
+                Err(error) => text(400, format!("invalid faults document: {error}")),
+            }
+        }
+        ("/" | "/_sim/stats" | "/_sim/ground-truth" | "/_sim/release" | "/_sim/faults", _) => {
+            text(405, format!("{method} is not allowed on {path}"))
+        }
+        _ => text(404, format!("no simulator endpoint at {path}; see /")),
+    }
+}
+
+/// The optional `since` of a ground-truth request.
+fn since(query: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
+    let Some(query) = query else { return Ok(None) };
+    let Some((_, value)) =
+        url::form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == "since")
+    else {
+        return Ok(None);
+    };
+    // An unescaped `+00:00` arrives as ` 00:00` after form decoding.
+    DateTime::parse_from_rfc3339(&value)
+        .or_else(|_| DateTime::parse_from_rfc3339(&value.replace(' ', "+")))
+        .map(|time| Some(time.with_timezone(&Utc)))
+        .map_err(|error| format!("since must be an RFC 3339 timestamp: {error}"))
+}
+
+fn json(status: u16, value: &impl Serialize) -> HttpResponse {
+    match serde_json::to_vec(value) {
+        Ok(body) => response(status, "application/json", body),
+        Err(error) => text(500, format!("cannot serialize: {error}")),
+    }
+}
+
+fn text(status: u16, message: String) -> HttpResponse {
+    response(status, "text/plain; charset=utf-8", message + "\n")
+}

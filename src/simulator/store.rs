@@ -1,0 +1,98 @@
+//! The tenant's call log: every stored row ordered by start time, with the queries Graph
+//! answers from it (a call window's visible rows, page by page) and the bookkeeping of
+//! late arrivals and pruning.
+//!
+//! Rows are kept sorted by start so a call window is found by binary search; visibility is
+//! checked per row at each request, because rows become visible at their own times and a
+//! page is always evaluated against the log as it is at that moment.
+
+use std::collections::VecDeque;
+
+use super::model::{CallRow, Origin, HIDDEN};
+
+pub(super) struct Store {
+    rows: VecDeque<CallRow>,
+    released_ms: Option<i64>,
+}
+
+/// One page of a call window.
+pub(super) struct Page<'a> {
+    pub rows: Vec<&'a CallRow>,
+    /// Whether visible rows remain after this page.
+    pub more: bool,
+}
+
+impl Store {
+    pub fn new(mut rows: Vec<CallRow>) -> Self {
+        rows.sort_by_key(|row| (row.start, row.id));
+        Store {
+            rows: rows.into(),
+            released_ms: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Adds a row, keeping start order. New live calls start after nearly all stored ones,
+    /// so the common case is a push at the back.
+    pub fn insert(&mut self, row: CallRow) {
+        let key = (row.start, row.id);
+        match self.rows.back() {
+            Some(last) if (last.start, last.id) > key => {
+                let at = self.rows.partition_point(|r| (r.start, r.id) <= key);
+                self.rows.insert(at, row);
+            }
+            _ => self.rows.push_back(row),
+        }
+    }
+
+    /// Forgets rows that started before `start` (ticks), returning how many.
+    pub fn prune_started_before(&mut self, start: i64) -> usize {
+        let count = self.rows.partition_point(|row| row.start < start);
+        self.rows.drain(..count);
+        count
+    }
+
+    /// Rows visible at `now_ms` that started in `[from, to)` (ticks), skipping `skip` of them.
+    pub fn page(&self, from: i64, to: i64, now_ms: i64, skip: usize, page_size: usize) -> Page<'_> {
+        let low = self.rows.partition_point(|row| row.start < from);
+        let high = self.rows.partition_point(|row| row.start < to).max(low);
+        let mut rows: Vec<&CallRow> = self
+            .rows
+            .range(low..high)
+            .filter(|row| row.is_visible(now_ms))
+            .skip(skip)
+            .take(page_size.saturating_add(1))
+            .collect();
+        let more = rows.len() > page_size;
+        rows.truncate(page_size);
+        Page { rows, more }
+    }
+
+    /// Starts the late arrivals: each hidden row appears its own delay after `now_ms`.
+    /// Only the first release counts.
+    pub fn release(&mut self, now_ms: i64) -> bool {
+        if self.released_ms.is_some() {
+            return false;
+        }
+        self.released_ms = Some(now_ms);
+        for row in self.rows.iter_mut().filter(|row| row.visible_ms == HIDDEN) {
+            row.visible_ms = now_ms.saturating_add(i64::from(row.arrival_ms));
+        }
+        true
+    }
+
+    /// Rows visible at `now_ms`.
+    pub fn visible(&self, now_ms: i64) -> impl Iterator<Item = &CallRow> {
+        self.rows.iter().filter(move |row| row.is_visible(now_ms))
+    }
+
+    /// Visible malformed rows; each has distinct content, so each is one invalid row.
+    pub fn visible_malformed(&self, now_ms: i64) -> u64 {
+        self.visible(now_ms)
+            .filter(|row| matches!(row.origin, Origin::Malformed { .. }))
+            .count() as u64
+    }
+}

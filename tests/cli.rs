@@ -1,0 +1,161 @@
+//! The command line and HTTP surface of the real binary: start-up errors, the demo, the
+//! landing and health endpoints, and a clean stop on SIGTERM.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{wait_for, Exporter, BIN, SECRET};
+
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_remove("AZURE_TENANT_ID")
+        .env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_CLIENT_SECRET");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.output().unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn a_bad_duration_names_the_flag_and_exits_non_zero() {
+    let (code, text) = run(&["--poll.interval=banana"], &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("--poll.interval") && text.contains("banana") && text.contains("90s"),
+        "{text}"
+    );
+}
+
+#[test]
+fn missing_credentials_say_what_to_set_and_never_print_the_secret() {
+    let (code, text) = run(
+        &["--web.listen-address=127.0.0.1:0"],
+        &[("AZURE_CLIENT_SECRET", SECRET)],
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("AZURE_TENANT_ID") && text.contains("AZURE_CLIENT_ID"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("AZURE_CLIENT_SECRET,"),
+        "the secret is present, so it is not listed missing: {text}"
+    );
+    assert!(text.contains("--demo"), "{text}");
+    assert!(!text.contains(SECRET), "{text}");
+}
+
+#[test]
+fn an_unreadable_secret_file_is_named() {
+    let (code, text) = run(
+        &["--azure.client-secret-file=/nonexistent/secret"],
+        &[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c")],
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("/nonexistent/secret") && text.contains("--azure.client-secret-file"),
+        "{text}"
+    );
+}
+
+#[test]
+fn schedule_mistakes_are_refused_at_start() {
+    let (code, text) = run(&["--poll.lookback=30m"], &[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("--poll.lookback") && text.contains("--poll.recent-window"),
+        "{text}"
+    );
+}
+
+#[test]
+fn help_lists_the_exporter_flags() {
+    let (code, text) = run(&["--help"], &[("AZURE_CLIENT_SECRET", SECRET)]);
+    assert_eq!(code, 0);
+    for flag in [
+        "--web.listen-address",
+        "--web.telemetry-path",
+        "--log.level",
+        "--log.format",
+        "--graph.endpoint",
+        "--azure.authority-host",
+        "--poll.lookback",
+    ] {
+        assert!(text.contains(flag), "{flag} missing from --help");
+    }
+    assert!(
+        !text.contains(SECRET),
+        "--help shows the environment's secret"
+    );
+}
+
+#[test]
+fn demo_serves_calls_on_several_trunks_and_stops_on_sigterm() {
+    let args: Vec<String> = [
+        "--demo",
+        "--web.listen-address=127.0.0.1:0",
+        "--log.format=json",
+        "--demo.calls-per-day=40000",
+        "--poll.interval=1s",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let exporter = Exporter::spawn(&args, &[]);
+    assert_eq!(exporter.get("/-/healthy"), (200, "Healthy\n".to_owned()));
+    let (status, page) = exporter.get("/");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("Teams Voice Exporter")
+            && page.contains(env!("CARGO_PKG_VERSION"))
+            && page.contains("/metrics")
+    );
+    assert_eq!(exporter.get("/nope").0, 404);
+    let post = reqwest::blocking::Client::new()
+        .post(exporter.url("/metrics"))
+        .send()
+        .unwrap();
+    assert_eq!(post.status().as_u16(), 405);
+
+    exporter.wait_ready(Duration::from_secs(60));
+    let trunks = || {
+        let metrics = exporter.metrics();
+        metrics
+            .of("teams_direct_routing_calls_total")
+            .keys()
+            .map(|labels| labels["trunk_fqdn"].clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    wait_for(Duration::from_secs(60), "calls on three trunks", || {
+        trunks().len() >= 3
+    })
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", exporter.log()));
+    let metrics = exporter.metrics();
+    assert_eq!(metrics.types["teams_direct_routing_calls_total"], "counter");
+    assert_eq!(
+        metrics.types["teams_direct_routing_call_duration_seconds"],
+        "histogram"
+    );
+    assert_eq!(metrics.sum("teams_voice_exporter_ready", &[]), 1.0);
+    assert_eq!(metrics.sum("teams_voice_exporter_build_info", &[]), 1.0);
+    for ((name, labels), _) in &metrics.samples {
+        for (key, value) in labels {
+            assert!(
+                !value.contains('@') && !value.contains('+'),
+                "personal data in {name}{{{key}={value}}}"
+            );
+        }
+    }
+    let status = exporter
+        .terminate(Duration::from_secs(10))
+        .expect("stops within 10 s of SIGTERM");
+    assert!(status.success(), "{status:?}");
+}

@@ -1,0 +1,269 @@
+//! Shared parts of the integration tests: the real exporter binary as a child process, a
+//! `/metrics` parser written independently of the exporter's own rendering, and waiting.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_teams-voice-exporter");
+pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
+pub const CLIENT: &str = "66666666-7777-8888-9999-000000000000";
+pub const SECRET: &str = "test~SECRET~value~never~printed";
+
+/// The exporter binary, started with JSON logs on a free loopback port.
+pub struct Exporter {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Exporter {
+    /// Starts the exporter against a simulated tenant at `base_url`, with fast polling.
+    pub fn start(base_url: &str, extra: &[&str]) -> Exporter {
+        let mut args = vec![
+            "--web.listen-address=127.0.0.1:0".to_owned(),
+            "--log.format=json".to_owned(),
+            "--log.level=debug".to_owned(),
+            format!("--graph.endpoint={base_url}"),
+            format!("--azure.authority-host={base_url}"),
+            "--poll.interval=300ms".to_owned(),
+            "--poll.sweep-interval=2s".to_owned(),
+            "--graph.retry-backoff=50ms".to_owned(),
+        ];
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Exporter::spawn(
+            &args,
+            &[
+                ("AZURE_TENANT_ID", TENANT),
+                ("AZURE_CLIENT_ID", CLIENT),
+                ("AZURE_CLIENT_SECRET", SECRET),
+            ],
+        )
+    }
+
+    pub fn spawn(args: &[String], env: &[(&str, &str)]) -> Exporter {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env_remove("AZURE_TENANT_ID")
+            .env_remove("AZURE_CLIENT_ID")
+            .env_remove("AZURE_CLIENT_SECRET")
+            .env_remove("AZURE_AUTHORITY_HOST")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("the exporter binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("teams-voice-exporter listening") {
+                    let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+                    let _ = addr_tx.send(
+                        value["address"]
+                            .as_str()
+                            .unwrap()
+                            .parse::<SocketAddr>()
+                            .unwrap(),
+                    );
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = match addr_rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "exporter did not start listening; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Exporter { child, addr, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::blocking::get(self.url(path)).expect("exporter answers");
+        let status = response.status().as_u16();
+        (status, response.text().unwrap())
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200);
+        Metrics::parse(&body)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    pub fn wait_ready(&self, timeout: Duration) {
+        wait_for(timeout, "exporter ready", || self.get("/-/ready").0 == 200)
+            .unwrap_or_else(|e| panic!("{e}; log:\n{}", self.log()));
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Exporter {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+pub fn wait_for(
+    timeout: Duration,
+    what: &str,
+    mut condition: impl FnMut() -> bool,
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    loop {
+        if condition() {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > timeout {
+            return Err(format!("timed out after {timeout:?} waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A series: metric name (with `_bucket`/`_sum`/`_count` suffix) and sorted labels.
+pub type Series = (String, BTreeMap<String, String>);
+
+/// A parsed text exposition.
+#[derive(Debug, Default, Clone)]
+pub struct Metrics {
+    pub samples: BTreeMap<Series, f64>,
+    pub types: BTreeMap<String, String>,
+}
+
+impl Metrics {
+    /// Parses the Prometheus text format (as much of it as an exporter emits).
+    pub fn parse(text: &str) -> Metrics {
+        let mut metrics = Metrics::default();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let mut parts = rest.split_whitespace();
+                metrics.types.insert(
+                    parts.next().unwrap().to_owned(),
+                    parts.next().unwrap().to_owned(),
+                );
+                continue;
+            }
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').expect("sample has a value");
+            let value: f64 = match value {
+                "+Inf" => f64::INFINITY,
+                v => v.parse().unwrap_or_else(|_| panic!("bad value in {line}")),
+            };
+            let (name, labels) = match series.split_once('{') {
+                None => (series.to_owned(), BTreeMap::new()),
+                Some((name, rest)) => (
+                    name.to_owned(),
+                    parse_labels(rest.strip_suffix('}').unwrap()),
+                ),
+            };
+            assert!(
+                metrics.samples.insert((name, labels), value).is_none(),
+                "duplicate series {line}"
+            );
+        }
+        metrics
+    }
+
+    /// All samples of one metric name.
+    pub fn of(&self, name: &str) -> BTreeMap<BTreeMap<String, String>, f64> {
+        self.samples
+            .iter()
+            .filter(|((n, _), _)| n == name)
+            .map(|((_, labels), v)| (labels.clone(), *v))
+            .collect()
+    }
+
+    /// The sum over all series of a metric whose labels include `filter`.
+    pub fn sum(&self, name: &str, filter: &[(&str, &str)]) -> f64 {
+        self.of(name)
+            .iter()
+            .filter(|(labels, _)| {
+                filter
+                    .iter()
+                    .all(|(k, v)| labels.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+fn parse_labels(text: &str) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        let name: String = chars.by_ref().take_while(|c| *c != '=').collect();
+        if name.is_empty() {
+            break;
+        }
+        assert_eq!(chars.next(), Some('"'));
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(other) => value.push(other),
+                    None => break,
+                },
+                '"' => break,
+                c => value.push(c),
+            }
+        }
+        labels.insert(name.trim_start_matches(',').to_owned(), value);
+        if chars.peek() == Some(&',') {
+            chars.next();
+        }
+    }
+    labels
+}
+
+pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}

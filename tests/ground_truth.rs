@@ -1,0 +1,405 @@
+//! The exporter's `/metrics`, compared exactly with the simulated tenant's ground truth,
+//! through paging, late rows, throttling, outages, short-lived tokens and malformed rows.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::{labels, wait_for, Exporter, Metrics, CLIENT, SECRET, TENANT};
+use teams_voice_exporter::clock::Clock;
+use teams_voice_exporter::simulator::{
+    Faults, GroundTruth, Scenario, SimConfig, SimHandle, Traffic,
+};
+
+fn simulator(scenario: Scenario, faults: Faults) -> (tokio::runtime::Runtime, SimHandle) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = SimConfig {
+        tenant_id: TENANT.into(),
+        client_id: CLIENT.into(),
+        client_secret: SECRET.into(),
+        seed: 7,
+        traffic: Traffic::Scenario(scenario),
+        faults,
+        page_size: 1000,
+        clock: Clock::system(),
+    };
+    let sim = runtime
+        .block_on(SimHandle::bind(config, ([127, 0, 0, 1], 0).into()))
+        .unwrap();
+    (runtime, sim)
+}
+
+fn time(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn or_unknown(value: Option<String>) -> String {
+    value
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// What `/metrics` must say, computed from the ground truth with the test's own code.
+struct Expected {
+    calls: BTreeMap<BTreeMap<String, String>, f64>,
+    failures: BTreeMap<BTreeMap<String, String>, f64>,
+    /// (trunk, call type) → observed values.
+    duration: BTreeMap<(String, String), Vec<f64>>,
+    setup: BTreeMap<(String, String), Vec<f64>>,
+}
+
+fn expected(truth: &GroundTruth) -> Expected {
+    let mut e = Expected {
+        calls: BTreeMap::new(),
+        failures: BTreeMap::new(),
+        duration: BTreeMap::new(),
+        setup: BTreeMap::new(),
+    };
+    for row in &truth.rows {
+        let trunk = or_unknown(row.trunk_fqdn.clone().map(|t| t.to_lowercase()));
+        let call_type = or_unknown(row.call_type.clone());
+        let code = row
+            .final_sip_code
+            .map_or("unknown".to_owned(), |c| c.to_string());
+        let successful = match row.successful_call {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "unknown",
+        };
+        let key = labels(&[
+            ("trunk_fqdn", &trunk),
+            ("call_type", &call_type),
+            ("final_sip_code", &code),
+            ("successful", successful),
+            (
+                "media_path_location",
+                &or_unknown(row.media_path_location.clone()),
+            ),
+        ]);
+        *e.calls.entry(key).or_default() += 1.0;
+        if row.successful_call == Some(false) {
+            let reason = row
+                .call_end_sub_reason
+                .map_or("unknown".to_owned(), |c| c.to_string());
+            let key = labels(&[
+                ("trunk_fqdn", &trunk),
+                ("final_sip_code", &code),
+                ("call_end_sub_reason", &reason),
+            ]);
+            *e.failures.entry(key).or_default() += 1.0;
+        }
+        if row.successful_call == Some(true) {
+            if let Some(d) = row.duration_secs.filter(|d| *d >= 0) {
+                e.duration
+                    .entry((trunk.clone(), call_type.clone()))
+                    .or_default()
+                    .push(d as f64);
+            }
+            if let Some(invite) = &row.invite {
+                let setup = (time(&row.start) - time(invite))
+                    .num_microseconds()
+                    .unwrap() as f64
+                    / 1e6;
+                if setup >= 0.0 {
+                    e.setup.entry((trunk, call_type)).or_default().push(setup);
+                }
+            }
+        }
+    }
+    e
+}
+
+fn check_histogram(metrics: &Metrics, name: &str, expected: &BTreeMap<(String, String), Vec<f64>>) {
+    let counts = metrics.of(&format!("{name}_count"));
+    assert_eq!(
+        counts.len(),
+        expected.len(),
+        "{name}: series {:?} vs expected {:?}",
+        counts.keys(),
+        expected.keys()
+    );
+    for ((trunk, call_type), values) in expected {
+        let series = labels(&[("trunk_fqdn", trunk), ("call_type", call_type)]);
+        assert_eq!(
+            counts.get(&series),
+            Some(&(values.len() as f64)),
+            "{name}_count {series:?}"
+        );
+        let sum: f64 = values.iter().sum();
+        let got_sum = metrics.samples[&(format!("{name}_sum"), series.clone())];
+        assert!(
+            (got_sum - sum).abs() < 1e-6 * sum.max(1.0),
+            "{name}_sum {series:?}: {got_sum} vs {sum}"
+        );
+        let buckets: Vec<_> = metrics
+            .of(&format!("{name}_bucket"))
+            .into_iter()
+            .filter(|(l, _)| l["trunk_fqdn"] == *trunk && l["call_type"] == *call_type)
+            .collect();
+        assert!(buckets.len() > 5, "{name} has buckets");
+        for (bucket_labels, got) in buckets {
+            let le: f64 = match bucket_labels["le"].as_str() {
+                "+Inf" => f64::INFINITY,
+                le => le.parse().unwrap(),
+            };
+            let want = values.iter().filter(|v| **v <= le).count() as f64;
+            assert_eq!(got, want, "{name}_bucket {bucket_labels:?}");
+        }
+    }
+}
+
+#[test]
+fn metrics_equal_ground_truth_through_late_rows_throttling_outages_and_short_tokens() {
+    let scenario = Scenario {
+        preexisting_rows: 1500,
+        late_rows: 6000,
+        span: Duration::from_secs(48 * 3600),
+        arrival_spread: Duration::from_secs(12),
+        malformed_rows: 6,
+    };
+    let faults = Faults {
+        throttle_every: 7,
+        retry_after_secs: 1,
+        unavailable_every: 11,
+        invalid_json_every: 17,
+        token_lifetime_secs: 4,
+        revoke_token_every: 23,
+        slow_page_ms: 10,
+        ..Faults::default()
+    };
+    let (_runtime, sim) = simulator(scenario, faults);
+    let exporter = Exporter::start(&sim.base_url(), &[]);
+    exporter.wait_ready(Duration::from_secs(60));
+    let before = exporter.metrics();
+    assert_eq!(
+        before.sum("teams_direct_routing_calls_total", &[]),
+        0.0,
+        "rows present at first start are not counted"
+    );
+    sim.release();
+
+    // Every late row is visible after the spread; then let at least one full sweep finish.
+    let want = 6000.0;
+    let settled = wait_for(Duration::from_secs(120), "all late rows counted", || {
+        exporter
+            .metrics()
+            .sum("teams_voice_exporter_rows_ingested_total", &[])
+            >= want
+    });
+    settled.unwrap_or_else(|e| {
+        panic!(
+            "{e}; stats {:?}; log tail:\n{}",
+            sim.stats(),
+            tail(&exporter.log())
+        )
+    });
+    std::thread::sleep(Duration::from_secs(3));
+
+    let truth = sim.ground_truth();
+    assert_eq!(truth.rows.len(), 6000, "the double released every late row");
+    let metrics = exporter.metrics();
+    let e = expected(&truth);
+    assert_eq!(
+        metrics.of("teams_direct_routing_calls_total"),
+        e.calls,
+        "calls_total differs from ground truth"
+    );
+    assert_eq!(
+        metrics.of("teams_direct_routing_call_failures_total"),
+        e.failures,
+        "failures differ"
+    );
+    check_histogram(
+        &metrics,
+        "teams_direct_routing_call_duration_seconds",
+        &e.duration,
+    );
+    check_histogram(
+        &metrics,
+        "teams_direct_routing_call_setup_seconds",
+        &e.setup,
+    );
+    assert_eq!(
+        metrics.sum("teams_voice_exporter_rows_ingested_total", &[]),
+        6000.0
+    );
+    assert_eq!(
+        metrics.sum("teams_voice_exporter_rows_invalid_total", &[]),
+        truth.invalid_rows as f64
+    );
+    assert!(truth.invalid_rows >= 5, "the double served malformed rows");
+    assert_eq!(
+        metrics.sum("teams_voice_exporter_row_arrival_delay_seconds_count", &[]),
+        6000.0
+    );
+
+    let stats = sim.stats();
+    assert_eq!(
+        stats.retry_after_violations, 0,
+        "a request was sent inside a Retry-After period: {stats:?}"
+    );
+    assert!(
+        stats.throttled_responses > 0 && stats.unavailable_responses > 0,
+        "{stats:?}"
+    );
+    assert!(
+        stats.invalid_json_responses > 0 && stats.unauthorized_responses > 0,
+        "{stats:?}"
+    );
+    assert!(
+        stats.tokens_issued >= 3,
+        "4-second tokens were refreshed: {stats:?}"
+    );
+    assert!(metrics.sum("teams_voice_exporter_graph_throttled_total", &[]) > 0.0);
+    assert!(
+        metrics.sum("teams_voice_exporter_rows_received_total", &[]) > 7500.0,
+        "windows overlap, rows repeat"
+    );
+    let log = exporter.log();
+    assert!(!log.contains(SECRET), "the client secret reached the log");
+}
+
+#[test]
+fn a_next_link_to_another_host_is_refused() {
+    let foreign = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    foreign.set_nonblocking(true).unwrap();
+    let foreign_url = format!("http://{}", foreign.local_addr().unwrap());
+    let scenario = Scenario {
+        preexisting_rows: 2500,
+        span: Duration::from_secs(3600),
+        ..Scenario::default()
+    };
+    let faults = Faults {
+        foreign_next_link: Some(foreign_url),
+        ..Faults::default()
+    };
+    let (_runtime, sim) = simulator(scenario, faults);
+    let exporter = Exporter::start(&sim.base_url(), &[]);
+    wait_for(Duration::from_secs(30), "a refused nextLink", || {
+        exporter.metrics().sum(
+            "teams_voice_exporter_poll_errors_total",
+            &[("reason", "bad_next_link")],
+        ) >= 2.0
+    })
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&exporter.log())));
+    assert!(
+        matches!(foreign.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "nothing was sent to the foreign host"
+    );
+    assert_eq!(
+        exporter.get("/-/ready").0,
+        503,
+        "an incomplete baseline is not ready"
+    );
+    assert!(exporter
+        .log()
+        .contains("refusing to follow @odata.nextLink"));
+    assert!(sim.stats().foreign_next_links_served >= 2);
+}
+
+#[test]
+fn missing_permission_is_reported_with_the_fix_and_not_retried() {
+    let scenario = Scenario {
+        preexisting_rows: 10,
+        span: Duration::from_secs(3600),
+        ..Scenario::default()
+    };
+    let (_runtime, sim) = simulator(
+        scenario,
+        Faults {
+            forbidden: true,
+            ..Faults::default()
+        },
+    );
+    let exporter = Exporter::start(&sim.base_url(), &["--poll.interval=1s"]);
+    wait_for(Duration::from_secs(20), "a forbidden poll", || {
+        exporter.metrics().sum(
+            "teams_voice_exporter_poll_errors_total",
+            &[("reason", "forbidden")],
+        ) >= 2.0
+    })
+    .unwrap();
+    let metrics = exporter.metrics();
+    let polls = metrics.sum("teams_voice_exporter_poll_errors_total", &[]);
+    let requests = metrics.sum(
+        "teams_voice_exporter_graph_requests_total",
+        &[("endpoint", "getDirectRoutingCalls"), ("code", "403")],
+    );
+    assert_eq!(
+        requests, polls,
+        "one request per poll: a 403 is not retried"
+    );
+    let log = exporter.log();
+    assert!(
+        log.contains("CallRecords.Read.All") && log.contains("admin consent"),
+        "{log}"
+    );
+    assert!(log.contains("request-id"), "Graph's request id is logged");
+    assert_eq!(
+        exporter.get("/-/healthy").0,
+        200,
+        "a failing poll does not take the exporter down"
+    );
+}
+
+#[test]
+fn a_wrong_secret_names_the_aadsts_code_and_never_shows_the_secret() {
+    let scenario = Scenario {
+        preexisting_rows: 10,
+        span: Duration::from_secs(3600),
+        ..Scenario::default()
+    };
+    let (_runtime, sim) = simulator(scenario, Faults::default());
+    let base = sim.base_url();
+    let args: Vec<String> = vec![
+        "--web.listen-address=127.0.0.1:0".into(),
+        "--log.format=json".into(),
+        format!("--graph.endpoint={base}"),
+        format!("--azure.authority-host={base}"),
+        "--poll.interval=500ms".into(),
+    ];
+    let wrong = "wrong~secret~value~12345";
+    let exporter = Exporter::spawn(
+        &args,
+        &[
+            ("AZURE_TENANT_ID", TENANT),
+            ("AZURE_CLIENT_ID", CLIENT),
+            ("AZURE_CLIENT_SECRET", wrong),
+        ],
+    );
+    wait_for(Duration::from_secs(20), "a refused token", || {
+        exporter.log().contains("AADSTS7000215")
+    })
+    .unwrap();
+    let log = exporter.log();
+    assert!(
+        log.contains("not its Secret ID"),
+        "the hint says what to do: {log}"
+    );
+    assert!(!log.contains(wrong), "the secret reached the log");
+    let (_, body) = exporter.get("/metrics");
+    assert!(!body.contains(wrong));
+    assert!(
+        body.contains("teams_voice_exporter_token_refreshes_total{result=\"AADSTS7000215\"}"),
+        "{body}"
+    );
+    assert!(
+        Metrics::parse(&body).sum(
+            "teams_voice_exporter_poll_errors_total",
+            &[("reason", "token_refused")]
+        ) >= 1.0
+    );
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<_> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
