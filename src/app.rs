@@ -21,9 +21,6 @@ use crate::server::{About, Web};
 use crate::simulator::{self, SimConfig, SimHandle, Traffic};
 use crate::state::TenantState;
 
-/// How much call history the simulated tenant holds: the default lookback and a margin.
-const DEMO_HISTORY: std::time::Duration = std::time::Duration::from_secs(74 * 3600);
-
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -63,7 +60,7 @@ pub async fn run_exporter(
         let mut sim_config = SimConfig::demo(clock.clone());
         sim_config.traffic = Traffic::Live {
             calls_per_day: args.demo_calls_per_day,
-            history: DEMO_HISTORY,
+            history: simulator::DEMO_HISTORY,
         };
         let sim = SimHandle::bind(sim_config, ([127, 0, 0, 1], 0).into())
             .await
@@ -184,7 +181,7 @@ pub async fn run_simulator(args: SimulateArgs) -> Result<(), StartError> {
     config.seed = args.seed;
     config.traffic = Traffic::Live {
         calls_per_day: args.calls_per_day,
-        history: DEMO_HISTORY,
+        history: simulator::DEMO_HISTORY,
     };
     let sim = SimHandle::bind(config, args.listen)
         .await

@@ -146,10 +146,12 @@ fn demo_serves_calls_on_several_trunks_and_stops_on_sigterm() {
     );
     assert_eq!(metrics.sum("teams_voice_exporter_ready", &[]), 1.0);
     assert_eq!(metrics.sum("teams_voice_exporter_build_info", &[]), 1.0);
-    for ((name, labels), _) in &metrics.samples {
+    for (name, labels) in metrics.samples.keys() {
         for (key, value) in labels {
+            let phone =
+                value.starts_with('+') && value[1..].starts_with(|c: char| c.is_ascii_digit());
             assert!(
-                !value.contains('@') && !value.contains('+'),
+                !value.contains('@') && !phone,
                 "personal data in {name}{{{key}={value}}}"
             );
         }

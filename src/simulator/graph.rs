@@ -29,6 +29,7 @@ const MAX_RANGE: chrono::TimeDelta = chrono::TimeDelta::days(90);
 const BEARER_CHALLENGE: &str = "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\", client_id=\"00000003-0000-0000-c000-000000000000\"";
 
 /// An answer that is not a page.
+#[derive(Debug)]
 pub(super) struct GraphError {
     status: u16,
     code: &'static str,

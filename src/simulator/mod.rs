@@ -223,13 +223,14 @@ pub struct GroundTruth {
     pub visible_rows: u64,
 }
 
-/// The values of one row as its JSON carries them; `None` where the JSON has null (or, for
-/// `end` and `failure`, year 1).
+/// The values of one well-formed row as its JSON carries them; `None` where the JSON has
+/// null (or, for `end` and `failure`, year 1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TruthRow {
     pub id: String,
-    pub trunk_fqdn: String,
-    pub call_type: String,
+    /// Exactly as in the row (case included).
+    pub trunk_fqdn: Option<String>,
+    pub call_type: Option<String>,
     pub final_sip_code: Option<i64>,
     pub call_end_sub_reason: Option<i64>,
     pub successful_call: Option<bool>,
@@ -365,27 +366,13 @@ impl SimHandle {
         let base_url = base_url_for(addr);
         let bind_ms = config.clock.now().timestamp_millis();
 
-        let (mode, rows, live) = match &config.traffic {
-            Traffic::Scenario(scenario) => (
-                Mode::Scenario,
-                model::scenario_rows(config.seed, scenario, bind_ms),
-                None,
-            ),
-            Traffic::Live {
-                calls_per_day,
-                history,
-            } => {
-                let history_ms = duration_ms(*history);
-                let mut generator = LiveGenerator::new(
-                    config.seed,
-                    *calls_per_day,
-                    bind_ms.saturating_sub(history_ms),
-                );
-                let rows = generator.generate_until(bind_ms);
-                let keep_ms = history_ms.saturating_add(duration_ms(PRUNE_SLACK));
-                (Mode::Live, rows, Some((generator, keep_ms)))
-            }
-        };
+        // Drawing days of live history takes a moment; keep it off the async workers.
+        let traffic = config.traffic.clone();
+        let seed = config.seed;
+        let (mode, rows, live) =
+            tokio::task::spawn_blocking(move || initial_rows(&traffic, seed, bind_ms))
+                .await
+                .map_err(std::io::Error::other)?;
         let row_count = rows.len();
         let tenant = Arc::new(Tenant {
             tenant_id: config.tenant_id,
@@ -497,6 +484,33 @@ impl SimHandle {
 impl Drop for SimHandle {
     fn drop(&mut self) {
         self.shutdown.cancel();
+    }
+}
+
+/// The rows a tenant holds at bind time, and for live traffic the generator that continues
+/// them with how long rows are kept.
+fn initial_rows(
+    traffic: &Traffic,
+    seed: u64,
+    bind_ms: i64,
+) -> (Mode, Vec<CallRow>, Option<(LiveGenerator, i64)>) {
+    match traffic {
+        Traffic::Scenario(scenario) => (
+            Mode::Scenario,
+            model::scenario_rows(seed, scenario, bind_ms),
+            None,
+        ),
+        Traffic::Live {
+            calls_per_day,
+            history,
+        } => {
+            let history_ms = duration_ms(*history);
+            let mut generator =
+                LiveGenerator::new(seed, *calls_per_day, bind_ms.saturating_sub(history_ms));
+            let rows = generator.generate_until(bind_ms);
+            let keep_ms = history_ms.saturating_add(duration_ms(PRUNE_SLACK));
+            (Mode::Live, rows, Some((generator, keep_ms)))
+        }
     }
 }
 

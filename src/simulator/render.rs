@@ -256,8 +256,8 @@ pub(super) fn truth_row(row: &CallRow) -> TruthRow {
     let outcome = row.outcome();
     TruthRow {
         id: uuid(row.id),
-        trunk_fqdn: row.trunk().fqdn.to_owned(),
-        call_type: row.call_type().name.to_owned(),
+        trunk_fqdn: Some(row.trunk().fqdn.to_owned()),
+        call_type: Some(row.call_type().name.to_owned()),
         final_sip_code: Some(outcome.code),
         call_end_sub_reason: row.sub_reason(),
         successful_call: Some(row.successful()),

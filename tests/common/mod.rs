@@ -35,6 +35,9 @@ impl Exporter {
             "--poll.sweep-interval=2s".to_owned(),
             "--graph.retry-backoff=50ms".to_owned(),
         ];
+        // A flag given in `extra` replaces the default above.
+        let flag = |arg: &str| arg.split('=').next().unwrap_or_default().to_owned();
+        args.retain(|arg| !extra.iter().any(|e| flag(e) == flag(arg)));
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         Exporter::spawn(
             &args,
