@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Credential, TokenCache};
 use crate::clock::Clock;
-use crate::config::{listen_candidates, ConfigError, ExporterArgs, SimulateArgs};
+use crate::config::{listen_candidates, ConfigError, ExporterArgs, SimulateArgs, SimulationArgs};
 use crate::graph::GraphClient;
 use crate::metrics::{ExporterMetrics, StateCollector, DIRECT_ROUTING_ENDPOINT};
 use crate::poller::{Poller, PollerStatus, Progress};
@@ -57,11 +57,7 @@ pub async fn run_exporter(
 
     let mut simulator = None;
     let credential = if args.demo {
-        let mut sim_config = SimConfig::demo(clock.clone());
-        sim_config.traffic = Traffic::Live {
-            calls_per_day: args.demo_calls_per_day,
-            history: simulator::DEMO_HISTORY,
-        };
+        let sim_config = simulation(&args.simulation, clock.clone());
         let sim = SimHandle::bind(sim_config, ([127, 0, 0, 1], 0).into())
             .await
             .map_err(StartError::Simulator)?;
@@ -177,12 +173,7 @@ pub async fn run_exporter(
 
 /// Serves the simulated tenant alone until SIGTERM or Ctrl-C.
 pub async fn run_simulator(args: SimulateArgs) -> Result<(), StartError> {
-    let mut config = SimConfig::demo(Clock::system());
-    config.seed = args.seed;
-    config.traffic = Traffic::Live {
-        calls_per_day: args.calls_per_day,
-        history: simulator::DEMO_HISTORY,
-    };
+    let config = simulation(&args.simulation, Clock::system());
     let sim = SimHandle::bind(config, args.listen)
         .await
         .map_err(|e| StartError::Listen {
@@ -198,6 +189,17 @@ pub async fn run_simulator(args: SimulateArgs) -> Result<(), StartError> {
     wait_for_signal().await;
     sim.shutdown().await;
     Ok(())
+}
+
+/// The demo tenant, with the traffic the flags ask for.
+fn simulation(args: &SimulationArgs, clock: Clock) -> SimConfig {
+    let mut config = SimConfig::demo(clock);
+    config.seed = args.seed;
+    config.traffic = Traffic::Live {
+        calls_per_day: args.calls_per_day,
+        history: simulator::DEMO_HISTORY,
+    };
+    config
 }
 
 async fn bind(address: &str) -> Result<TcpListener, StartError> {

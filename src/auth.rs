@@ -273,14 +273,16 @@ impl TokenCache {
             Ok(response) => {
                 let status = response.status().as_u16();
                 let body = response.bytes().await;
-                self.record(&status.to_string(), started);
+                self.metrics
+                    .record_request(TOKEN_ENDPOINT, &status.to_string(), started);
                 match body {
                     Ok(body) => self.parse(status, &body, started),
                     Err(error) => Err(self.unreachable(&error)),
                 }
             }
             Err(error) => {
-                self.record("error", started);
+                self.metrics
+                    .record_request(TOKEN_ENDPOINT, "error", started);
                 Err(self.unreachable(&error))
             }
         };
@@ -295,17 +297,6 @@ impl TokenCache {
             .with_label_values(&[&outcome])
             .inc();
         result
-    }
-
-    fn record(&self, code: &str, started: Instant) {
-        self.metrics
-            .graph_requests
-            .with_label_values(&[TOKEN_ENDPOINT, code])
-            .inc();
-        self.metrics
-            .graph_request_duration
-            .with_label_values(&[TOKEN_ENDPOINT])
-            .observe(started.elapsed().as_secs_f64());
     }
 
     fn unreachable(&self, error: &reqwest::Error) -> AuthError {

@@ -50,18 +50,21 @@ pub struct SimulateArgs {
     /// Address to serve the simulated Graph and token endpoints on.
     #[arg(long, default_value = "127.0.0.1:9886", value_name = "ADDR")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub simulation: SimulationArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// The simulated tenant's traffic, for `--demo` and `simulate`.
+#[derive(Debug, Args)]
+pub struct SimulationArgs {
     /// Average calls a day in the simulated tenant.
-    #[arg(
-        long = "simulate.calls-per-day",
-        default_value_t = 100_000.0,
-        value_name = "N"
-    )]
+    #[arg(long = "simulate.calls-per-day", default_value_t = crate::simulator::DEMO_CALLS_PER_DAY, value_name = "N")]
     pub calls_per_day: f64,
     /// Seed for the simulated traffic (the same seed gives the same calls).
     #[arg(long = "simulate.seed", default_value_t = 1, value_name = "N")]
     pub seed: u64,
-    #[command(flatten)]
-    pub log: LogArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -104,13 +107,8 @@ pub struct ExporterArgs {
     /// Run on a simulated tenant inside this process: no Azure account needed.
     #[arg(long)]
     pub demo: bool,
-    /// Average calls a day in the --demo tenant.
-    #[arg(
-        long = "demo.calls-per-day",
-        default_value_t = 100_000.0,
-        value_name = "N"
-    )]
-    pub demo_calls_per_day: f64,
+    #[command(flatten)]
+    pub simulation: SimulationArgs,
 
     /// Address on which to expose metrics and the web interface (":PORT" for all interfaces).
     #[arg(long = "web.listen-address", default_value_t = format!(":{DEFAULT_PORT}"), value_name = "ADDR")]

@@ -399,7 +399,7 @@ impl GraphClient {
         let response = match sent {
             Ok(response) => response,
             Err(error) => {
-                self.record(endpoint, "error", started);
+                self.metrics.record_request(endpoint, "error", started);
                 return Ok(Attempt::Transient {
                     description: describe_transport(error),
                     wait: None,
@@ -418,7 +418,8 @@ impl GraphClient {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body = response.bytes().await;
-        self.record(endpoint, status.as_str(), started);
+        self.metrics
+            .record_request(endpoint, status.as_str(), started);
         let body = match body {
             Ok(body) => body,
             Err(error) => {
@@ -483,17 +484,6 @@ impl GraphClient {
             description,
             wait: retry_after,
         })
-    }
-
-    fn record(&self, endpoint: &str, code: &str, started: Instant) {
-        self.metrics
-            .graph_requests
-            .with_label_values(&[endpoint, code])
-            .inc();
-        self.metrics
-            .graph_request_duration
-            .with_label_values(&[endpoint])
-            .observe(started.elapsed().as_secs_f64());
     }
 }
 

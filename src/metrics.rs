@@ -122,6 +122,18 @@ impl ExporterMetrics {
     }
 }
 
+impl ExporterMetrics {
+    /// Records one HTTP request to Graph or Entra ID: its status (or "error") and time.
+    pub fn record_request(&self, endpoint: &str, code: &str, started: std::time::Instant) {
+        self.graph_requests
+            .with_label_values(&[endpoint, code])
+            .inc();
+        self.graph_request_duration
+            .with_label_values(&[endpoint])
+            .observe(started.elapsed().as_secs_f64());
+    }
+}
+
 fn rustc_version() -> &'static str {
     option_env!("TVE_RUSTC_VERSION").unwrap_or("unknown")
 }

@@ -103,7 +103,7 @@ fn demo_serves_calls_on_several_trunks_and_stops_on_sigterm() {
         "--demo",
         "--web.listen-address=127.0.0.1:0",
         "--log.format=json",
-        "--demo.calls-per-day=40000",
+        "--simulate.calls-per-day=40000",
         "--poll.interval=1s",
     ]
     .iter()
