@@ -161,3 +161,57 @@ fn demo_serves_calls_on_several_trunks_and_stops_on_sigterm() {
         .expect("stops within 10 s of SIGTERM");
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn the_exporter_reads_a_separately_running_simulator() {
+    use std::io::{BufRead, BufReader};
+    use teams_voice_exporter::simulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID};
+
+    let mut simulator = Command::new(BIN)
+        .args([
+            "simulate",
+            "--listen=127.0.0.1:0",
+            "--log.format=json",
+            "--simulate.calls-per-day=20000",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(simulator.stderr.take().unwrap());
+    let url = stderr
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let value: serde_json::Value = serde_json::from_str(&line).ok()?;
+            value["message"]
+                .as_str()?
+                .contains("simulated Graph tenant serving")
+                .then(|| value["url"].as_str().unwrap().to_owned())
+        })
+        .expect("the simulator logs its URL");
+
+    let args: Vec<String> = vec![
+        "--web.listen-address=127.0.0.1:0".into(),
+        "--log.format=json".into(),
+        format!("--graph.endpoint={url}"),
+        format!("--azure.authority-host={url}"),
+    ];
+    let exporter = Exporter::spawn(
+        &args,
+        &[
+            ("AZURE_TENANT_ID", DEMO_TENANT_ID),
+            ("AZURE_CLIENT_ID", DEMO_CLIENT_ID),
+            ("AZURE_CLIENT_SECRET", DEMO_CLIENT_SECRET),
+        ],
+    );
+    exporter.wait_ready(Duration::from_secs(60));
+    let remembered = exporter
+        .metrics()
+        .sum("teams_voice_exporter_remembered_rows", &[]);
+    assert!(
+        remembered > 1000.0,
+        "the baseline read the simulated history: {remembered}"
+    );
+    let _ = simulator.kill();
+    let _ = simulator.wait();
+}
