@@ -156,6 +156,21 @@ fn demo_serves_calls_on_several_trunks_and_stops_on_sigterm() {
             );
         }
     }
+    // Prometheus asks for gzip.
+    let compressed = reqwest::blocking::Client::new()
+        .get(exporter.url("/metrics"))
+        .header("Accept-Encoding", "gzip")
+        .send()
+        .unwrap();
+    assert_eq!(compressed.headers()["content-encoding"], "gzip");
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&compressed.bytes().unwrap()[..]),
+        &mut text,
+    )
+    .unwrap();
+    assert!(common::Metrics::parse(&text).sum("teams_direct_routing_calls_total", &[]) > 0.0);
+
     let status = exporter
         .terminate(Duration::from_secs(10))
         .expect("stops within 10 s of SIGTERM");
