@@ -21,7 +21,7 @@ use crate::server::{About, Web};
 use crate::simulator::{self, SimConfig, SimHandle, Traffic};
 use crate::state::TenantState;
 
-/// Why the exporter could not start.
+/// Why the exporter could not start, or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
@@ -34,6 +34,8 @@ pub enum StartError {
     HttpClient(String),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("the poller stopped: {0}; please report this as a bug")]
+    PollerStopped(String),
 }
 
 impl StartError {
@@ -87,6 +89,7 @@ pub async fn run_exporter(
     metrics
         .start_time
         .set(clock.now().timestamp_millis() as f64 / 1e3);
+    metrics.initialise_endpoint(DIRECT_ROUTING_ENDPOINT);
     let http = reqwest::Client::builder()
         .user_agent(concat!("teams-voice-exporter/", env!("CARGO_PKG_VERSION")))
         .timeout(config.graph_timeout)
@@ -156,19 +159,30 @@ pub async fn run_exporter(
         about,
     });
 
-    let poll_task = tokio::spawn(poller.run(shutdown.clone()));
-    let signal_shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("stopping");
-        signal_shutdown.cancel();
-    });
-    crate::server::run(listener, web, shutdown.clone()).await;
-    let _ = poll_task.await;
+    let mut poll_task = tokio::spawn(poller.run(shutdown.clone()));
+    let server = tokio::spawn(crate::server::run(listener, web, shutdown.clone()));
+    // The poller only ends when asked to; if it ends otherwise (a bug that panicked), the
+    // metrics would freeze while /-/healthy still said yes, so the process stops instead
+    // and the supervisor restarts it.
+    let outcome = tokio::select! {
+        _ = wait_for_signal() => {
+            tracing::info!("stopping");
+            Ok(())
+        }
+        ended = &mut poll_task => Err(StartError::PollerStopped(match ended {
+            Err(error) if error.is_panic() => "it panicked (see the log above)".to_owned(),
+            _ => "it ended unexpectedly".to_owned(),
+        })),
+    };
+    shutdown.cancel();
+    let _ = server.await;
+    if !poll_task.is_finished() {
+        let _ = poll_task.await;
+    }
     if let Some(sim) = simulator {
         sim.shutdown().await;
     }
-    Ok(())
+    outcome
 }
 
 /// Serves the simulated tenant alone until SIGTERM or Ctrl-C.

@@ -264,6 +264,11 @@ impl ExporterArgs {
                 "--graph.timeout must be longer than zero, e.g. 60s".into(),
             ));
         }
+        if self.graph_retry_backoff < Duration::from_millis(10) {
+            return Err(ConfigError::BadSchedule(
+                "--graph.retry-backoff must be at least 10ms (1s is the default), so retries never hammer Graph".into(),
+            ));
+        }
         Ok(Config {
             listen_address: self.listen_address.clone(),
             telemetry_path: path.clone(),
@@ -337,8 +342,10 @@ fn http_url(flag: &'static str, value: &str) -> Result<Url, ConfigError> {
             "use https://HOST (or http://HOST:PORT for local testing)",
         ));
     }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(bad("give the root URL only, without a query"));
+    if url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
+        return Err(bad(
+            "give the root URL only, without a path or query (e.g. https://graph.microsoft.com, not .../v1.0)",
+        ));
     }
     Ok(url)
 }
@@ -365,6 +372,12 @@ pub fn check_schedule(s: &Schedule) -> Result<(), ConfigError> {
             "--poll.sweep-interval ({}) must be at least --poll.interval ({})",
             show(s.sweep_interval),
             show(s.poll_interval)
+        ))
+    } else if s.sweep_interval > s.lookback {
+        Some(format!(
+            "--poll.sweep-interval ({}) must not be longer than --poll.lookback ({}): rows published late would fall out of the lookback before a sweep reads them",
+            show(s.sweep_interval),
+            show(s.lookback)
         ))
     } else if s.lookback > RETENTION {
         Some(format!(
@@ -422,6 +435,8 @@ mod tests {
             &["--poll.sweep-interval=10s"],
             &["--poll.interval=0s"],
             &["--poll.lookback=200d"],
+            &["--poll.sweep-interval=100h"],
+            &["--graph.retry-backoff=0s"],
         ] {
             let cli = args(bad).unwrap();
             assert!(
@@ -477,6 +492,11 @@ mod tests {
     #[test]
     fn urls_and_addresses_are_checked() {
         assert!(args(&["--graph.endpoint=ftp://x"])
+            .unwrap()
+            .exporter
+            .config()
+            .is_err());
+        assert!(args(&["--graph.endpoint=https://graph.microsoft.com/v1.0"])
             .unwrap()
             .exporter
             .config()

@@ -16,12 +16,18 @@ use rand::Rng;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
-use crate::auth::{error_chain, AuthError, TokenCache};
+use crate::auth::{error_chain, AccessToken, AuthError, TokenCache};
 use crate::metrics::ExporterMetrics;
 use crate::row::Page;
 
 /// Graph's documented limit on one request's call-start range.
 pub const MAX_WINDOW: Duration = Duration::from_secs(90 * 86_400);
+
+/// The longest `Retry-After` obeyed; longer values are taken as this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// Pages one window may have: 10 million rows. More means a nextLink loop.
+const MAX_PAGES_PER_WINDOW: u64 = 10_000;
 
 /// A half-open range of call start times `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +85,6 @@ pub enum GraphError {
     ForeignNextLink { host: String, expected: String },
     #[error("Graph returned a nextLink that is not a URL: {0}")]
     BadNextLink(String),
-    #[error("stopped: the exporter is shutting down")]
-    Cancelled,
 }
 
 impl GraphError {
@@ -97,7 +101,6 @@ impl GraphError {
             GraphError::Refused { .. } => "refused",
             GraphError::RetriesExhausted { .. } => "retries_exhausted",
             GraphError::ForeignNextLink { .. } | GraphError::BadNextLink(_) => "bad_next_link",
-            GraphError::Cancelled => "cancelled",
         }
     }
 }
@@ -109,7 +112,7 @@ fn refusal_hint(status: u16) -> &'static str {
         400 => "Graph did not accept the request's parameters; please report this with the request-id",
         404 => "The function was not found: check --graph.endpoint is the Graph root (e.g. https://graph.microsoft.com) and that call records exist in this cloud",
         406 => "The call window is longer than Graph accepts (90 days); lower --poll.lookback",
-        _ => "Check the Graph service health in the Microsoft 365 admin centre",
+        _ => "Graph refused the request for a reason the exporter does not know; the code, message and request-id above say more",
     }
 }
 
@@ -182,7 +185,15 @@ impl TenantGate {
         }
     }
 
+    fn is_open(&self) -> bool {
+        self.not_before
+            .lock()
+            .is_none_or(|until| until <= tokio::time::Instant::now())
+    }
+
     fn hold_for(&self, delay: Duration) {
+        // A Retry-After beyond an hour is a broken header, not a plan; an hour bounds it.
+        let delay = delay.min(MAX_RETRY_AFTER);
         let until = tokio::time::Instant::now() + delay;
         let mut not_before = self.not_before.lock();
         if not_before.is_none_or(|current| current < until) {
@@ -203,12 +214,15 @@ pub struct GraphClient {
 
 enum Attempt {
     Page(bytes::Bytes),
-    /// Worth another try; `wait` is what the server asked for, if anything.
+    /// Worth another try; `wait` is the Retry-After the server gave, if any.
     Transient {
+        /// Bounded reason for `graph_retries_total`.
+        reason: &'static str,
         description: String,
         wait: Option<Duration>,
     },
-    Unauthorized,
+    /// A 401: maybe the token was revoked or expired early; one fresh token may help.
+    Unauthorized(GraphError),
 }
 
 impl GraphClient {
@@ -266,6 +280,11 @@ impl GraphClient {
                 .await?;
             match next_link {
                 None => return Ok(read),
+                Some(_) if read.pages >= MAX_PAGES_PER_WINDOW => {
+                    return Err(GraphError::BadNextLink(format!(
+                        "more than {MAX_PAGES_PER_WINDOW} pages for one window; the nextLinks loop"
+                    )))
+                }
                 Some(link) => {
                     let next = self.check_next_link(&link)?;
                     if next == url {
@@ -302,47 +321,42 @@ impl GraphClient {
         url: &Url,
         on_page: impl FnOnce(&Page<'_>),
     ) -> Result<Option<String>, GraphError> {
+        let endpoint = function.name();
         let mut retries = 0;
         let mut refreshed_after_401 = false;
         loop {
-            self.gate.wait().await;
-            let token = self.tokens.token().await?;
-            let attempt = self.attempt(function, url, &token.bearer()).await?;
-            let (description, wait) = match attempt {
+            let token = self.ready_to_send().await?;
+            let (reason, description, wait) = match self.attempt(function, url, &token).await? {
                 Attempt::Page(body) => match serde_json::from_slice::<Page>(&body) {
                     Ok(page) => {
                         on_page(&page);
                         return Ok(page.next_link);
                     }
                     Err(error) => {
-                        self.metrics
-                            .graph_retries
-                            .with_label_values(&[function.name(), "invalid_json"])
-                            .inc();
                         let description = format!(
                             "a page that is not valid JSON ({} bytes): {error}",
                             body.len()
                         );
-                        (description, None)
+                        ("invalid_json", description, None)
                     }
                 },
-                Attempt::Unauthorized if !refreshed_after_401 => {
+                Attempt::Unauthorized(refusal) => {
+                    if refreshed_after_401 {
+                        return Err(refusal);
+                    }
                     // The token expired early or was revoked: one fresh token, then retry.
                     refreshed_after_401 = true;
                     self.tokens.invalidate(&token);
                     continue;
                 }
-                Attempt::Unauthorized => {
-                    return Err(GraphError::Refused {
-                        status: 401,
-                        code: "InvalidAuthenticationToken".into(),
-                        message: "Graph rejected the token twice in a row".into(),
-                        request_id: "-".into(),
-                        hint: refusal_hint(401),
-                    })
-                }
-                Attempt::Transient { description, wait } => (description, wait),
+                Attempt::Transient {
+                    reason,
+                    description,
+                    wait,
+                } => (reason, description, wait),
             };
+            // A 401 after this is a new problem, not the same token failing twice.
+            refreshed_after_401 = false;
             if retries >= self.retry.max_retries {
                 return Err(GraphError::RetriesExhausted {
                     attempts: retries + 1,
@@ -350,19 +364,35 @@ impl GraphClient {
                 });
             }
             retries += 1;
+            self.metrics
+                .graph_retries
+                .with_label_values(&[endpoint, reason])
+                .inc();
             let backoff = self.backoff(retries);
             tracing::warn!(
-                endpoint = function.name(),
+                endpoint,
                 attempt = retries,
                 retry_after = ?wait,
                 backoff = ?backoff,
                 reason = %description,
                 "Graph request failed; retrying"
             );
-            // With Retry-After the gate already holds every request back; the jittered
-            // backoff applies when the server gave no figure.
+            // With a Retry-After the gate holds every request to the tenant back; without
+            // one (or with zero) the jittered backoff keeps retries apart.
             if wait.is_none() {
                 tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+
+    /// Waits until no Retry-After is pending and returns a usable token. Getting a token
+    /// can take a while, so the gate is checked again afterwards.
+    async fn ready_to_send(&self) -> Result<AccessToken, GraphError> {
+        loop {
+            self.gate.wait().await;
+            let token = self.tokens.token().await?;
+            if self.gate.is_open() {
+                return Ok(token);
             }
         }
     }
@@ -371,7 +401,7 @@ impl GraphClient {
         let ceiling = self
             .retry
             .initial_backoff
-            .saturating_mul(1u32 << retry.min(16).saturating_sub(1))
+            .saturating_mul(1u32 << retry.clamp(1, 16).saturating_sub(1))
             .min(self.retry.max_backoff);
         // "Full jitter", but never under half the ceiling so retries stay spaced out.
         let half = ceiling / 2;
@@ -382,11 +412,11 @@ impl GraphClient {
         &self,
         function: Function,
         url: &Url,
-        bearer: &str,
+        token: &AccessToken,
     ) -> Result<Attempt, GraphError> {
         let endpoint = function.name();
         let started = Instant::now();
-        let mut authorization = reqwest::header::HeaderValue::from_str(bearer)
+        let mut authorization = reqwest::header::HeaderValue::from_str(&token.bearer())
             .map_err(|_| GraphError::Auth(AuthError::InvalidResponse { status: 200 }))?;
         authorization.set_sensitive(true);
         let sent = self
@@ -401,6 +431,7 @@ impl GraphClient {
             Err(error) => {
                 self.metrics.record_request(endpoint, "error", started);
                 return Ok(Attempt::Transient {
+                    reason: "connection",
                     description: describe_transport(error),
                     wait: None,
                 });
@@ -411,7 +442,8 @@ impl GraphClient {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+            .and_then(parse_retry_after)
+            .filter(|wait| !wait.is_zero());
         let header_request_id = response
             .headers()
             .get("request-id")
@@ -424,64 +456,62 @@ impl GraphClient {
             Ok(body) => body,
             Err(error) => {
                 return Ok(Attempt::Transient {
+                    reason: "connection",
                     description: describe_transport(error),
                     wait: None,
                 })
             }
         };
-
-        if status == StatusCode::TOO_MANY_REQUESTS
-            || (status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some())
-        {
-            self.metrics
-                .graph_throttled
-                .with_label_values(&[endpoint])
-                .inc();
-            // Throttling is per tenant: every request to it waits, not just this one.
-            let wait = retry_after.unwrap_or_else(|| self.backoff(1));
-            self.gate.hold_for(wait);
+        if status.is_success() {
+            return Ok(Attempt::Page(body));
         }
-        let retry_reason = match status.as_u16() {
-            200..=299 => return Ok(Attempt::Page(body)),
-            401 => return Ok(Attempt::Unauthorized),
-            429 => "throttled",
-            408 | 500 | 502 | 503 | 504 => "server_error",
-            code => {
-                let error: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
-                let detail = error.error;
-                return Err(GraphError::Refused {
-                    status: code,
-                    code: detail.code.unwrap_or_else(|| "unknown".into()),
-                    message: detail.message.unwrap_or_else(|| "no message".into()),
-                    request_id: detail
-                        .inner_error
-                        .and_then(|i| i.request_id)
-                        .or(header_request_id)
-                        .unwrap_or_else(|| "-".into()),
-                    hint: refusal_hint(code),
-                });
-            }
-        };
-        self.metrics
-            .graph_retries
-            .with_label_values(&[endpoint, retry_reason])
-            .inc();
+
         let detail = serde_json::from_slice::<ErrorBody>(&body)
             .unwrap_or_default()
             .error;
-        let description = format!(
-            "HTTP {} {} (request-id {})",
-            status.as_u16(),
-            detail.code.as_deref().unwrap_or(""),
-            detail
-                .inner_error
-                .and_then(|i| i.request_id)
-                .or(header_request_id)
-                .as_deref()
-                .unwrap_or("-"),
-        );
+        let request_id = detail
+            .inner_error
+            .and_then(|i| i.request_id)
+            .or(header_request_id)
+            .unwrap_or_else(|| "-".into());
+        let code = detail.code.unwrap_or_else(|| "no error code".into());
+        let message = detail.message.unwrap_or_else(|| "no message".into());
+        let reason = match status.as_u16() {
+            429 => "throttled",
+            408 | 500 | 502 | 503 | 504 => "server_error",
+            other => {
+                let refusal = GraphError::Refused {
+                    status: other,
+                    code,
+                    message,
+                    request_id,
+                    hint: refusal_hint(other),
+                };
+                if other == 401 {
+                    return Ok(Attempt::Unauthorized(refusal));
+                }
+                return Err(refusal);
+            }
+        };
+        if status == StatusCode::TOO_MANY_REQUESTS || retry_after.is_some() {
+            if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
+            {
+                self.metrics
+                    .graph_throttled
+                    .with_label_values(&[endpoint])
+                    .inc();
+            }
+            // A Retry-After is about the tenant, not this request: every request waits.
+            // A 429 without one still holds the tenant back for one backoff.
+            self.gate
+                .hold_for(retry_after.unwrap_or_else(|| self.backoff(1)));
+        }
         Ok(Attempt::Transient {
-            description,
+            reason,
+            description: format!(
+                "HTTP {} {code}: {message} (request-id {request_id})",
+                status.as_u16()
+            ),
             wait: retry_after,
         })
     }
@@ -503,7 +533,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+        return Duration::try_from_secs_f64(seconds).ok();
     }
     let date = httpdate::parse_http_date(value).ok()?;
     Some(

@@ -32,7 +32,6 @@ fn main() {
         }
     });
     if let Err(error) = result {
-        tracing::error!(%error, "cannot start");
         eprintln!("teams-voice-exporter: error: {error}");
         std::process::exit(error.exit_code());
     }

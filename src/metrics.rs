@@ -135,7 +135,42 @@ impl ExporterMetrics {
 }
 
 fn rustc_version() -> &'static str {
+    // Set by build.rs.
     option_env!("TVE_RUSTC_VERSION").unwrap_or("unknown")
+}
+
+/// Every `reason` a poll can fail with, so the series exist at 0 from the start and
+/// `increase()` sees the first failure.
+pub const POLL_ERROR_REASONS: &[&str] = &[
+    "token_unavailable",
+    "token_refused",
+    "unauthorized",
+    "forbidden",
+    "bad_request",
+    "not_found",
+    "not_acceptable",
+    "refused",
+    "retries_exhausted",
+    "bad_next_link",
+];
+
+/// Every `reason` a request is retried for.
+pub const RETRY_REASONS: &[&str] = &["throttled", "server_error", "invalid_json", "connection"];
+
+impl ExporterMetrics {
+    /// Creates the series of one Graph endpoint at zero, so that alerts and `increase()`
+    /// see the first event rather than a series appearing from nothing.
+    pub fn initialise_endpoint(&self, endpoint: &str) {
+        for reason in POLL_ERROR_REASONS {
+            self.poll_errors.with_label_values(&[endpoint, reason]);
+        }
+        for reason in RETRY_REASONS {
+            self.graph_retries.with_label_values(&[endpoint, reason]);
+        }
+        self.graph_throttled.with_label_values(&[endpoint]);
+        self.rows_received.with_label_values(&[endpoint]);
+        self.remembered_rows.with_label_values(&[endpoint]);
+    }
 }
 
 /// Renders a tenant's call aggregates on every scrape.

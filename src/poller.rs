@@ -102,6 +102,12 @@ pub struct Progress {
     pub last_sweep: Option<DateTime<Utc>>,
     /// End of the last window read completely; the next recent window starts no later.
     pub covered_until: Option<DateTime<Utc>>,
+    /// Rows that started before this were forgotten; no window may reach below it again,
+    /// even if the system clock steps back.
+    pub forgotten_before: Option<DateTime<Utc>>,
+    /// The last sweep failed: the next poll reads the recent window, so that a sweep that
+    /// keeps failing does not stop new calls from being counted.
+    pub sweep_failed: bool,
 }
 
 /// Polls one tenant's Direct Routing calls.
@@ -122,13 +128,13 @@ impl Poller {
             .duration_trunc(chrono::Duration::seconds(1))
             .unwrap_or(now);
         let lookback_start = now - to_chrono(self.schedule.lookback);
-        let kind = if !self.progress.baseline_done {
-            PollKind::Baseline
-        } else if self
+        let sweep_due = self
             .progress
             .last_sweep
-            .is_none_or(|at| now - at >= to_chrono(self.schedule.sweep_interval))
-        {
+            .is_none_or(|at| now - at >= to_chrono(self.schedule.sweep_interval));
+        let kind = if !self.progress.baseline_done {
+            PollKind::Baseline
+        } else if sweep_due && !self.progress.sweep_failed {
             PollKind::Sweep
         } else {
             PollKind::Recent
@@ -143,7 +149,14 @@ impl Poller {
                     .max(lookback_start)
             }
         };
-        (kind, CallWindow { from, to: now })
+        let from = from.max(self.progress.forgotten_before.unwrap_or(from));
+        (
+            kind,
+            CallWindow {
+                from,
+                to: now.max(from),
+            },
+        )
     }
 
     /// Polls until `shutdown` is cancelled.
@@ -185,10 +198,12 @@ impl Poller {
                 .graph
                 .read_window(function, part, |page| {
                     let now = self.clock.now();
-                    let outcome =
-                        self.state
-                            .lock()
-                            .ingest(page.value.iter().map(|raw| raw.get()), mode, now);
+                    let outcome = self.state.lock().ingest(
+                        page.value.iter().map(|raw| raw.get()),
+                        mode,
+                        now,
+                        part.from,
+                    );
                     ingested += outcome.ingested;
                 })
                 .await;
@@ -210,6 +225,9 @@ impl Poller {
             .observe(took.as_secs_f64());
         let finished_at = self.clock.now();
 
+        if kind != PollKind::Baseline {
+            self.progress.sweep_failed = kind == PollKind::Sweep && result.is_err();
+        }
         let report_result = match &result {
             Ok(()) => {
                 self.progress.covered_until = Some(window.to);
@@ -220,6 +238,11 @@ impl Poller {
                     let mut state = self.state.lock();
                     // Only rows older than the lookback: no later window reaches them.
                     let horizon = window.to - to_chrono(self.schedule.lookback);
+                    let horizon = self
+                        .progress
+                        .forgotten_before
+                        .map_or(horizon, |h| h.max(horizon));
+                    self.progress.forgotten_before = Some(horizon);
                     let forgotten = state.forget_before(horizon);
                     self.metrics
                         .remembered_rows
@@ -340,6 +363,7 @@ mod tests {
             baseline_done: true,
             last_sweep: Some(at("2026-11-27T09:30:00Z")),
             covered_until: Some(at("2026-11-27T09:59:00Z")),
+            ..Progress::default()
         });
         let (kind, window) = p.plan(at("2026-11-27T10:00:00Z"));
         assert_eq!(kind, PollKind::Recent);
@@ -354,6 +378,7 @@ mod tests {
             baseline_done: true,
             last_sweep: Some(at("2026-11-27T09:59:00Z")),
             covered_until: Some(at("2026-11-27T07:15:00Z")),
+            ..Progress::default()
         });
         let (kind, window) = p.plan(at("2026-11-27T10:00:00Z"));
         assert_eq!(kind, PollKind::Recent);
@@ -367,5 +392,33 @@ mod tests {
             at("2026-11-24T10:00:00Z"),
             "never beyond the lookback"
         );
+    }
+
+    #[test]
+    fn a_failing_sweep_lets_recent_polls_through() {
+        let mut p = poller(Progress {
+            baseline_done: true,
+            last_sweep: Some(at("2026-11-27T08:00:00Z")),
+            covered_until: Some(at("2026-11-27T09:59:00Z")),
+            ..Progress::default()
+        });
+        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Sweep);
+        p.progress.sweep_failed = true;
+        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Recent);
+    }
+
+    #[test]
+    fn windows_never_reach_below_forgotten_rows_even_if_the_clock_steps_back() {
+        let p = poller(Progress {
+            baseline_done: true,
+            last_sweep: None,
+            covered_until: Some(at("2026-11-27T10:00:00Z")),
+            forgotten_before: Some(at("2026-11-24T10:00:00Z")),
+            sweep_failed: false,
+        });
+        // The clock stepped back ten minutes: the sweep must not re-read forgotten rows.
+        let (kind, window) = p.plan(at("2026-11-27T09:50:00Z"));
+        assert_eq!(kind, PollKind::Sweep);
+        assert_eq!(window.from, at("2026-11-24T10:00:00Z"));
     }
 }

@@ -14,10 +14,11 @@ use serde_json::value::RawValue;
 
 /// One Graph page of `getDirectRoutingCalls` (or any call-log function).
 ///
-/// Rows stay raw here so that one malformed row costs only itself.
+/// Rows stay raw here so that one malformed row costs only itself. `value` is required:
+/// a 200 without it (a proxy's page, an error body) is not an empty last page.
 #[derive(Debug, Deserialize)]
 pub struct Page<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow)]
     pub value: Vec<&'a RawValue>,
     #[serde(rename = "@odata.nextLink", default)]
     pub next_link: Option<String>,
@@ -219,6 +220,20 @@ mod tests {
         );
         assert_eq!(row.setup_seconds(), Some(3.156));
         assert_eq!(row.call_end(), ts("2019-11-01T00:00:30.105Z"));
+    }
+
+    #[test]
+    fn a_body_without_rows_is_not_a_page() {
+        for body in [
+            r#"{}"#,
+            r#"{"error":{"code":"x"}}"#,
+            r#"{"value":null}"#,
+            "[]",
+        ] {
+            assert!(serde_json::from_str::<Page>(body).is_err(), "{body}");
+        }
+        let empty: Page = serde_json::from_str(r#"{"@odata.count":0,"value":[]}"#).unwrap();
+        assert!(empty.value.is_empty() && empty.next_link.is_none());
     }
 
     #[test]

@@ -48,25 +48,34 @@ impl Web {
     fn handle(&self, request: &Request<Incoming>, peer: SocketAddr) -> HttpResponse {
         let path = request.uri().path();
         tracing::trace!(%peer, %path, "request");
+        let text = "text/plain; charset=utf-8";
+        let page: fn(&Self, &Request<Incoming>) -> HttpResponse = match path {
+            p if p == self.telemetry_path => |web, request| web.metrics(accepts_gzip(request)),
+            "/" => |web, _| response(200, "text/html; charset=utf-8", web.landing_page()),
+            "/-/healthy" => |_, _| response(200, "text/plain; charset=utf-8", "Healthy\n"),
+            "/-/ready" => |web, _| web.readiness(),
+            _ => return response(404, text, "Not Found\n"),
+        };
         if request.method() != Method::GET && request.method() != Method::HEAD {
-            let mut r = response(405, "text/plain; charset=utf-8", "Method Not Allowed\n");
-            r.headers_mut()
-                .insert(hyper::header::ALLOW, "GET, HEAD".parse().expect("static"));
+            let mut r = response(405, text, "Method Not Allowed\n");
+            r.headers_mut().insert(
+                hyper::header::ALLOW,
+                hyper::header::HeaderValue::from_static("GET, HEAD"),
+            );
             return r;
         }
-        match path {
-            p if p == self.telemetry_path => self.metrics(accepts_gzip(request)),
-            "/" => response(200, "text/html; charset=utf-8", self.landing_page()),
-            "/-/healthy" => response(200, "text/plain; charset=utf-8", "Healthy\n"),
-            "/-/ready" if self.status.is_ready() => {
-                response(200, "text/plain; charset=utf-8", "Ready\n")
-            }
-            "/-/ready" => response(
+        page(self, request)
+    }
+
+    fn readiness(&self) -> HttpResponse {
+        if self.status.is_ready() {
+            response(200, "text/plain; charset=utf-8", "Ready\n")
+        } else {
+            response(
                 503,
                 "text/plain; charset=utf-8",
                 "Not ready: the first poll of Graph has not completed yet (see the landing page or the log)\n",
-            ),
-            _ => response(404, "text/plain; charset=utf-8", "Not Found\n"),
+            )
         }
     }
 

@@ -252,13 +252,17 @@ impl TenantState {
     }
 
     /// Takes one page of raw rows. `now` is when the page arrived (for arrival delay and
-    /// for remembering malformed rows without a start time).
+    /// for remembering malformed rows without a start time); `window_from` is the start of
+    /// the window the page belongs to: a row is remembered at least until that window
+    /// leaves the lookback, even if Graph returned it with an earlier start.
     pub fn ingest<'a>(
         &mut self,
         rows: impl IntoIterator<Item = &'a str>,
         mode: Ingest,
         now: DateTime<Utc>,
+        window_from: DateTime<Utc>,
     ) -> PageOutcome {
+        let floor = window_from.timestamp();
         let mut outcome = PageOutcome::default();
         for raw in rows {
             outcome.received += 1;
@@ -268,7 +272,8 @@ impl TenantState {
                     if self.remembered.contains_key(&key) {
                         continue;
                     }
-                    self.remembered.insert(key, row.start.timestamp());
+                    self.remembered
+                        .insert(key, row.start.timestamp().max(floor));
                     match mode {
                         Ingest::Count => {
                             self.aggregates.count(&row, now);
@@ -284,11 +289,18 @@ impl TenantState {
                     if self.remembered.contains_key(&key) {
                         continue;
                     }
-                    self.remembered.insert(key, now.timestamp());
+                    self.remembered.insert(key, now.timestamp().max(floor));
                     if mode == Ingest::Count {
                         self.aggregates.rows_invalid += 1;
                         outcome.invalid += 1;
-                        tracing::warn!(%error, row = %truncate(raw, 300), "skipping a malformed row");
+                        // Not the row itself: it holds user names and phone numbers.
+                        let id = salvage_id(raw);
+                        tracing::warn!(
+                            %error,
+                            id = id.as_deref().unwrap_or("none"),
+                            bytes = raw.len(),
+                            "skipping a malformed row"
+                        );
                     } else {
                         tracing::debug!(%error, "malformed row present at first start; remembered");
                     }
@@ -308,19 +320,17 @@ impl TenantState {
     }
 }
 
-fn truncate(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((index, _)) => &text[..index],
-        None => text,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn now() -> DateTime<Utc> {
         "2026-11-27T12:00:00Z".parse().unwrap()
+    }
+
+    /// A window start before every row in these tests.
+    fn early() -> DateTime<Utc> {
+        "2026-11-24T12:00:00Z".parse().unwrap()
     }
 
     const OK: &str = r#"{"id":"9e8bba57-dc14-533a-a7dd-f0da6575eed1","startDateTime":"2026-11-27T10:00:25Z",
@@ -334,7 +344,7 @@ mod tests {
     #[test]
     fn a_row_is_counted_once() {
         let mut state = TenantState::new();
-        let first = state.ingest([OK, FAILED, OK], Ingest::Count, now());
+        let first = state.ingest([OK, FAILED, OK], Ingest::Count, now(), early());
         assert_eq!(
             first,
             PageOutcome {
@@ -344,7 +354,7 @@ mod tests {
                 invalid: 0
             }
         );
-        let again = state.ingest([FAILED, OK], Ingest::Count, now());
+        let again = state.ingest([FAILED, OK], Ingest::Count, now(), early());
         assert_eq!(again.ingested, 0);
         let a = &state.aggregates;
         assert_eq!(a.rows_ingested, 2);
@@ -381,14 +391,14 @@ mod tests {
     #[test]
     fn baseline_remembers_without_counting() {
         let mut state = TenantState::new();
-        let outcome = state.ingest([OK, "17"], Ingest::RememberOnly, now());
+        let outcome = state.ingest([OK, "17"], Ingest::RememberOnly, now(), early());
         assert_eq!(
             (outcome.ingested, outcome.remembered_only, outcome.invalid),
             (0, 1, 0)
         );
         assert_eq!(
             state
-                .ingest([OK, "17", FAILED], Ingest::Count, now())
+                .ingest([OK, "17", FAILED], Ingest::Count, now(), early())
                 .ingested,
             1
         );
@@ -404,8 +414,8 @@ mod tests {
             "17",
             r#"{"callType":"x"}"#,
         ];
-        assert_eq!(state.ingest(bad, Ingest::Count, now()).invalid, 3);
-        assert_eq!(state.ingest(bad, Ingest::Count, now()).invalid, 0);
+        assert_eq!(state.ingest(bad, Ingest::Count, now(), early()).invalid, 3);
+        assert_eq!(state.ingest(bad, Ingest::Count, now(), early()).invalid, 0);
         assert_eq!(state.aggregates.rows_invalid, 3);
     }
 
@@ -416,6 +426,7 @@ mod tests {
             [r#"{"id":"n","startDateTime":"2026-11-27T10:00:00Z"}"#],
             Ingest::Count,
             now(),
+            early(),
         );
         let key = state.aggregates.calls.keys().next().unwrap().clone();
         assert_eq!(key.trunk_fqdn, UNKNOWN);
@@ -427,14 +438,43 @@ mod tests {
     #[test]
     fn expiry_forgets_old_rows_only() {
         let mut state = TenantState::new();
-        state.ingest([OK, FAILED], Ingest::Count, now());
+        state.ingest([OK, FAILED], Ingest::Count, now(), early());
+        // OK started 10:00:25, FAILED 11:00.
         assert_eq!(
             state.forget_before("2026-11-27T10:30:00Z".parse().unwrap()),
             1
         );
         assert_eq!(state.remembered_rows(), 1);
-        // The forgotten row would count again if a window still reached it; none does.
-        assert_eq!(state.ingest([FAILED], Ingest::Count, now()).ingested, 0);
+        assert_eq!(
+            state
+                .ingest([FAILED], Ingest::Count, now(), early())
+                .ingested,
+            0,
+            "still remembered"
+        );
+        // Forgotten means forgotten: a window that still reached OK would count it again,
+        // which is why the poller never reads below the forgetting horizon.
+        assert_eq!(
+            state.ingest([OK], Ingest::Count, now(), early()).ingested,
+            1
+        );
+    }
+
+    #[test]
+    fn a_row_is_remembered_at_least_as_long_as_its_window() {
+        let mut state = TenantState::new();
+        // Graph returned OK (started 10:00:25) in a window starting 11:00.
+        let window_from = "2026-11-27T11:00:00Z".parse().unwrap();
+        state.ingest([OK], Ingest::Count, now(), window_from);
+        assert_eq!(
+            state.forget_before("2026-11-27T10:30:00Z".parse().unwrap()),
+            0
+        );
+        assert_eq!(state.forget_before(window_from), 0);
+        assert_eq!(
+            state.forget_before("2026-11-27T11:00:01Z".parse().unwrap()),
+            1
+        );
     }
 
     #[test]

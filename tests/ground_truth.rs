@@ -157,7 +157,7 @@ fn check_histogram(metrics: &Metrics, name: &str, expected: &BTreeMap<(String, S
 }
 
 #[test]
-fn metrics_equal_ground_truth_through_late_rows_throttling_outages_and_short_tokens() {
+fn metrics_equal_ground_truth_through_late_rows_throttling_server_errors_and_short_tokens() {
     let scenario = Scenario {
         preexisting_rows: 1500,
         late_rows: 6000,
@@ -402,4 +402,104 @@ fn a_wrong_secret_names_the_aadsts_code_and_never_shows_the_secret() {
 fn tail(log: &str) -> String {
     let lines: Vec<_> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+#[test]
+fn an_outage_loses_nothing_and_counts_nothing_twice() {
+    let scenario = Scenario {
+        preexisting_rows: 800,
+        late_rows: 2000,
+        span: Duration::from_secs(48 * 3600),
+        arrival_spread: Duration::from_secs(3),
+        malformed_rows: 0,
+    };
+    let (_runtime, sim) = simulator(scenario, Faults::default());
+    let exporter = Exporter::start(&sim.base_url(), &["--graph.max-retries=1"]);
+    exporter.wait_ready(Duration::from_secs(60));
+
+    // Graph goes down; the late rows appear while every poll fails.
+    sim.set_faults(Faults {
+        unavailable_every: 1,
+        ..Faults::default()
+    });
+    sim.release();
+    wait_for(Duration::from_secs(30), "polls failing", || {
+        exporter.metrics().sum(
+            "teams_voice_exporter_poll_errors_total",
+            &[("reason", "retries_exhausted")],
+        ) >= 3.0
+    })
+    .unwrap();
+    assert_eq!(
+        exporter
+            .metrics()
+            .sum("teams_voice_exporter_rows_ingested_total", &[]),
+        0.0
+    );
+    assert_eq!(exporter.get("/-/ready").0, 200, "stays ready and serving");
+
+    sim.set_faults(Faults::default());
+    wait_for(Duration::from_secs(60), "all rows counted", || {
+        exporter
+            .metrics()
+            .sum("teams_voice_exporter_rows_ingested_total", &[])
+            >= 2000.0
+    })
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&exporter.log())));
+    std::thread::sleep(Duration::from_secs(3));
+    let truth = sim.ground_truth();
+    let metrics = exporter.metrics();
+    let e = expected(&truth);
+    assert_eq!(metrics.of("teams_direct_routing_calls_total"), e.calls);
+    assert_eq!(
+        metrics.of("teams_direct_routing_call_failures_total"),
+        e.failures
+    );
+    check_histogram(
+        &metrics,
+        "teams_direct_routing_call_duration_seconds",
+        &e.duration,
+    );
+}
+
+#[test]
+fn retry_after_as_an_http_date_and_on_503_holds_back_every_request() {
+    let scenario = Scenario {
+        preexisting_rows: 3500,
+        late_rows: 500,
+        span: Duration::from_secs(6 * 3600),
+        arrival_spread: Duration::from_secs(2),
+        malformed_rows: 0,
+    };
+    let faults = Faults {
+        throttle_every: 4,
+        retry_after_secs: 1,
+        retry_after_http_date: true,
+        unavailable_every: 5,
+        unavailable_retry_after: true,
+        ..Faults::default()
+    };
+    let (_runtime, sim) = simulator(scenario, faults);
+    let exporter = Exporter::start(&sim.base_url(), &[]);
+    exporter.wait_ready(Duration::from_secs(60));
+    sim.release();
+    wait_for(Duration::from_secs(60), "late rows counted", || {
+        exporter
+            .metrics()
+            .sum("teams_voice_exporter_rows_ingested_total", &[])
+            >= 500.0
+    })
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&exporter.log())));
+    let stats = sim.stats();
+    assert!(
+        stats.throttled_responses >= 3 && stats.unavailable_responses >= 3,
+        "{stats:?}"
+    );
+    assert_eq!(stats.retry_after_violations, 0, "{stats:?}");
+    let metrics = exporter.metrics();
+    assert_eq!(
+        metrics.sum("teams_voice_exporter_rows_ingested_total", &[]),
+        500.0
+    );
+    assert!(metrics.sum("teams_voice_exporter_graph_throttled_total", &[]) >= 6.0);
 }

@@ -156,7 +156,7 @@ fn answer(tenant: &Tenant, request: &Request<Incoming>) -> (Reply, u64) {
 }
 
 fn is_every(request_number: u64, every: u32) -> bool {
-    every > 0 && request_number % u64::from(every) == 0
+    every > 0 && request_number.is_multiple_of(u64::from(every))
 }
 
 fn too_many_requests() -> GraphError {
