@@ -93,6 +93,9 @@ pub async fn run_exporter(
     let http = reqwest::Client::builder()
         .user_agent(concat!("teams-voice-exporter/", env!("CARGO_PKG_VERSION")))
         .timeout(config.graph_timeout)
+        // A redirect would carry the secret (token request body) or the bearer token to
+        // another host, or count rows from somewhere else: neither service redirects.
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(config.graph_timeout.min(std::time::Duration::from_secs(15)))
         .build()
         .map_err(|e| StartError::HttpClient(e.to_string()))?;

@@ -288,7 +288,10 @@ impl TokenCache {
         };
         let outcome = match &result {
             Ok(_) => "success".to_owned(),
-            Err(AuthError::Rejected { code, .. }) => code.clone(),
+            // AADSTS codes are a bounded, documented set; anything else a proxy might say
+            // must not become a label value.
+            Err(AuthError::Rejected { code, .. }) if is_aadsts(code) => code.clone(),
+            Err(AuthError::Rejected { .. }) => "rejected".to_owned(),
             Err(AuthError::Unreachable { .. }) => "unreachable".to_owned(),
             Err(AuthError::InvalidResponse { .. }) => "invalid_response".to_owned(),
         };
@@ -363,6 +366,13 @@ impl TokenCache {
             description,
         })
     }
+}
+
+fn is_aadsts(code: &str) -> bool {
+    code.len() <= 16
+        && code
+            .strip_prefix("AADSTS")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A reqwest error with its causes, which hold the useful part ("connection refused").

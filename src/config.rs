@@ -134,7 +134,8 @@ pub struct ExporterArgs {
     /// Time limit for one Graph request, response body included.
     #[arg(long = "graph.timeout", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     pub graph_timeout: Duration,
-    /// Retries of one page after transient failures (429, 5xx, timeouts) before the poll fails.
+    /// Retries of one page after transient failures (429, 408, 500, 502, 503, 504, timeouts,
+    /// connection errors, an unreadable page, Entra ID unavailable) before the poll fails.
     #[arg(long = "graph.max-retries", default_value_t = 6, value_name = "N")]
     pub graph_max_retries: u32,
     /// First retry delay; it doubles with each retry (with jitter), up to one minute.
@@ -169,8 +170,8 @@ pub struct ExporterArgs {
     /// How often to read the whole lookback, to count rows Graph published late [default: 1h; 2m with --demo].
     #[arg(long = "poll.sweep-interval", value_parser = parse_duration, value_name = "DURATION")]
     pub sweep_interval: Option<Duration>,
-    /// How far back sweeps read, and how long row ids are remembered. Rows Graph publishes
-    /// later than this after the call are not counted.
+    /// How far back sweeps read, and how long row ids are remembered. A row Graph publishes
+    /// later than the lookback minus the sweep interval after its call may not be counted.
     #[arg(long = "poll.lookback", default_value = "72h", value_parser = parse_duration, value_name = "DURATION")]
     pub lookback: Duration,
 }
@@ -342,12 +343,33 @@ fn http_url(flag: &'static str, value: &str) -> Result<Url, ConfigError> {
             "use https://HOST (or http://HOST:PORT for local testing)",
         ));
     }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad(
+            "credentials do not belong in the URL; remove the user:password@ part",
+        ));
+    }
     if url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
         return Err(bad(
             "give the root URL only, without a path or query (e.g. https://graph.microsoft.com, not .../v1.0)",
         ));
     }
+    if url.scheme() == "http" && !is_loopback(&url) {
+        tracing::warn!(
+            flag,
+            url = %url,
+            "plain http:// to a host that is not loopback: tokens and secrets cross the network unencrypted; use https:// outside local testing"
+        );
+    }
     Ok(url)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// Checks the poll schedule makes sense; a lookback over Graph's 90-day limit is read in
@@ -491,6 +513,13 @@ mod tests {
 
     #[test]
     fn urls_and_addresses_are_checked() {
+        assert!(
+            args(&["--graph.endpoint=https://me:pw@graph.microsoft.com"])
+                .unwrap()
+                .exporter
+                .config()
+                .is_err()
+        );
         assert!(args(&["--graph.endpoint=ftp://x"])
             .unwrap()
             .exporter

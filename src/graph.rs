@@ -325,7 +325,27 @@ impl GraphClient {
         let mut retries = 0;
         let mut refreshed_after_401 = false;
         loop {
-            let token = self.ready_to_send().await?;
+            let token = match self.ready_to_send().await {
+                Ok(token) => token,
+                // Entra ID hiccups like any service: retry it within the page's budget.
+                Err(GraphError::Auth(error)) if error.is_transient() => {
+                    let description = error.to_string();
+                    if !self
+                        .pause_before_retry(
+                            endpoint,
+                            &mut retries,
+                            "token_unavailable",
+                            &description,
+                            None,
+                        )
+                        .await
+                    {
+                        return Err(GraphError::Auth(error));
+                    }
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             let (reason, description, wait) = match self.attempt(function, url, &token).await? {
                 Attempt::Page(body) => match serde_json::from_slice::<Page>(&body) {
                     Ok(page) => {
@@ -333,8 +353,12 @@ impl GraphClient {
                         return Ok(page.next_link);
                     }
                     Err(error) => {
+                        // Not serde's message: it would quote the body, which holds personal data.
                         let description = format!(
-                            "a page that is not valid JSON ({} bytes): {error}",
+                            "a page that is not valid ({:?} error at line {} column {}, {} bytes)",
+                            error.classify(),
+                            error.line(),
+                            error.column(),
                             body.len()
                         );
                         ("invalid_json", description, None)
@@ -357,32 +381,50 @@ impl GraphClient {
             };
             // A 401 after this is a new problem, not the same token failing twice.
             refreshed_after_401 = false;
-            if retries >= self.retry.max_retries {
+            if !self
+                .pause_before_retry(endpoint, &mut retries, reason, &description, wait)
+                .await
+            {
                 return Err(GraphError::RetriesExhausted {
                     attempts: retries + 1,
                     last: description,
                 });
             }
-            retries += 1;
-            self.metrics
-                .graph_retries
-                .with_label_values(&[endpoint, reason])
-                .inc();
-            let backoff = self.backoff(retries);
-            tracing::warn!(
-                endpoint,
-                attempt = retries,
-                retry_after = ?wait,
-                backoff = ?backoff,
-                reason = %description,
-                "Graph request failed; retrying"
-            );
-            // With a Retry-After the gate holds every request to the tenant back; without
-            // one (or with zero) the jittered backoff keeps retries apart.
-            if wait.is_none() {
-                tokio::time::sleep(backoff).await;
-            }
         }
+    }
+
+    /// Counts a retry and waits before it; false when the retry budget is spent.
+    async fn pause_before_retry(
+        &self,
+        endpoint: &str,
+        retries: &mut u32,
+        reason: &'static str,
+        description: &str,
+        retry_after: Option<Duration>,
+    ) -> bool {
+        if *retries >= self.retry.max_retries {
+            return false;
+        }
+        *retries += 1;
+        self.metrics
+            .graph_retries
+            .with_label_values(&[endpoint, reason])
+            .inc();
+        let backoff = self.backoff(*retries);
+        tracing::warn!(
+            endpoint,
+            attempt = *retries,
+            retry_after = ?retry_after,
+            backoff = ?backoff,
+            reason = %description,
+            "Graph request failed; retrying"
+        );
+        // With a Retry-After the gate holds every request to the tenant back; without one
+        // (or with zero) the jittered backoff keeps retries apart.
+        if retry_after.is_none() {
+            tokio::time::sleep(backoff).await;
+        }
+        true
     }
 
     /// Waits until no Retry-After is pending and returns a usable token. Getting a token

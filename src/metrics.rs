@@ -155,7 +155,13 @@ pub const POLL_ERROR_REASONS: &[&str] = &[
 ];
 
 /// Every `reason` a request is retried for.
-pub const RETRY_REASONS: &[&str] = &["throttled", "server_error", "invalid_json", "connection"];
+pub const RETRY_REASONS: &[&str] = &[
+    "throttled",
+    "server_error",
+    "invalid_json",
+    "connection",
+    "token_unavailable",
+];
 
 impl ExporterMetrics {
     /// Creates the series of one Graph endpoint at zero, so that alerts and `increase()`

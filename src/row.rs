@@ -27,8 +27,9 @@ pub struct Page<'a> {
 /// Why a row was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum RowError {
+    /// What is wrong, without the offending value: rows hold names and phone numbers.
     #[error("row is not a valid directRoutingLogRow: {0}")]
-    Shape(#[from] serde_json::Error),
+    Shape(String),
     #[error("row has no id, so it cannot be counted exactly once")]
     MissingId,
     #[error("row {id} has no usable startDateTime")]
@@ -90,7 +91,8 @@ struct WireRow {
 impl DirectRoutingRow {
     /// Parses one row of a page.
     pub fn parse(raw: &str) -> Result<Self, RowError> {
-        let wire: WireRow = serde_json::from_str(raw)?;
+        let wire: WireRow =
+            serde_json::from_str(raw).map_err(|e| RowError::Shape(describe_error(raw, &e)))?;
         let id = wire
             .id
             .filter(|id| !id.trim().is_empty())
@@ -121,11 +123,22 @@ impl DirectRoutingRow {
         self.end
             .or(self.failure)
             .or_else(|| {
-                self.duration_secs
-                    .filter(|d| *d >= 0)
-                    .map(|d| self.start + chrono::Duration::seconds(d))
+                // Graph documents an int32; anything may arrive, and must not overflow.
+                let duration = chrono::TimeDelta::try_seconds(self.duration_secs?)?;
+                self.start
+                    .checked_add_signed(duration.max(chrono::TimeDelta::zero()))
             })
             .unwrap_or(self.start)
+    }
+
+    /// The latest time the row carries. Graph filters windows on a call start time whose
+    /// exact definition is not documented for failed calls, so a row is remembered until
+    /// its latest timestamp leaves the lookback.
+    pub fn latest_time(&self) -> DateTime<Utc> {
+        [self.invite, self.end, self.failure]
+            .into_iter()
+            .flatten()
+            .fold(self.start, DateTime::max)
     }
 
     /// Time to establish the call (ringing included), when both ends of it are known and
@@ -148,6 +161,46 @@ pub fn salvage_id(raw: &str) -> Option<String> {
     match serde_json::from_str::<IdOnly>(raw).ok()?.id? {
         serde_json::Value::String(id) if !id.trim().is_empty() => Some(id),
         _ => None,
+    }
+}
+
+/// Describes a parse error by the field it is in and what was expected, never by the value
+/// (serde's own message quotes the value).
+pub fn describe_error(raw: &str, error: &serde_json::Error) -> String {
+    let message = error.to_string();
+    let expected = message
+        .split(", expected ")
+        .nth(1)
+        .and_then(|rest| rest.split(" at line ").next())
+        .map(|what| format!(", expected {what}"))
+        .unwrap_or_default();
+    let kind = match error.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Eof => "cut short",
+        serde_json::error::Category::Data => "wrong type or value",
+    };
+    // The error's line and column point into `raw`; the field is the last key before it.
+    let offset = raw
+        .split_inclusive('\n')
+        .take(error.line().saturating_sub(1))
+        .map(str::len)
+        .sum::<usize>()
+        + error.column();
+    let field = raw
+        .get(..offset.min(raw.len()))
+        .and_then(|before| before.rsplit_once("\":"))
+        .and_then(|(head, _)| head.rsplit_once('"'))
+        .map(|(_, key)| key)
+        .filter(|key| {
+            key.len() <= 64
+                && key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '@' || c == '.')
+        });
+    match field {
+        Some(field) => format!("{kind} in field {field}{expected}"),
+        None => format!("{kind} at column {}{expected}", error.column()),
     }
 }
 
@@ -306,6 +359,45 @@ mod tests {
             assert!(DirectRoutingRow::parse(raw).is_err(), "{raw}");
             assert_eq!(salvage_id(raw), None, "{raw}");
         }
+    }
+
+    #[test]
+    fn absurd_durations_do_not_overflow() {
+        for duration in ["100000000000000", "9223372036854775807", "-5"] {
+            let raw = format!(
+                r#"{{"id":"d","startDateTime":"2026-11-27T10:00:00Z","duration":{duration}}}"#
+            );
+            let row = DirectRoutingRow::parse(&raw).unwrap();
+            assert!(row.call_end() >= row.start, "{duration}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_field_but_never_the_value() {
+        let raw = r#"{"id":"b2","callerNumber":"+4930123***","duration":"+4930123456","startDateTime":"2026-11-27T10:00:00Z"}"#;
+        let text = DirectRoutingRow::parse(raw).unwrap_err().to_string();
+        assert!(
+            text.contains("field duration") && text.contains("expected i64"),
+            "{text}"
+        );
+        assert!(!text.contains("4930123"), "{text}");
+        let text = DirectRoutingRow::parse(r#"{"id":"b3","userPrincipalName":"adele@contoso.com","successfulCall":"adele@contoso.com"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            text.contains("successfulCall") && !text.contains("adele"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_latest_time_covers_every_timestamp() {
+        let row = DirectRoutingRow::parse(
+            r#"{"id":"t","startDateTime":"2026-11-27T10:00:00Z","inviteDateTime":"2026-11-27T09:59:50Z",
+               "endDateTime":"2026-11-27T10:30:00Z","failureDateTime":"0001-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(row.latest_time(), ts("2026-11-27T10:30:00Z"));
     }
 
     #[test]

@@ -2,9 +2,9 @@
 //!
 //! Graph returns the same row in every window and sweep that covers its call start, and
 //! rows arrive late and out of order, so counting happens here and only here: a row is
-//! counted the first time its `id` is seen and remembered until its call start leaves the
-//! lookback. The aggregates are plain data (no prometheus types) so that they can be saved,
-//! restored and rendered by [`crate::collector`].
+//! counted the first time its `id` is seen and remembered until its call (its latest
+//! timestamp) leaves the lookback. The aggregates are plain data (no prometheus types) so
+//! that they can be saved, restored and rendered by [`crate::metrics::StateCollector`].
 
 use std::collections::HashMap;
 
@@ -273,7 +273,7 @@ impl TenantState {
                         continue;
                     }
                     self.remembered
-                        .insert(key, row.start.timestamp().max(floor));
+                        .insert(key, row.latest_time().timestamp().max(floor));
                     match mode {
                         Ingest::Count => {
                             self.aggregates.count(&row, now);

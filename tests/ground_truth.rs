@@ -172,6 +172,7 @@ fn metrics_equal_ground_truth_through_late_rows_throttling_server_errors_and_sho
         invalid_json_every: 17,
         token_lifetime_secs: 4,
         revoke_token_every: 23,
+        token_unavailable_every: 3,
         slow_page_ms: 10,
         ..Faults::default()
     };
@@ -253,6 +254,10 @@ fn metrics_equal_ground_truth_through_late_rows_throttling_server_errors_and_sho
     assert!(
         stats.invalid_json_responses > 0 && stats.unauthorized_responses > 0,
         "{stats:?}"
+    );
+    assert!(
+        stats.token_errors >= 1,
+        "Entra ID was unavailable at times: {stats:?}"
     );
     assert!(
         stats.tokens_issued >= 3,
@@ -502,4 +507,40 @@ fn retry_after_as_an_http_date_and_on_503_holds_back_every_request() {
         500.0
     );
     assert!(metrics.sum("teams_voice_exporter_graph_throttled_total", &[]) >= 6.0);
+}
+
+#[test]
+fn throttling_without_retry_after_backs_off_and_counts_everything() {
+    let scenario = Scenario {
+        preexisting_rows: 2500,
+        late_rows: 1500,
+        span: Duration::from_secs(6 * 3600),
+        arrival_spread: Duration::from_secs(2),
+        malformed_rows: 0,
+    };
+    let faults = Faults {
+        throttle_every: 3,
+        throttle_without_retry_after: true,
+        ..Faults::default()
+    };
+    let (_runtime, sim) = simulator(scenario, faults);
+    let exporter = Exporter::start(&sim.base_url(), &[]);
+    exporter.wait_ready(Duration::from_secs(60));
+    sim.release();
+    wait_for(Duration::from_secs(60), "late rows counted", || {
+        exporter
+            .metrics()
+            .sum("teams_voice_exporter_rows_ingested_total", &[])
+            >= 1500.0
+    })
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&exporter.log())));
+    let metrics = exporter.metrics();
+    let e = expected(&sim.ground_truth());
+    assert_eq!(metrics.of("teams_direct_routing_calls_total"), e.calls);
+    assert!(
+        metrics.sum(
+            "teams_voice_exporter_graph_retries_total",
+            &[("reason", "throttled")]
+        ) >= 3.0
+    );
 }

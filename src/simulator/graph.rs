@@ -155,7 +155,7 @@ fn answer(tenant: &Tenant, request: &Request<Incoming>) -> (Reply, u64) {
     (reply, delay_ms)
 }
 
-fn is_every(request_number: u64, every: u32) -> bool {
+pub(super) fn is_every(request_number: u64, every: u32) -> bool {
     every > 0 && request_number.is_multiple_of(u64::from(every))
 }
 
@@ -200,8 +200,10 @@ fn checked_answer(
         ));
     }
     if is_every(request_number, faults.throttle_every) {
+        let retry_after = (!faults.throttle_without_retry_after)
+            .then(|| start_retry_after(tenant, faults, now_ms));
         return Err(GraphError {
-            retry_after: Some(start_retry_after(tenant, faults, now_ms)),
+            retry_after,
             ..too_many_requests()
         });
     }

@@ -168,6 +168,12 @@ pub struct Faults {
     pub foreign_next_link: Option<String>,
     /// Every data request answers 403 (the app lacks `CallRecords.Read.All`).
     pub forbidden: bool,
+    /// The 429s of `throttle_every` carry no Retry-After: the client must back off on its
+    /// own (Graph documents this case).
+    pub throttle_without_retry_after: bool,
+    /// Every Nth token request answers 503 `temporarily_unavailable`, as Entra ID does in
+    /// an incident; 0 = off.
+    pub token_unavailable_every: u32,
 }
 
 impl Faults {

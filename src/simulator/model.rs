@@ -279,6 +279,10 @@ pub(super) mod quirk {
     pub const EXTRA_FIELDS: u8 = 1;
     pub const NULL_SUB_REASON: u8 = 2;
     pub const NULL_MEDIA_PATH: u8 = 4;
+    pub const NULL_CALL_TYPE: u8 = 8;
+    pub const NULL_SIP_CODE: u8 = 16;
+    /// The trunk's FQDN in upper case: DNS names are case-insensitive, and admins type them.
+    pub const UPPER_CASE_TRUNK: u8 = 32;
 }
 
 /// How a row prints its timestamps: the low three bits give the number of fractional
@@ -356,6 +360,26 @@ impl CallRow {
             SubReason::FromSbc if self.call_type().inbound => 540_000 + outcome.code,
             SubReason::FromSbc => 560_000 + outcome.code,
         })
+    }
+
+    /// The call type as the row prints it (null for a few rows).
+    pub fn call_type_name(&self) -> Option<&'static str> {
+        (self.quirks & quirk::NULL_CALL_TYPE == 0).then(|| self.call_type().name)
+    }
+
+    /// The final SIP code as the row prints it (null for a few rows).
+    pub fn sip_code(&self) -> Option<i64> {
+        (self.quirks & quirk::NULL_SIP_CODE == 0).then(|| self.outcome().code)
+    }
+
+    /// The trunk FQDN as the row prints it.
+    pub fn trunk_fqdn(&self) -> std::borrow::Cow<'static, str> {
+        let fqdn = self.trunk().fqdn;
+        if self.quirks & quirk::UPPER_CASE_TRUNK != 0 {
+            fqdn.to_ascii_uppercase().into()
+        } else {
+            fqdn.into()
+        }
     }
 
     pub fn media_path(&self) -> Option<&'static str> {
@@ -505,6 +529,15 @@ pub(super) fn draw_call(rng: &mut StdRng, trunk: usize, start_ms: i64) -> CallRo
     }
     if rng.gen_bool(0.005) {
         quirks |= quirk::NULL_MEDIA_PATH;
+    }
+    if rng.gen_bool(0.003) {
+        quirks |= quirk::NULL_CALL_TYPE;
+    }
+    if rng.gen_bool(0.003) {
+        quirks |= quirk::NULL_SIP_CODE;
+    }
+    if rng.gen_bool(0.01) {
+        quirks |= quirk::UPPER_CASE_TRUNK;
     }
     let mut row = CallRow {
         id: random_uuid(rng),

@@ -158,7 +158,10 @@ pub(super) fn write_row(out: &mut String, row: &CallRow) {
     } else {
         let _ = write!(out, ",\"duration\":{}", row.duration_s);
     }
-    write_string_field(out, "callType", row.call_type().name);
+    match row.call_type_name() {
+        Some(name) => write_string_field(out, "callType", name),
+        None => out.push_str(",\"callType\":null"),
+    }
     if kind == Some(MalformedKind::TextSuccess) {
         write_string_field(out, "successfulCall", "yes");
     } else {
@@ -174,7 +177,12 @@ pub(super) fn write_row(out: &mut String, row: &CallRow) {
     let trunk = row.trunk();
     write_string_field(out, "signalingLocation", trunk.signaling_location);
     let outcome = row.outcome();
-    let _ = write!(out, ",\"finalSipCode\":{}", outcome.code);
+    match row.sip_code() {
+        Some(code) => {
+            let _ = write!(out, ",\"finalSipCode\":{code}");
+        }
+        None => out.push_str(",\"finalSipCode\":null"),
+    }
     match row.sub_reason() {
         Some(sub_reason) => {
             let _ = write!(out, ",\"callEndSubReason\":{sub_reason}");
@@ -182,7 +190,7 @@ pub(super) fn write_row(out: &mut String, row: &CallRow) {
         None => out.push_str(",\"callEndSubReason\":null"),
     }
     write_string_field(out, "finalSipCodePhrase", outcome.phrase);
-    write_string_field(out, "trunkFullyQualifiedDomainName", trunk.fqdn);
+    write_string_field(out, "trunkFullyQualifiedDomainName", &row.trunk_fqdn());
     let _ = write!(
         out,
         ",\"mediaBypassEnabled\":{}",
@@ -253,12 +261,11 @@ pub(super) fn push_json_string(out: &mut String, value: &str) {
 
 /// The ground-truth view of a well-formed row: the values its JSON carries.
 pub(super) fn truth_row(row: &CallRow) -> TruthRow {
-    let outcome = row.outcome();
     TruthRow {
         id: uuid(row.id),
-        trunk_fqdn: Some(row.trunk().fqdn.to_owned()),
-        call_type: Some(row.call_type().name.to_owned()),
-        final_sip_code: Some(outcome.code),
+        trunk_fqdn: Some(row.trunk_fqdn().into_owned()),
+        call_type: row.call_type_name().map(str::to_owned),
+        final_sip_code: row.sip_code(),
         call_end_sub_reason: row.sub_reason(),
         successful_call: Some(row.successful()),
         media_path_location: row.media_path().map(str::to_owned),

@@ -60,14 +60,30 @@ impl TokenError {
 }
 
 pub(super) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> HttpResponse {
-    tenant.stats().token_requests += 1;
+    let request_number = {
+        let mut stats = tenant.stats();
+        stats.token_requests += 1;
+        stats.token_requests
+    };
     let correlation_id = request
         .headers()
         .get("client-request-id")
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned)
         .unwrap_or_else(|| tenant.new_uuid());
-    match issue(tenant, request).await {
+    let every = tenant.gate.lock().faults.token_unavailable_every;
+    let unavailable = graph::is_every(request_number, every);
+    let answer = if unavailable {
+        Err(TokenError::new(
+            503,
+            "temporarily_unavailable",
+            50196,
+            "The server is temporarily unavailable. Try again later.".to_owned(),
+        ))
+    } else {
+        issue(tenant, request).await
+    };
+    match answer {
         Ok(response) => {
             tenant.stats().tokens_issued += 1;
             response
