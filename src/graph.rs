@@ -602,6 +602,80 @@ mod tests {
             .all(|w| w.to - w.from <= chrono::Duration::days(90)));
     }
 
+    fn client(endpoint: &str) -> GraphClient {
+        let registry = prometheus::Registry::new();
+        let metrics = ExporterMetrics::register(&registry).unwrap();
+        let endpoint: Url = endpoint.parse().unwrap();
+        let credential = crate::auth::Credential::ClientSecret {
+            tenant_id: "t".into(),
+            client_id: "c".into(),
+            secret: "s".to_owned().into(),
+        };
+        let http = reqwest::Client::new();
+        let tokens = TokenCache::new(
+            http.clone(),
+            credential,
+            &endpoint,
+            &endpoint,
+            metrics.clone(),
+        )
+        .unwrap();
+        GraphClient::new(
+            http,
+            endpoint,
+            Arc::new(tokens),
+            RetryPolicy::default(),
+            metrics,
+        )
+    }
+
+    #[test]
+    fn next_links_must_stay_on_the_graph_origin() {
+        let graph = client("https://graph.microsoft.com");
+        let ok = "https://GRAPH.microsoft.com:443/v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=2026-11-27T10:00:00Z,toDateTime=2026-11-27T11:00:00Z)?$skip=1000";
+        assert!(graph.check_next_link(ok).is_ok());
+        for foreign in [
+            "http://graph.microsoft.com/v1.0/x?$skip=1",
+            "https://graph.microsoft.com:8443/v1.0/x?$skip=1",
+            "https://graph.microsoft.com.evil.example/v1.0/x?$skip=1",
+            "https://evil.example/v1.0/x?$skip=1",
+        ] {
+            assert!(
+                matches!(
+                    graph.check_next_link(foreign),
+                    Err(GraphError::ForeignNextLink { .. })
+                ),
+                "{foreign}"
+            );
+        }
+        assert!(matches!(
+            graph.check_next_link("not a url"),
+            Err(GraphError::BadNextLink(_))
+        ));
+    }
+
+    #[test]
+    fn function_urls_carry_unquoted_utc_timestamps() {
+        let graph = client("http://127.0.0.1:8080/");
+        let window = CallWindow {
+            from: "2026-11-27T10:00:00Z".parse().unwrap(),
+            to: "2026-11-27T11:00:00Z".parse().unwrap(),
+        };
+        assert_eq!(
+            graph.function_url(Function::DirectRoutingCalls, window).as_str(),
+            "http://127.0.0.1:8080/v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=2026-11-27T10:00:00Z,toDateTime=2026-11-27T11:00:00Z)"
+        );
+    }
+
+    #[test]
+    fn absurd_retry_after_values_are_bounded() {
+        assert_eq!(parse_retry_after("1e30"), None);
+        assert_eq!(parse_retry_after("-1"), None);
+        let gate = TenantGate::default();
+        gate.hold_for(Duration::from_secs(u64::MAX));
+        assert!(!gate.is_open());
+    }
+
     #[test]
     fn retry_after_in_both_forms() {
         assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
