@@ -585,7 +585,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -602,7 +602,8 @@ mod tests {
             .all(|w| w.to - w.from <= chrono::Duration::days(90)));
     }
 
-    fn client(endpoint: &str) -> GraphClient {
+    /// A client for `endpoint` with a token cache that points there too.
+    pub(crate) fn client(endpoint: &str) -> GraphClient {
         let registry = prometheus::Registry::new();
         let metrics = ExporterMetrics::register(&registry).unwrap();
         let endpoint: Url = endpoint.parse().unwrap();

@@ -306,34 +306,10 @@ fn to_chrono(d: Duration) -> chrono::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{Credential, TokenCache};
-    use crate::graph::RetryPolicy;
 
     fn poller(progress: Progress) -> Poller {
-        let registry = prometheus::Registry::new();
-        let metrics = ExporterMetrics::register(&registry).unwrap();
-        let endpoint: reqwest::Url = "http://127.0.0.1:9/".parse().unwrap();
-        let credential = Credential::ClientSecret {
-            tenant_id: "t".into(),
-            client_id: "c".into(),
-            secret: "s".to_owned().into(),
-        };
-        let http = reqwest::Client::new();
-        let tokens = TokenCache::new(
-            http.clone(),
-            credential,
-            &endpoint,
-            &endpoint,
-            metrics.clone(),
-        )
-        .unwrap();
-        let graph = GraphClient::new(
-            http,
-            endpoint,
-            Arc::new(tokens),
-            RetryPolicy::default(),
-            metrics.clone(),
-        );
+        let graph = crate::graph::tests::client("http://127.0.0.1:9/");
+        let metrics = ExporterMetrics::register(&prometheus::Registry::new()).unwrap();
         Poller {
             graph: Arc::new(graph),
             state: Default::default(),

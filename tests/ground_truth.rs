@@ -404,6 +404,17 @@ fn a_wrong_secret_names_the_aadsts_code_and_never_shows_the_secret() {
     );
 }
 
+/// Waits until the exporter has counted `rows` rows.
+fn wait_ingested(exporter: &Exporter, rows: f64) {
+    wait_for(Duration::from_secs(60), "late rows counted", || {
+        exporter
+            .metrics()
+            .sum("teams_voice_exporter_rows_ingested_total", &[])
+            >= rows
+    })
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&exporter.log())));
+}
+
 fn tail(log: &str) -> String {
     let lines: Vec<_> = log.lines().collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
@@ -488,13 +499,7 @@ fn retry_after_as_an_http_date_and_on_503_holds_back_every_request() {
     let exporter = Exporter::start(&sim.base_url(), &[]);
     exporter.wait_ready(Duration::from_secs(60));
     sim.release();
-    wait_for(Duration::from_secs(60), "late rows counted", || {
-        exporter
-            .metrics()
-            .sum("teams_voice_exporter_rows_ingested_total", &[])
-            >= 500.0
-    })
-    .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&exporter.log())));
+    wait_ingested(&exporter, 500.0);
     let stats = sim.stats();
     assert!(
         stats.throttled_responses >= 3 && stats.unavailable_responses >= 3,
@@ -527,13 +532,7 @@ fn throttling_without_retry_after_backs_off_and_counts_everything() {
     let exporter = Exporter::start(&sim.base_url(), &[]);
     exporter.wait_ready(Duration::from_secs(60));
     sim.release();
-    wait_for(Duration::from_secs(60), "late rows counted", || {
-        exporter
-            .metrics()
-            .sum("teams_voice_exporter_rows_ingested_total", &[])
-            >= 1500.0
-    })
-    .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&exporter.log())));
+    wait_ingested(&exporter, 1500.0);
     let metrics = exporter.metrics();
     let e = expected(&sim.ground_truth());
     assert_eq!(metrics.of("teams_direct_routing_calls_total"), e.calls);
