@@ -652,6 +652,9 @@ impl LiveGenerator {
     }
 }
 
+/// The shortest time between a call's end and its row in a scenario.
+const PUBLISHING_GAP_MS: i64 = 60_000;
+
 /// The rows of a scenario tenant bound at `bind_ms`, sorted by start.
 pub(super) fn scenario_rows(seed: u64, scenario: &Scenario, bind_ms: i64) -> Vec<CallRow> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -661,13 +664,17 @@ pub(super) fn scenario_rows(seed: u64, scenario: &Scenario, bind_ms: i64) -> Vec
     let spread_ms = u32::try_from(scenario.arrival_spread.as_millis()).unwrap_or(u32::MAX);
     let total = scenario.preexisting_rows + scenario.late_rows + scenario.malformed_rows;
     let mut rows = Vec::with_capacity(total);
+    // Graph publishes a row a minute or more after the call ended, so no call in the log
+    // at bind time ended in the last minute (a shorter span shrinks the gap to fit).
+    let published_by_ms = bind_ms - PUBLISHING_GAP_MS.min(span_ms / 2);
+    let span_ms = (published_by_ms - (bind_ms - span_ms)).max(1);
     for index in 0..total {
-        // Starts lie in [bind - span, bind); calls end by bind time, as the log only holds
-        // finished calls.
-        let start_ms = bind_ms - 1 - rng.gen_range(0..span_ms);
+        // Starts lie in [bind - span, published_by); calls end by then, as the log only
+        // holds finished calls.
+        let start_ms = published_by_ms - 1 - rng.gen_range(0..span_ms);
         let trunk = pick_weighted(&mut rng, &TRUNKS, |t| t.share);
         let mut row = draw_call(&mut rng, trunk, start_ms);
-        let room_s = (bind_ms - start_ms) / MS_PER_SEC;
+        let room_s = (published_by_ms - start_ms) / MS_PER_SEC;
         row.duration_s = row
             .duration_s
             .min(u32::try_from(room_s).unwrap_or(u32::MAX));
