@@ -5,6 +5,7 @@
 //! demo, and stops everything cleanly on SIGTERM or Ctrl-C.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use prometheus::Registry;
@@ -59,7 +60,11 @@ pub async fn run_exporter(
 
     let mut simulator = None;
     let credential = if args.demo {
-        let sim_config = simulation(&args.simulation, clock.clone());
+        let sim_config = simulation(
+            &args.simulation,
+            simulator::QUICK_DEMO_HISTORY,
+            clock.clone(),
+        );
         let sim = SimHandle::bind(sim_config, ([127, 0, 0, 1], 0).into())
             .await
             .map_err(StartError::Simulator)?;
@@ -190,7 +195,7 @@ pub async fn run_exporter(
 
 /// Serves the simulated tenant alone until SIGTERM or Ctrl-C.
 pub async fn run_simulator(args: SimulateArgs) -> Result<(), StartError> {
-    let config = simulation(&args.simulation, Clock::system());
+    let config = simulation(&args.simulation, simulator::DEMO_HISTORY, Clock::system());
     let sim = SimHandle::bind(config, args.listen)
         .await
         .map_err(|e| StartError::Listen {
@@ -209,12 +214,12 @@ pub async fn run_simulator(args: SimulateArgs) -> Result<(), StartError> {
 }
 
 /// The demo tenant, with the traffic the flags ask for.
-fn simulation(args: &SimulationArgs, clock: Clock) -> SimConfig {
+fn simulation(args: &SimulationArgs, default_history: Duration, clock: Clock) -> SimConfig {
     let mut config = SimConfig::demo(clock);
     config.seed = args.seed;
     config.traffic = Traffic::Live {
         calls_per_day: args.calls_per_day,
-        history: simulator::DEMO_HISTORY,
+        history: args.history.unwrap_or(default_history),
     };
     config
 }

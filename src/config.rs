@@ -65,6 +65,9 @@ pub struct SimulationArgs {
     /// Seed for the simulated traffic (the same seed gives the same calls).
     #[arg(long = "simulate.seed", default_value_t = 1, value_name = "N")]
     pub seed: u64,
+    /// Call history the simulated tenant holds at start [default: 74h; 12h with --demo].
+    #[arg(long = "simulate.history", value_parser = parse_duration, value_name = "DURATION")]
+    pub history: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -161,7 +164,7 @@ pub struct ExporterArgs {
     #[arg(long = "azure.client-secret-file", value_name = "PATH")]
     pub client_secret_file: Option<PathBuf>,
 
-    /// How often to read the recent window [default: 1m; 5s with --demo].
+    /// How often to read the recent window [default: 1m; 2s with --demo].
     #[arg(long = "poll.interval", value_parser = parse_duration, value_name = "DURATION")]
     pub poll_interval: Option<Duration>,
     /// How far back each regular poll reads (by call start time).
@@ -249,7 +252,7 @@ impl ExporterArgs {
         }
         // The demo polls faster so that a newcomer sees numbers move within seconds.
         let (poll_interval, sweep_interval) = if self.demo {
-            (Duration::from_secs(5), Duration::from_secs(120))
+            (Duration::from_secs(2), Duration::from_secs(120))
         } else {
             (Duration::from_secs(60), Duration::from_secs(3600))
         };

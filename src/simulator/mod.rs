@@ -50,11 +50,15 @@ pub const DEMO_CLIENT_ID: &str = "00000000-0000-0000-0000-0000000c11e7";
 /// Client secret of the demo application. Not a secret: the demo tenant exists only locally.
 pub const DEMO_CLIENT_SECRET: &str = "demo~client~secret~not~for~production";
 
-/// Calls a day in the demo tenant.
-pub const DEMO_CALLS_PER_DAY: f64 = 100_000.0;
-/// How much history the demo tenant holds at start: a bit over three days, so that every
-/// lookback the exporter may use finds rows.
+/// Calls a day in the demo tenant: a large enterprise, so that even on a weekend night a
+/// few calls a second arrive and a newcomer sees numbers move within seconds.
+pub const DEMO_CALLS_PER_DAY: f64 = 300_000.0;
+/// How much history the simulated tenant holds at start: a bit over three days, so that
+/// every lookback the exporter may use finds rows and rows arrive up to two days late.
 pub const DEMO_HISTORY: Duration = Duration::from_secs(74 * 3600);
+/// History of the `--demo` tenant: shorter, so that the exporter's first read of the
+/// lookback takes a fraction of a second, as if the tenant had started its calls then.
+pub const QUICK_DEMO_HISTORY: Duration = Duration::from_secs(12 * 3600);
 
 /// Rows older than the history by more than this are forgotten in live mode.
 const PRUNE_SLACK: Duration = Duration::from_secs(2 * 3600);
