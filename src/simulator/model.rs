@@ -520,25 +520,19 @@ pub(super) fn draw_call(rng: &mut StdRng, trunk: usize, start_ms: i64) -> CallRo
     } else {
         0
     };
-    let mut quirks = 0;
-    if rng.gen_bool(0.01) {
-        quirks |= quirk::EXTRA_FIELDS;
-    }
-    if rng.gen_bool(0.005) {
-        quirks |= quirk::NULL_SUB_REASON;
-    }
-    if rng.gen_bool(0.005) {
-        quirks |= quirk::NULL_MEDIA_PATH;
-    }
-    if rng.gen_bool(0.003) {
-        quirks |= quirk::NULL_CALL_TYPE;
-    }
-    if rng.gen_bool(0.003) {
-        quirks |= quirk::NULL_SIP_CODE;
-    }
-    if rng.gen_bool(0.01) {
-        quirks |= quirk::UPPER_CASE_TRUNK;
-    }
+    // How often each quirk appears; drawn in this order so a seed gives the same rows.
+    const QUIRK_ODDS: [(u8, f64); 6] = [
+        (quirk::EXTRA_FIELDS, 0.01),
+        (quirk::NULL_SUB_REASON, 0.005),
+        (quirk::NULL_MEDIA_PATH, 0.005),
+        (quirk::NULL_CALL_TYPE, 0.003),
+        (quirk::NULL_SIP_CODE, 0.003),
+        (quirk::UPPER_CASE_TRUNK, 0.01),
+    ];
+    let quirks = QUIRK_ODDS
+        .iter()
+        .filter(|(_, odds)| rng.gen_bool(*odds))
+        .fold(0, |quirks, (flag, _)| quirks | flag);
     let mut row = CallRow {
         id: random_uuid(rng),
         correlation_id: random_uuid(rng),
