@@ -93,18 +93,23 @@ impl ExporterMetrics {
             ready: IntGauge::new(p("ready"), "1 once the first poll has read its whole window (what /-/ready reports).")?,
             start_time: Gauge::new(p("start_time_seconds"), "Unix time the exporter started.")?,
         };
-        registry.register(Box::new(metrics.graph_requests.clone()))?;
-        registry.register(Box::new(metrics.graph_request_duration.clone()))?;
-        registry.register(Box::new(metrics.graph_throttled.clone()))?;
-        registry.register(Box::new(metrics.graph_retries.clone()))?;
-        registry.register(Box::new(metrics.rows_received.clone()))?;
-        registry.register(Box::new(metrics.last_success.clone()))?;
-        registry.register(Box::new(metrics.poll_errors.clone()))?;
-        registry.register(Box::new(metrics.poll_duration.clone()))?;
-        registry.register(Box::new(metrics.remembered_rows.clone()))?;
-        registry.register(Box::new(metrics.token_refreshes.clone()))?;
-        registry.register(Box::new(metrics.ready.clone()))?;
-        registry.register(Box::new(metrics.start_time.clone()))?;
+        let collectors: [Box<dyn Collector>; 12] = [
+            Box::new(metrics.graph_requests.clone()),
+            Box::new(metrics.graph_request_duration.clone()),
+            Box::new(metrics.graph_throttled.clone()),
+            Box::new(metrics.graph_retries.clone()),
+            Box::new(metrics.rows_received.clone()),
+            Box::new(metrics.last_success.clone()),
+            Box::new(metrics.poll_errors.clone()),
+            Box::new(metrics.poll_duration.clone()),
+            Box::new(metrics.remembered_rows.clone()),
+            Box::new(metrics.token_refreshes.clone()),
+            Box::new(metrics.ready.clone()),
+            Box::new(metrics.start_time.clone()),
+        ];
+        for collector in collectors {
+            registry.register(collector)?;
+        }
 
         let build_info = IntGaugeVec::new(
             Opts::new(p("build_info"), "Always 1; labels name the exporter's version and the Rust version it was built with."),

@@ -234,22 +234,14 @@ impl Poller {
                 if matches!(kind, PollKind::Baseline | PollKind::Sweep) {
                     self.progress.last_sweep = Some(window.to);
                 }
-                let forgotten = {
-                    let mut state = self.state.lock();
-                    // Only rows older than the lookback: no later window reaches them.
-                    let horizon = window.to - to_chrono(self.schedule.lookback);
-                    let horizon = self
-                        .progress
-                        .forgotten_before
-                        .map_or(horizon, |h| h.max(horizon));
-                    self.progress.forgotten_before = Some(horizon);
-                    let forgotten = state.forget_before(horizon);
-                    self.metrics
-                        .remembered_rows
-                        .with_label_values(&[endpoint])
-                        .set(state.remembered_rows() as i64);
-                    forgotten
-                };
+                // Only rows older than the lookback: no later window reaches them.
+                let horizon = window.to - to_chrono(self.schedule.lookback);
+                let horizon = self
+                    .progress
+                    .forgotten_before
+                    .map_or(horizon, |h| h.max(horizon));
+                self.progress.forgotten_before = Some(horizon);
+                let forgotten = self.state.lock().forget_before(horizon);
                 self.metrics
                     .last_success
                     .with_label_values(&[endpoint])
@@ -276,10 +268,6 @@ impl Poller {
                     .poll_errors
                     .with_label_values(&[endpoint, error.reason()])
                     .inc();
-                self.metrics
-                    .remembered_rows
-                    .with_label_values(&[endpoint])
-                    .set(self.state.lock().remembered_rows() as i64);
                 tracing::error!(
                     kind = kind.as_str(), %error, rows = total.rows, new = ingested,
                     "poll failed; counted rows are kept and the window is read again at the next poll"
@@ -287,6 +275,10 @@ impl Poller {
                 Err(error.to_string())
             }
         };
+        self.metrics
+            .remembered_rows
+            .with_label_values(&[endpoint])
+            .set(self.state.lock().remembered_rows() as i64);
         *self.status.last.lock() = Some(PollReport {
             kind,
             window,
