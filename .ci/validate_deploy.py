@@ -135,7 +135,7 @@ FREE_FORM = {
 
 def check_readme() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
-    readme = (CHART / "README.md").read_text()
+    readme = (CHART / "README.md").read_text().split("\n## Values\n", 1)[-1]
     documented = set(re.findall(r"^\| `([^`]+)` \|", readme, flags=re.M))
     for path in values_paths(values):
         if path not in documented:
