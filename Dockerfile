@@ -27,7 +27,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     RUSTFLAGS="-C target-feature=+crt-static" \
         cargo build --release --locked --target "${target}" --bin teams-voice-exporter; \
     install -D -m 0755 "target/${target}/release/teams-voice-exporter" /out/teams-voice-exporter; \
-    /out/teams-voice-exporter --version
+    /out/teams-voice-exporter --version; \
+    mkdir -p /out/state
 
 # distroless/static: CA certificates, tzdata, /etc/passwd with the nonroot user, and no
 # shell or package manager. 65532 is its nonroot user, given as a number so that Kubernetes
@@ -38,6 +39,10 @@ LABEL org.opencontainers.image.title="teams-voice-exporter" \
       org.opencontainers.image.description="Prometheus exporter for Microsoft Teams Direct Routing call logs from Microsoft Graph" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=build /out/teams-voice-exporter /teams-voice-exporter
+# An empty state directory owned by the exporter's user: a Docker volume mounted here
+# takes its ownership, so --state.path=/var/lib/teams-voice-exporter/state.db works
+# without a chown.
+COPY --from=build --chown=65532:65532 /out/state /var/lib/teams-voice-exporter
 USER 65532:65532
 EXPOSE 9885
 # Nothing is written at run time unless --state.path is given: the image runs with a

@@ -191,6 +191,10 @@ def render_set(chart: Path, values_file: Path, label: str) -> dict[str, dict] | 
     objects: dict[str, dict] = {}
     for template, obj in documents(rendered):
         name = f"{obj['kind']}/{obj['metadata']['name']}"
+        # JSON schemas do not check names; the API server does (DNS-1123; 63 for Services).
+        limit = 63 if obj["kind"] == "Service" else 253
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", obj["metadata"]["name"]) or len(obj["metadata"]["name"]) > limit:
+            fail(where, f"{name} is not a valid object name")
         if name in objects:
             fail(where, f"{name} rendered twice")
         objects[name] = obj
@@ -271,6 +275,10 @@ def check_expectations(objects: dict[str, dict], values_file: str) -> None:
         expect(where, "169.254.169.254/32" in cidrs, "instance metadata service not allowed")
 
 
+def source(obj: dict) -> str | None:
+    return obj["metadata"].get("annotations", {}).get("teams-voice-exporter/source")
+
+
 def check_sources(objects: dict[str, dict], where: str, chart: Path) -> None:
     """The rendered rules and dashboards are the chart's files, and those are the repo's."""
     rules = sorted((chart / "files" / "alerts").glob("*.rules.yml"))
@@ -281,13 +289,13 @@ def check_sources(objects: dict[str, dict], where: str, chart: Path) -> None:
         expect(where, len(rendered_rules) == len(rules), f"{len(rendered_rules)} PrometheusRules for {len(rules)} rule files")
         for path in rules:
             want = yaml.safe_load(path.read_text())["groups"]
-            got = [r for r in rendered_rules if r["metadata"]["name"].endswith("-" + path.name.removesuffix(".rules.yml"))]
+            got = [r for r in rendered_rules if source(r) == f"alerts/{path.name}"]
             expect(where, len(got) == 1 and got[0]["spec"]["groups"] == want, f"PrometheusRule for {path.name} differs from the file")
     if "dashboards" in where:
         expect(where, len(rendered_maps) == len(dashboards), f"{len(rendered_maps)} ConfigMaps for {len(dashboards)} dashboards")
         for path in dashboards:
-            got = [m for m in rendered_maps if path.name in m.get("data", {})]
-            expect(where, len(got) == 1 and got[0]["data"][path.name] == path.read_text(),
+            got = [m for m in rendered_maps if source(m) == f"dashboards/{path.name}"]
+            expect(where, len(got) == 1 and got[0]["data"].get(path.name) == path.read_text(),
                    f"ConfigMap of {path.name} is not the file byte for byte")
             expect(where, len(got) == 1 and got[0]["metadata"]["labels"].get("grafana_dashboard") == "1",
                    f"ConfigMap of {path.name} lacks grafana_dashboard: \"1\"")
@@ -307,7 +315,7 @@ def sample_chart(tmp: Path) -> Path:
         "        for: 5m\n        labels:\n          severity: warning\n"
         "        annotations:\n          summary: \"A \\\"quoted\\\" <summary> & more\"\n"
         "      - record: job:ci_sample:rate5m\n        expr: sum by (job) (rate(up[5m]))\n")
-    (copy_dir / "files" / "dashboards" / "zz-ci-sample.json").write_text(
+    (copy_dir / "files" / "dashboards" / "ZZ_CI_Sample.json").write_text(
         json.dumps({"title": "CI sample <&> \"quoted\"", "uid": "ci-sample", "panels": [], "schemaVersion": 39}, indent=2)
         + "\n")
     return copy_dir

@@ -86,3 +86,8 @@ waiting for a Secret that does not exist.
 {{- define "tve.claimName" -}}
 {{- default (printf "%s-state" (include "tve.fullname" .)) .Values.persistence.existingClaim }}
 {{- end }}
+
+{{/* A file name made fit for an object name: lower case, runs of other characters as "-". */}}
+{{- define "tve.slug" -}}
+{{- regexReplaceAll "[^a-z0-9-]+" (lower .) "-" | trimAll "-" }}
+{{- end }}
