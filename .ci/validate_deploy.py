@@ -252,6 +252,14 @@ def check_expectations(objects: dict[str, dict], values_file: str) -> None:
         expect(where, "--azure.auth=workload-identity" in args, "--azure.auth=workload-identity not passed")
         expect(where, "Secret" not in kinds and not pod["spec"].get("volumes"), "a Secret is involved with workload identity")
         expect(where, not {"AZURE_CLIENT_ID", "AZURE_TENANT_ID"} & env.keys(), "sets what the webhook injects")
+    if values_file == "workload-identity-no-webhook-values.yaml":
+        expect(where, env.get("AZURE_FEDERATED_TOKEN_FILE", {}).get("value") == "/var/run/secrets/azure/tokens/azure-identity-token",
+               "AZURE_FEDERATED_TOKEN_FILE not set")
+        expect(where, {"AZURE_CLIENT_ID", "AZURE_TENANT_ID"} <= env.keys(), "AZURE_CLIENT_ID/AZURE_TENANT_ID not set")
+        vols = {v["name"]: v for v in pod["spec"].get("volumes", [])}
+        token = vols.get("azure-identity-token", {}).get("projected", {}).get("sources", [{}])[0].get("serviceAccountToken", {})
+        expect(where, token.get("audience") == "api://AzureADTokenExchange", "no projected token for Entra ID")
+        expect(where, "azure.workload.identity/use" not in pod["metadata"]["labels"], "asks for a webhook that is not there")
     if values_file == "chart-secret-certificate-values.yaml":
         expect(where, "Secret" in kinds, "no Secret created")
         expect(where, env.get("AZURE_CLIENT_CERTIFICATE_PATH", {}).get("value") == "/etc/teams-voice-exporter/credentials/client-certificate",

@@ -18,3 +18,6 @@
 {{- if and .Values.web.config.existingSecret .Values.web.config.content }}
 {{- fail "web.config.existingSecret and web.config.content are both set: choose one." }}
 {{- end }}
+{{- if and (eq $a.auth "workload-identity") (not .Values.demo) (not .Values.workloadIdentity.webhook) (not (or $a.tenantId .Values.workloadIdentity.tenantId)) }}
+{{- fail "azure.auth=workload-identity with workloadIdentity.webhook=false needs the tenant: set azure.tenantId." }}
+{{- end }}
