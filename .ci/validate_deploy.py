@@ -264,7 +264,7 @@ def check_expectations(objects: dict[str, dict], values_file: str) -> None:
         expect(where, "Secret" in kinds, "no Secret created")
         expect(where, env.get("AZURE_CLIENT_CERTIFICATE_PATH", {}).get("value") == "/etc/teams-voice-exporter/credentials/client-certificate",
                "AZURE_CLIENT_CERTIFICATE_PATH not set")
-        expect(where, "checksum/credentials" in pod["metadata"].get("annotations", {}), "no checksum annotation")
+        expect(where, "checksum/secrets" in pod["metadata"].get("annotations", {}), "no checksum annotation")
         for flag in ("--azure.auth=certificate", "--azure.cloud=usgov", "--poll.lookback=96h", "--graph.max-retries=3",
                      "--web.config.file=/etc/teams-voice-exporter/web/web-config.yml", "--log.format=json"):
             expect(where, flag in args, f"{flag} not passed")
