@@ -105,7 +105,7 @@ impl GraphError {
     }
 }
 
-fn refusal_hint(status: u16) -> &'static str {
+pub fn refusal_hint(status: u16) -> &'static str {
     match status {
         401 => "Graph rejected a freshly issued token: check the token was issued for this Graph endpoint (--graph.endpoint and --azure.authority-host must belong to the same cloud)",
         403 => "Grant the application permission CallRecords.Read.All (Microsoft Graph, Application type, not Delegated) to the app registration and have an administrator grant admin consent; it can take a few minutes to apply",
