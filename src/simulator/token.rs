@@ -15,7 +15,6 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use hyper::{Method, Request, Response};
-use rand::distributions::Alphanumeric;
 use rand::Rng;
 
 use super::{graph, identity, read_body, Tenant};
@@ -266,16 +265,16 @@ pub(super) fn mint_token(tenant: &Tenant, app_id: &str) -> (String, u64) {
         "uti": tenant.new_uuid(),
         "ver": "1.0",
     });
-    let signature: String = {
-        let mut rng = tenant.service_rng.lock();
-        (0..43)
-            .map(|_| char::from(rng.sample(Alphanumeric)))
-            .collect()
-    };
+    let signature: [u8; 32] = tenant.service_rng.lock().gen();
     let part =
         |value: &serde_json::Value| crate::auth::jws::base64url(value.to_string().as_bytes());
     let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": "simulated"});
-    let access_token = format!("{}.{}.{signature}", part(&header), part(&claims));
+    let access_token = format!(
+        "{}.{}.{}",
+        part(&header),
+        part(&claims),
+        crate::auth::jws::base64url(&signature)
+    );
     let expires_ms = now_ms.saturating_add(lifetime.saturating_mul(1000));
     let mut tokens = tenant.tokens.lock();
     if tokens.len() >= MAX_REMEMBERED_TOKENS {
