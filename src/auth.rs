@@ -455,13 +455,13 @@ impl TokenCache {
                         .record_request(TOKEN_ENDPOINT, &status.to_string(), started);
                     match body {
                         Ok(body) => self.parse(status, &body, started),
-                        Err(error) => Err(self.unreachable(&error)),
+                        Err(error) => Err(self.unreachable(error)),
                     }
                 }
                 Err(error) => {
                     self.metrics
                         .record_request(TOKEN_ENDPOINT, "error", started);
-                    Err(self.unreachable(&error))
+                    Err(self.unreachable(error))
                 }
             },
         };
@@ -482,7 +482,7 @@ impl TokenCache {
         result
     }
 
-    fn unreachable(&self, error: &reqwest::Error) -> AuthError {
+    fn unreachable(&self, error: reqwest::Error) -> AuthError {
         let hint = match self.credential {
             Credential::ManagedIdentity { .. } => "Managed identity works only on an Azure VM, scale set or AKS node with an identity assigned; elsewhere choose another --azure.auth (--azure.managed-identity-endpoint overrides the address for tests)",
             _ => "Check network access to the login host (--azure.cloud, --azure.authority-host) and proxies",
@@ -494,8 +494,8 @@ impl TokenCache {
                 self.token_url.origin().ascii_serialization(),
                 self.token_url.path()
             ),
-            // reqwest's message can include the URL but never the form body.
-            reason: error_chain(error),
+            // Without the URL, which is already said (and never the form body).
+            reason: error_chain(&error.without_url()),
             hint,
         }
     }

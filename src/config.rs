@@ -31,9 +31,12 @@ const RETENTION: Duration = Duration::from_secs(150 * 86_400);
     name = "teams-voice-exporter",
     version,
     about = "Prometheus exporter for Microsoft Teams Direct Routing calls, read from Microsoft Graph call logs.",
-    after_help = "Credentials come from the environment: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET \
-(or --azure.client-secret-file). The app registration needs the Microsoft Graph application permission \
-CallRecords.Read.All with admin consent. Try it without an Azure tenant: teams-voice-exporter --demo"
+    after_help = "Credentials come from the environment: AZURE_TENANT_ID and AZURE_CLIENT_ID with AZURE_CLIENT_SECRET \
+(or --azure.client-secret-file), AZURE_CLIENT_CERTIFICATE_PATH, or AZURE_FEDERATED_TOKEN_FILE; or \
+--azure.auth=managed-identity on Azure. The app registration needs the Microsoft Graph application permission \
+CallRecords.Read.All with admin consent. Diagnose a setup: teams-voice-exporter check [flags]. \
+Try it without an Azure tenant: teams-voice-exporter --demo",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -399,6 +402,7 @@ impl ExporterArgs {
             "--azure.authority-host",
             self.authority_host.as_deref().unwrap_or(cloud_login),
         )?;
+        warn_on_mixed_clouds(&graph_endpoint, &authority_host);
         if self
             .listen_address
             .rsplit_once(':')
@@ -645,6 +649,31 @@ fn http_url(flag: &'static str, value: &str) -> Result<Url, ConfigError> {
         );
     }
     Ok(url)
+}
+
+/// Tokens from one cloud's login host are refused by another cloud's Graph; overriding
+/// one of the two hosts and not the other is an easy mistake.
+fn warn_on_mixed_clouds(graph: &Url, login: &Url) {
+    let clouds = [Cloud::Global, Cloud::Usgov, Cloud::UsgovDod, Cloud::China];
+    let host = |url: &str| {
+        Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+    };
+    let of = |url: &Url, pick: fn((&'static str, &'static str)) -> &'static str| -> Vec<Cloud> {
+        clouds
+            .into_iter()
+            .filter(|c| host(pick(c.endpoints())).as_deref() == url.host_str())
+            .collect()
+    };
+    let by_graph = of(graph, |(g, _)| g);
+    let by_login = of(login, |(_, l)| l);
+    if !by_graph.is_empty()
+        && !by_login.is_empty()
+        && !by_graph.iter().any(|c| by_login.contains(c))
+    {
+        tracing::warn!(graph = %graph, login = %login, "--graph.endpoint and --azure.authority-host belong to different clouds: Entra ID will refuse the scope or Graph the token; set --azure.cloud and drop the overrides");
+    }
 }
 
 fn is_loopback(url: &Url) -> bool {

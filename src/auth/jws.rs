@@ -154,3 +154,63 @@ fn json_part(value: &impl Serialize) -> Result<String, JwsError> {
     let json = serde_json::to_vec(value).map_err(|_| JwsError::Signing)?;
     Ok(URL_SAFE_NO_PAD.encode(json))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rsa::pkcs1::EncodeRsaPublicKey;
+    use rsa::pkcs8::EncodePrivateKey;
+    use serde_json::json;
+
+    #[test]
+    fn signatures_verify_only_with_the_right_key_algorithm_and_content() {
+        let mut rng = rand::thread_rng();
+        let private = rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap();
+        let other = rsa::RsaPrivateKey::new(&mut rng, 2048).unwrap();
+        let public = private.to_public_key().to_pkcs1_der().unwrap();
+        let other_public = other.to_public_key().to_pkcs1_der().unwrap();
+        let key = RsaKeyPair::from_pkcs8(private.to_pkcs8_der().unwrap().as_bytes()).unwrap();
+        let claims = json!({"iss": "me", "exp": 1.5e9});
+        for (algorithm, name) in [(Algorithm::Ps256, "PS256"), (Algorithm::Rs256, "RS256")] {
+            let header = json!({"alg": name, "typ": "JWT"});
+            let token = sign(algorithm, &key, &header, &claims).unwrap();
+            let parsed = Parsed::parse(&token).unwrap();
+            assert_eq!(parsed.algorithm(), Ok(algorithm));
+            assert_eq!(parsed.claim_str("iss"), Some("me"));
+            assert_eq!(parsed.claim_time("exp"), Some(1.5e9));
+            assert_eq!(parsed.verify(public.as_bytes()), Ok(()));
+            assert_eq!(
+                parsed.verify(other_public.as_bytes()),
+                Err(JwsError::BadSignature)
+            );
+            // Other claims under the same signature.
+            let (head, rest) = token.split_once('.').unwrap();
+            let (_, signature) = rest.split_once('.').unwrap();
+            let forged = format!("{head}.{}.{signature}", base64url(br#"{"iss":"you"}"#));
+            assert_eq!(
+                Parsed::parse(&forged).unwrap().verify(public.as_bytes()),
+                Err(JwsError::BadSignature)
+            );
+        }
+        // The header may not choose an algorithm outside RS256 and PS256.
+        for alg in ["none", "HS256", "ES256", ""] {
+            let header = base64url(json!({"alg": alg}).to_string().as_bytes());
+            let token = format!("{header}.{}.", base64url(b"{}"));
+            let parsed = Parsed::parse(&token).unwrap();
+            assert!(matches!(
+                parsed.verify(public.as_bytes()),
+                Err(JwsError::Algorithm(_))
+            ));
+        }
+        for malformed in [
+            "",
+            "a.b",
+            "a.b.c.d",
+            "!!.e30.",
+            "e30.W10.",
+            "bm90IGpzb24.e30.",
+        ] {
+            assert!(Parsed::parse(malformed).is_err(), "{malformed}");
+        }
+    }
+}
