@@ -283,9 +283,9 @@ pub async fn run(args: ExporterArgs, env: EnvSecrets, out: impl Write) -> i32 {
 
 fn describe(credential: &Credential) -> (Status, String) {
     let ids = match (credential.tenant_id(), credential.client_id()) {
-        (Some(tenant), Some(client)) => format!("app {client} in tenant {tenant}"),
-        (None, Some(client)) => format!("identity with client ID {client}"),
-        _ => "the system-assigned identity".to_owned(),
+        (Some(tenant), Some(client)) => format!(" for app {client} in tenant {tenant}"),
+        (None, Some(client)) => format!(" with client ID {client}"),
+        _ => String::new(),
     };
     let mut status = Status::Ok;
     let detail = match credential {
@@ -314,7 +314,7 @@ fn describe(credential: &Credential) -> (Status, String) {
             )
         }
     };
-    (status, format!("{} for {ids}{detail}", credential.kind()))
+    (status, format!("{}{ids}{detail}", credential.kind()))
 }
 
 fn check_roles<W: Write>(report: &mut Report<W>, token: &AccessToken, tokens: &TokenCache) {

@@ -50,6 +50,8 @@ use store::Store;
 pub const DEMO_TENANT_ID: &str = "00000000-0000-0000-0000-00000000d3e0";
 /// Application (client) id registered in the demo tenant.
 pub const DEMO_CLIENT_ID: &str = "00000000-0000-0000-0000-0000000c11e7";
+/// Client id of the demo VM's system-assigned managed identity.
+pub const DEMO_MANAGED_IDENTITY_ID: &str = "00000000-0000-0000-0000-0000000a11d0";
 /// Client secret of the demo application. Not a secret: the demo tenant exists only locally.
 pub const DEMO_CLIENT_SECRET: &str = "demo~client~secret~not~for~production";
 
@@ -118,7 +120,14 @@ impl SimConfig {
             faults: Faults::default(),
             page_size: 1000,
             clock,
-            identity: SimIdentity::default(),
+            // So that managed identity can be tried against `simulate` too.
+            identity: SimIdentity {
+                managed_identity: Some(ManagedIdentities {
+                    system_assigned: Some(DEMO_MANAGED_IDENTITY_ID.to_owned()),
+                    user_assigned: Vec::new(),
+                }),
+                ..SimIdentity::default()
+            },
         }
     }
 }
