@@ -71,7 +71,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     let about = About {
         tenant_id: credential
             .tenant_id()
-            .unwrap_or("the managed identity's")
+            .unwrap_or("(the managed identity's own)")
             .to_owned(),
         credential: credential.kind(),
         graph_endpoint: config.graph_endpoint.to_string(),

@@ -172,8 +172,12 @@ pub enum AuthError {
         reason: String,
         hint: &'static str,
     },
-    #[error("the token endpoint answered HTTP {status} with a body that is not a token response; is --azure.authority-host right?")]
-    InvalidResponse { status: u16 },
+    #[error("the token endpoint answered HTTP {status} with a body that is not a token response; is {flag} right?")]
+    InvalidResponse {
+        status: u16,
+        /// The flag that sets the endpoint.
+        flag: &'static str,
+    },
     /// The credential itself could not be used (an unreadable federated token file).
     #[error("{0}")]
     Credential(String),
@@ -186,7 +190,7 @@ impl AuthError {
         match self {
             AuthError::Rejected { transient, .. } => *transient,
             AuthError::Unreachable { .. } => true,
-            AuthError::InvalidResponse { status } => *status >= 500,
+            AuthError::InvalidResponse { status, .. } => *status >= 500,
             AuthError::Credential(_) => false,
         }
     }
@@ -482,6 +486,14 @@ impl TokenCache {
         result
     }
 
+    fn invalid_response(&self, status: u16) -> AuthError {
+        let flag = match self.credential {
+            Credential::ManagedIdentity { .. } => "--azure.managed-identity-endpoint",
+            _ => "--azure.authority-host (or --azure.cloud)",
+        };
+        AuthError::InvalidResponse { status, flag }
+    }
+
     fn unreachable(&self, error: reqwest::Error) -> AuthError {
         let hint = match self.credential {
             Credential::ManagedIdentity { .. } => "Managed identity works only on an Azure VM, scale set or AKS node with an identity assigned; elsewhere choose another --azure.auth (--azure.managed-identity-endpoint overrides the address for tests)",
@@ -503,7 +515,7 @@ impl TokenCache {
     fn parse(&self, status: u16, body: &[u8], sent_at: Instant) -> Result<CachedToken, AuthError> {
         if (200..300).contains(&status) {
             let response: TokenResponse =
-                serde_json::from_slice(body).map_err(|_| AuthError::InvalidResponse { status })?;
+                serde_json::from_slice(body).map_err(|_| self.invalid_response(status))?;
             // Entra ID sends a number; some proxies and older endpoints send a string.
             let lifetime = match &response.expires_in {
                 Some(serde_json::Value::Number(n)) => n.as_f64(),
@@ -526,7 +538,7 @@ impl TokenCache {
         }
         let error: TokenErrorBody = serde_json::from_slice(body).unwrap_or_default();
         if error.error.is_none() && error.error_codes.is_empty() {
-            return Err(AuthError::InvalidResponse { status });
+            return Err(self.invalid_response(status));
         }
         let code = error
             .error_codes

@@ -458,8 +458,13 @@ impl GraphClient {
     ) -> Result<Attempt, GraphError> {
         let endpoint = function.name();
         let started = Instant::now();
-        let mut authorization = reqwest::header::HeaderValue::from_str(&token.bearer())
-            .map_err(|_| GraphError::Auth(AuthError::InvalidResponse { status: 200 }))?;
+        let mut authorization =
+            reqwest::header::HeaderValue::from_str(&token.bearer()).map_err(|_| {
+                GraphError::Auth(AuthError::InvalidResponse {
+                    status: 200,
+                    flag: "--azure.authority-host",
+                })
+            })?;
         authorization.set_sensitive(true);
         let sent = self
             .http
