@@ -10,6 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use base64::Engine;
 use common::pki::{self, shared_certificates, TestKey};
 use common::{simulated_tenant, wait_for, Exporter, CLIENT, SECRET, TENANT};
 use secrecy::ExposeSecret;
@@ -574,6 +575,14 @@ fn certificate_files_are_checked_when_loaded() {
     ));
     let pfx = registered.pkcs12("right");
     assert!(load("good.pfx", &pfx, Some("right")).is_ok());
+    // As Key Vault and Kubernetes Secrets made from it hand it out: base64 text.
+    let text = base64::engine::general_purpose::STANDARD.encode(&pfx);
+    let wrapped: Vec<u8> = text
+        .as_bytes()
+        .chunks(64)
+        .flat_map(|line| line.iter().copied().chain(*b"\n"))
+        .collect();
+    assert!(load("base64.pfx", &wrapped, Some("right")).is_ok());
     let error = load("bad.pfx", &pfx, Some("Tr0ub4dor&3")).unwrap_err();
     assert!(
         error

@@ -94,7 +94,15 @@ impl ClientCertificate {
             Self::from_pem(&bytes, algorithm, &shown)
         } else {
             let password = password.map_or("", |p| p.expose_secret());
-            Self::from_pkcs12(&bytes, password, algorithm, &shown)
+            // Key Vault hands out a PFX as base64 text, and so do Kubernetes Secrets made
+            // from it: take that as well as the binary file.
+            let decoded = base64_text(&bytes);
+            Self::from_pkcs12(
+                decoded.as_deref().unwrap_or(&bytes),
+                password,
+                algorithm,
+                &shown,
+            )
         }
     }
 
@@ -270,6 +278,25 @@ pub fn rsa_public_key(certificate_der: &[u8]) -> Result<Option<Vec<u8>>, String>
         return Ok(None);
     }
     Ok(Some(spki.subject_public_key.data.to_vec()))
+}
+
+/// The bytes a file of base64 text (line breaks allowed) stands for; `None` for any other
+/// file, binary PKCS#12 included (its DER starts with 0x30, which is not base64 text).
+fn base64_text(bytes: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let text: Vec<u8> = bytes
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if text.is_empty()
+        || !text
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+    {
+        return None;
+    }
+    base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
 /// A random (version 4) UUID, as Entra ID expects in `jti`.
