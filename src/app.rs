@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Credential, TokenCache};
 use crate::clock::Clock;
-use crate::config::{listen_candidates, ConfigError, ExporterArgs, SimulateArgs, SimulationArgs};
+use crate::config::{
+    listen_candidates, Config, ConfigError, EnvSecrets, ExporterArgs, SimulateArgs, SimulationArgs,
+};
 use crate::graph::GraphClient;
 use crate::metrics::{ExporterMetrics, StateCollector, DIRECT_ROUTING_ENDPOINT};
 use crate::poller::{Poller, PollerStatus, Progress};
@@ -49,45 +51,14 @@ impl StartError {
     }
 }
 
-/// Runs the exporter until SIGTERM or Ctrl-C. `env_secret` is `AZURE_CLIENT_SECRET`.
-pub async fn run_exporter(
-    args: ExporterArgs,
-    env_secret: Option<String>,
-) -> Result<(), StartError> {
+/// Runs the exporter until SIGTERM or Ctrl-C. `env` holds the secrets `main` read from
+/// the environment.
+pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), StartError> {
     let mut config = args.config()?;
     let shutdown = CancellationToken::new();
     let clock = Clock::system();
 
-    let mut simulator = None;
-    let credential = if args.demo {
-        let sim_config = simulation(
-            &args.simulation,
-            simulator::QUICK_DEMO_HISTORY,
-            clock.clone(),
-        );
-        let sim = SimHandle::bind(sim_config, ([127, 0, 0, 1], 0).into())
-            .await
-            .map_err(StartError::Simulator)?;
-        let base: reqwest::Url = sim.base_url().parse().map_err(|e: url::ParseError| {
-            StartError::Simulator(std::io::Error::other(e.to_string()))
-        })?;
-        config.graph_endpoint = base.clone();
-        config.authority_host = base;
-        tracing::info!(address = %sim.addr(), "demo: simulated Graph tenant started; no Azure account is used");
-        simulator = Some(sim);
-        Credential::ClientSecret {
-            tenant_id: simulator::DEMO_TENANT_ID.to_owned(),
-            client_id: simulator::DEMO_CLIENT_ID.to_owned(),
-            secret: simulator::DEMO_CLIENT_SECRET.to_owned().into(),
-        }
-    } else {
-        let credentials = args.credentials(env_secret)?;
-        Credential::ClientSecret {
-            tenant_id: credentials.tenant_id,
-            client_id: credentials.client_id,
-            secret: credentials.secret,
-        }
-    };
+    let (credential, simulator) = credential(&args, &env, &mut config, &clock).await?;
 
     let registry = Registry::new();
     let metrics = ExporterMetrics::register(&registry)?;
@@ -95,35 +66,20 @@ pub async fn run_exporter(
         .start_time
         .set(clock.now().timestamp_millis() as f64 / 1e3);
     metrics.initialise_endpoint(DIRECT_ROUTING_ENDPOINT);
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("teams-voice-exporter/", env!("CARGO_PKG_VERSION")))
-        .timeout(config.graph_timeout)
-        // A redirect would carry the secret (token request body) or the bearer token to
-        // another host, or count rows from somewhere else: neither service redirects.
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(config.graph_timeout.min(std::time::Duration::from_secs(15)))
-        .build()
-        .map_err(|e| StartError::HttpClient(e.to_string()))?;
+    let http = http_client(&config)?;
 
     let about = About {
-        tenant_id: credential.tenant_id().to_owned(),
+        tenant_id: credential
+            .tenant_id()
+            .unwrap_or("(the managed identity's own)")
+            .to_owned(),
         credential: credential.kind(),
         graph_endpoint: config.graph_endpoint.to_string(),
         schedule: config.schedule.clone(),
         demo: args.demo,
     };
-    let tokens = TokenCache::new(
-        http.clone(),
-        credential,
-        &config.authority_host,
-        &config.graph_endpoint,
-        metrics.clone(),
-    )
-    .map_err(|e| ConfigError::BadUrl {
-        flag: "--azure.authority-host",
-        value: config.authority_host.to_string(),
-        reason: e.to_string(),
-    })?;
+    tracing::info!(credential = ?credential, "credential chosen");
+    let tokens = token_cache(&http, credential, &config, metrics.clone())?;
     let graph = GraphClient::new(
         http,
         config.graph_endpoint.clone(),
@@ -191,6 +147,75 @@ pub async fn run_exporter(
         sim.shutdown().await;
     }
     outcome
+}
+
+/// The credential to use; with `--demo`, the simulated tenant's, after starting it and
+/// pointing the configuration at it.
+pub async fn credential(
+    args: &ExporterArgs,
+    env: &EnvSecrets,
+    config: &mut Config,
+    clock: &Clock,
+) -> Result<(Credential, Option<SimHandle>), StartError> {
+    if !args.demo {
+        return Ok((args.credential(env)?, None));
+    }
+    let sim_config = simulation(
+        &args.simulation,
+        simulator::QUICK_DEMO_HISTORY,
+        clock.clone(),
+    );
+    let sim = SimHandle::bind(sim_config, ([127, 0, 0, 1], 0).into())
+        .await
+        .map_err(StartError::Simulator)?;
+    let base: reqwest::Url = sim.base_url().parse().map_err(|e: url::ParseError| {
+        StartError::Simulator(std::io::Error::other(e.to_string()))
+    })?;
+    config.graph_endpoint = base.clone();
+    config.authority_host = base;
+    tracing::info!(address = %sim.addr(), "demo: simulated Graph tenant started; no Azure account is used");
+    let credential = Credential::ClientSecret {
+        tenant_id: simulator::DEMO_TENANT_ID.to_owned(),
+        client_id: simulator::DEMO_CLIENT_ID.to_owned(),
+        secret: simulator::DEMO_CLIENT_SECRET.to_owned().into(),
+    };
+    Ok((credential, Some(sim)))
+}
+
+/// The client for Graph and Entra ID.
+pub fn http_client(config: &Config) -> Result<reqwest::Client, StartError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("teams-voice-exporter/", env!("CARGO_PKG_VERSION")))
+        .timeout(config.graph_timeout)
+        // A redirect would carry the secret (token request body) or the bearer token to
+        // another host, or count rows from somewhere else: neither service redirects.
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(config.graph_timeout.min(std::time::Duration::from_secs(15)))
+        .build()
+        .map_err(|e| StartError::HttpClient(e.to_string()))
+}
+
+/// The token cache for `credential` against the configured login host and Graph.
+pub fn token_cache(
+    http: &reqwest::Client,
+    credential: Credential,
+    config: &Config,
+    metrics: ExporterMetrics,
+) -> Result<TokenCache, StartError> {
+    TokenCache::new(
+        http.clone(),
+        credential,
+        &config.authority_host,
+        &config.graph_endpoint,
+        metrics,
+    )
+    .map_err(|e| {
+        StartError::Config(ConfigError::BadUrl {
+            flag: "--azure.authority-host",
+            value: config.authority_host.to_string(),
+            reason: e.to_string(),
+        })
+    })
 }
 
 /// Serves the simulated tenant alone until SIGTERM or Ctrl-C.

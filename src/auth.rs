@@ -6,9 +6,13 @@
 //! Secrets are held in [`SecretString`], whose `Debug` prints `[REDACTED]`, and never appear
 //! in errors or logs; errors carry Entra ID's AADSTS code with what it means for the user.
 
+pub mod certificate;
+pub mod jws;
+
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::RwLock;
 use reqwest::Url;
@@ -16,6 +20,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::metrics::{ExporterMetrics, TOKEN_ENDPOINT};
+
+pub use certificate::ClientCertificate;
+
+/// `client_assertion_type` of a signed JWT (certificate or federated token).
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The Azure Instance Metadata Service's token path and the API version documented for it.
+pub const IMDS_TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
+pub const IMDS_API_VERSION: &str = "2018-02-01";
 
 /// How the exporter proves its identity to Entra ID.
 pub enum Credential {
@@ -26,12 +38,46 @@ pub enum Credential {
         client_id: String,
         secret: SecretString,
     },
+    /// A certificate of the app registration, signing a fresh client assertion for every
+    /// token request (`AZURE_CLIENT_CERTIFICATE_PATH`).
+    Certificate {
+        tenant_id: String,
+        client_id: String,
+        certificate: Box<ClientCertificate>,
+    },
+    /// Azure Workload Identity: a Kubernetes service-account token, projected into a file
+    /// that the kubelet rotates, is the client assertion (`AZURE_FEDERATED_TOKEN_FILE`).
+    WorkloadIdentity {
+        tenant_id: String,
+        client_id: String,
+        token_file: PathBuf,
+    },
+    /// The managed identity of the Azure VM or AKS node, from the instance metadata
+    /// service; `client_id` picks a user-assigned identity.
+    ManagedIdentity {
+        client_id: Option<String>,
+        /// `http://169.254.169.254` outside tests.
+        endpoint: Url,
+    },
 }
 
 impl Credential {
-    pub fn tenant_id(&self) -> &str {
+    /// The tenant the token is requested from; a managed identity's is implicit.
+    pub fn tenant_id(&self) -> Option<&str> {
         match self {
-            Credential::ClientSecret { tenant_id, .. } => tenant_id,
+            Credential::ClientSecret { tenant_id, .. }
+            | Credential::Certificate { tenant_id, .. }
+            | Credential::WorkloadIdentity { tenant_id, .. } => Some(tenant_id),
+            Credential::ManagedIdentity { .. } => None,
+        }
+    }
+
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Credential::ClientSecret { client_id, .. }
+            | Credential::Certificate { client_id, .. }
+            | Credential::WorkloadIdentity { client_id, .. } => Some(client_id),
+            Credential::ManagedIdentity { client_id, .. } => client_id.as_deref(),
         }
     }
 
@@ -39,24 +85,31 @@ impl Credential {
     pub fn kind(&self) -> &'static str {
         match self {
             Credential::ClientSecret { .. } => "client secret",
+            Credential::Certificate { .. } => "certificate",
+            Credential::WorkloadIdentity { .. } => "workload identity",
+            Credential::ManagedIdentity {
+                client_id: Some(_), ..
+            } => "managed identity (user-assigned)",
+            Credential::ManagedIdentity { .. } => "managed identity (system-assigned)",
         }
     }
 }
 
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = f.debug_struct("Credential");
+        out.field("kind", &self.kind())
+            .field("tenant_id", &self.tenant_id())
+            .field("client_id", &self.client_id());
         match self {
-            Credential::ClientSecret {
-                tenant_id,
-                client_id,
-                ..
-            } => f
-                .debug_struct("ClientSecret")
-                .field("tenant_id", tenant_id)
-                .field("client_id", client_id)
-                .field("secret", &"[REDACTED]")
-                .finish(),
-        }
+            Credential::ClientSecret { .. } => out.field("secret", &"[REDACTED]"),
+            Credential::Certificate { certificate, .. } => out.field("certificate", certificate),
+            Credential::WorkloadIdentity { token_file, .. } => out.field("token_file", token_file),
+            Credential::ManagedIdentity { endpoint, .. } => {
+                out.field("endpoint", &endpoint.as_str())
+            }
+        };
+        out.finish()
     }
 }
 
@@ -70,6 +123,20 @@ impl AccessToken {
     /// The value of the `Authorization` header.
     pub fn bearer(&self) -> String {
         format!("Bearer {}", self.secret.expose_secret())
+    }
+
+    /// The application permissions (`roles` claim) the token carries, read without
+    /// checking its signature (Graph does that): for diagnosis only. `None` when the token
+    /// is not a readable JWT.
+    pub fn roles(&self) -> Option<Vec<String>> {
+        let parsed = jws::Parsed::parse(self.secret.expose_secret()).ok()?;
+        Some(match parsed.claims.get("roles") {
+            Some(serde_json::Value::Array(roles)) => roles
+                .iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        })
     }
 
     fn same_as(&self, other: &AccessToken) -> bool {
@@ -86,18 +153,34 @@ impl fmt::Debug for AccessToken {
 /// Why no token could be obtained.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("Entra ID refused the token request (HTTP {status}, {code}): {description}. {hint}")]
+    #[error("{service} refused the token request (HTTP {status}, {code}): {description}. {hint}")]
     Rejected {
+        /// "Entra ID" or "the instance metadata service".
+        service: &'static str,
         status: u16,
         /// `AADSTS…` when Entra ID gave one, else the OAuth error code.
         code: String,
         description: String,
         hint: &'static str,
+        /// Whether the service said to come back later (an outage, not a configuration
+        /// problem).
+        transient: bool,
     },
-    #[error("the token endpoint {url} could not be reached: {reason}. Check network access to the login host (--azure.authority-host) and proxies")]
-    Unreachable { url: String, reason: String },
-    #[error("the token endpoint answered HTTP {status} with a body that is not a token response; is --azure.authority-host right?")]
-    InvalidResponse { status: u16 },
+    #[error("the token endpoint {url} could not be reached: {reason}. {hint}")]
+    Unreachable {
+        url: String,
+        reason: String,
+        hint: &'static str,
+    },
+    #[error("the token endpoint answered HTTP {status} with a body that is not a token response; is {flag} right?")]
+    InvalidResponse {
+        status: u16,
+        /// The flag that sets the endpoint.
+        flag: &'static str,
+    },
+    /// The credential itself could not be used (an unreadable federated token file).
+    #[error("{0}")]
+    Credential(String),
 }
 
 impl AuthError {
@@ -105,12 +188,23 @@ impl AuthError {
     /// configuration problem the user must fix.
     pub fn is_transient(&self) -> bool {
         match self {
-            AuthError::Rejected { status, .. } => *status >= 500 || *status == 429,
+            AuthError::Rejected { transient, .. } => *transient,
             AuthError::Unreachable { .. } => true,
-            AuthError::InvalidResponse { status } => *status >= 500,
+            AuthError::InvalidResponse { status, .. } => *status >= 500,
+            AuthError::Credential(_) => false,
+        }
+    }
+
+    /// The AADSTS code (or OAuth error) of a refusal.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AuthError::Rejected { code, .. } => Some(code),
+            _ => None,
         }
     }
 }
+
+const FEDERATED_HINT: &str = "No federated identity credential matches the service-account token: on the app registration (or user-assigned managed identity) add a federated credential with the cluster's OIDC issuer URL, subject system:serviceaccount:<namespace>:<service account> and audience api://AzureADTokenExchange";
 
 /// What an AADSTS code means and what to do about it.
 pub fn aadsts_hint(code: &str) -> &'static str {
@@ -118,15 +212,32 @@ pub fn aadsts_hint(code: &str) -> &'static str {
         "AADSTS7000215" => "The client secret is wrong: use the secret's Value (not its Secret ID) from the app registration's 'Certificates & secrets' page in AZURE_CLIENT_SECRET or --azure.client-secret-file",
         "AADSTS7000222" => "The client secret has expired: create a new one under the app registration's 'Certificates & secrets' and update AZURE_CLIENT_SECRET or --azure.client-secret-file",
         "AADSTS700016" => "No application with this AZURE_CLIENT_ID exists in the tenant: check AZURE_CLIENT_ID (the Application (client) ID) and AZURE_TENANT_ID, and that the app is consented in this tenant",
-        "AADSTS90002" => "The tenant was not found: check AZURE_TENANT_ID (Directory (tenant) ID) and that --azure.authority-host is the login host of the tenant's cloud",
+        "AADSTS90002" => "The tenant was not found: check AZURE_TENANT_ID (Directory (tenant) ID) and that --azure.cloud (or --azure.authority-host) names the tenant's cloud",
         "AADSTS900023" => "AZURE_TENANT_ID is not a valid tenant: use the Directory (tenant) ID GUID or the tenant's domain name",
-        "AADSTS700027" => "The client assertion was rejected: check the certificate uploaded to the app registration matches the one configured",
-        "AADSTS70011" => "The scope is invalid: --graph.endpoint must be the Graph host of the tenant's cloud (the scope is '<graph endpoint>/.default')",
+        "AADSTS700027" => "The client assertion's certificate or signature was rejected: upload the certificate (its public part, .cer/.pem) to the app registration under 'Certificates & secrets' → Certificates, and make sure AZURE_CLIENT_CERTIFICATE_PATH holds that certificate with its own private key (`teams-voice-exporter check` shows the thumbprint)",
+        "AADSTS700024" => "The client assertion is outside its valid time: the machine's clock is wrong (synchronise it with NTP; `check` shows the skew), or for workload identity the projected service-account token has expired (the kubelet must keep refreshing it)",
+        "AADSTS700023" => "The client assertion's audience is not this tenant's token endpoint: --azure.authority-host (AZURE_AUTHORITY_HOST) must be the login host of the tenant's cloud",
+        "AADSTS700021" | "AADSTS700022" => "The client assertion's issuer and subject must both be the AZURE_CLIENT_ID that is sent with it",
+        "AADSTS50027" => "The client assertion is not a well-formed JWT: for workload identity, AZURE_FEDERATED_TOKEN_FILE must be the projected service-account token",
+        "AADSTS70021" | "AADSTS700211" | "AADSTS700212" | "AADSTS700213" => FEDERATED_HINT,
+        "AADSTS70011" => "The scope is invalid: --graph.endpoint must be the Graph host of the tenant's cloud (the scope is '<graph endpoint>/.default'); --azure.cloud sets both",
         "AADSTS7000112" => "The application is disabled in this tenant: an administrator must enable it in Enterprise applications",
         "AADSTS53003" => "Conditional Access blocked the sign-in: ask an administrator to exclude this workload identity or allow its location",
-        "AADSTS900144" | "AADSTS90014" => "The token request lacked a required field: check AZURE_CLIENT_ID and the secret are set and not empty",
-        "AADSTS50034" | "AADSTS500011" => "The resource or principal was not found in the tenant: check --graph.endpoint and AZURE_TENANT_ID",
-        _ => "Check AZURE_TENANT_ID, AZURE_CLIENT_ID and the client secret against the app registration; https://login.microsoftonline.com/error?code=<number> explains each AADSTS code",
+        "AADSTS900144" | "AADSTS90014" => "The token request lacked a required field: check AZURE_CLIENT_ID and the credential are set and not empty",
+        "AADSTS50034" | "AADSTS500011" => "The resource or principal was not found in the tenant: check --graph.endpoint (or --azure.cloud) and AZURE_TENANT_ID",
+        _ => "Check AZURE_TENANT_ID, AZURE_CLIENT_ID and the credential against the app registration; https://login.microsoftonline.com/error?code=<number> explains each AADSTS code",
+    }
+}
+
+/// What an instance metadata service refusal means.
+fn imds_hint(description: &str) -> &'static str {
+    let description = description.to_ascii_lowercase();
+    if description.contains("identity not found") {
+        "No managed identity with this client ID is assigned to this VM, scale set or AKS node pool: assign it (Identity → User assigned), or leave AZURE_CLIENT_ID unset to use the system-assigned identity (which must be switched on)"
+    } else if description.contains("multiple user assigned") {
+        "Several user-assigned identities are assigned: set AZURE_CLIENT_ID to the client ID of the one to use"
+    } else {
+        "Check that this machine has a managed identity and that AZURE_CLIENT_ID (if set) is the client ID of one assigned to it"
     }
 }
 
@@ -187,21 +298,55 @@ impl TokenCache {
         graph_endpoint: &Url,
         metrics: ExporterMetrics,
     ) -> Result<Self, url::ParseError> {
-        let base = authority_host.as_str().trim_end_matches('/');
-        let token_url = Url::parse(&format!(
-            "{base}/{}/oauth2/v2.0/token",
-            credential.tenant_id()
-        ))?;
-        let scope = format!("{}/.default", graph_endpoint.as_str().trim_end_matches('/'));
+        let graph = graph_endpoint.as_str().trim_end_matches('/');
+        let (http, token_url) = match &credential {
+            Credential::ManagedIdentity {
+                client_id,
+                endpoint,
+            } => {
+                let base = endpoint.as_str().trim_end_matches('/');
+                let mut url = Url::parse(&format!("{base}{IMDS_TOKEN_PATH}"))?;
+                url.query_pairs_mut()
+                    .append_pair("api-version", IMDS_API_VERSION)
+                    .append_pair("resource", graph);
+                if let Some(client_id) = client_id {
+                    url.query_pairs_mut().append_pair("client_id", client_id);
+                }
+                // The metadata service is link-local and must not be reached through a
+                // proxy (it refuses forwarded requests); off Azure nothing answers, so
+                // give up on connecting quickly.
+                let direct = reqwest::Client::builder()
+                    .no_proxy()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .connect_timeout(Duration::from_secs(5))
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .unwrap_or(http);
+                (direct, url)
+            }
+            _ => {
+                let base = authority_host.as_str().trim_end_matches('/');
+                let tenant = credential.tenant_id().unwrap_or_default();
+                (
+                    http,
+                    Url::parse(&format!("{base}/{tenant}/oauth2/v2.0/token"))?,
+                )
+            }
+        };
         Ok(TokenCache {
             http,
             credential,
             token_url,
-            scope,
+            scope: format!("{graph}/.default"),
             cached: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(()),
             metrics,
         })
+    }
+
+    /// Where tokens come from: Entra ID's token endpoint, or the metadata service.
+    pub fn token_url(&self) -> &Url {
+        &self.token_url
     }
 
     pub fn credential(&self) -> &Credential {
@@ -252,39 +397,77 @@ impl TokenCache {
         (Instant::now() < cached.refresh_at).then(|| cached.token.clone())
     }
 
+    /// The token request for this credential. Assertions are made (or re-read) here, for
+    /// every request: a certificate assertion is short-lived and single-use, and a
+    /// federated token file is rotated by the kubelet.
+    async fn build_request(&self) -> Result<reqwest::RequestBuilder, AuthError> {
+        let post = |client_id: &str, proof: &[(&str, &str)]| {
+            let mut form = vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", client_id),
+            ];
+            form.extend_from_slice(proof);
+            form.push(("scope", self.scope.as_str()));
+            self.http.post(self.token_url.clone()).form(&form)
+        };
+        let assertion = match &self.credential {
+            Credential::ClientSecret {
+                client_id, secret, ..
+            } => {
+                return Ok(post(
+                    client_id,
+                    &[("client_secret", secret.expose_secret())],
+                ))
+            }
+            Credential::ManagedIdentity { .. } => {
+                return Ok(self
+                    .http
+                    .get(self.token_url.clone())
+                    .header("Metadata", "true"))
+            }
+            Credential::Certificate {
+                client_id,
+                certificate,
+                ..
+            } => certificate
+                .assertion(client_id, self.token_url.as_str(), SystemTime::now())
+                .map_err(|e| {
+                    AuthError::Credential(format!("cannot sign the client assertion: {e}"))
+                })?,
+            Credential::WorkloadIdentity { token_file, .. } => {
+                read_federated_token(token_file).await?
+            }
+        };
+        Ok(post(
+            self.credential.client_id().unwrap_or_default(),
+            &[
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", assertion.expose_secret()),
+            ],
+        ))
+    }
+
     async fn request(&self) -> Result<CachedToken, AuthError> {
-        let Credential::ClientSecret {
-            client_id, secret, ..
-        } = &self.credential;
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", client_id.as_str()),
-            ("client_secret", secret.expose_secret()),
-            ("scope", self.scope.as_str()),
-        ];
         let started = Instant::now();
-        let sent = self
-            .http
-            .post(self.token_url.clone())
-            .form(&form)
-            .send()
-            .await;
-        let result = match sent {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                let body = response.bytes().await;
-                self.metrics
-                    .record_request(TOKEN_ENDPOINT, &status.to_string(), started);
-                match body {
-                    Ok(body) => self.parse(status, &body, started),
-                    Err(error) => Err(self.unreachable(&error)),
+        let result = match self.build_request().await {
+            Err(error) => Err(error),
+            Ok(request) => match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let body = response.bytes().await;
+                    self.metrics
+                        .record_request(TOKEN_ENDPOINT, &status.to_string(), started);
+                    match body {
+                        Ok(body) => self.parse(status, &body, started),
+                        Err(error) => Err(self.unreachable(error)),
+                    }
                 }
-            }
-            Err(error) => {
-                self.metrics
-                    .record_request(TOKEN_ENDPOINT, "error", started);
-                Err(self.unreachable(&error))
-            }
+                Err(error) => {
+                    self.metrics
+                        .record_request(TOKEN_ENDPOINT, "error", started);
+                    Err(self.unreachable(error))
+                }
+            },
         };
         let outcome = match &result {
             Ok(_) => "success".to_owned(),
@@ -294,6 +477,7 @@ impl TokenCache {
             Err(AuthError::Rejected { .. }) => "rejected".to_owned(),
             Err(AuthError::Unreachable { .. }) => "unreachable".to_owned(),
             Err(AuthError::InvalidResponse { .. }) => "invalid_response".to_owned(),
+            Err(AuthError::Credential(_)) => "credential_error".to_owned(),
         };
         self.metrics
             .token_refreshes
@@ -302,18 +486,36 @@ impl TokenCache {
         result
     }
 
-    fn unreachable(&self, error: &reqwest::Error) -> AuthError {
+    fn invalid_response(&self, status: u16) -> AuthError {
+        let flag = match self.credential {
+            Credential::ManagedIdentity { .. } => "--azure.managed-identity-endpoint",
+            _ => "--azure.authority-host (or --azure.cloud)",
+        };
+        AuthError::InvalidResponse { status, flag }
+    }
+
+    fn unreachable(&self, error: reqwest::Error) -> AuthError {
+        let hint = match self.credential {
+            Credential::ManagedIdentity { .. } => "Managed identity works only on an Azure VM, scale set or AKS node with an identity assigned; elsewhere choose another --azure.auth (--azure.managed-identity-endpoint overrides the address for tests)",
+            _ => "Check network access to the login host (--azure.cloud, --azure.authority-host) and proxies",
+        };
         AuthError::Unreachable {
-            url: self.token_url.to_string(),
-            // reqwest's message can include the URL but never the form body.
-            reason: error_chain(error),
+            // Without the query: it is noise here (a managed identity's client id at most).
+            url: format!(
+                "{}{}",
+                self.token_url.origin().ascii_serialization(),
+                self.token_url.path()
+            ),
+            // Without the URL, which is already said (and never the form body).
+            reason: error_chain(&error.without_url()),
+            hint,
         }
     }
 
     fn parse(&self, status: u16, body: &[u8], sent_at: Instant) -> Result<CachedToken, AuthError> {
         if (200..300).contains(&status) {
             let response: TokenResponse =
-                serde_json::from_slice(body).map_err(|_| AuthError::InvalidResponse { status })?;
+                serde_json::from_slice(body).map_err(|_| self.invalid_response(status))?;
             // Entra ID sends a number; some proxies and older endpoints send a string.
             let lifetime = match &response.expires_in {
                 Some(serde_json::Value::Number(n)) => n.as_f64(),
@@ -336,7 +538,7 @@ impl TokenCache {
         }
         let error: TokenErrorBody = serde_json::from_slice(body).unwrap_or_default();
         if error.error.is_none() && error.error_codes.is_empty() {
-            return Err(AuthError::InvalidResponse { status });
+            return Err(self.invalid_response(status));
         }
         let code = error
             .error_codes
@@ -359,9 +561,21 @@ impl TokenCache {
             .unwrap_or("no description")
             .trim()
             .to_owned();
+        let managed = matches!(self.credential, Credential::ManagedIdentity { .. });
         Err(AuthError::Rejected {
+            service: if managed {
+                "the instance metadata service"
+            } else {
+                "Entra ID"
+            },
             status,
-            hint: aadsts_hint(&code),
+            hint: if managed && !is_aadsts(&code) {
+                imds_hint(&description)
+            } else {
+                aadsts_hint(&code)
+            },
+            // The metadata service answers 404 and 410 while it is updating.
+            transient: status >= 500 || status == 429 || (managed && matches!(status, 404 | 410)),
             code,
             description,
         })
@@ -373,6 +587,24 @@ fn is_aadsts(code: &str) -> bool {
         && code
             .strip_prefix("AADSTS")
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The federated token, read afresh: the kubelet replaces the file before it expires.
+async fn read_federated_token(path: &std::path::Path) -> Result<SecretString, AuthError> {
+    let text = tokio::fs::read_to_string(path).await.map_err(|e| {
+        AuthError::Credential(format!(
+            "cannot read the federated token file {} (AZURE_FEDERATED_TOKEN_FILE): {e}. Is the pod labelled azure.workload.identity/use: \"true\" and its service account annotated with azure.workload.identity/client-id?",
+            path.display()
+        ))
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(AuthError::Credential(format!(
+            "the federated token file {} (AZURE_FEDERATED_TOKEN_FILE) is empty",
+            path.display()
+        )));
+    }
+    Ok(SecretString::from(token.to_owned()))
 }
 
 /// A reqwest error with its causes, which hold the useful part ("connection refused").

@@ -13,6 +13,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 use secrecy::SecretString;
 
+use crate::auth::certificate::{CertificateError, ClientCertificate};
+use crate::auth::jws::Algorithm;
+use crate::auth::Credential;
 use crate::graph::{RetryPolicy, MAX_WINDOW};
 use crate::poller::Schedule;
 
@@ -28,9 +31,12 @@ const RETENTION: Duration = Duration::from_secs(150 * 86_400);
     name = "teams-voice-exporter",
     version,
     about = "Prometheus exporter for Microsoft Teams Direct Routing calls, read from Microsoft Graph call logs.",
-    after_help = "Credentials come from the environment: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET \
-(or --azure.client-secret-file). The app registration needs the Microsoft Graph application permission \
-CallRecords.Read.All with admin consent. Try it without an Azure tenant: teams-voice-exporter --demo"
+    after_help = "Credentials come from the environment: AZURE_TENANT_ID and AZURE_CLIENT_ID with AZURE_CLIENT_SECRET \
+(or --azure.client-secret-file), AZURE_CLIENT_CERTIFICATE_PATH, or AZURE_FEDERATED_TOKEN_FILE; or \
+--azure.auth=managed-identity on Azure. The app registration needs the Microsoft Graph application permission \
+CallRecords.Read.All with admin consent. Diagnose a setup: teams-voice-exporter check [flags]. \
+Try it without an Azure tenant: teams-voice-exporter --demo",
+    args_conflicts_with_subcommands = true
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -43,6 +49,108 @@ pub struct Cli {
 pub enum Command {
     /// Serve the simulated Graph tenant alone (for tests and for trying dashboards).
     Simulate(SimulateArgs),
+    /// Check the credentials, the token's permission, Graph and the clock once, print a
+    /// report and exit: 0 when all is well, 1 when a check failed, 2 for a configuration
+    /// error. Takes the exporter's flags and environment.
+    Check(Box<CheckArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub exporter: ExporterArgs,
+}
+
+/// Which credential to use (`--azure.auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthKind {
+    /// Client secret: AZURE_CLIENT_SECRET or --azure.client-secret-file.
+    Secret,
+    /// Certificate: AZURE_CLIENT_CERTIFICATE_PATH (+ AZURE_CLIENT_CERTIFICATE_PASSWORD).
+    Certificate,
+    /// Azure Workload Identity on Kubernetes: AZURE_FEDERATED_TOKEN_FILE.
+    WorkloadIdentity,
+    /// The managed identity of the Azure VM or AKS node (AZURE_CLIENT_ID for a user-assigned one).
+    ManagedIdentity,
+}
+
+impl AuthKind {
+    fn flag(self) -> &'static str {
+        match self {
+            AuthKind::Secret => "secret (AZURE_CLIENT_SECRET or --azure.client-secret-file)",
+            AuthKind::Certificate => "certificate (AZURE_CLIENT_CERTIFICATE_PATH)",
+            AuthKind::WorkloadIdentity => "workload-identity (AZURE_FEDERATED_TOKEN_FILE)",
+            AuthKind::ManagedIdentity => "managed-identity",
+        }
+    }
+}
+
+/// The Microsoft cloud the tenant lives in (`--azure.cloud`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Cloud {
+    /// Global Azure, GCC included.
+    Global,
+    /// US Government L4 (GCC High).
+    Usgov,
+    /// US Government L5 (DoD).
+    UsgovDod,
+    /// China, operated by 21Vianet.
+    China,
+}
+
+impl Cloud {
+    /// Graph root and login host of the cloud.
+    pub fn endpoints(self) -> (&'static str, &'static str) {
+        match self {
+            Cloud::Global => (
+                "https://graph.microsoft.com",
+                "https://login.microsoftonline.com",
+            ),
+            Cloud::Usgov => (
+                "https://graph.microsoft.us",
+                "https://login.microsoftonline.us",
+            ),
+            Cloud::UsgovDod => (
+                "https://dod-graph.microsoft.us",
+                "https://login.microsoftonline.us",
+            ),
+            Cloud::China => (
+                "https://microsoftgraph.chinacloudapi.cn",
+                "https://login.chinacloudapi.cn",
+            ),
+        }
+    }
+}
+
+/// Signature of certificate assertions (`--azure.client-assertion-algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AssertionAlgorithm {
+    /// RSASSA-PSS, with the SHA-256 thumbprint (`x5t#S256`).
+    #[value(name = "PS256", alias = "ps256")]
+    Ps256,
+    /// RSASSA-PKCS1-v1_5, with the SHA-1 thumbprint (`x5t`), for older setups.
+    #[value(name = "RS256", alias = "rs256")]
+    Rs256,
+}
+
+/// Secrets that `main` reads from the environment: never flags, so that they cannot show
+/// in `ps` or `--help`.
+#[derive(Default)]
+pub struct EnvSecrets {
+    /// `AZURE_CLIENT_SECRET`.
+    pub client_secret: Option<String>,
+    /// `AZURE_CLIENT_CERTIFICATE_PASSWORD`.
+    pub certificate_password: Option<String>,
+}
+
+impl std::fmt::Debug for EnvSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |v: &Option<String>| v.as_ref().map(|_| "[REDACTED]");
+        f.debug_struct("EnvSecrets")
+            .field("client_secret", &shown(&self.client_secret))
+            .field("certificate_password", &shown(&self.certificate_password))
+            .finish()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -127,13 +235,10 @@ pub struct ExporterArgs {
     #[command(flatten)]
     pub log: LogArgs,
 
-    /// Microsoft Graph root URL; http:// is accepted for local testing.
-    #[arg(
-        long = "graph.endpoint",
-        default_value = "https://graph.microsoft.com",
-        value_name = "URL"
-    )]
-    pub graph_endpoint: String,
+    /// Microsoft Graph root URL; http:// is accepted for local testing [default: the
+    /// --azure.cloud's, https://graph.microsoft.com].
+    #[arg(long = "graph.endpoint", value_name = "URL")]
+    pub graph_endpoint: Option<String>,
     /// Time limit for one Graph request, response body included.
     #[arg(long = "graph.timeout", default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
     pub graph_timeout: Duration,
@@ -145,14 +250,27 @@ pub struct ExporterArgs {
     #[arg(long = "graph.retry-backoff", default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub graph_retry_backoff: Duration,
 
-    /// Microsoft Entra ID login host; http:// is accepted for local testing.
+    /// Microsoft Entra ID login host; http:// is accepted for local testing [default: the
+    /// --azure.cloud's, https://login.microsoftonline.com].
     #[arg(
         long = "azure.authority-host",
         env = "AZURE_AUTHORITY_HOST",
-        default_value = "https://login.microsoftonline.com",
         value_name = "URL"
     )]
-    pub authority_host: String,
+    pub authority_host: Option<String>,
+    /// The cloud of the tenant: sets the Graph endpoint, the login host and the token
+    /// scope together (--graph.endpoint and --azure.authority-host override them).
+    #[arg(
+        long = "azure.cloud",
+        value_enum,
+        default_value = "global",
+        value_name = "CLOUD"
+    )]
+    pub cloud: Cloud,
+    /// The credential to use. Without it, the one the environment configures is used
+    /// (client secret, certificate or workload identity; two at once are refused).
+    #[arg(long = "azure.auth", value_enum, value_name = "KIND")]
+    pub auth: Option<AuthKind>,
     /// Directory (tenant) ID.
     #[arg(long = "azure.tenant-id", env = "AZURE_TENANT_ID", value_name = "ID")]
     pub tenant_id: Option<String>,
@@ -163,6 +281,38 @@ pub struct ExporterArgs {
     /// secret is read from the AZURE_CLIENT_SECRET environment variable.
     #[arg(long = "azure.client-secret-file", value_name = "PATH")]
     pub client_secret_file: Option<PathBuf>,
+    /// Certificate of the app registration with its private key: a PEM file, or a PKCS#12
+    /// (.pfx) file whose password is read from AZURE_CLIENT_CERTIFICATE_PASSWORD.
+    #[arg(
+        long = "azure.client-certificate-path",
+        env = "AZURE_CLIENT_CERTIFICATE_PATH",
+        value_name = "PATH"
+    )]
+    pub client_certificate_path: Option<PathBuf>,
+    /// Signature of certificate client assertions.
+    #[arg(
+        long = "azure.client-assertion-algorithm",
+        value_enum,
+        default_value = "PS256",
+        value_name = "ALG"
+    )]
+    pub assertion_algorithm: AssertionAlgorithm,
+    /// Kubernetes service-account token for Azure Workload Identity (set by its webhook);
+    /// read again for every token request, as it rotates.
+    #[arg(
+        long = "azure.federated-token-file",
+        env = "AZURE_FEDERATED_TOKEN_FILE",
+        value_name = "PATH"
+    )]
+    pub federated_token_file: Option<PathBuf>,
+    /// Instance metadata service for --azure.auth=managed-identity (changed for tests).
+    #[arg(
+        long = "azure.managed-identity-endpoint",
+        env = "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+        default_value = "http://169.254.169.254",
+        value_name = "URL"
+    )]
+    pub managed_identity_endpoint: String,
 
     /// How often to read the recent window [default: 1m; 2s with --demo].
     #[arg(long = "poll.interval", value_parser = parse_duration, value_name = "DURATION")]
@@ -192,8 +342,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// A configuration problem, with what to do about it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("no credentials for Microsoft Graph: missing {missing}. Set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or --azure.client-secret-file) for an app registration with the CallRecords.Read.All application permission, or run with --demo to try the exporter on a simulated tenant")]
-    MissingCredentials { missing: String },
+    #[error("no credentials for Microsoft Graph. Set AZURE_TENANT_ID and AZURE_CLIENT_ID of an app registration with the CallRecords.Read.All application permission, and one of AZURE_CLIENT_SECRET (or --azure.client-secret-file), AZURE_CLIENT_CERTIFICATE_PATH, or AZURE_FEDERATED_TOKEN_FILE (Kubernetes workload identity); on an Azure VM or AKS node use --azure.auth=managed-identity. Or run with --demo to try the exporter on a simulated tenant")]
+    NoCredentials,
+    #[error("incomplete {kind} credentials for Microsoft Graph: missing {missing}. Set AZURE_TENANT_ID, AZURE_CLIENT_ID and {needs} for an app registration with the CallRecords.Read.All application permission, or run with --demo to try the exporter on a simulated tenant")]
+    MissingCredentials {
+        kind: &'static str,
+        missing: String,
+        needs: &'static str,
+    },
+    #[error("several credentials are configured: {0}. Choose one with --azure.auth=secret|certificate|workload-identity|managed-identity, or remove the others")]
+    ConflictingCredentials(String),
+    #[error("AZURE_CLIENT_CERTIFICATE_PASSWORD is set but AZURE_CLIENT_CERTIFICATE_PATH is not: set the path of the PKCS#12 file it opens")]
+    PasswordWithoutCertificate,
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
+    #[error("cannot read the federated token file {path}: {reason}. AZURE_FEDERATED_TOKEN_FILE is set by the Azure Workload Identity webhook when the pod is labelled azure.workload.identity/use: \"true\"; check the projected token volume is mounted")]
+    FederatedTokenFile { path: String, reason: String },
     #[error("cannot read the client secret file {path}: {reason}. Check --azure.client-secret-file and the file's permissions")]
     SecretFile { path: String, reason: String },
     #[error("the client secret file {path} is empty. Put the secret's Value from the app registration in it")]
@@ -226,19 +390,19 @@ pub struct Config {
     pub schedule: Schedule,
 }
 
-/// Credentials for one tenant, checked but not yet used.
-#[derive(Debug)]
-pub struct Credentials {
-    pub tenant_id: String,
-    pub client_id: String,
-    pub secret: SecretString,
-}
-
 impl ExporterArgs {
     /// Checks everything but the credentials.
     pub fn config(&self) -> Result<Config, ConfigError> {
-        let graph_endpoint = http_url("--graph.endpoint", &self.graph_endpoint)?;
-        let authority_host = http_url("--azure.authority-host", &self.authority_host)?;
+        let (cloud_graph, cloud_login) = self.cloud.endpoints();
+        let graph_endpoint = http_url(
+            "--graph.endpoint",
+            self.graph_endpoint.as_deref().unwrap_or(cloud_graph),
+        )?;
+        let authority_host = http_url(
+            "--azure.authority-host",
+            self.authority_host.as_deref().unwrap_or(cloud_login),
+        )?;
+        warn_on_mixed_clouds(&graph_endpoint, &authority_host);
         if self
             .listen_address
             .rsplit_once(':')
@@ -288,12 +452,155 @@ impl ExporterArgs {
         })
     }
 
-    /// Reads the credentials from the flags, `AZURE_CLIENT_SECRET` (passed in, so tests
-    /// need not touch the process environment) and the secret file.
-    pub fn credentials(&self, env_secret: Option<String>) -> Result<Credentials, ConfigError> {
+    /// Chooses and loads the credential: the kind `--azure.auth` names, or else the one
+    /// the environment configures. Files (secret, certificate, federated token) are read
+    /// now, so that a mistake stops the start rather than the first poll.
+    pub fn credential(&self, env: &EnvSecrets) -> Result<Credential, ConfigError> {
+        let present = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+        let configured: Vec<AuthKind> = [
+            (
+                AuthKind::Secret,
+                self.client_secret_file.is_some() || present(&env.client_secret),
+            ),
+            (
+                AuthKind::Certificate,
+                self.client_certificate_path.is_some(),
+            ),
+            (
+                AuthKind::WorkloadIdentity,
+                self.federated_token_file.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(kind, set)| set.then_some(kind))
+        .collect();
+        if present(&env.certificate_password) && self.client_certificate_path.is_none() {
+            return Err(ConfigError::PasswordWithoutCertificate);
+        }
+        let kind = match (self.auth, configured.as_slice()) {
+            (Some(kind), others) => {
+                for other in others.iter().filter(|k| **k != kind) {
+                    tracing::warn!(
+                        ignored = other.flag(),
+                        "--azure.auth chooses another credential; this one is ignored"
+                    );
+                }
+                kind
+            }
+            (None, []) => return Err(ConfigError::NoCredentials),
+            (None, [one]) => *one,
+            (None, several) => {
+                let names: Vec<_> = several.iter().map(|k| k.flag()).collect();
+                return Err(ConfigError::ConflictingCredentials(names.join(", ")));
+            }
+        };
+        let nonempty = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let client_id = nonempty(&self.client_id);
+        // Tenant and client ids, with the kind's own setting when it is missing too.
+        let ids = |kind: &'static str, own: Option<&'static str>, needs: &'static str| {
+            let tenant_id = nonempty(&self.tenant_id);
+            let missing: Vec<_> = [
+                tenant_id.is_none().then_some("AZURE_TENANT_ID"),
+                client_id.is_none().then_some("AZURE_CLIENT_ID"),
+                own,
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            match (tenant_id, client_id.clone()) {
+                (Some(tenant), Some(client)) if missing.is_empty() => Ok((tenant, client)),
+                _ => Err(ConfigError::MissingCredentials {
+                    kind,
+                    missing: missing.join(", "),
+                    needs,
+                }),
+            }
+        };
+        Ok(match kind {
+            AuthKind::Secret => {
+                let secret = self.client_secret(env.client_secret.clone())?;
+                let (tenant_id, client_id) = ids(
+                    "client secret",
+                    secret.is_none().then_some("AZURE_CLIENT_SECRET"),
+                    "AZURE_CLIENT_SECRET (or --azure.client-secret-file)",
+                )?;
+                Credential::ClientSecret {
+                    tenant_id,
+                    client_id,
+                    secret: SecretString::from(secret.unwrap_or_default()),
+                }
+            }
+            AuthKind::Certificate => {
+                let path = self.client_certificate_path.as_deref();
+                let (tenant_id, client_id) = ids(
+                    "certificate",
+                    path.is_none().then_some("AZURE_CLIENT_CERTIFICATE_PATH"),
+                    "AZURE_CLIENT_CERTIFICATE_PATH",
+                )?;
+                let password = env
+                    .certificate_password
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .map(SecretString::from);
+                let algorithm = match self.assertion_algorithm {
+                    AssertionAlgorithm::Ps256 => Algorithm::Ps256,
+                    AssertionAlgorithm::Rs256 => Algorithm::Rs256,
+                };
+                let certificate = ClientCertificate::load(
+                    path.unwrap_or_else(|| std::path::Path::new("")),
+                    password.as_ref(),
+                    algorithm,
+                )?;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs() as i64);
+                if certificate.not_after() <= now {
+                    tracing::warn!(subject = certificate.subject(), thumbprint = %certificate.thumbprint_hex(), "the certificate has expired; Entra ID will refuse it: upload a new one to the app registration");
+                }
+                Credential::Certificate {
+                    tenant_id,
+                    client_id,
+                    certificate: Box::new(certificate),
+                }
+            }
+            AuthKind::WorkloadIdentity => {
+                let file = self.federated_token_file.clone();
+                let (tenant_id, client_id) = ids(
+                    "workload identity",
+                    file.is_none().then_some("AZURE_FEDERATED_TOKEN_FILE"),
+                    "AZURE_FEDERATED_TOKEN_FILE",
+                )?;
+                let token_file = file.unwrap_or_default();
+                std::fs::metadata(&token_file).map_err(|e| ConfigError::FederatedTokenFile {
+                    path: token_file.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                Credential::WorkloadIdentity {
+                    tenant_id,
+                    client_id,
+                    token_file,
+                }
+            }
+            AuthKind::ManagedIdentity => Credential::ManagedIdentity {
+                client_id,
+                endpoint: http_url(
+                    "--azure.managed-identity-endpoint",
+                    &self.managed_identity_endpoint,
+                )?,
+            },
+        })
+    }
+
+    /// The client secret from `AZURE_CLIENT_SECRET` or the secret file (never both).
+    fn client_secret(&self, env_secret: Option<String>) -> Result<Option<String>, ConfigError> {
         let env_secret = env_secret.filter(|s| !s.is_empty());
-        let secret = match (&self.client_secret_file, env_secret) {
-            (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets),
+        match (&self.client_secret_file, env_secret) {
+            (Some(_), Some(_)) => Err(ConfigError::TwoSecrets),
             (Some(path), None) => {
                 let shown = path.display().to_string();
                 let text = std::fs::read_to_string(path).map_err(|e| ConfigError::SecretFile {
@@ -305,31 +612,9 @@ impl ExporterArgs {
                 if text.is_empty() {
                     return Err(ConfigError::EmptySecretFile { path: shown });
                 }
-                Some(text)
+                Ok(Some(text))
             }
-            (None, secret) => secret,
-        };
-        let tenant_id = self.tenant_id.clone().filter(|s| !s.trim().is_empty());
-        let client_id = self.client_id.clone().filter(|s| !s.trim().is_empty());
-        let mut missing = Vec::new();
-        if tenant_id.is_none() {
-            missing.push("AZURE_TENANT_ID");
-        }
-        if client_id.is_none() {
-            missing.push("AZURE_CLIENT_ID");
-        }
-        if secret.is_none() {
-            missing.push("AZURE_CLIENT_SECRET");
-        }
-        match (tenant_id, client_id, secret) {
-            (Some(tenant_id), Some(client_id), Some(secret)) => Ok(Credentials {
-                tenant_id: tenant_id.trim().to_owned(),
-                client_id: client_id.trim().to_owned(),
-                secret: SecretString::from(secret),
-            }),
-            _ => Err(ConfigError::MissingCredentials {
-                missing: missing.join(", "),
-            }),
+            (None, secret) => Ok(secret),
         }
     }
 }
@@ -364,6 +649,31 @@ fn http_url(flag: &'static str, value: &str) -> Result<Url, ConfigError> {
         );
     }
     Ok(url)
+}
+
+/// Tokens from one cloud's login host are refused by another cloud's Graph; overriding
+/// one of the two hosts and not the other is an easy mistake.
+fn warn_on_mixed_clouds(graph: &Url, login: &Url) {
+    let clouds = [Cloud::Global, Cloud::Usgov, Cloud::UsgovDod, Cloud::China];
+    let host = |url: &str| {
+        Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+    };
+    let of = |url: &Url, pick: fn((&'static str, &'static str)) -> &'static str| -> Vec<Cloud> {
+        clouds
+            .into_iter()
+            .filter(|c| host(pick(c.endpoints())).as_deref() == url.host_str())
+            .collect()
+    };
+    let by_graph = of(graph, |(g, _)| g);
+    let by_login = of(login, |(_, l)| l);
+    if !by_graph.is_empty()
+        && !by_login.is_empty()
+        && !by_graph.iter().any(|c| by_login.contains(c))
+    {
+        tracing::warn!(graph = %graph, login = %login, "--graph.endpoint and --azure.authority-host belong to different clouds: Entra ID will refuse the scope or Graph the token; set --azure.cloud and drop the overrides");
+    }
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -476,15 +786,128 @@ mod tests {
         );
     }
 
+    fn env_secret(value: &str) -> EnvSecrets {
+        EnvSecrets {
+            client_secret: Some(value.to_owned()),
+            certificate_password: None,
+        }
+    }
+
     #[test]
     fn missing_credentials_are_named() {
         let cli = args(&["--azure.tenant-id=t"]).unwrap();
-        let error = cli.exporter.credentials(None).unwrap_err().to_string();
+        let error = cli
+            .exporter
+            .credential(&EnvSecrets::default())
+            .unwrap_err()
+            .to_string();
+        for option in [
+            "AZURE_CLIENT_SECRET",
+            "AZURE_CLIENT_CERTIFICATE_PATH",
+            "AZURE_FEDERATED_TOKEN_FILE",
+            "--azure.auth=managed-identity",
+            "--demo",
+        ] {
+            assert!(error.contains(option), "{option}: {error}");
+        }
+        let error = cli
+            .exporter
+            .credential(&env_secret("s"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("missing AZURE_CLIENT_ID."), "{error}");
+        let cli = args(&["--azure.auth=workload-identity", "--azure.client-id=c"]).unwrap();
+        let error = cli
+            .exporter
+            .credential(&EnvSecrets::default())
+            .unwrap_err()
+            .to_string();
         assert!(
-            error.contains("AZURE_CLIENT_ID, AZURE_CLIENT_SECRET"),
+            error.contains("missing AZURE_TENANT_ID, AZURE_FEDERATED_TOKEN_FILE."),
             "{error}"
         );
-        assert!(error.contains("--demo"));
+    }
+
+    #[test]
+    fn two_configured_credentials_are_refused_unless_one_is_chosen() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "eyJ.x.y").unwrap();
+        let token = format!("--azure.federated-token-file={}", token.display());
+        let ids = ["--azure.tenant-id=t", "--azure.client-id=c"];
+        let cli = args(&[ids[0], ids[1], &token]).unwrap();
+        let error = cli.exporter.credential(&env_secret("s")).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::ConflictingCredentials(list) if list.contains("secret") && list.contains("workload-identity")),
+            "{error}"
+        );
+        assert!(error.to_string().contains("--azure.auth"), "{error}");
+        let cli = args(&[ids[0], ids[1], &token, "--azure.auth=workload-identity"]).unwrap();
+        let credential = cli.exporter.credential(&env_secret("s")).unwrap();
+        assert_eq!(credential.kind(), "workload identity");
+        let cli = args(&[ids[0], ids[1], "--azure.auth=managed-identity"]).unwrap();
+        let credential = cli.exporter.credential(&env_secret("s")).unwrap();
+        assert_eq!(credential.kind(), "managed identity (user-assigned)");
+        let cli = args(&["--azure.auth=managed-identity"]).unwrap();
+        let credential = cli.exporter.credential(&EnvSecrets::default()).unwrap();
+        assert_eq!(credential.kind(), "managed identity (system-assigned)");
+        let password_only = EnvSecrets {
+            client_secret: Some("s".into()),
+            certificate_password: Some("p".into()),
+        };
+        assert!(matches!(
+            args(&ids).unwrap().exporter.credential(&password_only),
+            Err(ConfigError::PasswordWithoutCertificate)
+        ));
+    }
+
+    #[test]
+    fn clouds_set_graph_and_login_hosts_and_flags_override_them() {
+        let hosts = |extra: &[&str]| {
+            let config = args(extra).unwrap().exporter.config().unwrap();
+            (
+                config.graph_endpoint.as_str().to_owned(),
+                config.authority_host.as_str().to_owned(),
+            )
+        };
+        let expect = |graph: &str, login: &str| (graph.to_owned(), login.to_owned());
+        assert_eq!(
+            hosts(&[]),
+            expect(
+                "https://graph.microsoft.com/",
+                "https://login.microsoftonline.com/"
+            )
+        );
+        assert_eq!(
+            hosts(&["--azure.cloud=usgov"]),
+            expect(
+                "https://graph.microsoft.us/",
+                "https://login.microsoftonline.us/"
+            )
+        );
+        assert_eq!(
+            hosts(&["--azure.cloud=usgov-dod"]),
+            expect(
+                "https://dod-graph.microsoft.us/",
+                "https://login.microsoftonline.us/"
+            )
+        );
+        assert_eq!(
+            hosts(&["--azure.cloud=china"]),
+            expect(
+                "https://microsoftgraph.chinacloudapi.cn/",
+                "https://login.chinacloudapi.cn/"
+            )
+        );
+        assert_eq!(
+            hosts(&[
+                "--azure.cloud=china",
+                "--graph.endpoint=http://127.0.0.1:1",
+                "--azure.authority-host=http://127.0.0.1:2"
+            ]),
+            expect("http://127.0.0.1:1/", "http://127.0.0.1:2/")
+        );
+        assert!(args(&["--azure.cloud=mars"]).is_err());
     }
 
     #[test]
@@ -500,16 +923,19 @@ mod tests {
             file,
         ])
         .unwrap();
-        let credentials = cli.exporter.credentials(None).unwrap();
-        assert_eq!(credentials.secret.expose_secret(), "abc~def");
-        assert!(!format!("{credentials:?}").contains("abc~def"));
+        let credential = cli.exporter.credential(&EnvSecrets::default()).unwrap();
+        let Credential::ClientSecret { secret, .. } = &credential else {
+            panic!("{credential:?}");
+        };
+        assert_eq!(secret.expose_secret(), "abc~def");
+        assert!(!format!("{credential:?}").contains("abc~def"));
         assert!(matches!(
-            cli.exporter.credentials(Some("other".into())),
+            cli.exporter.credential(&env_secret("other")),
             Err(ConfigError::TwoSecrets)
         ));
         std::fs::write(&path, "\n").unwrap();
         assert!(matches!(
-            cli.exporter.credentials(None),
+            cli.exporter.credential(&EnvSecrets::default()),
             Err(ConfigError::EmptySecretFile { .. })
         ));
     }

@@ -105,7 +105,7 @@ impl GraphError {
     }
 }
 
-fn refusal_hint(status: u16) -> &'static str {
+pub fn refusal_hint(status: u16) -> &'static str {
     match status {
         401 => "Graph rejected a freshly issued token: check the token was issued for this Graph endpoint (--graph.endpoint and --azure.authority-host must belong to the same cloud)",
         403 => "Grant the application permission CallRecords.Read.All (Microsoft Graph, Application type, not Delegated) to the app registration and have an administrator grant admin consent; it can take a few minutes to apply",
@@ -458,8 +458,13 @@ impl GraphClient {
     ) -> Result<Attempt, GraphError> {
         let endpoint = function.name();
         let started = Instant::now();
-        let mut authorization = reqwest::header::HeaderValue::from_str(&token.bearer())
-            .map_err(|_| GraphError::Auth(AuthError::InvalidResponse { status: 200 }))?;
+        let mut authorization =
+            reqwest::header::HeaderValue::from_str(&token.bearer()).map_err(|_| {
+                GraphError::Auth(AuthError::InvalidResponse {
+                    status: 200,
+                    flag: "--azure.authority-host",
+                })
+            })?;
         authorization.set_sensitive(true);
         let sent = self
             .http

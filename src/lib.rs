@@ -16,11 +16,13 @@
 //! 7. [`server`]: serves `/metrics`, the landing page and health endpoints.
 //!
 //! [`simulator`] is a simulated Graph tenant (token endpoint included) for the demo and the
-//! tests; [`config`] and [`app`] turn flags into a running exporter; [`clock`] lets tests
+//! tests; [`config`] and [`app`] turn flags into a running exporter, and [`check`] tries
+//! the whole path once for a diagnosis; [`clock`] lets tests
 //! and the simulator run faster than real time.
 
 pub mod app;
 pub mod auth;
+pub mod check;
 pub mod clock;
 pub mod config;
 pub mod graph;

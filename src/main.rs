@@ -2,18 +2,23 @@
 //! library.
 
 use clap::Parser;
-use teams_voice_exporter::app;
-use teams_voice_exporter::config::{Cli, Command, LogArgs, LogFormat, LogLevel};
+use teams_voice_exporter::config::{Cli, Command, EnvSecrets, LogArgs, LogFormat, LogLevel};
+use teams_voice_exporter::{app, check};
 
 fn main() {
     let cli = Cli::parse();
-    let log = match &cli.command {
-        Some(Command::Simulate(args)) => &args.log,
-        None => &cli.exporter.log,
+    let (log, quiet) = match &cli.command {
+        Some(Command::Simulate(args)) => (&args.log, false),
+        // The report is the output; routine log lines would only clutter it.
+        Some(Command::Check(args)) => (&args.exporter.log, true),
+        None => (&cli.exporter.log, false),
     };
-    init_logging(log);
+    init_logging(log, quiet);
     // Read once, here, so the library never touches the process environment itself.
-    let env_secret = std::env::var("AZURE_CLIENT_SECRET").ok();
+    let env = EnvSecrets {
+        client_secret: std::env::var("AZURE_CLIENT_SECRET").ok(),
+        certificate_password: std::env::var("AZURE_CLIENT_CERTIFICATE_PASSWORD").ok(),
+    };
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -28,7 +33,11 @@ fn main() {
     let result = runtime.block_on(async move {
         match cli.command {
             Some(Command::Simulate(args)) => app::run_simulator(args).await,
-            None => app::run_exporter(cli.exporter, env_secret).await,
+            Some(Command::Check(args)) => {
+                let code = check::run(args.exporter, env, std::io::stdout()).await;
+                std::process::exit(code);
+            }
+            None => app::run_exporter(cli.exporter, env).await,
         }
     });
     if let Err(error) = result {
@@ -37,12 +46,13 @@ fn main() {
     }
 }
 
-fn init_logging(log: &LogArgs) {
+fn init_logging(log: &LogArgs, quiet: bool) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let level = match log.level {
         LogLevel::Error => "error",
         LogLevel::Warn => "warn",
+        LogLevel::Info if quiet => "warn",
         LogLevel::Info => "info",
         LogLevel::Debug => "debug",
         LogLevel::Trace => "trace",

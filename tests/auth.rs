@@ -26,6 +26,7 @@ async fn simulator(token_lifetime_secs: u64) -> SimHandle {
         },
         page_size: 1000,
         clock: Clock::system(),
+        identity: Default::default(),
     };
     SimHandle::bind(config, ([127, 0, 0, 1], 0).into())
         .await

@@ -28,6 +28,7 @@ fn simulator(scenario: Scenario, faults: Faults) -> (tokio::runtime::Runtime, Si
         faults,
         page_size: 1000,
         clock: Clock::system(),
+        identity: Default::default(),
     };
     let sim = runtime
         .block_on(SimHandle::bind(config, ([127, 0, 0, 1], 0).into()))

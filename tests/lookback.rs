@@ -33,6 +33,7 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
             faults: Faults::default(),
             page_size: 1000,
             clock: clock.clone(),
+            identity: Default::default(),
         },
         ([127, 0, 0, 1], 0).into(),
     )

@@ -194,7 +194,9 @@ fn checked_answer(
     }
     if is_every(request_number, faults.revoke_token_every) {
         // From now on the token is as good as expired.
-        tenant.tokens.lock().insert(token, now_ms);
+        if let Some(issued) = tenant.tokens.lock().get_mut(&token) {
+            issued.expires_ms = now_ms;
+        }
         return Err(GraphError::unauthorized(
             "Access token has expired or is not yet valid.",
         ));
@@ -260,7 +262,16 @@ fn authorized_token(
         return Err(GraphError::unauthorized("Access token is empty."));
     }
     match tenant.tokens.lock().get(token) {
-        Some(&expires_ms) if now_ms < expires_ms => Ok(token.to_owned()),
+        Some(issued) if now_ms < issued.expires_ms && !issued.call_records => {
+            // Graph authorises by the token's roles: without the application permission
+            // the answer is 403, however valid the token.
+            Err(GraphError::new(
+                403,
+                "Forbidden",
+                "Insufficient privileges to complete the operation.",
+            ))
+        }
+        Some(issued) if now_ms < issued.expires_ms => Ok(token.to_owned()),
         Some(_) => Err(GraphError::unauthorized(
             "Access token has expired or is not yet valid.",
         )),

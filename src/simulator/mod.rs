@@ -13,6 +13,7 @@
 
 mod control;
 mod graph;
+mod identity;
 mod model;
 mod render;
 mod store;
@@ -41,12 +42,16 @@ use crate::clock::Clock;
 use crate::serve::{self, HttpResponse};
 
 use model::{CallRow, LiveGenerator, Origin, TICKS_PER_MS};
+
+pub use identity::{FederatedCredential, ManagedIdentities, FEDERATED_AUDIENCE};
 use store::Store;
 
 /// Tenant id of the demo tenant.
 pub const DEMO_TENANT_ID: &str = "00000000-0000-0000-0000-00000000d3e0";
 /// Application (client) id registered in the demo tenant.
 pub const DEMO_CLIENT_ID: &str = "00000000-0000-0000-0000-0000000c11e7";
+/// Client id of the demo VM's system-assigned managed identity.
+pub const DEMO_MANAGED_IDENTITY_ID: &str = "00000000-0000-0000-0000-0000000a11d0";
 /// Client secret of the demo application. Not a secret: the demo tenant exists only locally.
 pub const DEMO_CLIENT_SECRET: &str = "demo~client~secret~not~for~production";
 
@@ -78,6 +83,25 @@ pub struct SimConfig {
     pub page_size: usize,
     /// Time for visibility, token expiry, throttling and live traffic.
     pub clock: Clock,
+    /// Credentials accepted besides the client secret, and the managed identities.
+    pub identity: SimIdentity,
+}
+
+/// What the simulated Entra ID knows beyond the client secret.
+#[derive(Clone, Debug, Default)]
+pub struct SimIdentity {
+    /// Certificates (DER) uploaded to the application: client assertions must be signed
+    /// with one of their keys and name it by thumbprint.
+    pub certificates: Vec<Vec<u8>>,
+    /// Federated identity credentials of the application (workload identity).
+    pub federated: Vec<FederatedCredential>,
+    /// Identities the simulated VM's metadata service
+    /// (`GET /metadata/identity/oauth2/token`) hands tokens to; none by default.
+    pub managed_identity: Option<ManagedIdentities>,
+    /// The Graph resource tokens are issued for (the scope's origin). Default: the
+    /// tenant's own base URL. Another value issues tokens for a Graph elsewhere, e.g. one
+    /// that cannot be reached.
+    pub graph_resource: Option<String>,
 }
 
 impl SimConfig {
@@ -96,6 +120,14 @@ impl SimConfig {
             faults: Faults::default(),
             page_size: 1000,
             clock,
+            // So that managed identity can be tried against `simulate` too.
+            identity: SimIdentity {
+                managed_identity: Some(ManagedIdentities {
+                    system_assigned: Some(DEMO_MANAGED_IDENTITY_ID.to_owned()),
+                    user_assigned: Vec::new(),
+                }),
+                ..SimIdentity::default()
+            },
         }
     }
 }
@@ -112,6 +144,7 @@ impl std::fmt::Debug for SimConfig {
             .field("faults", &self.faults)
             .field("page_size", &self.page_size)
             .field("clock", &self.clock)
+            .field("identity", &self.identity)
             .finish()
     }
 }
@@ -178,6 +211,9 @@ pub struct Faults {
     /// Every Nth token request answers 503 `temporarily_unavailable`, as Entra ID does in
     /// an incident; 0 = off.
     pub token_unavailable_every: u32,
+    /// Tokens lack the `CallRecords.Read.All` role (the permission was not granted or not
+    /// consented), so Graph answers their requests 403.
+    pub missing_call_records_role: bool,
 }
 
 impl Faults {
@@ -219,6 +255,10 @@ pub struct SimStats {
     pub foreign_next_links_served: u64,
     /// 400, 404, 405 and 406 answers to data requests.
     pub bad_requests: u64,
+    /// Client assertions (certificate or federated) that passed every check.
+    pub client_assertions_accepted: u64,
+    /// Accepted assertions whose `jti` had been seen before.
+    pub repeated_assertion_ids: u64,
 }
 
 /// What the exporter must have seen, for exact comparison with its metrics.
@@ -281,8 +321,13 @@ struct Tenant {
     store: RwLock<Store>,
     gate: Mutex<Gate>,
     stats: Mutex<SimStats>,
-    /// Issued access tokens and their expiry (clock ms).
-    tokens: Mutex<HashMap<String, i64>>,
+    /// Issued access tokens.
+    tokens: Mutex<HashMap<String, token::IssuedToken>>,
+    identity: SimIdentity,
+    /// The resource URI of the simulated Graph, without a trailing slash.
+    graph_resource: String,
+    /// `jti` of accepted client assertions.
+    assertion_ids: Mutex<std::collections::HashSet<String>>,
     /// Randomness for tokens and request ids, apart from the calls' so that the calls do not
     /// depend on how many requests arrived.
     service_rng: Mutex<StdRng>,
@@ -350,6 +395,8 @@ impl Tenant {
             graph::handle(&self, request).await
         } else if token::is_token_path(&path) {
             token::handle(&self, request).await
+        } else if path == crate::auth::IMDS_TOKEN_PATH {
+            identity::imds(&self, &request)
         } else {
             graph::not_found(&self, &request)
         };
@@ -390,7 +437,7 @@ impl SimHandle {
             client_secret: config.client_secret,
             page_size: config.page_size.max(1),
             mode,
-            base_url,
+            base_url: base_url.clone(),
             bind_ms,
             store: RwLock::new(Store::new(rows)),
             gate: Mutex::new(Gate {
@@ -400,6 +447,15 @@ impl SimHandle {
             }),
             stats: Mutex::new(SimStats::default()),
             tokens: Mutex::new(HashMap::new()),
+            graph_resource: config
+                .identity
+                .graph_resource
+                .clone()
+                .unwrap_or_else(|| base_url.clone())
+                .trim_end_matches('/')
+                .to_owned(),
+            identity: config.identity,
+            assertion_ids: Mutex::new(std::collections::HashSet::new()),
             service_rng: Mutex::new(StdRng::seed_from_u64(config.seed ^ 0x5e41_ce00_7e4a_4711)),
             clock: config.clock,
         });

@@ -30,6 +30,7 @@ fn config(traffic: Traffic, clock: Clock) -> SimConfig {
         faults: Faults::default(),
         page_size: 1000,
         clock,
+        identity: Default::default(),
     }
 }
 

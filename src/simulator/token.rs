@@ -2,9 +2,11 @@
 //! at `POST /{tenant}/oauth2/v2.0/token`, with Entra's error answers (`AADSTS...` codes)
 //! for a wrong tenant, application, secret or scope.
 //!
-//! Issued tokens are opaque random strings remembered with their expiry on the tenant's
-//! clock; the Graph side accepts only those. The client secret is compared and forgotten,
-//! never logged or echoed.
+//! Clients authenticate with the client secret or a client assertion (a certificate's or a
+//! federated token, checked in `identity`). Issued tokens are JWT-shaped, with the
+//! `roles` claim Graph authorises by, and are remembered with their expiry on the
+//! tenant's clock; the Graph side accepts only those. The client secret is compared and
+//! forgotten, never logged or echoed.
 
 use std::sync::Arc;
 
@@ -13,10 +15,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA};
 use hyper::{Method, Request, Response};
-use rand::distributions::Alphanumeric;
 use rand::Rng;
 
-use super::{graph, read_body, Tenant};
+use super::{graph, identity, read_body, Tenant};
 use crate::serve::{self, HttpResponse};
 
 const TOKEN_PATH_SUFFIX: &str = "/oauth2/v2.0/token";
@@ -32,7 +33,7 @@ pub(super) fn is_token_path(path: &str) -> bool {
 }
 
 /// An Entra error answer.
-struct TokenError {
+pub(super) struct TokenError {
     status: u16,
     error: &'static str,
     code: u32,
@@ -40,7 +41,7 @@ struct TokenError {
 }
 
 impl TokenError {
-    fn new(status: u16, error: &'static str, code: u32, description: String) -> Self {
+    pub(super) fn new(status: u16, error: &'static str, code: u32, description: String) -> Self {
         TokenError {
             status,
             error,
@@ -49,7 +50,7 @@ impl TokenError {
         }
     }
 
-    fn missing(parameter: &str) -> Self {
+    pub(super) fn missing(parameter: &str) -> Self {
         TokenError::new(
             400,
             "invalid_request",
@@ -167,7 +168,7 @@ async fn issue(tenant: &Tenant, request: Request<Incoming>) -> Result<HttpRespon
     let scope = form
         .get("scope")
         .ok_or_else(|| TokenError::missing("scope"))?;
-    let expected_scope = format!("{}/.default", tenant.base_url);
+    let expected_scope = format!("{}/.default", tenant.graph_resource);
     if !scope.trim().eq_ignore_ascii_case(&expected_scope) {
         return Err(TokenError::new(
             400,
@@ -178,55 +179,46 @@ async fn issue(tenant: &Tenant, request: Request<Incoming>) -> Result<HttpRespon
             ),
         ));
     }
-    let Some(secret) = form.get("client_secret") else {
-        if form.get("client_assertion").is_some() {
-            // Certificate and federated credentials are not simulated.
+    match (form.get("client_secret"), form.get("client_assertion")) {
+        (Some(_), Some(_)) => {
             return Err(TokenError::new(
-                401,
-                "invalid_client",
-                700027,
-                "Client assertion failed signature validation. The simulated tenant accepts client secrets only.".to_owned(),
-            ));
+                400,
+                "invalid_request",
+                7000218,
+                "Only one of 'client_assertion' and 'client_secret' may be sent.".to_owned(),
+            ))
         }
-        return Err(TokenError::new(
-            400,
-            "invalid_client",
-            7000218,
-            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".to_owned(),
-        ));
-    };
-    if !constant_time_eq(secret.as_bytes(), tenant.client_secret.as_bytes()) {
-        return Err(TokenError::new(
-            401,
-            "invalid_client",
-            7000215,
-            format!(
-                "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
-                tenant.client_id
-            ),
-        ));
+        (None, None) => {
+            return Err(TokenError::new(
+                400,
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".to_owned(),
+            ))
+        }
+        (None, Some(assertion)) => identity::verify_assertion(
+            tenant,
+            client_id,
+            form.get("client_assertion_type"),
+            assertion,
+            requested_tenant,
+        )?,
+        (Some(secret), None) => {
+            if !constant_time_eq(secret.as_bytes(), tenant.client_secret.as_bytes()) {
+                return Err(TokenError::new(
+                    401,
+                    "invalid_client",
+                    7000215,
+                    format!(
+                        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
+                        tenant.client_id
+                    ),
+                ));
+            }
+        }
     }
 
-    let lifetime_secs = tenant.gate.lock().faults.token_lifetime_secs();
-    let access_token: String = {
-        let mut rng = tenant.service_rng.lock();
-        (0..64)
-            .map(|_| char::from(rng.sample(Alphanumeric)))
-            .collect()
-    };
-    let now_ms = tenant.now_ms();
-    let expires_ms = now_ms.saturating_add(
-        i64::try_from(lifetime_secs)
-            .unwrap_or(i64::MAX)
-            .saturating_mul(1000),
-    );
-    {
-        let mut tokens = tenant.tokens.lock();
-        if tokens.len() >= MAX_REMEMBERED_TOKENS {
-            tokens.retain(|_, expires| *expires > now_ms);
-        }
-        tokens.insert(access_token.clone(), expires_ms);
-    }
+    let (access_token, lifetime_secs) = mint_token(tenant, client_id);
     let body = serde_json::json!({
         "token_type": "Bearer",
         "expires_in": lifetime_secs,
@@ -235,6 +227,75 @@ async fn issue(tenant: &Tenant, request: Request<Incoming>) -> Result<HttpRespon
     })
     .to_string();
     Ok(json_response(200, body))
+}
+
+/// Issues an access token for Graph to `app_id` and remembers it; returns it with its
+/// lifetime in seconds.
+///
+/// Tokens are shaped like Entra ID's (a JWT with `aud`, `tid`, `appid`, `roles`, ...), so
+/// that clients can read their claims as they would a real one. The signature part is
+/// random: the simulated Graph accepts exactly the tokens remembered here, which is what
+/// checking Entra ID's signature amounts to.
+pub(super) fn mint_token(tenant: &Tenant, app_id: &str) -> (String, u64) {
+    let faults = tenant.gate.lock().faults.clone();
+    let lifetime_secs = faults.token_lifetime_secs();
+    let call_records = !faults.missing_call_records_role;
+    let now_ms = tenant.now_ms();
+    let now = now_ms.div_euclid(1000);
+    let lifetime = i64::try_from(lifetime_secs).unwrap_or(i64::MAX);
+    let object_id = tenant.new_uuid();
+    let roles: &[&str] = if call_records {
+        &["CallRecords.Read.All"]
+    } else {
+        // Consented, but not the permission that matters: what a half-done setup looks like.
+        &["User.Read.All"]
+    };
+    let claims = serde_json::json!({
+        "aud": tenant.graph_resource,
+        "iss": format!("https://sts.windows.net/{}/", tenant.tenant_id),
+        "iat": now,
+        "nbf": now,
+        "exp": now.saturating_add(lifetime),
+        "appid": app_id,
+        "idtyp": "app",
+        "oid": object_id,
+        "sub": object_id,
+        "roles": roles,
+        "tid": tenant.tenant_id,
+        "uti": tenant.new_uuid(),
+        "ver": "1.0",
+    });
+    let signature: [u8; 32] = tenant.service_rng.lock().gen();
+    let part =
+        |value: &serde_json::Value| crate::auth::jws::base64url(value.to_string().as_bytes());
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": "simulated"});
+    let access_token = format!(
+        "{}.{}.{}",
+        part(&header),
+        part(&claims),
+        crate::auth::jws::base64url(&signature)
+    );
+    let expires_ms = now_ms.saturating_add(lifetime.saturating_mul(1000));
+    let mut tokens = tenant.tokens.lock();
+    if tokens.len() >= MAX_REMEMBERED_TOKENS {
+        tokens.retain(|_, issued| issued.expires_ms > now_ms);
+    }
+    tokens.insert(
+        access_token.clone(),
+        IssuedToken {
+            expires_ms,
+            call_records,
+        },
+    );
+    (access_token, lifetime_secs)
+}
+
+/// What the simulated Graph needs to know about a token it is shown.
+pub(super) struct IssuedToken {
+    /// Clock ms; revoking a token sets it to the revocation time.
+    pub(super) expires_ms: i64,
+    /// Whether the token carries `CallRecords.Read.All`.
+    pub(super) call_records: bool,
 }
 
 /// Form fields; the first occurrence of a name wins.
@@ -282,7 +343,7 @@ fn error_response(tenant: &Tenant, error: &TokenError, correlation_id: &str) -> 
     json_response(error.status, body)
 }
 
-fn json_response(status: u16, body: String) -> HttpResponse {
+pub(super) fn json_response(status: u16, body: String) -> HttpResponse {
     Response::builder()
         .status(status)
         .header(CONTENT_TYPE, "application/json; charset=utf-8")

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -25,6 +27,19 @@ pub struct Exporter {
 impl Exporter {
     /// Starts the exporter against a simulated tenant at `base_url`, with fast polling.
     pub fn start(base_url: &str, extra: &[&str]) -> Exporter {
+        Exporter::start_with_env(
+            base_url,
+            extra,
+            &[
+                ("AZURE_TENANT_ID", TENANT),
+                ("AZURE_CLIENT_ID", CLIENT),
+                ("AZURE_CLIENT_SECRET", SECRET),
+            ],
+        )
+    }
+
+    /// As [`Exporter::start`], with `env` as the only Azure variables (other credentials).
+    pub fn start_with_env(base_url: &str, extra: &[&str], env: &[(&str, &str)]) -> Exporter {
         let mut args = vec![
             "--web.listen-address=127.0.0.1:0".to_owned(),
             "--log.format=json".to_owned(),
@@ -39,14 +54,7 @@ impl Exporter {
         let flag = |arg: &str| arg.split('=').next().unwrap_or_default().to_owned();
         args.retain(|arg| !extra.iter().any(|e| flag(e) == flag(arg)));
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        Exporter::spawn(
-            &args,
-            &[
-                ("AZURE_TENANT_ID", TENANT),
-                ("AZURE_CLIENT_ID", CLIENT),
-                ("AZURE_CLIENT_SECRET", SECRET),
-            ],
-        )
+        Exporter::spawn(&args, env)
     }
 
     pub fn spawn(args: &[String], env: &[(&str, &str)]) -> Exporter {
@@ -57,6 +65,10 @@ impl Exporter {
             .env_remove("AZURE_CLIENT_ID")
             .env_remove("AZURE_CLIENT_SECRET")
             .env_remove("AZURE_AUTHORITY_HOST")
+            .env_remove("AZURE_CLIENT_CERTIFICATE_PATH")
+            .env_remove("AZURE_CLIENT_CERTIFICATE_PASSWORD")
+            .env_remove("AZURE_FEDERATED_TOKEN_FILE")
+            .env_remove("AZURE_POD_IDENTITY_AUTHORITY_HOST")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (key, value) in env {
@@ -144,6 +156,39 @@ impl Drop for Exporter {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A simulated tenant with `identity`, served from its own runtime, for tests that run
+/// the exporter binary against it.
+pub fn simulated_tenant(
+    scenario: teams_voice_exporter::simulator::Scenario,
+    faults: teams_voice_exporter::simulator::Faults,
+    identity: teams_voice_exporter::simulator::SimIdentity,
+) -> (
+    tokio::runtime::Runtime,
+    teams_voice_exporter::simulator::SimHandle,
+) {
+    use teams_voice_exporter::simulator::{SimConfig, SimHandle, Traffic};
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let config = SimConfig {
+        tenant_id: TENANT.into(),
+        client_id: CLIENT.into(),
+        client_secret: SECRET.into(),
+        seed: 11,
+        traffic: Traffic::Scenario(scenario),
+        faults,
+        page_size: 1000,
+        clock: teams_voice_exporter::clock::Clock::system(),
+        identity,
+    };
+    let sim = runtime
+        .block_on(SimHandle::bind(config, ([127, 0, 0, 1], 0).into()))
+        .unwrap();
+    (runtime, sim)
 }
 
 /// Polls `condition` until it holds or `timeout` passes.

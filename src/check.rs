@@ -1,0 +1,376 @@
+//! `teams-voice-exporter check`: the first hour of a deployment in one command.
+//!
+//! It goes once through everything the exporter needs, in the order the exporter needs it
+//! (configuration, credential, token, permission, Graph, the call log, the clock), prints
+//! a line per step with what was found or what to do, and exits 0 only when every step
+//! passed: 1 when a check failed, 2 when the configuration itself is wrong. Steps that
+//! depend on a failed one are reported as skipped. Secrets and the token are never
+//! printed: only the credential's kind, ids, certificate subject and thumbprint.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+
+use crate::app::{self, StartError};
+use crate::auth::{AccessToken, Credential, TokenCache};
+use crate::clock::Clock;
+use crate::config::{EnvSecrets, ExporterArgs};
+use crate::graph::{CallWindow, Function, GraphClient, RetryPolicy};
+use crate::metrics::ExporterMetrics;
+
+/// The application permission the exporter needs.
+pub const REQUIRED_ROLE: &str = "CallRecords.Read.All";
+
+/// Skew beyond which Entra ID refuses assertions and Graph refuses tokens as not yet
+/// valid or expired (both allow about five minutes).
+const SKEW_LIMIT: Duration = Duration::from_secs(300);
+/// Skew worth a warning: well within the limit, but a clock that drifts this far has no
+/// working time synchronisation.
+const SKEW_WARNING: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Status {
+    Ok,
+    Warn,
+    Skip,
+    Fail,
+}
+
+/// Prints the steps as they finish, so a slow step shows where it hangs.
+struct Report<W: Write> {
+    out: W,
+    worst: Status,
+    config_error: bool,
+}
+
+impl<W: Write> Report<W> {
+    fn line(&mut self, status: Status, step: &str, text: &str) {
+        let label = match status {
+            Status::Ok => "OK  ",
+            Status::Warn => "WARN",
+            Status::Skip => "SKIP",
+            Status::Fail => "FAIL",
+        };
+        if status != Status::Skip {
+            self.worst = self.worst.max(status);
+        }
+        let mut lines = text.lines();
+        let _ = writeln!(
+            self.out,
+            "{label}  {step:<11} {}",
+            lines.next().unwrap_or_default()
+        );
+        for more in lines {
+            let _ = writeln!(self.out, "{:19}{more}", "");
+        }
+        let _ = self.out.flush();
+    }
+
+    fn skip(&mut self, steps: &[&str], because: &str) {
+        for step in steps {
+            self.line(Status::Skip, step, because);
+        }
+    }
+}
+
+/// Runs the checks, writing the report to `out`; returns the exit code.
+pub async fn run(args: ExporterArgs, env: EnvSecrets, out: impl Write) -> i32 {
+    let mut report = Report {
+        out,
+        worst: Status::Ok,
+        config_error: false,
+    };
+    let _ = writeln!(
+        report.out,
+        "teams-voice-exporter {} check\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    let after_credential = ["token", "permission", "graph", "call logs", "clock"];
+    let mut config = match args.config() {
+        Ok(config) => config,
+        Err(error) => {
+            report.config_error = true;
+            report.line(Status::Fail, "config", &error.to_string());
+            report.skip(&after_credential, "the configuration is not valid");
+            return finish(report);
+        }
+    };
+    let clock = Clock::system();
+    let (credential, _simulator) = match app::credential(&args, &env, &mut config, &clock).await {
+        Ok(found) => found,
+        Err(error) => {
+            report.config_error = matches!(error, StartError::Config(_));
+            report.line(Status::Fail, "credential", &error.to_string());
+            report.skip(&after_credential, "no usable credential");
+            return finish(report);
+        }
+    };
+    report.line(
+        Status::Ok,
+        "config",
+        &format!(
+            "Graph {}, login host {}",
+            config.graph_endpoint.as_str().trim_end_matches('/'),
+            config.authority_host.as_str().trim_end_matches('/')
+        ),
+    );
+    let (status, text) = describe(&credential);
+    report.line(status, "credential", &text);
+
+    let metrics = match ExporterMetrics::register(&prometheus::Registry::new()) {
+        Ok(metrics) => metrics,
+        Err(error) => {
+            report.line(Status::Fail, "token", &format!("internal error: {error}"));
+            return finish(report);
+        }
+    };
+    let built = app::http_client(&config).and_then(|http| {
+        Ok((
+            app::token_cache(&http, credential, &config, metrics.clone())?,
+            http,
+        ))
+    });
+    let (tokens, http) = match built {
+        Ok(built) => built,
+        Err(error) => {
+            report.line(Status::Fail, "token", &error.to_string());
+            return finish(report);
+        }
+    };
+    let token = match tokens.token().await {
+        Ok(token) => {
+            report.line(
+                Status::Ok,
+                "token",
+                &format!("acquired from {}", tokens.token_url().path_with_origin()),
+            );
+            token
+        }
+        Err(error) => {
+            report.line(Status::Fail, "token", &error.to_string());
+            report.skip(&after_credential[1..], "no token");
+            return finish(report);
+        }
+    };
+    check_roles(&mut report, &token, &tokens);
+
+    let now = Utc::now();
+    let window = CallWindow {
+        from: now - chrono::Duration::hours(1),
+        to: now,
+    };
+    let graph = GraphClient::new(
+        http.clone(),
+        config.graph_endpoint.clone(),
+        Arc::new(tokens),
+        // A diagnosis, not a poll: a short, bounded wait is enough to tell a hiccup.
+        RetryPolicy {
+            max_retries: 2,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(5),
+        },
+        metrics,
+    );
+    let url = graph.function_url(Function::DirectRoutingCalls, window);
+    let sent_at = SystemTime::now();
+    let started = Instant::now();
+    let mut authorization = match reqwest::header::HeaderValue::from_str(&token.bearer()) {
+        Ok(value) => value,
+        Err(_) => {
+            report.line(
+                Status::Fail,
+                "graph",
+                "the token is not a valid header value",
+            );
+            return finish(report);
+        }
+    };
+    authorization.set_sensitive(true);
+    let response = http
+        .get(url)
+        .header(reqwest::header::AUTHORIZATION, authorization)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await;
+    let elapsed = started.elapsed();
+    let response = match response {
+        Ok(response) => response,
+        Err(error) => {
+            report.line(
+                Status::Fail,
+                "graph",
+                &format!(
+                    "{} cannot be reached: {}.\nCheck network access (firewall, proxy settings HTTPS_PROXY/NO_PROXY) to the Graph host, and --azure.cloud or --graph.endpoint",
+                    config.graph_endpoint.as_str().trim_end_matches('/'),
+                    crate::auth::error_chain(&error.without_url())
+                ),
+            );
+            report.skip(&["call logs", "clock"], "Graph is unreachable");
+            return finish(report);
+        }
+    };
+    report.line(
+        Status::Ok,
+        "graph",
+        &format!(
+            "{} reachable (HTTP {} in {} ms)",
+            config.graph_endpoint.as_str().trim_end_matches('/'),
+            response.status().as_u16(),
+            elapsed.as_millis()
+        ),
+    );
+    let date = response
+        .headers()
+        .get(reqwest::header::DATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok());
+    drop(response);
+
+    match graph
+        .read_window(Function::DirectRoutingCalls, window, |_| {})
+        .await
+    {
+        Ok(read) => report.line(
+            Status::Ok,
+            "call logs",
+            &format!(
+                "{} Direct Routing rows in the last hour ({} page{})",
+                read.rows,
+                read.pages,
+                if read.pages == 1 { "" } else { "s" }
+            ),
+        ),
+        Err(error) => report.line(Status::Fail, "call logs", &error.to_string()),
+    }
+
+    // Graph's Date has whole seconds; compare it with the middle of the request.
+    match date {
+        Some(date) => {
+            let local = sent_at + elapsed / 2;
+            let (ahead, skew) = match local.duration_since(date) {
+                Ok(ahead) => (true, ahead),
+                Err(behind) => (false, behind.duration()),
+            };
+            let mut text = String::new();
+            let _ = write!(
+                text,
+                "this machine's clock is {:.1} s {} Graph's (Date header, 1 s resolution)",
+                skew.as_secs_f64(),
+                if ahead { "ahead of" } else { "behind" }
+            );
+            let status = if skew > SKEW_LIMIT {
+                text.push_str(".\nEntra ID and Graph refuse tokens and assertions beyond about five minutes: synchronise the clock (NTP, chrony, systemd-timesyncd)");
+                Status::Fail
+            } else if skew > SKEW_WARNING {
+                text.push_str(".\nWithin the five minutes Entra ID allows, but check the time synchronisation");
+                Status::Warn
+            } else {
+                Status::Ok
+            };
+            report.line(status, "clock", &text);
+        }
+        None => report.line(
+            Status::Warn,
+            "clock",
+            "Graph's answer had no Date header; the skew is unknown",
+        ),
+    }
+    finish(report)
+}
+
+fn describe(credential: &Credential) -> (Status, String) {
+    let ids = match (credential.tenant_id(), credential.client_id()) {
+        (Some(tenant), Some(client)) => format!(" for app {client} in tenant {tenant}"),
+        (None, Some(client)) => format!(" with client ID {client}"),
+        _ => String::new(),
+    };
+    let mut status = Status::Ok;
+    let detail = match credential {
+        Credential::ClientSecret { .. } => String::new(),
+        Credential::Certificate { certificate, .. } => {
+            let expires = DateTime::<Utc>::from_timestamp(certificate.not_after(), 0)
+                .map_or_else(|| "?".to_owned(), |t| t.format("%Y-%m-%d").to_string());
+            let mut text = format!(
+                "; {} (thumbprint {}), expires {expires}",
+                certificate.subject(),
+                certificate.thumbprint_hex()
+            );
+            if certificate.not_after() <= Utc::now().timestamp() {
+                status = Status::Fail;
+                text.push_str(".\nThe certificate has expired: create a new one and upload it to the app registration");
+            }
+            text
+        }
+        Credential::WorkloadIdentity { token_file, .. } => {
+            format!("; federated token {}", token_file.display())
+        }
+        Credential::ManagedIdentity { endpoint, .. } => {
+            format!(
+                "; metadata service {}",
+                endpoint.as_str().trim_end_matches('/')
+            )
+        }
+    };
+    (status, format!("{}{ids}{detail}", credential.kind()))
+}
+
+fn check_roles<W: Write>(report: &mut Report<W>, token: &AccessToken, tokens: &TokenCache) {
+    match token.roles() {
+        Some(roles) if roles.iter().any(|r| r == REQUIRED_ROLE) => report.line(
+            Status::Ok,
+            "permission",
+            &format!("the token carries the application permission {REQUIRED_ROLE}"),
+        ),
+        Some(roles) => {
+            let had = if roles.is_empty() {
+                "no application permissions".to_owned()
+            } else {
+                roles.join(", ")
+            };
+            let grant = if matches!(tokens.credential(), Credential::ManagedIdentity { .. }) {
+                format!("A managed identity gets it as an app role assignment (no portal page): e.g. New-MgServicePrincipalAppRoleAssignment for the identity's service principal with Microsoft Graph's {REQUIRED_ROLE} role; new tokens carry it after a few minutes")
+            } else {
+                format!("Grant it: app registration → API permissions → Add a permission → Microsoft Graph → Application permissions → {REQUIRED_ROLE}, then 'Grant admin consent' (an administrator must); new tokens carry it after a few minutes")
+            };
+            report.line(
+                Status::Fail,
+                "permission",
+                &format!("the token lacks {REQUIRED_ROLE} (it has: {had}).\n{grant}"),
+            );
+        }
+        None => report.line(
+            Status::Warn,
+            "permission",
+            "the token is not a readable JWT, so its roles cannot be checked here; the Graph steps below show whether it works",
+        ),
+    }
+}
+
+fn finish<W: Write>(mut report: Report<W>) -> i32 {
+    let (summary, code) = if report.config_error {
+        ("the configuration must be fixed first (exit code 2)", 2)
+    } else if report.worst == Status::Fail {
+        ("some checks failed (exit code 1)", 1)
+    } else if report.worst == Status::Warn {
+        ("all checks passed, with warnings", 0)
+    } else {
+        ("all checks passed", 0)
+    };
+    let _ = writeln!(report.out, "\nResult: {summary}.");
+    let _ = report.out.flush();
+    code
+}
+
+trait PathWithOrigin {
+    fn path_with_origin(&self) -> String;
+}
+
+impl PathWithOrigin for reqwest::Url {
+    /// The URL without its query, which holds nothing the reader needs.
+    fn path_with_origin(&self) -> String {
+        format!("{}{}", self.origin().ascii_serialization(), self.path())
+    }
+}

@@ -1,0 +1,226 @@
+//! `teams-voice-exporter check` against the simulated tenant: one healthy setup (exit 0)
+//! and each failure a new deployment meets, with the diagnosis the report must give.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::pki::shared_certificates;
+use common::{simulated_tenant, BIN, CLIENT, SECRET, TENANT};
+use teams_voice_exporter::simulator::{Faults, Scenario, SimHandle, SimIdentity};
+
+const ROWS: usize = 25;
+
+fn tenant(faults: Faults, identity: SimIdentity) -> (tokio::runtime::Runtime, SimHandle) {
+    let scenario = Scenario {
+        preexisting_rows: ROWS,
+        // Every row started within the last hour, which `check` reads.
+        span: Duration::from_secs(40 * 60),
+        ..Scenario::default()
+    };
+    simulated_tenant(scenario, faults, identity)
+}
+
+/// Runs `check` with only `env` as Azure variables; returns exit code and stdout, and
+/// asserts that no secret or token reached either output.
+fn check(base_url: &str, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut command = Command::new(BIN);
+    command.arg("check");
+    if !extra.iter().any(|e| e.starts_with("--graph.endpoint")) {
+        command.arg(format!("--graph.endpoint={base_url}"));
+    }
+    command
+        .arg(format!("--azure.authority-host={base_url}"))
+        .arg("--graph.retry-backoff=50ms")
+        .args(extra);
+    for name in [
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_AUTHORITY_HOST",
+    ] {
+        command.env_remove(name);
+    }
+    command.envs(env.iter().copied());
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for text in [stdout.as_str(), &stderr] {
+        assert!(!text.contains(SECRET), "the secret was printed:\n{text}");
+        assert!(
+            !text.contains("eyJ"),
+            "a token or assertion was printed:\n{text}"
+        );
+    }
+    (output.status.code().unwrap_or(-1), stdout)
+}
+
+fn secret_env(tenant: &'static str, secret: &'static str) -> [(&'static str, &'static str); 3] {
+    [
+        ("AZURE_TENANT_ID", tenant),
+        ("AZURE_CLIENT_ID", CLIENT),
+        ("AZURE_CLIENT_SECRET", secret),
+    ]
+}
+
+fn has_line(report: &str, status: &str, step: &str) -> bool {
+    report
+        .lines()
+        .any(|line| line.starts_with(status) && line[4..].trim_start().starts_with(step))
+}
+
+#[test]
+fn a_healthy_setup_passes_every_check_and_exits_zero() {
+    let (_runtime, sim) = tenant(Faults::default(), SimIdentity::default());
+    let (code, report) = check(&sim.base_url(), &[], &secret_env(TENANT, SECRET));
+    assert_eq!(code, 0, "{report}");
+    for step in [
+        "config",
+        "credential",
+        "token",
+        "permission",
+        "graph",
+        "call logs",
+        "clock",
+    ] {
+        assert!(has_line(&report, "OK", step), "{step}:\n{report}");
+    }
+    assert!(
+        report.contains(&format!("{ROWS} Direct Routing rows in the last hour")),
+        "{report}"
+    );
+    assert!(report.contains("client secret for app"), "{report}");
+    assert!(report.contains("Result: all checks passed."), "{report}");
+}
+
+#[test]
+fn a_healthy_certificate_setup_shows_the_certificate() {
+    let cert = &shared_certificates().0;
+    let identity = SimIdentity {
+        certificates: vec![cert.der.clone()],
+        ..SimIdentity::default()
+    };
+    let (_runtime, sim) = tenant(Faults::default(), identity);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cert.pem");
+    std::fs::write(&path, cert.pem()).unwrap();
+    let path = path.display().to_string();
+    let (code, report) = check(
+        &sim.base_url(),
+        &[],
+        &[
+            ("AZURE_TENANT_ID", TENANT),
+            ("AZURE_CLIENT_ID", CLIENT),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", &path),
+        ],
+    );
+    assert_eq!(code, 0, "{report}");
+    assert!(
+        report.contains("certificate for app") && report.contains("thumbprint"),
+        "{report}"
+    );
+    assert!(!report.contains(cert.key_pem.lines().nth(1).unwrap()));
+}
+
+#[test]
+fn no_credentials_say_what_to_set_and_exit_two() {
+    let (_runtime, sim) = tenant(Faults::default(), SimIdentity::default());
+    let (code, report) = check(&sim.base_url(), &[], &[("AZURE_TENANT_ID", TENANT)]);
+    assert_eq!(code, 2, "{report}");
+    assert!(has_line(&report, "FAIL", "credential"), "{report}");
+    for option in [
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "managed-identity",
+    ] {
+        assert!(report.contains(option), "{option}:\n{report}");
+    }
+    assert!(has_line(&report, "SKIP", "token"), "{report}");
+    assert_eq!(sim.stats().token_requests, 0);
+}
+
+#[test]
+fn a_bad_secret_names_aadsts7000215_and_the_fix() {
+    let (_runtime, sim) = tenant(Faults::default(), SimIdentity::default());
+    let (code, report) = check(
+        &sim.base_url(),
+        &[],
+        &secret_env(TENANT, "not~the~secret~value"),
+    );
+    assert_eq!(code, 1, "{report}");
+    assert!(has_line(&report, "FAIL", "token"), "{report}");
+    assert!(
+        report.contains("AADSTS7000215") && report.contains("Secret ID"),
+        "{report}"
+    );
+    assert!(!report.contains("not~the~secret~value"), "{report}");
+    assert!(has_line(&report, "SKIP", "graph"), "{report}");
+}
+
+#[test]
+fn an_unknown_tenant_names_aadsts90002_and_the_fix() {
+    let (_runtime, sim) = tenant(Faults::default(), SimIdentity::default());
+    let (code, report) = check(
+        &sim.base_url(),
+        &[],
+        &secret_env("deadbeef-0000-0000-0000-000000000000", SECRET),
+    );
+    assert_eq!(code, 1, "{report}");
+    assert!(
+        report.contains("AADSTS90002") && report.contains("AZURE_TENANT_ID"),
+        "{report}"
+    );
+    assert!(report.contains("--azure.cloud"), "{report}");
+}
+
+#[test]
+fn a_missing_permission_says_what_to_grant() {
+    let faults = Faults {
+        missing_call_records_role: true,
+        ..Faults::default()
+    };
+    let (_runtime, sim) = tenant(faults, SimIdentity::default());
+    let (code, report) = check(&sim.base_url(), &[], &secret_env(TENANT, SECRET));
+    assert_eq!(code, 1, "{report}");
+    assert!(has_line(&report, "OK", "token"), "{report}");
+    assert!(has_line(&report, "FAIL", "permission"), "{report}");
+    assert!(
+        report.contains("lacks CallRecords.Read.All") && report.contains("Grant admin consent"),
+        "{report}"
+    );
+    assert!(report.contains("Application permissions"), "{report}");
+    // Graph agrees: 403, with the same advice and its request-id.
+    assert!(has_line(&report, "FAIL", "call logs"), "{report}");
+    assert!(
+        report.contains("HTTP 403") && report.contains("request-id"),
+        "{report}"
+    );
+}
+
+#[test]
+fn an_unreachable_graph_is_named_with_what_to_check() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let unreachable = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    // Entra ID issues tokens for the Graph resource; the network to it is what fails.
+    let identity = SimIdentity {
+        graph_resource: Some(unreachable.clone()),
+        ..SimIdentity::default()
+    };
+    let (_runtime, sim) = tenant(Faults::default(), identity);
+    let endpoint = format!("--graph.endpoint={unreachable}");
+    let (code, report) = check(&sim.base_url(), &[&endpoint], &secret_env(TENANT, SECRET));
+    assert_eq!(code, 1, "{report}");
+    assert!(has_line(&report, "OK", "token"), "{report}");
+    assert!(has_line(&report, "FAIL", "graph"), "{report}");
+    assert!(
+        report.contains("cannot be reached") && report.contains("proxy"),
+        "{report}"
+    );
+    assert!(has_line(&report, "SKIP", "call logs"), "{report}");
+}
