@@ -9,6 +9,7 @@
 //! checks run one at a time on the blocking pool, so guessing cannot take every core.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use hyper::header::HeaderValue;
@@ -25,7 +26,8 @@ pub struct BasicAuth {
     key: hmac::Key,
     verified: Mutex<HashSet<Vec<u8>>>,
     one_at_a_time: tokio::sync::Mutex<()>,
-    decoys: Mutex<Vec<(u32, String)>>,
+    /// Decoy hashes by cost, made on first need (on the blocking pool: it takes a while).
+    decoys: Arc<Mutex<Vec<(u32, String)>>>,
 }
 
 impl Default for BasicAuth {
@@ -36,7 +38,7 @@ impl Default for BasicAuth {
             key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
             verified: Mutex::new(HashSet::new()),
             one_at_a_time: tokio::sync::Mutex::new(()),
-            decoys: Mutex::new(Vec::new()),
+            decoys: Arc::new(Mutex::new(Vec::new())),
         }
     }
 }
@@ -51,12 +53,14 @@ impl BasicAuth {
         let Some((user, password)) = authorization.and_then(parse_basic) else {
             return false;
         };
-        let (known, hash) = match access.users.get(&user) {
-            Some(hash) => (true, hash.clone()),
-            None => (false, self.decoy(access)),
-        };
+        let hash = access.users.get(&user).cloned();
+        let known = hash.is_some();
         let mut tag = hmac::Context::with_key(&self.key);
-        for part in [user.as_bytes(), hash.as_bytes(), password.as_bytes()] {
+        for part in [
+            user.as_bytes(),
+            hash.as_deref().unwrap_or_default().as_bytes(),
+            password.as_bytes(),
+        ] {
             tag.update(&(part.len() as u64).to_be_bytes());
             tag.update(part);
         }
@@ -69,11 +73,16 @@ impl BasicAuth {
         if known && self.verified.lock().contains(&tag) {
             return true;
         }
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or(false);
+        let decoy_cost = max_cost(access);
+        let decoys = self.decoys.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            let hash = hash.unwrap_or_else(|| decoy(&decoys, decoy_cost));
+            bcrypt::verify(password, &hash)
+        })
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or(false);
         if ok && known {
             let mut verified = self.verified.lock();
             if verified.len() >= CACHE_LIMIT {
@@ -83,29 +92,34 @@ impl BasicAuth {
             return true;
         }
         if !known {
-            tracing::debug!(user = %user, "basic authentication for an unknown user");
+            // The name is not logged: a user who swapped the fields would log the password.
+            tracing::debug!("basic authentication for a user that is not configured");
         }
         false
     }
+}
 
-    /// A hash of a password nobody knows, at the highest cost configured.
-    fn decoy(&self, access: &WebAccess) -> String {
-        let cost = access
-            .users
-            .values()
-            .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
-            .map(|p| p.get_cost())
-            .max()
-            .unwrap_or(bcrypt::DEFAULT_COST);
-        let mut decoys = self.decoys.lock();
-        if let Some((_, hash)) = decoys.iter().find(|(c, _)| *c == cost) {
-            return hash.clone();
-        }
-        let hash = bcrypt::hash("decoy password that no user has", cost)
-            .unwrap_or_else(|_| "$2y$10$invalid".to_owned());
-        decoys.push((cost, hash.clone()));
-        hash
+/// The highest cost among the configured hashes, so a decoy takes as long as a real check.
+fn max_cost(access: &WebAccess) -> u32 {
+    access
+        .users
+        .values()
+        .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
+        .map(|p| p.get_cost())
+        .max()
+        .unwrap_or(bcrypt::DEFAULT_COST)
+}
+
+/// A hash of a password nobody knows, at `cost`.
+fn decoy(decoys: &Mutex<Vec<(u32, String)>>, cost: u32) -> String {
+    let mut decoys = decoys.lock();
+    if let Some((_, hash)) = decoys.iter().find(|(c, _)| *c == cost) {
+        return hash.clone();
     }
+    // Only an invalid cost fails, and configured costs were checked at load.
+    let hash = bcrypt::hash("decoy password that no user has", cost).unwrap_or_default();
+    decoys.push((cost, hash.clone()));
+    hash
 }
 
 /// `Basic base64(user:password)`; the scheme name is case-insensitive (RFC 7617).

@@ -299,6 +299,32 @@ fn verify_if_given_lets_clients_without_a_certificate_in_but_not_bad_ones() {
     );
 }
 
+#[test]
+fn require_any_client_cert_wants_a_certificate_but_not_from_a_known_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = Ca::new("test server CA");
+    let server = server_ca.server();
+    write(dir.path(), "server.crt", &server.cert);
+    write(dir.path(), "server.key", &server.key);
+    let exporter = start(
+        dir.path(),
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAnyClientCert\n",
+    );
+    let trust = server_ca.pem();
+    let url = https(exporter.addr, "/metrics");
+    assert_refused(
+        get(&client(Some(&trust), None), &url, None),
+        "no client certificate",
+    );
+    let anyone = Ca::new("anyone").client();
+    assert_eq!(
+        get(&client(Some(&trust), Some(&anyone)), &url, None)
+            .unwrap()
+            .0,
+        200
+    );
+}
+
 /// `htpasswd -nbBC 4 prometheus 'correct horse'`-style hash; cost 4 keeps the test quick.
 fn hash(password: &str) -> String {
     bcrypt::hash(password, 4).unwrap()
@@ -470,18 +496,40 @@ fn a_renewed_certificate_is_served_without_a_restart() {
     assert!(!exporter.log().contains(new.key.lines().nth(1).unwrap()));
 }
 
+/// Runs the exporter with `web_config`, expecting it to refuse to start within 30 s.
 fn run(web_config: &Path) -> (i32, String) {
-    let output = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .args([
             "--demo",
             "--web.listen-address=127.0.0.1:0",
             &format!("--web.config.file={}", web_config.display()),
         ])
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
-    let text = String::from_utf8_lossy(&output.stderr).into_owned()
-        + &String::from_utf8_lossy(&output.stdout);
-    (output.status.code().unwrap_or(-1), text)
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the exporter started with the broken {}",
+                web_config.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code().unwrap_or(-1), reader.join().unwrap())
 }
 
 #[test]
