@@ -795,4 +795,22 @@ mod tests {
             "the last good file stays in force"
         );
     }
+
+    #[test]
+    fn the_readme_sample_loads() {
+        let readme = include_str!("../README.md");
+        let section = &readme[readme.find("## Protecting /metrics").unwrap()..];
+        let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+        let sample = &section[start..start + section[start..].find("```").unwrap()];
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = server_pair();
+        std::fs::write(dir.path().join("server.crt"), &cert).unwrap();
+        std::fs::write(dir.path().join("server.key"), key).unwrap();
+        std::fs::write(dir.path().join("clients-ca.crt"), cert).unwrap();
+        let access = load(dir.path(), sample).unwrap().current();
+        assert!(access.tls.is_some());
+        assert_eq!(access.client_auth, ClientAuth::RequireAndVerifyClientCert);
+        assert!(access.users.contains_key("prometheus"));
+        assert_eq!(access.headers.len(), 1);
+    }
 }
