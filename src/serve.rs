@@ -92,9 +92,10 @@ pub async fn serve_with<H, F>(
         });
         let watcher = graceful.watcher();
         let http2 = transport.http2;
-        let tls = (transport.tls)();
+        let tls = transport.tls.clone();
         tokio::spawn(async move {
-            match tls {
+            // Asked here, not in the accept loop, so a reload never holds up accepting.
+            match tls() {
                 None => connection(stream, service, http2, watcher, peer).await,
                 Some(config) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(config);

@@ -184,8 +184,9 @@ struct Loaded {
     access: Arc<WebAccess>,
     /// The web config file first, then the files it names.
     watched: Vec<(PathBuf, Stamp)>,
-    /// The stamps of a change that failed to load, so it is reported once, not per request.
-    rejected: Option<Vec<Stamp>>,
+    /// The files of a change that failed to load, as they were then: it is reported once,
+    /// and tried again when one of them (a file it names that did not exist, say) changes.
+    rejected: Option<Vec<(PathBuf, Stamp)>>,
 }
 
 /// The web configuration file, reloaded when it or a file it names changes.
@@ -207,7 +208,8 @@ impl WebConfig {
                 }),
             });
         };
-        let (access, watched) = compile(path)?;
+        let mut watched = Vec::new();
+        let access = compile(path, &mut watched)?;
         Ok(WebConfig {
             path: Some(path.to_owned()),
             loaded: Mutex::new(Loaded {
@@ -224,14 +226,12 @@ impl WebConfig {
         let Some(path) = &self.path else {
             return loaded.access.clone();
         };
-        let now: Vec<Stamp> = loaded.watched.iter().map(|(p, _)| stamp(p)).collect();
-        if loaded.watched.iter().map(|(_, s)| s).eq(now.iter()) {
+        let unchanged = |files: &[(PathBuf, Stamp)]| files.iter().all(|(p, s)| stamp(p) == *s);
+        if unchanged(&loaded.watched) || loaded.rejected.as_deref().is_some_and(unchanged) {
             return loaded.access.clone();
         }
-        if loaded.rejected.as_ref() == Some(&now) {
-            return loaded.access.clone();
-        }
-        let outcome = compile(path).and_then(|(access, watched)| {
+        let mut watched = Vec::new();
+        let outcome = compile(path, &mut watched).and_then(|access| {
             if access.tls.is_some() != loaded.access.tls.is_some() {
                 return Err(WebConfigError {
                     file: path.display().to_string(),
@@ -239,10 +239,10 @@ impl WebConfig {
                     problem: "switching between TLS and plain HTTP needs a restart".into(),
                 });
             }
-            Ok((access, watched))
+            Ok(access)
         });
         match outcome {
-            Ok((access, watched)) => {
+            Ok(access) => {
                 tracing::info!(file = %path.display(), "web configuration reloaded");
                 loaded.access = Arc::new(access);
                 loaded.watched = watched;
@@ -250,7 +250,7 @@ impl WebConfig {
             }
             Err(error) => {
                 tracing::error!(%error, "the changed web configuration does not load; the previous one stays in force");
-                loaded.rejected = Some(now);
+                loaded.rejected = Some(watched);
             }
         }
         loaded.access.clone()
@@ -262,8 +262,9 @@ impl WebConfig {
     }
 }
 
-/// Reads and checks the file and everything it names.
-fn compile(path: &Path) -> Result<(WebAccess, Vec<(PathBuf, Stamp)>), WebConfigError> {
+/// Reads and checks the file and everything it names, noting each file in `watched` as it
+/// was just before it was read.
+fn compile(path: &Path, watched: &mut Vec<(PathBuf, Stamp)>) -> Result<WebAccess, WebConfigError> {
     let file = path.display().to_string();
     let fail = |field: &str, problem: String| WebConfigError {
         file: file.clone(),
@@ -271,7 +272,7 @@ fn compile(path: &Path) -> Result<(WebAccess, Vec<(PathBuf, Stamp)>), WebConfigE
         problem,
     };
     // Stamped before reading, so a change during the read is seen at the next look.
-    let mut watched = vec![(path.to_owned(), stamp(path))];
+    watched.push((path.to_owned(), stamp(path)));
     let text = std::fs::read_to_string(path).map_err(|e| {
         fail(
             "(file)",
@@ -348,17 +349,14 @@ fn compile(path: &Path) -> Result<(WebAccess, Vec<(PathBuf, Stamp)>), WebConfigE
     let http2 = http.http2.unwrap_or(true);
 
     let tls_file = parsed.tls_server_config.unwrap_or_default();
-    let (tls, client_auth) = tls_config(&tls_file, dir, http2, &fail, &mut watched)?;
-    Ok((
-        WebAccess {
-            tls,
-            client_auth,
-            users,
-            headers,
-            http2,
-        },
-        watched,
-    ))
+    let (tls, client_auth) = tls_config(&tls_file, dir, http2, &fail, watched)?;
+    Ok(WebAccess {
+        tls,
+        client_auth,
+        users,
+        headers,
+        http2,
+    })
 }
 
 fn lowercase(name: &'static str) -> &'static str {
@@ -793,6 +791,28 @@ mod tests {
         assert!(
             access.users.contains_key("b"),
             "the last good file stays in force"
+        );
+    }
+
+    #[test]
+    fn a_file_named_before_it_exists_is_picked_up_when_it_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = server_pair();
+        std::fs::write(dir.path().join("c.pem"), &cert).unwrap();
+        std::fs::write(dir.path().join("k.pem"), &key).unwrap();
+        let tls = |c: &str| format!("tls_server_config:\n  cert_file: {c}\n  key_file: k.pem\n");
+        let config = load(dir.path(), &tls("c.pem")).unwrap();
+        let first = config.current();
+        std::fs::write(dir.path().join("web.yml"), tls("renewed.pem")).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &config.current()),
+            "renewed.pem does not exist yet"
+        );
+        assert!(Arc::ptr_eq(&first, &config.current()));
+        std::fs::write(dir.path().join("renewed.pem"), &cert).unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &config.current()),
+            "loaded once it appeared"
         );
     }
 
