@@ -62,6 +62,9 @@ impl Web {
     /// Checks the credentials, answers, and adds the configured headers.
     async fn respond(&self, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
         let access = self.web_config.current();
+        if !self.web_config.admits(&access) {
+            return response(429, "text/plain; charset=utf-8", "Too Many Requests\n");
+        }
         let authorization = request.headers().get(hyper::header::AUTHORIZATION);
         let mut answer = if self.basic_auth.allows(&access, authorization).await {
             self.handle(&request, peer)

@@ -46,7 +46,14 @@ struct FileFormat {
     #[serde(default)]
     basic_auth_users: Option<BTreeMap<String, String>>,
     #[serde(default)]
-    rate_limit: Option<serde_norway::Value>,
+    rate_limit: Option<RateLimitFile>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RateLimitFile {
+    interval: Option<String>,
+    burst: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -123,6 +130,14 @@ pub struct WebAccess {
     pub users: BTreeMap<String, String>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub http2: bool,
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// `rate_limit`: a token bucket over all requests, refilled by one every `interval`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub interval: std::time::Duration,
+    pub burst: u32,
 }
 
 impl std::fmt::Debug for WebAccess {
@@ -133,6 +148,7 @@ impl std::fmt::Debug for WebAccess {
             .field("basic_auth_users", &self.users.len())
             .field("headers", &self.headers.len())
             .field("http2", &self.http2)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -146,6 +162,7 @@ impl WebAccess {
             users: BTreeMap::new(),
             headers: Vec::new(),
             http2: true,
+            rate_limit: None,
         }
     }
 }
@@ -193,6 +210,8 @@ struct Loaded {
 pub struct WebConfig {
     path: Option<PathBuf>,
     loaded: Mutex<Loaded>,
+    /// The bucket's tokens and when they were counted, for the limit they were counted under.
+    bucket: Mutex<Option<(RateLimit, f64, std::time::Instant)>>,
 }
 
 impl WebConfig {
@@ -206,10 +225,18 @@ impl WebConfig {
                     watched: Vec::new(),
                     rejected: None,
                 }),
+                bucket: Mutex::new(None),
             });
         };
         let mut watched = Vec::new();
         let access = compile(path, &mut watched)?;
+        tracing::info!(
+            file = %path.display(),
+            tls = access.tls.is_some(),
+            client_auth = ?access.client_auth,
+            basic_auth_users = access.users.len(),
+            "web configuration loaded"
+        );
         Ok(WebConfig {
             path: Some(path.to_owned()),
             loaded: Mutex::new(Loaded {
@@ -217,6 +244,7 @@ impl WebConfig {
                 watched,
                 rejected: None,
             }),
+            bucket: Mutex::new(None),
         })
     }
 
@@ -256,6 +284,29 @@ impl WebConfig {
         loaded.access.clone()
     }
 
+    /// Whether `access`'s rate limit lets one more request through now. A changed limit
+    /// starts with a full bucket.
+    pub fn admits(&self, access: &WebAccess) -> bool {
+        let Some(limit) = access.rate_limit else {
+            return true;
+        };
+        let now = std::time::Instant::now();
+        let mut bucket = self.bucket.lock();
+        let (_, tokens, counted) = match &mut *bucket {
+            Some(state) if state.0 == limit => state,
+            other => other.insert((limit, f64::from(limit.burst), now)),
+        };
+        let refill = now.duration_since(*counted).as_secs_f64() / limit.interval.as_secs_f64();
+        *tokens = (*tokens + refill).min(f64::from(limit.burst));
+        *counted = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Whether the listener speaks TLS (fixed at start).
     pub fn tls(&self) -> bool {
         self.loaded.lock().access.tls.is_some()
@@ -286,13 +337,29 @@ fn compile(path: &Path, watched: &mut Vec<(PathBuf, Stamp)>) -> Result<WebAccess
         )
     })?;
     let parsed = parsed.unwrap_or_default();
-    if parsed.rate_limit.is_some() {
-        return Err(fail(
-            "rate_limit",
-            "is not supported by this exporter; remove it (a reverse proxy can limit request rates)"
-                .into(),
-        ));
-    }
+    let rate_limit = match parsed.rate_limit {
+        None => None,
+        Some(r) => {
+            let text = r.interval.unwrap_or_default();
+            let interval = match text.trim() {
+                "" | "0" => std::time::Duration::ZERO,
+                t => humantime::parse_duration(t).map_err(|_| {
+                    fail(
+                        "rate_limit.interval",
+                        format!("'{text}' is not a duration; write e.g. 100ms or 1s (0 turns the limit off)"),
+                    )
+                })?,
+            };
+            let burst = r.burst.unwrap_or_default();
+            if !interval.is_zero() && burst == 0 {
+                return Err(fail(
+                    "rate_limit.burst",
+                    "must be at least 1: with 0 no request would ever be answered".into(),
+                ));
+            }
+            (!interval.is_zero()).then_some(RateLimit { interval, burst })
+        }
+    };
     // Relative paths are relative to the file, as in the toolkit.
     let dir = path.parent().unwrap_or(Path::new("."));
 
@@ -356,6 +423,7 @@ fn compile(path: &Path, watched: &mut Vec<(PathBuf, Stamp)>) -> Result<WebAccess
         users,
         headers,
         http2,
+        rate_limit,
     })
 }
 
@@ -814,6 +882,20 @@ mod tests {
             !Arc::ptr_eq(&first, &config.current()),
             "loaded once it appeared"
         );
+    }
+
+    #[test]
+    fn the_rate_limit_admits_a_burst_then_one_per_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = load(dir.path(), "rate_limit:\n  interval: 1h\n  burst: 2\n").unwrap();
+        let access = config.current();
+        assert!(config.admits(&access) && config.admits(&access));
+        assert!(
+            !config.admits(&access),
+            "the burst is spent; the next token comes in an hour"
+        );
+        let off = load(dir.path(), "rate_limit:\n  interval: 0\n  burst: 0\n").unwrap();
+        assert!((0..100).all(|_| off.admits(&off.current())));
     }
 
     #[test]

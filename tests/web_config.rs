@@ -621,8 +621,12 @@ fn broken_web_config_files_stop_the_start_with_exit_code_2_naming_file_and_field
             &["headers.Server", "cannot be configured"],
         ),
         (
-            "rate_limit:\n  interval: 1s\n  burst: 5\n".into(),
-            &["rate_limit", "not supported"],
+            "rate_limit:\n  interval: 1s\n  burst: 0\n".into(),
+            &["rate_limit.burst", "at least 1"],
+        ),
+        (
+            "rate_limit:\n  interval: soon\n  burst: 5\n".into(),
+            &["rate_limit.interval", "soon"],
         ),
         ("tls_server_config: [\n".into(), &["(syntax)"]),
     ];
@@ -662,4 +666,12 @@ fn a_web_config_without_tls_or_users_serves_plain_http() {
         let exporter = start(dir.path(), content);
         assert_eq!(exporter.get("/-/healthy").0, 200, "{content:?}");
     }
+}
+
+#[test]
+fn the_rate_limit_answers_429_once_the_burst_is_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let exporter = start(dir.path(), "rate_limit:\n  interval: 1h\n  burst: 3\n");
+    let statuses: Vec<u16> = (0..5).map(|_| exporter.get("/-/healthy").0).collect();
+    assert_eq!(statuses, [200, 200, 200, 429, 429]);
 }
