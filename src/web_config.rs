@@ -561,14 +561,28 @@ fn tls_config(
             .map(|(_, p)| p)
             .collect();
 
-    if t.client_allowed_sans
-        .as_ref()
-        .is_some_and(|s| !s.is_empty())
-    {
-        return Err(fail(
-            "tls_server_config.client_allowed_sans",
-            "is not supported by this exporter; issue client certificates from a dedicated CA in client_ca_file instead".into(),
-        ));
+    let allowed_sans = t.client_allowed_sans.clone().unwrap_or_default();
+    if !allowed_sans.is_empty() {
+        let field = "tls_server_config.client_allowed_sans";
+        // As in the toolkit: only a policy that requires a certificate leaves a SAN to match.
+        if !matches!(
+            client_auth,
+            ClientAuth::RequireAnyClientCert | ClientAuth::RequireAndVerifyClientCert
+        ) {
+            return Err(fail(
+                field,
+                format!("needs client_auth_type RequireAndVerifyClientCert (or RequireAnyClientCert), not {client_auth:?}: otherwise a client may send no certificate to match"),
+            ));
+        }
+        if let Some(email) = allowed_sans
+            .iter()
+            .find(|s| s.contains('@') && !s.contains(':'))
+        {
+            return Err(fail(
+                field,
+                format!("'{email}': e-mail SANs are not matched by this exporter; allow a DNS name, IP address or URI SAN of the client certificate"),
+            ));
+        }
     }
 
     let provider = provider(t, fail)?;
@@ -618,6 +632,14 @@ fn tls_config(
         builder
             .build()
             .map_err(|e| fail(&field, format!("cannot verify clients with it: {e}")))?
+    };
+    let verifier: Arc<dyn ClientCertVerifier> = if allowed_sans.is_empty() {
+        verifier
+    } else {
+        Arc::new(AllowedSans {
+            inner: verifier,
+            allowed: allowed_sans,
+        })
     };
 
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -708,6 +730,86 @@ fn provider(t: &TlsFile, fail: &Fail<'_>) -> Result<Arc<CryptoProvider>, WebConf
         provider.kx_groups = chosen;
     }
     Ok(Arc::new(provider))
+}
+
+/// `client_allowed_sans`: after `inner` accepted the client certificate, one of its DNS,
+/// IP address or URI subject alternative names must equal an allowed entry exactly.
+#[derive(Debug)]
+struct AllowedSans {
+    inner: Arc<dyn ClientCertVerifier>,
+    allowed: Vec<String>,
+}
+
+impl AllowedSans {
+    fn matches(&self, end_entity: &CertificateDer<'_>) -> bool {
+        let Ok(cert) = webpki::EndEntityCert::try_from(end_entity) else {
+            return false;
+        };
+        let named = |name: &str| self.allowed.iter().any(|a| a == name);
+        if cert.valid_dns_names().any(named) || cert.valid_uri_names().any(named) {
+            return true;
+        }
+        self.allowed.iter().any(|allowed| {
+            allowed.parse::<std::net::IpAddr>().is_ok_and(|ip| {
+                let name = rustls_pki_types::ServerName::IpAddress(ip.into());
+                cert.verify_is_valid_for_subject_name(&name).is_ok()
+            })
+        })
+    }
+}
+
+impl ClientCertVerifier for AllowedSans {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if self.matches(end_entity) {
+            Ok(verified)
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForName,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// Go's `RequestClientCert` and `RequireAnyClientCert`: a client certificate is asked for

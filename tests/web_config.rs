@@ -44,9 +44,14 @@ impl Ca {
     }
 
     fn issue(&self, name: &str, purpose: ExtendedKeyUsagePurpose) -> Issued {
+        self.issue_for(name, purpose, &["localhost", "127.0.0.1"])
+    }
+
+    /// A certificate with `sans` as its subject alternative names (IP addresses parsed).
+    fn issue_for(&self, name: &str, purpose: ExtendedKeyUsagePurpose, sans: &[&str]) -> Issued {
         let key = KeyPair::generate().unwrap();
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+        let sans: Vec<String> = sans.iter().map(|s| (*s).to_owned()).collect();
+        let mut params = CertificateParams::new(sans).unwrap();
         params.distinguished_name.push(DnType::CommonName, name);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![purpose];
@@ -138,7 +143,12 @@ fn plain_http_bytes(addr: SocketAddr) -> Vec<u8> {
 }
 
 fn assert_refused(result: Result<(u16, String), String>, what: &str) {
-    assert!(result.is_err(), "{what} was served: {result:?}");
+    if let Ok((status, body)) = result {
+        panic!(
+            "{what} was served: {status} {}",
+            &body[..body.len().min(200)]
+        );
+    }
 }
 
 #[test]
@@ -628,6 +638,14 @@ fn broken_web_config_files_stop_the_start_with_exit_code_2_naming_file_and_field
             "rate_limit:\n  interval: soon\n  burst: 5\n".into(),
             &["rate_limit.interval", "soon"],
         ),
+        (
+            format!("{tls}  client_allowed_sans: [prometheus]\n"),
+            &["client_allowed_sans", "RequireAndVerifyClientCert"],
+        ),
+        (
+            format!("{tls}  client_auth_type: RequireAnyClientCert\n  client_allowed_sans: [ops@example.com]\n"),
+            &["client_allowed_sans", "ops@example.com", "e-mail"],
+        ),
         ("tls_server_config: [\n".into(), &["(syntax)"]),
     ];
     for (i, (content, expected)) in cases.iter().enumerate() {
@@ -674,4 +692,43 @@ fn the_rate_limit_answers_429_once_the_burst_is_spent() {
     let exporter = start(dir.path(), "rate_limit:\n  interval: 1h\n  burst: 3\n");
     let statuses: Vec<u16> = (0..5).map(|_| exporter.get("/-/healthy").0).collect();
     assert_eq!(statuses, [200, 200, 200, 429, 429]);
+}
+
+#[test]
+fn client_allowed_sans_admit_only_the_named_clients_of_the_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = Ca::new("test server CA");
+    let client_ca = Ca::new("test client CA");
+    let server = server_ca.server();
+    write(dir.path(), "server.crt", &server.cert);
+    write(dir.path(), "server.key", &server.key);
+    write(dir.path(), "clients.crt", &client_ca.pem());
+    let exporter = start(
+        dir.path(),
+        "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.crt\n  client_allowed_sans: [prometheus.monitoring.svc, 10.1.2.3]\n",
+    );
+    let trust = server_ca.pem();
+    let url = https(exporter.addr, "/metrics");
+    let purpose = || ExtendedKeyUsagePurpose::ClientAuth;
+    for sans in [&["prometheus.monitoring.svc"][..], &["10.1.2.3"]] {
+        let named = client_ca.issue_for("prometheus", purpose(), sans);
+        assert_eq!(
+            get(&client(Some(&trust), Some(&named)), &url, None)
+                .unwrap()
+                .0,
+            200,
+            "{sans:?}"
+        );
+    }
+    for sans in [
+        &["grafana.monitoring.svc"][..],
+        &["10.1.2.4"],
+        &["monitoring.svc"],
+    ] {
+        let other = client_ca.issue_for("someone", purpose(), sans);
+        assert_refused(
+            get(&client(Some(&trust), Some(&other)), &url, None),
+            &format!("a client certificate of the CA for {sans:?}"),
+        );
+    }
 }
