@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::basic_auth::BasicAuth;
 use crate::poller::{PollerStatus, Schedule};
 use crate::serve::{response, serve_with, HttpResponse, Transport};
-use crate::web_config::WebConfig;
+use crate::web_config::{ClientAuth, WebConfig};
 
 /// What the landing page says about the configuration.
 #[derive(Debug, Clone)]
@@ -146,6 +146,29 @@ impl Web {
         }
     }
 
+    /// What `--web.config.file` turns on, in words.
+    fn access_summary(&self) -> String {
+        let access = self.web_config.current();
+        let mut parts = vec![match (&access.tls, access.client_auth) {
+            (None, _) => "plain HTTP".to_owned(),
+            (Some(_), ClientAuth::NoClientCert) => "TLS".to_owned(),
+            (Some(_), policy) => format!("TLS, client certificates: {policy:?}"),
+        }];
+        if !access.users.is_empty() {
+            let n = access.users.len();
+            let plural = if n == 1 { "" } else { "s" };
+            parts.push(format!("basic authentication ({n} user{plural})"));
+        }
+        if let Some(limit) = access.rate_limit {
+            parts.push(format!(
+                "rate limit: bursts of {}, then one request per {}",
+                limit.burst,
+                humantime::format_duration(limit.interval)
+            ));
+        }
+        parts.join("; ")
+    }
+
     fn landing_page(&self) -> String {
         let a = &self.about;
         let s = &a.schedule;
@@ -160,7 +183,8 @@ impl Web {
              <h2>Configuration</h2><table>\
              <tr><td>Tenant</td><td>{tenant}{demo}</td></tr><tr><td>Credential</td><td>{credential}</td></tr>\
              <tr><td>Graph</td><td>{graph}</td></tr>\
-             <tr><td>Schedule</td><td>recent window {recent} every {interval}; lookback {lookback} every {sweep}</td></tr></table>\
+             <tr><td>Schedule</td><td>recent window {recent} every {interval}; lookback {lookback} every {sweep}</td></tr>\
+             <tr><td>Access</td><td>{access}</td></tr></table>\
              <h2>Polling</h2><table>",
             version = env!("CARGO_PKG_VERSION"),
             metrics = escape(&self.telemetry_path),
@@ -172,6 +196,7 @@ impl Web {
             interval = show(s.poll_interval),
             lookback = show(s.lookback),
             sweep = show(s.sweep_interval),
+            access = self.access_summary(),
         );
         let ready = if self.status.is_ready() {
             "yes"

@@ -1,5 +1,5 @@
-//! `--web.config.file`: TLS, mutual TLS, basic authentication and security headers for
-//! the HTTP interface, in the Prometheus exporter-toolkit's file format, so that one file
+//! `--web.config.file`: TLS, mutual TLS, basic authentication, security headers and a
+//! request rate limit for the HTTP interface, in the Prometheus exporter-toolkit's file format, so that one file
 //! works for this exporter and for node_exporter alike.
 //!
 //! The file is checked completely at start, and every problem names the file and the field.

@@ -271,9 +271,15 @@ fn mutual_tls_serves_only_clients_with_a_certificate_from_the_client_ca() {
             get(&client(Some(&trust), Some(&wrong_purpose)), &url, None),
             "a certificate without the clientAuth purpose",
         );
-        let (status, _) =
+        let (status, body) =
             get(&client(Some(&trust), Some(&client_ca.client())), &url, None).unwrap();
         assert_eq!(status, 200, "{path}");
+        if path == "/" {
+            assert!(
+                body.contains("TLS, client certificates: RequireAndVerifyClientCert"),
+                "the landing page says how it is protected: {body}"
+            );
+        }
     }
 }
 
@@ -380,6 +386,13 @@ fn basic_auth_guards_every_path_and_follows_the_file() {
             assert!(status == 200 || status == 503, "{status}");
         } else {
             assert_eq!(status, 200, "{path}");
+        }
+        if path == "/" {
+            let page = response.text().unwrap();
+            assert!(
+                page.contains("plain HTTP; basic authentication (1 user)"),
+                "{page}"
+            );
         }
     }
 
