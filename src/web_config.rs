@@ -126,6 +126,8 @@ pub struct WebAccess {
     /// `None` serves plain HTTP.
     pub tls: Option<Arc<ServerConfig>>,
     pub client_auth: ClientAuth,
+    /// Whether `client_allowed_sans` narrows the accepted client certificates.
+    pub client_sans: bool,
     /// User name → bcrypt hash; empty means no basic authentication.
     pub users: BTreeMap<String, String>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
@@ -159,6 +161,7 @@ impl WebAccess {
         WebAccess {
             tls: None,
             client_auth: ClientAuth::NoClientCert,
+            client_sans: false,
             users: BTreeMap::new(),
             headers: Vec::new(),
             http2: true,
@@ -260,14 +263,14 @@ impl WebConfig {
         }
         let mut watched = Vec::new();
         let outcome = compile(path, &mut watched).and_then(|access| {
-            if access.tls.is_some() != loaded.access.tls.is_some() {
-                return Err(WebConfigError {
+            match weakening(&loaded.access, &access) {
+                Some((field, change)) => Err(WebConfigError {
                     file: path.display().to_string(),
-                    field: "tls_server_config".into(),
-                    problem: "switching between TLS and plain HTTP needs a restart".into(),
-                });
+                    field: field.into(),
+                    problem: format!("{change} needs a restart, so that a file read while half-written never opens access"),
+                }),
+                None => Ok(access),
             }
-            Ok(access)
         });
         match outcome {
             Ok(access) => {
@@ -310,6 +313,30 @@ impl WebConfig {
     /// Whether the listener speaks TLS (fixed at start).
     pub fn tls(&self) -> bool {
         self.loaded.lock().access.tls.is_some()
+    }
+}
+
+/// The protection that `new` would drop compared with `old`, if any: such a change is
+/// refused on reload (a restart applies it), since a file caught half-written (truncated
+/// before `basic_auth_users` or `client_auth_type`) looks exactly like one.
+fn weakening(old: &WebAccess, new: &WebAccess) -> Option<(&'static str, &'static str)> {
+    let verified = |a: &WebAccess| a.client_auth == ClientAuth::RequireAndVerifyClientCert;
+    if old.tls.is_some() != new.tls.is_some() {
+        Some(("tls_server_config", "switching between TLS and plain HTTP"))
+    } else if verified(old) && !verified(new) {
+        Some((
+            "tls_server_config.client_auth_type",
+            "no longer requiring verified client certificates",
+        ))
+    } else if old.client_sans && !new.client_sans {
+        Some((
+            "tls_server_config.client_allowed_sans",
+            "removing client_allowed_sans",
+        ))
+    } else if !old.users.is_empty() && new.users.is_empty() {
+        Some(("basic_auth_users", "turning basic authentication off"))
+    } else {
+        None
     }
 }
 
@@ -417,9 +444,11 @@ fn compile(path: &Path, watched: &mut Vec<(PathBuf, Stamp)>) -> Result<WebAccess
 
     let tls_file = parsed.tls_server_config.unwrap_or_default();
     let (tls, client_auth) = tls_config(&tls_file, dir, http2, &fail, watched)?;
+    let client_sans = tls.is_some() && tls_file.client_allowed_sans.is_some_and(|s| !s.is_empty());
     Ok(WebAccess {
         tls,
         client_auth,
+        client_sans,
         users,
         headers,
         http2,
@@ -958,9 +987,36 @@ mod tests {
         .unwrap();
         let access = config.current();
         assert!(access.tls.is_none(), "TLS cannot start on a plain listener");
+        assert!(access.users.contains_key("b"));
+        // Truncated, or emptied: basic authentication does not go away on a reload.
+        std::fs::write(dir.path().join("web.yml"), "").unwrap();
+        let access = config.current();
         assert!(
             access.users.contains_key("b"),
             "the last good file stays in force"
+        );
+    }
+
+    #[test]
+    fn a_reload_never_drops_client_certificates_but_a_restart_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = server_pair();
+        std::fs::write(dir.path().join("c.pem"), &cert).unwrap();
+        std::fs::write(dir.path().join("k.pem"), &key).unwrap();
+        let tls = "tls_server_config:\n  cert_file: c.pem\n  key_file: k.pem\n";
+        let mtls = format!(
+            "{tls}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: c.pem\n  client_allowed_sans: [prometheus]\n"
+        );
+        let config = load(dir.path(), &mtls).unwrap();
+        // What a reader sees of the file cut short after key_file.
+        std::fs::write(dir.path().join("web.yml"), tls).unwrap();
+        let access = config.current();
+        assert_eq!(access.client_auth, ClientAuth::RequireAndVerifyClientCert);
+        assert!(access.client_sans);
+        assert_eq!(
+            load(dir.path(), tls).unwrap().current().client_auth,
+            ClientAuth::NoClientCert,
+            "a fresh start applies it"
         );
     }
 
