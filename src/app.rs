@@ -23,6 +23,7 @@ use crate::poller::{Poller, PollerStatus, Progress};
 use crate::server::{About, Web};
 use crate::simulator::{self, SimConfig, SimHandle, Traffic};
 use crate::state::TenantState;
+use crate::web_config::WebConfig;
 
 /// Why the exporter could not start, or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -39,13 +40,15 @@ pub enum StartError {
     Metrics(#[from] prometheus::Error),
     #[error("the poller stopped: {0}; please report this as a bug")]
     PollerStopped(String),
+    #[error(transparent)]
+    WebConfig(#[from] crate::web_config::WebConfigError),
 }
 
 impl StartError {
     /// The process exit code: 2 for what the user must change in the configuration.
     pub fn exit_code(&self) -> i32 {
         match self {
-            StartError::Config(_) => 2,
+            StartError::Config(_) | StartError::WebConfig(_) => 2,
             _ => 1,
         }
     }
@@ -55,6 +58,7 @@ impl StartError {
 /// the environment.
 pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), StartError> {
     let mut config = args.config()?;
+    let web_config = Arc::new(WebConfig::load(args.web_config_file.as_deref())?);
     let shutdown = CancellationToken::new();
     let clock = Clock::system();
 
@@ -112,6 +116,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         version = env!("CARGO_PKG_VERSION"),
         address = %address,
         telemetry_path = %config.telemetry_path,
+        tls = web_config.tls(),
         graph = %about.graph_endpoint,
         tenant = %about.tenant_id,
         "teams-voice-exporter listening"
@@ -121,6 +126,8 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         telemetry_path: config.telemetry_path.clone(),
         status,
         about,
+        web_config,
+        basic_auth: Default::default(),
     });
 
     let mut poll_task = tokio::spawn(poller.run(shutdown.clone()));

@@ -231,6 +231,10 @@ pub struct ExporterArgs {
         value_name = "PATH"
     )]
     pub telemetry_path: String,
+    /// Web configuration file (Prometheus exporter-toolkit format): TLS, mutual TLS and basic
+    /// authentication for every path served.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
 
     #[command(flatten)]
     pub log: LogArgs,

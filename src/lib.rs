@@ -13,7 +13,8 @@
 //! 4. [`poller`]: decides which windows to read and when (baseline, recent, sweep);
 //! 5. [`state`]: remembers row ids and counts each row once into the aggregates;
 //! 6. [`metrics`]: renders the aggregates and the exporter's own metrics;
-//! 7. [`server`]: serves `/metrics`, the landing page and health endpoints.
+//! 7. [`server`]: serves `/metrics`, the landing page and health endpoints, guarded by
+//!    [`web_config`] (TLS, mutual TLS) and [`basic_auth`] when `--web.config.file` is given.
 //!
 //! [`simulator`] is a simulated Graph tenant (token endpoint included) for the demo and the
 //! tests; [`config`] and [`app`] turn flags into a running exporter, and [`check`] tries
@@ -22,6 +23,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod basic_auth;
 pub mod check;
 pub mod clock;
 pub mod config;
@@ -33,3 +35,4 @@ pub mod serve;
 pub mod server;
 pub mod simulator;
 pub mod state;
+pub mod web_config;

@@ -1,11 +1,16 @@
 //! The accept loop shared by the exporter's HTTP server and the simulated tenant.
 //!
-//! Both serve plain HTTP/1.1 (and h2c) with hyper on a listener they bound themselves, and
-//! both must stop accepting and let requests in flight finish when asked to shut down.
+//! Both serve HTTP/1.1 and HTTP/2 with hyper on a listener they bound themselves, and both
+//! must stop accepting and let requests in flight finish when asked to shut down. The
+//! exporter may speak TLS (`--web.config.file`): then each connection is handshaken with the
+//! rustls configuration in force at that moment, so renewed certificates apply to the next
+//! connection without a restart.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -14,18 +19,55 @@ use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// The response type of every handler in this crate: small, fully buffered bodies.
 pub type HttpResponse = Response<Full<Bytes>>;
 
-/// Serves `handler` on `listener` until `shutdown` is cancelled, then waits for the
-/// connections in flight to finish.
+/// How long a client may take to complete the TLS handshake before it is dropped, so that
+/// idle or stalled connections cannot pile up.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The TLS side of a listener: the rustls configuration for the next connection (`None`
+/// serves plain HTTP), and whether HTTP/2 is offered.
+#[derive(Clone)]
+pub struct Transport {
+    pub tls: Arc<dyn Fn() -> Option<Arc<ServerConfig>> + Send + Sync>,
+    pub http2: bool,
+}
+
+impl Transport {
+    /// Plain HTTP/1.1 and h2c.
+    pub fn plain() -> Transport {
+        Transport {
+            tls: Arc::new(|| None),
+            http2: true,
+        }
+    }
+}
+
+/// Serves `handler` on `listener` in plain HTTP until `shutdown` is cancelled, then waits
+/// for the connections in flight to finish.
 ///
 /// `handler` receives each request and the peer address.
 pub async fn serve<H, F>(listener: TcpListener, shutdown: CancellationToken, handler: H)
 where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = HttpResponse> + Send + 'static,
+{
+    serve_with(listener, Transport::plain(), shutdown, handler).await;
+}
+
+/// [`serve`], over TLS when `transport` says so.
+pub async fn serve_with<H, F>(
+    listener: TcpListener,
+    transport: Transport,
+    shutdown: CancellationToken,
+    handler: H,
+) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = HttpResponse> + Send + 'static,
 {
@@ -48,17 +90,52 @@ where
             let handler = handler.clone();
             async move { Ok::<_, Infallible>(handler(request, peer).await) }
         });
-        let builder = auto::Builder::new(TokioExecutor::new());
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
+        let watcher = graceful.watcher();
+        let http2 = transport.http2;
+        let tls = transport.tls.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, %peer, "connection ended with an error");
+            // Asked here, not in the accept loop, so a reload never holds up accepting.
+            match tls() {
+                None => connection(stream, service, http2, watcher, peer).await,
+                Some(config) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    // A client speaking plain HTTP, or presenting no acceptable certificate,
+                    // fails here and is never served.
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => connection(stream, service, http2, watcher, peer).await,
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, %peer, "TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
             }
         });
     }
     // A scrape or page in flight gets a few seconds to finish; then we stop regardless.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+}
+
+/// Serves one accepted connection until it ends or the server shuts down.
+async fn connection<I, S>(
+    io: I,
+    service: S,
+    http2: bool,
+    watcher: hyper_util::server::graceful::Watcher,
+    peer: SocketAddr,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = HttpResponse, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let builder = if http2 { builder } else { builder.http1_only() };
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(error) = watcher.watch(connection.into_owned()).await {
+        tracing::debug!(%error, %peer, "connection ended with an error");
+    }
 }
 
 /// A response with the given status, content type and body.

@@ -3,6 +3,10 @@
 //! Paths and behaviour follow the Prometheus exporters: `/-/healthy` answers while the
 //! process runs, `/-/ready` once the first poll has read its whole window (so a rollout
 //! waits for real numbers), and `/` tells a human what the exporter is doing.
+//!
+//! With `--web.config.file`, TLS and basic authentication guard every path, the landing
+//! page and health endpoints included, as in the exporter-toolkit: a probe must present the
+//! same credentials as Prometheus.
 
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -14,8 +18,10 @@ use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::basic_auth::BasicAuth;
 use crate::poller::{PollerStatus, Schedule};
-use crate::serve::{response, serve, HttpResponse};
+use crate::serve::{response, serve_with, HttpResponse, Transport};
+use crate::web_config::{ClientAuth, WebConfig};
 
 /// What the landing page says about the configuration.
 #[derive(Debug, Clone)]
@@ -33,18 +39,50 @@ pub struct Web {
     pub telemetry_path: String,
     pub status: Arc<PollerStatus>,
     pub about: About,
+    /// `--web.config.file`: TLS, basic authentication, extra headers.
+    pub web_config: Arc<WebConfig>,
+    pub basic_auth: BasicAuth,
 }
 
 /// Serves the exporter's endpoints until `shutdown` is cancelled.
 pub async fn run(listener: TcpListener, web: Arc<Web>, shutdown: CancellationToken) {
-    serve(listener, shutdown, move |request, peer| {
+    let config = web.web_config.clone();
+    let transport = Transport {
+        http2: config.current().http2,
+        tls: Arc::new(move || config.current().tls.clone()),
+    };
+    serve_with(listener, transport, shutdown, move |request, peer| {
         let web = web.clone();
-        async move { web.handle(&request, peer) }
+        async move { web.respond(request, peer).await }
     })
     .await;
 }
 
 impl Web {
+    /// Checks the credentials, answers, and adds the configured headers.
+    async fn respond(&self, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+        let access = self.web_config.current();
+        if !self.web_config.admits(&access) {
+            return response(429, "text/plain; charset=utf-8", "Too Many Requests\n");
+        }
+        let authorization = request.headers().get(hyper::header::AUTHORIZATION);
+        let mut answer = if self.basic_auth.allows(&access, authorization).await {
+            self.handle(&request, peer)
+        } else {
+            tracing::debug!(%peer, path = %request.uri().path(), "refused: no valid basic-auth credentials");
+            let mut r = response(401, "text/plain; charset=utf-8", "Unauthorized\n");
+            r.headers_mut().insert(
+                hyper::header::WWW_AUTHENTICATE,
+                hyper::header::HeaderValue::from_static("Basic"),
+            );
+            r
+        };
+        for (name, value) in &access.headers {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+        answer
+    }
+
     fn handle(&self, request: &Request<Incoming>, peer: SocketAddr) -> HttpResponse {
         let path = request.uri().path();
         tracing::trace!(%peer, %path, "request");
@@ -108,6 +146,29 @@ impl Web {
         }
     }
 
+    /// What `--web.config.file` turns on, in words.
+    fn access_summary(&self) -> String {
+        let access = self.web_config.current();
+        let mut parts = vec![match (&access.tls, access.client_auth) {
+            (None, _) => "plain HTTP".to_owned(),
+            (Some(_), ClientAuth::NoClientCert) => "TLS".to_owned(),
+            (Some(_), policy) => format!("TLS, client certificates: {policy:?}"),
+        }];
+        if !access.users.is_empty() {
+            let n = access.users.len();
+            let plural = if n == 1 { "" } else { "s" };
+            parts.push(format!("basic authentication ({n} user{plural})"));
+        }
+        if let Some(limit) = access.rate_limit {
+            parts.push(format!(
+                "rate limit: bursts of {}, then one request per {}",
+                limit.burst,
+                humantime::format_duration(limit.interval)
+            ));
+        }
+        parts.join("; ")
+    }
+
     fn landing_page(&self) -> String {
         let a = &self.about;
         let s = &a.schedule;
@@ -122,7 +183,8 @@ impl Web {
              <h2>Configuration</h2><table>\
              <tr><td>Tenant</td><td>{tenant}{demo}</td></tr><tr><td>Credential</td><td>{credential}</td></tr>\
              <tr><td>Graph</td><td>{graph}</td></tr>\
-             <tr><td>Schedule</td><td>recent window {recent} every {interval}; lookback {lookback} every {sweep}</td></tr></table>\
+             <tr><td>Schedule</td><td>recent window {recent} every {interval}; lookback {lookback} every {sweep}</td></tr>\
+             <tr><td>Access</td><td>{access}</td></tr></table>\
              <h2>Polling</h2><table>",
             version = env!("CARGO_PKG_VERSION"),
             metrics = escape(&self.telemetry_path),
@@ -134,6 +196,7 @@ impl Web {
             interval = show(s.poll_interval),
             lookback = show(s.lookback),
             sweep = show(s.sweep_interval),
+            access = self.access_summary(),
         );
         let ready = if self.status.is_ready() {
             "yes"
