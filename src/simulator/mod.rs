@@ -40,8 +40,13 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::serve::{self, HttpResponse};
 
-use model::{CallRow, LiveGenerator, Origin, TICKS_PER_MS};
+use model::{CallRow, Degradation, LiveGenerator, Origin, TICKS_PER_MS};
 use store::Store;
+
+/// The FQDNs of the simulated tenant's trunks.
+pub fn trunk_fqdns() -> impl Iterator<Item = &'static str> {
+    model::TRUNKS.iter().map(|t| t.fqdn)
+}
 
 /// Tenant id of the demo tenant.
 pub const DEMO_TENANT_ID: &str = "00000000-0000-0000-0000-00000000d3e0";
@@ -178,9 +183,23 @@ pub struct Faults {
     /// Every Nth token request answers 503 `temporarily_unavailable`, as Entra ID does in
     /// an incident; 0 = off.
     pub token_unavailable_every: u32,
+    /// A trunk FQDN (one of [`trunk_fqdns`]) whose calls fail all the time, mostly with
+    /// 503 from the SBC and 408, while no other trunk degrades. Off: the demo's
+    /// `sbc-legacy.fabrikam.com` fails in minutes 40 to 55 of every hour. Applies to calls
+    /// drawn from then on (at start: the whole history).
+    pub failing_trunk: Option<String>,
 }
 
 impl Faults {
+    /// Which trunk fails; an unknown FQDN (refused by the command line, but possible through
+    /// `PUT /_sim/faults`) leaves the default.
+    fn degradation(&self) -> Degradation {
+        self.failing_trunk
+            .as_deref()
+            .and_then(Degradation::of_trunk)
+            .unwrap_or_default()
+    }
+
     fn retry_after_secs(&self) -> u64 {
         self.retry_after_secs.max(1)
     }
@@ -338,6 +357,15 @@ impl Tenant {
 
     fn set_faults(&self, faults: Faults) {
         tracing::info!(?faults, "simulated tenant faults changed");
+        if let Some(fqdn) = faults.failing_trunk.as_deref() {
+            if Degradation::of_trunk(fqdn).is_none() {
+                tracing::warn!(
+                    failing_trunk = fqdn,
+                    trunks = ?trunk_fqdns().collect::<Vec<_>>(),
+                    "no simulated trunk has this name; no trunk fails all the time"
+                );
+            }
+        }
         self.gate.lock().faults = faults;
     }
 
@@ -379,8 +407,9 @@ impl SimHandle {
         // Drawing days of live history takes a moment; keep it off the async workers.
         let traffic = config.traffic.clone();
         let seed = config.seed;
+        let degradation = config.faults.degradation();
         let (mode, rows, live) =
-            tokio::task::spawn_blocking(move || initial_rows(&traffic, seed, bind_ms))
+            tokio::task::spawn_blocking(move || initial_rows(&traffic, seed, bind_ms, degradation))
                 .await
                 .map_err(std::io::Error::other)?;
         let row_count = rows.len();
@@ -503,11 +532,12 @@ fn initial_rows(
     traffic: &Traffic,
     seed: u64,
     bind_ms: i64,
+    degradation: Degradation,
 ) -> (Mode, Vec<CallRow>, Option<(LiveGenerator, i64)>) {
     match traffic {
         Traffic::Scenario(scenario) => (
             Mode::Scenario,
-            model::scenario_rows(seed, scenario, bind_ms),
+            model::scenario_rows(seed, scenario, bind_ms, degradation),
             None,
         ),
         Traffic::Live {
@@ -517,6 +547,7 @@ fn initial_rows(
             let history_ms = duration_ms(*history);
             let mut generator =
                 LiveGenerator::new(seed, *calls_per_day, bind_ms.saturating_sub(history_ms));
+            generator.degradation = degradation;
             let rows = generator.generate_until(bind_ms);
             let keep_ms = history_ms.saturating_add(duration_ms(PRUNE_SLACK));
             (Mode::Live, rows, Some((generator, keep_ms)))
@@ -538,6 +569,7 @@ async fn generate_live_traffic(
             _ = tenant.clock.sleep(Duration::from_secs(1)) => {}
         }
         let now_ms = tenant.now_ms();
+        generator.degradation = tenant.gate.lock().faults.degradation();
         let calls = generator.generate_until(now_ms);
         let cutoff = now_ms.saturating_sub(keep_ms).saturating_mul(TICKS_PER_MS);
         let mut store = tenant.store.write();
