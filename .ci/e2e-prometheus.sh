@@ -52,7 +52,9 @@ cleanup() {
   done
   rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# Interrupted: exit, which runs the cleanup once.
+trap 'exit 130' INT TERM
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
