@@ -69,6 +69,9 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     metrics
         .start_time
         .set(clock.now().timestamp_millis() as f64 / 1e3);
+    metrics
+        .poll_interval
+        .set(config.schedule.poll_interval.as_secs_f64());
     metrics.initialise_endpoint(DIRECT_ROUTING_ENDPOINT);
     let http = http_client(&config)?;
 
@@ -253,6 +256,7 @@ fn simulation(args: &SimulationArgs, default_history: Duration, clock: Clock) ->
         calls_per_day: args.calls_per_day,
         history: args.history.unwrap_or(default_history),
     };
+    config.faults.failing_trunk = args.failing_trunk.clone();
     config
 }
 

@@ -176,6 +176,24 @@ pub struct SimulationArgs {
     /// Call history the simulated tenant holds at start [default: 74h; 12h with --demo].
     #[arg(long = "simulate.history", value_parser = parse_duration, value_name = "DURATION")]
     pub history: Option<Duration>,
+    /// Make every call on this simulated trunk fail (mostly SIP 503 and 408) and no other
+    /// trunk degrade, e.g. to try alerts [default: sbc-legacy.fabrikam.com fails in minutes
+    /// 40-55 of every hour].
+    #[arg(long = "simulate.failing-trunk", value_parser = parse_simulated_trunk, value_name = "FQDN")]
+    pub failing_trunk: Option<String>,
+}
+
+fn parse_simulated_trunk(text: &str) -> Result<String, String> {
+    let wanted = text.trim().to_ascii_lowercase();
+    if crate::simulator::trunk_fqdns().any(|fqdn| fqdn == wanted) {
+        Ok(wanted)
+    } else {
+        let known: Vec<_> = crate::simulator::trunk_fqdns().collect();
+        Err(format!(
+            "'{text}' is not a simulated trunk; use one of {}",
+            known.join(", ")
+        ))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -942,6 +960,19 @@ mod tests {
             cli.exporter.credential(&EnvSecrets::default()),
             Err(ConfigError::EmptySecretFile { .. })
         ));
+    }
+
+    #[test]
+    fn failing_trunk_must_be_simulated() {
+        let cli = args(&["--simulate.failing-trunk=SBC02.contoso.com"]).unwrap();
+        assert_eq!(
+            cli.exporter.simulation.failing_trunk.as_deref(),
+            Some("sbc02.contoso.com")
+        );
+        let error = args(&["--simulate.failing-trunk=sbc.example.com"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("sbc-legacy.fabrikam.com"), "{error}");
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub struct ExporterMetrics {
     pub token_refreshes: IntCounterVec,
     pub ready: IntGauge,
     pub start_time: Gauge,
+    pub poll_interval: Gauge,
 }
 
 impl ExporterMetrics {
@@ -92,8 +93,11 @@ impl ExporterMetrics {
             )?,
             ready: IntGauge::new(p("ready"), "1 once the first poll has read its whole window (what /-/ready reports).")?,
             start_time: Gauge::new(p("start_time_seconds"), "Unix time the exporter started.")?,
+            // Alerts need it to tell a stale exporter ("no success for three poll
+            // intervals") from a slowly polling one.
+            poll_interval: Gauge::new(p("poll_interval_seconds"), "How often the recent window is read (--poll.interval).")?,
         };
-        let collectors: [Box<dyn Collector>; 12] = [
+        let collectors: [Box<dyn Collector>; 13] = [
             Box::new(metrics.graph_requests.clone()),
             Box::new(metrics.graph_request_duration.clone()),
             Box::new(metrics.graph_throttled.clone()),
@@ -106,6 +110,7 @@ impl ExporterMetrics {
             Box::new(metrics.token_refreshes.clone()),
             Box::new(metrics.ready.clone()),
             Box::new(metrics.start_time.clone()),
+            Box::new(metrics.poll_interval.clone()),
         ];
         for collector in collectors {
             registry.register(collector)?;

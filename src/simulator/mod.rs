@@ -41,10 +41,15 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::serve::{self, HttpResponse};
 
-use model::{CallRow, LiveGenerator, Origin, TICKS_PER_MS};
+use model::{CallRow, Degradation, LiveGenerator, Origin, TICKS_PER_MS};
 
 pub use identity::{FederatedCredential, ManagedIdentities, FEDERATED_AUDIENCE};
 use store::Store;
+
+/// The FQDNs of the simulated tenant's trunks.
+pub fn trunk_fqdns() -> impl Iterator<Item = &'static str> {
+    model::TRUNKS.iter().map(|t| t.fqdn)
+}
 
 /// Tenant id of the demo tenant.
 pub const DEMO_TENANT_ID: &str = "00000000-0000-0000-0000-00000000d3e0";
@@ -214,9 +219,23 @@ pub struct Faults {
     /// Tokens lack the `CallRecords.Read.All` role (the permission was not granted or not
     /// consented), so Graph answers their requests 403.
     pub missing_call_records_role: bool,
+    /// A trunk FQDN (one of [`trunk_fqdns`]) whose calls fail all the time, mostly with
+    /// 503 from the SBC and 408, while no other trunk degrades. Off: the demo's
+    /// `sbc-legacy.fabrikam.com` fails in minutes 40 to 55 of every hour. Applies to calls
+    /// drawn from then on (at start: the whole history).
+    pub failing_trunk: Option<String>,
 }
 
 impl Faults {
+    /// Which trunk fails; an unknown FQDN (refused by the command line, but possible through
+    /// `PUT /_sim/faults`) leaves the default.
+    fn degradation(&self) -> Degradation {
+        self.failing_trunk
+            .as_deref()
+            .and_then(Degradation::of_trunk)
+            .unwrap_or_default()
+    }
+
     fn retry_after_secs(&self) -> u64 {
         self.retry_after_secs.max(1)
     }
@@ -383,6 +402,15 @@ impl Tenant {
 
     fn set_faults(&self, faults: Faults) {
         tracing::info!(?faults, "simulated tenant faults changed");
+        if let Some(fqdn) = faults.failing_trunk.as_deref() {
+            if Degradation::of_trunk(fqdn).is_none() {
+                tracing::warn!(
+                    failing_trunk = fqdn,
+                    trunks = ?trunk_fqdns().collect::<Vec<_>>(),
+                    "no simulated trunk has this name; no trunk fails all the time"
+                );
+            }
+        }
         self.gate.lock().faults = faults;
     }
 
@@ -426,8 +454,9 @@ impl SimHandle {
         // Drawing days of live history takes a moment; keep it off the async workers.
         let traffic = config.traffic.clone();
         let seed = config.seed;
+        let degradation = config.faults.degradation();
         let (mode, rows, live) =
-            tokio::task::spawn_blocking(move || initial_rows(&traffic, seed, bind_ms))
+            tokio::task::spawn_blocking(move || initial_rows(&traffic, seed, bind_ms, degradation))
                 .await
                 .map_err(std::io::Error::other)?;
         let row_count = rows.len();
@@ -559,11 +588,12 @@ fn initial_rows(
     traffic: &Traffic,
     seed: u64,
     bind_ms: i64,
+    degradation: Degradation,
 ) -> (Mode, Vec<CallRow>, Option<(LiveGenerator, i64)>) {
     match traffic {
         Traffic::Scenario(scenario) => (
             Mode::Scenario,
-            model::scenario_rows(seed, scenario, bind_ms),
+            model::scenario_rows(seed, scenario, bind_ms, degradation),
             None,
         ),
         Traffic::Live {
@@ -573,6 +603,7 @@ fn initial_rows(
             let history_ms = duration_ms(*history);
             let mut generator =
                 LiveGenerator::new(seed, *calls_per_day, bind_ms.saturating_sub(history_ms));
+            generator.degradation = degradation;
             let rows = generator.generate_until(bind_ms);
             let keep_ms = history_ms.saturating_add(duration_ms(PRUNE_SLACK));
             (Mode::Live, rows, Some((generator, keep_ms)))
@@ -594,6 +625,7 @@ async fn generate_live_traffic(
             _ = tenant.clock.sleep(Duration::from_secs(1)) => {}
         }
         let now_ms = tenant.now_ms();
+        generator.degradation = tenant.gate.lock().faults.degradation();
         let calls = generator.generate_until(now_ms);
         let cutoff = now_ms.saturating_sub(keep_ms).saturating_mul(TICKS_PER_MS);
         let mut store = tenant.store.write();

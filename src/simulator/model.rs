@@ -107,6 +107,38 @@ pub(super) static TRUNKS: [Trunk; 6] = [
 /// The trunk that falls over for a quarter of every hour, so that alerts have something to
 /// fire on in the demo.
 pub(super) const DEGRADING_TRUNK: usize = 5;
+
+/// Which trunk fails, and when.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum Degradation {
+    /// [`DEGRADING_TRUNK`] fails in minutes 40 to 55 of every hour: the demo's default.
+    #[default]
+    Hourly,
+    /// This trunk fails all the time and no other does, so that a test can tell exactly
+    /// which trunk an alert must name.
+    Constant(usize),
+}
+
+impl Degradation {
+    /// The constant failure of the trunk named `fqdn` (any case); `None` when no simulated
+    /// trunk has that name.
+    pub fn of_trunk(fqdn: &str) -> Option<Self> {
+        TRUNKS
+            .iter()
+            .position(|t| t.fqdn.eq_ignore_ascii_case(fqdn.trim()))
+            .map(Degradation::Constant)
+    }
+
+    fn fails(self, trunk: usize, start_ms: i64) -> bool {
+        match self {
+            Degradation::Hourly => {
+                let minute = start_ms.div_euclid(MS_PER_MIN).rem_euclid(60);
+                trunk == DEGRADING_TRUNK && DEGRADED_MINUTES.contains(&minute)
+            }
+            Degradation::Constant(failing) => trunk == failing,
+        }
+    }
+}
 const DEGRADED_MINUTES: std::ops::Range<i64> = 40..55;
 const DEGRADED_FAILURE_SHARE: f64 = 0.85;
 
@@ -484,12 +516,14 @@ fn time_style(rng: &mut StdRng) -> TimeStyle {
     TimeStyle(digits | offset)
 }
 
-fn draw_outcome(rng: &mut StdRng, trunk: usize, call_type: &CallType, start_ms: i64) -> u8 {
-    let minute = start_ms.div_euclid(MS_PER_MIN).rem_euclid(60);
-    if trunk == DEGRADING_TRUNK
-        && DEGRADED_MINUTES.contains(&minute)
-        && rng.gen_bool(DEGRADED_FAILURE_SHARE)
-    {
+fn draw_outcome(
+    rng: &mut StdRng,
+    trunk: usize,
+    call_type: &CallType,
+    start_ms: i64,
+    degradation: Degradation,
+) -> u8 {
+    if degradation.fails(trunk, start_ms) && rng.gen_bool(DEGRADED_FAILURE_SHARE) {
         return if rng.gen_bool(0.7) {
             DEGRADED_503
         } else {
@@ -510,11 +544,16 @@ fn draw_outcome(rng: &mut StdRng, trunk: usize, call_type: &CallType, start_ms: 
 
 /// Draws one call on `trunk` that starts at `start_ms`, visible once its publication delay
 /// after the call's end has passed.
-pub(super) fn draw_call(rng: &mut StdRng, trunk: usize, start_ms: i64) -> CallRow {
+pub(super) fn draw_call(
+    rng: &mut StdRng,
+    trunk: usize,
+    start_ms: i64,
+    degradation: Degradation,
+) -> CallRow {
     let style = time_style(rng);
     let start = style.quantize(start_ms * TICKS_PER_MS + rng.gen_range(0..TICKS_PER_MS));
     let call_type = pick_weighted(rng, &CALL_TYPES, |c| c.weight);
-    let outcome = draw_outcome(rng, trunk, &CALL_TYPES[call_type], start_ms);
+    let outcome = draw_outcome(rng, trunk, &CALL_TYPES[call_type], start_ms, degradation);
     let duration_s = if outcome == SUCCESS {
         talk_seconds(rng)
     } else {
@@ -593,6 +632,8 @@ pub(super) struct LiveGenerator {
     unit_rates: [f64; TRUNKS.len()],
     /// Upper bound of the total rate (calls per ms).
     peak_rate: f64,
+    /// Which trunk fails; it may change between calls of [`LiveGenerator::generate_until`].
+    pub degradation: Degradation,
 }
 
 impl LiveGenerator {
@@ -615,6 +656,7 @@ impl LiveGenerator {
             next_candidate_ms: from_ms as f64,
             unit_rates,
             peak_rate,
+            degradation: Degradation::Hourly,
         };
         generator.advance();
         generator
@@ -645,7 +687,7 @@ impl LiveGenerator {
                 continue;
             }
             let trunk = pick_weighted(&mut self.rng, &rates, |r| *r);
-            calls.push(draw_call(&mut self.rng, trunk, at_ms));
+            calls.push(draw_call(&mut self.rng, trunk, at_ms, self.degradation));
         }
         calls
     }
@@ -655,7 +697,12 @@ impl LiveGenerator {
 const PUBLISHING_GAP_MS: i64 = 60_000;
 
 /// The rows of a scenario tenant bound at `bind_ms`, sorted by start.
-pub(super) fn scenario_rows(seed: u64, scenario: &Scenario, bind_ms: i64) -> Vec<CallRow> {
+pub(super) fn scenario_rows(
+    seed: u64,
+    scenario: &Scenario,
+    bind_ms: i64,
+    degradation: Degradation,
+) -> Vec<CallRow> {
     let mut rng = StdRng::seed_from_u64(seed);
     let span_ms = i64::try_from(scenario.span.as_millis())
         .unwrap_or(i64::MAX)
@@ -672,7 +719,7 @@ pub(super) fn scenario_rows(seed: u64, scenario: &Scenario, bind_ms: i64) -> Vec
         // holds finished calls.
         let start_ms = published_by_ms - 1 - rng.gen_range(0..span_ms);
         let trunk = pick_weighted(&mut rng, &TRUNKS, |t| t.share);
-        let mut row = draw_call(&mut rng, trunk, start_ms);
+        let mut row = draw_call(&mut rng, trunk, start_ms, degradation);
         let room_s = (published_by_ms - start_ms) / MS_PER_SEC;
         row.duration_s = row
             .duration_s

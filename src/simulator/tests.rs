@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::model::{self, CallRow, Origin, TimeStyle, DEGRADING_TRUNK, TRUNKS};
+use super::model::{self, CallRow, Degradation, Origin, TimeStyle, DEGRADING_TRUNK, TRUNKS};
 use super::*;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
@@ -740,14 +740,14 @@ fn scenarios_are_reproducible() {
     let scenario = scenario(100, 100, 10);
     let bind_ms = 1_800_000_000_000;
     let ids = |seed| -> Vec<u128> {
-        model::scenario_rows(seed, &scenario, bind_ms)
+        model::scenario_rows(seed, &scenario, bind_ms, Degradation::Hourly)
             .iter()
             .map(|row| row.id)
             .collect()
     };
     assert_eq!(ids(1), ids(1));
     assert_ne!(ids(1), ids(2));
-    let rows = model::scenario_rows(1, &scenario, bind_ms);
+    let rows = model::scenario_rows(1, &scenario, bind_ms, Degradation::Hourly);
     let span_ticks = 48 * 3600 * model::TICKS_PER_SEC;
     let bind_ticks = bind_ms * model::TICKS_PER_MS;
     assert!(rows
@@ -840,14 +840,46 @@ fn legacy_trunk_degrades_in_the_last_quarter_hour() {
     let failing = |minute: i64, rng: &mut rand::rngs::StdRng| {
         (0..1000)
             .filter(|_| {
-                !model::draw_call(rng, DEGRADING_TRUNK, hour_ms + minute * 60_000).successful()
+                !model::draw_call(
+                    rng,
+                    DEGRADING_TRUNK,
+                    hour_ms + minute * 60_000,
+                    Degradation::Hourly,
+                )
+                .successful()
             })
             .count()
     };
     assert!(failing(45, &mut rng) > 800);
     assert!(failing(20, &mut rng) < 300);
-    let row = model::draw_call(&mut rng, DEGRADING_TRUNK, hour_ms + 41 * 60_000);
+    let row = model::draw_call(
+        &mut rng,
+        DEGRADING_TRUNK,
+        hour_ms + 41 * 60_000,
+        Degradation::Hourly,
+    );
     assert_eq!(row.trunk().fqdn, TRUNKS[DEGRADING_TRUNK].fqdn);
+}
+
+#[test]
+fn a_failing_trunk_fails_all_the_time_and_alone() {
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(11);
+    let hour_ms = 1_800_000_000_000 / 3_600_000 * 3_600_000;
+    let failing = Degradation::of_trunk("SBC02.contoso.com").expect("a simulated trunk");
+    let mut failed = |trunk: usize, minute: i64| {
+        (0..1000)
+            .filter(|_| {
+                !model::draw_call(&mut rng, trunk, hour_ms + minute * 60_000, failing).successful()
+            })
+            .count()
+    };
+    assert!(failed(1, 10) > 800, "sbc02 fails at any minute");
+    assert!(failed(1, 45) > 800);
+    assert!(
+        failed(DEGRADING_TRUNK, 45) < 300,
+        "the hourly degradation is off"
+    );
+    assert_eq!(Degradation::of_trunk("sbc99.contoso.com"), None);
 }
 
 #[test]
@@ -874,7 +906,12 @@ fn request_parsing_rounds_window_edges_up_to_ticks() {
 
 #[test]
 fn late_rows_stay_hidden_until_release() {
-    let rows = model::scenario_rows(5, &scenario(3, 4, 5), 1_800_000_000_000);
+    let rows = model::scenario_rows(
+        5,
+        &scenario(3, 4, 5),
+        1_800_000_000_000,
+        Degradation::Hourly,
+    );
     let mut store = store::Store::new(rows);
     let now_ms = 1_800_000_000_000;
     assert_eq!(store.visible(now_ms).count(), 3);

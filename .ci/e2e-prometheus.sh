@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# End-to-end check of the alerting rules and dashboards against a real Prometheus (issue #3).
+#
+# Installs Debian's prometheus and prometheus-alertmanager when promtool, prometheus or
+# amtool are missing; checks the rule files, their unit tests, the example Alertmanager
+# configuration; then starts the exporter on its simulated tenant with one failing trunk
+# and a Prometheus on loopback that scrapes it every second with the project's rules, and
+# lets .ci/e2e_check.py assert through Prometheus' HTTP API that the failing trunk's alert
+# (and no other trunk's) goes pending or firing and that every dashboard query returns data.
+# Every process started here is stopped on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+started=$SECONDS
+
+# The trunk the simulated tenant fails; every other trunk is healthy.
+FAILING_TRUNK=sbc02.contoso.com
+
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! command -v amtool >/dev/null; then
+  echo "--- installing Debian's prometheus and prometheus-alertmanager"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  # The packages' services may or may not start (no systemd in containers): nothing here
+  # uses them; the binaries are run directly on free loopback ports below.
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    prometheus prometheus-alertmanager >/dev/null
+fi
+PROMTOOL=$(command -v promtool)
+PROMETHEUS=$(command -v prometheus)
+AMTOOL=$(command -v amtool)
+"$PROMETHEUS" --version 2>&1 | head -1
+
+echo "--- promtool check rules alerts/*.rules.yml"
+"$PROMTOOL" check rules alerts/*.rules.yml
+echo "--- promtool test rules alerts/tests/*.yml"
+"$PROMTOOL" test rules alerts/tests/*.yml
+echo "--- amtool check-config alerts/alertmanager.example.yml"
+"$AMTOOL" check-config alerts/alertmanager.example.yml
+
+echo "--- cargo build --locked"
+cargo build --locked --quiet
+EXPORTER=target/debug/teams-voice-exporter
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+# Interrupted: exit, which runs the cleanup once.
+trap 'exit 130' INT TERM
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+exporter_port=$(free_port)
+prometheus_port=$(free_port)
+
+echo "--- exporter on 127.0.0.1:${exporter_port}: simulated tenant, ${FAILING_TRUNK} failing"
+# A big tenant (a million calls a day) so that every trunk passes the alerts' minimum volume
+# within a minute; a short history and recent window keep the debug build's polls quick.
+"$EXPORTER" --demo \
+  --web.listen-address="127.0.0.1:${exporter_port}" \
+  --simulate.failing-trunk="${FAILING_TRUNK}" \
+  --simulate.calls-per-day=1000000 \
+  --simulate.history=1h \
+  --poll.interval=3s --poll.recent-window=15m --poll.sweep-interval=1m \
+  --log.level=warn >"$work/exporter.log" 2>&1 &
+pids+=($!)
+
+mkdir -p "$work/data"
+rule_files=""
+for file in alerts/*.rules.yml; do
+  rule_files+="  - $(pwd)/${file}"$'\n'
+done
+cat >"$work/prometheus.yml" <<YAML
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+${rule_files}
+scrape_configs:
+  - job_name: teams-voice
+    static_configs:
+      - targets: ["127.0.0.1:${exporter_port}"]
+YAML
+
+echo "--- prometheus on 127.0.0.1:${prometheus_port}"
+"$PROMETHEUS" --config.file="$work/prometheus.yml" \
+  --storage.tsdb.path="$work/data" \
+  --web.listen-address="127.0.0.1:${prometheus_port}" \
+  --log.level=warn >"$work/prometheus.log" 2>&1 &
+pids+=($!)
+
+status=0
+python3 .ci/e2e_check.py \
+  --prometheus "http://127.0.0.1:${prometheus_port}" \
+  --exporter "http://127.0.0.1:${exporter_port}" \
+  --failing-trunk "${FAILING_TRUNK}" \
+  --promtool "$PROMTOOL" \
+  dashboards/*.json || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "--- exporter log (last 40 lines)"
+  tail -n 40 "$work/exporter.log" || true
+  echo "--- prometheus log (last 40 lines)"
+  tail -n 40 "$work/prometheus.log" || true
+fi
+echo "--- e2e-prometheus took $((SECONDS - started))s"
+exit "$status"

@@ -1,0 +1,246 @@
+#!/usr/bin/env python3
+"""Assertions of the end-to-end check (.ci/e2e-prometheus.sh), through Prometheus' HTTP API.
+
+- the exporter's /metrics passes `promtool check metrics`;
+- every recording and alerting rule evaluates without error;
+- the failing trunk's TeamsDirectRoutingTrunkLowNER alert goes pending or firing, and no
+  alert ever names a healthy trunk, and no exporter-health alert is active;
+- every query of every dashboard panel and variable, with its variables substituted, runs
+  without error and returns data; every panel has a unit and thresholds and uses the
+  dashboard's datasource variable.
+
+Standard library only.
+"""
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+# What Grafana would put in for its built-in variables, for a Prometheus scraped every second
+# that has a few minutes of data; dashboard variables become "All" (.*).
+BUILTINS = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
+ALERT_WAIT_SECONDS = 300
+QUIET_CHECK_SECONDS = 20
+
+
+def fail(message):
+    print(f"FAIL: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def get(url, timeout=5):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.read()
+
+
+def api(prometheus, path, **params):
+    url = f"{prometheus}{path}"
+    if params:
+        url += "?" + urllib.parse.urlencode(params, doseq=True)
+    try:
+        body = json.loads(get(url, timeout=30))
+    except urllib.error.HTTPError as error:
+        body = json.loads(error.read() or b"{}")
+    if body.get("status") != "success":
+        raise QueryError(body.get("error", "no error given"))
+    return body["data"]
+
+
+class QueryError(Exception):
+    pass
+
+
+def wait_for(what, check, seconds):
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if check():
+                return
+        except (OSError, urllib.error.URLError, QueryError, ValueError):
+            pass
+        if time.monotonic() > deadline:
+            fail(f"{what} did not happen within {seconds}s")
+        time.sleep(1)
+
+
+def substitute(expr):
+    def value(match):
+        name = match.group(1) or match.group(2)
+        return BUILTINS.get(name, ".*")
+
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", value, expr)
+
+
+def panels_of(dashboard):
+    for panel in dashboard.get("panels", []):
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def check_dashboard_shape(path, dashboard):
+    if "__inputs" in dashboard:
+        fail(f"{path}: __inputs is for manual import only; use the datasource variable")
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    for needed in ("datasource", "trunk_fqdn", "call_type"):
+        if needed not in variables:
+            fail(f"{path}: no {needed} variable")
+    if variables["datasource"]["type"] != "datasource":
+        fail(f"{path}: the datasource variable must be of type datasource")
+    text = json.dumps(dashboard)
+    for uid in re.findall(r'"uid": "([^"]*)"', text):
+        if uid not in ("${datasource}", "-- Grafana --", dashboard["uid"]):
+            fail(f"{path}: hard-coded uid {uid!r}; use ${{datasource}}")
+    for panel in panels_of(dashboard):
+        if panel["type"] == "row":
+            continue
+        title = panel.get("title", "?")
+        defaults = panel.get("fieldConfig", {}).get("defaults", {})
+        if not defaults.get("unit"):
+            fail(f"{path}: panel {title!r} has no unit")
+        if not defaults.get("thresholds", {}).get("steps"):
+            fail(f"{path}: panel {title!r} has no thresholds")
+        if not panel.get("description"):
+            fail(f"{path}: panel {title!r} has no description")
+        if panel.get("datasource", {}).get("uid") != "${datasource}":
+            fail(f"{path}: panel {title!r} does not use the datasource variable")
+
+
+def check_dashboards(prometheus, paths):
+    queries = 0
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            dashboard = json.load(f)
+        check_dashboard_shape(path, dashboard)
+        for variable in dashboard["templating"]["list"]:
+            if variable["type"] != "query":
+                continue
+            definition = variable["definition"]
+            match = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", definition)
+            if not match:
+                fail(f"{path}: variable {variable['name']}: cannot check {definition!r}")
+            selector, label = substitute(match.group(1)), match.group(2)
+            series = api(prometheus, "/api/v1/series", **{"match[]": selector})
+            values = {s[label] for s in series if label in s}
+            if not values:
+                fail(f"{path}: variable {variable['name']} ({definition}) has no values")
+            queries += 1
+        for panel in panels_of(dashboard):
+            for target in panel.get("targets", []):
+                expr = substitute(target["expr"])
+                title = f"{path}: panel {panel['title']!r} query {target['refId']}"
+                last = {"error": None}
+
+                def has_data():
+                    try:
+                        data = api(prometheus, "/api/v1/query", query=expr)
+                    except QueryError as error:
+                        last["error"] = str(error)
+                        # A query error is final, not something to wait out.
+                        fail(f"{title} fails: {error}\n  {expr}")
+                    last["error"] = "no data"
+                    return len(data["result"]) > 0
+
+                # Recording rules over 1h windows need a few evaluations; give them time.
+                deadline = time.monotonic() + 60
+                while not has_data():
+                    if time.monotonic() > deadline:
+                        fail(f"{title} returns no data\n  {expr}")
+                    time.sleep(2)
+                queries += 1
+    return queries
+
+
+def check_metrics(exporter, promtool):
+    metrics = get(f"{exporter}/metrics")
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=metrics, capture_output=True, check=False
+    )
+    output = (result.stdout + result.stderr).decode().strip()
+    if result.returncode != 0 or output:
+        fail(f"promtool check metrics on the exporter's /metrics:\n{output}")
+    print(f"ok: promtool check metrics is clean ({len(metrics)} bytes of metrics)")
+
+
+def check_rules_healthy(prometheus):
+    groups = api(prometheus, "/api/v1/rules")["groups"]
+    count = 0
+    for group in groups:
+        for rule in group["rules"]:
+            count += 1
+            if rule.get("health") not in ("ok", "unknown"):
+                fail(f"rule {rule['name']} in {group['name']}: {rule.get('lastError')}")
+    return count
+
+
+def watch_alerts(prometheus, failing_trunk):
+    """Waits for the failing trunk's alert; fails on any alert naming another trunk."""
+    started = time.monotonic()
+    seen_at = None
+    seen = set()
+    while True:
+        alerts = api(prometheus, "/api/v1/alerts")["alerts"]
+        for alert in alerts:
+            labels = alert["labels"]
+            name = labels["alertname"]
+            trunk = labels.get("trunk_fqdn")
+            if trunk is not None and trunk != failing_trunk:
+                fail(f"{name} ({alert['state']}) names the healthy trunk {trunk}: {labels}")
+            if name.startswith("TeamsVoiceExporter"):
+                fail(f"exporter alert {name} is {alert['state']}: {alert['annotations']}")
+            if trunk == failing_trunk and (name, alert["state"]) not in seen:
+                seen.add((name, alert["state"]))
+                print(
+                    f"ok: {name} is {alert['state']} for {trunk} after "
+                    f"{time.monotonic() - started:.0f}s: {alert['annotations'].get('summary')}"
+                )
+                if name == "TeamsDirectRoutingTrunkLowNER" and seen_at is None:
+                    seen_at = time.monotonic()
+        now = time.monotonic()
+        if seen_at is not None and now - seen_at >= QUIET_CHECK_SECONDS:
+            return
+        if seen_at is None and now - started > ALERT_WAIT_SECONDS:
+            fail(f"TeamsDirectRoutingTrunkLowNER for {failing_trunk} did not go pending in {ALERT_WAIT_SECONDS}s")
+        time.sleep(1)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prometheus", required=True)
+    parser.add_argument("--exporter", required=True)
+    parser.add_argument("--failing-trunk", required=True)
+    parser.add_argument("--promtool", default="promtool")
+    parser.add_argument("dashboards", nargs="+")
+    args = parser.parse_args()
+    began = time.monotonic()
+
+    wait_for("the exporter's /-/ready", lambda: get(f"{args.exporter}/-/ready"), 120)
+    wait_for("Prometheus' /-/ready", lambda: get(f"{args.prometheus}/-/ready"), 60)
+    check_metrics(args.exporter, args.promtool)
+
+    def target_up():
+        targets = api(args.prometheus, "/api/v1/targets")["activeTargets"]
+        return any(t["health"] == "up" for t in targets)
+
+    wait_for("the exporter's scrape target going up", target_up, 60)
+    watch_alerts(args.prometheus, args.failing_trunk)
+    rules = check_rules_healthy(args.prometheus)
+    print(f"ok: all {rules} rules evaluate without error")
+    queries = check_dashboards(args.prometheus, args.dashboards)
+    print(f"ok: {queries} dashboard queries (panels and variables) return data")
+    # Still quiet for the healthy trunks after the dashboard checks.
+    watch_quiet = api(args.prometheus, "/api/v1/alerts")["alerts"]
+    for alert in watch_quiet:
+        trunk = alert["labels"].get("trunk_fqdn")
+        if trunk is not None and trunk != args.failing_trunk:
+            fail(f"{alert['labels']['alertname']} names the healthy trunk {trunk}")
+    print(f"ok: end-to-end assertions passed in {time.monotonic() - began:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
