@@ -17,10 +17,10 @@ use crate::clock::Clock;
 use crate::config::{listen_candidates, ConfigError, ExporterArgs, SimulateArgs, SimulationArgs};
 use crate::graph::GraphClient;
 use crate::metrics::{ExporterMetrics, StateCollector, DIRECT_ROUTING_ENDPOINT};
-use crate::poller::{Poller, PollerStatus, Progress};
+use crate::poller::{Poller, PollerStatus};
 use crate::server::{About, Web};
 use crate::simulator::{self, SimConfig, SimHandle, Traffic};
-use crate::state::TenantState;
+use crate::state::store::{self, StateError};
 
 /// Why the exporter could not start, or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +35,8 @@ pub enum StartError {
     HttpClient(String),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("the poller stopped: {0}; please report this as a bug")]
     PollerStopped(String),
 }
@@ -132,7 +134,16 @@ pub async fn run_exporter(
         metrics.clone(),
     );
 
-    let state = Arc::new(Mutex::new(TenantState::new()));
+    let restored = store::restore(
+        config.state.as_ref(),
+        &about.tenant_id,
+        metrics.state_write_errors.clone(),
+    )?;
+    metrics
+        .remembered_rows
+        .with_label_values(&[DIRECT_ROUTING_ENDPOINT])
+        .set(restored.state.remembered_rows() as i64);
+    let state = Arc::new(Mutex::new(restored.state));
     registry.register(Box::new(StateCollector::new(
         state.clone(),
         DIRECT_ROUTING_ENDPOINT,
@@ -145,7 +156,8 @@ pub async fn run_exporter(
         metrics,
         clock,
         schedule: config.schedule.clone(),
-        progress: Progress::default(),
+        progress: restored.progress,
+        store: restored.store,
     };
 
     let listener = bind(&config.listen_address).await?;
@@ -165,6 +177,7 @@ pub async fn run_exporter(
         telemetry_path: config.telemetry_path.clone(),
         status,
         about,
+        state: restored.status,
     });
 
     let mut poll_task = tokio::spawn(poller.run(shutdown.clone()));

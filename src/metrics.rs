@@ -12,8 +12,8 @@ use parking_lot::Mutex;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
 use crate::state::{
@@ -40,6 +40,7 @@ pub struct ExporterMetrics {
     pub token_refreshes: IntCounterVec,
     pub ready: IntGauge,
     pub start_time: Gauge,
+    pub state_write_errors: IntCounter,
 }
 
 impl ExporterMetrics {
@@ -92,8 +93,9 @@ impl ExporterMetrics {
             )?,
             ready: IntGauge::new(p("ready"), "1 once the first poll has read its whole window (what /-/ready reports).")?,
             start_time: Gauge::new(p("start_time_seconds"), "Unix time the exporter started.")?,
+            state_write_errors: IntCounter::new(p("state_write_errors_total"), "Failed attempts to save the state to --state.path (a read-only or full disk, say); the state is kept in memory and saved at the next successful attempt.")?,
         };
-        let collectors: [Box<dyn Collector>; 12] = [
+        let collectors: [Box<dyn Collector>; 13] = [
             Box::new(metrics.graph_requests.clone()),
             Box::new(metrics.graph_request_duration.clone()),
             Box::new(metrics.graph_throttled.clone()),
@@ -106,6 +108,7 @@ impl ExporterMetrics {
             Box::new(metrics.token_refreshes.clone()),
             Box::new(metrics.ready.clone()),
             Box::new(metrics.start_time.clone()),
+            Box::new(metrics.state_write_errors.clone()),
         ];
         for collector in collectors {
             registry.register(collector)?;
@@ -271,7 +274,7 @@ impl Collector for StateCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let state = self.state.lock();
-        let a = &state.aggregates;
+        let a = state.exposed();
         let endpoint = [self.endpoint];
 
         let calls = a.calls.iter().map(|(k, v)| {
