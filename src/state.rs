@@ -191,7 +191,7 @@ impl RowKey {
         parse_guid(id).map_or_else(|| RowKey::Text(id.into()), RowKey::Guid)
     }
 
-    fn from_content(raw: &str) -> Self {
+    pub(crate) fn from_content(raw: &str) -> Self {
         // XXH3 is specified and frozen, unlike std's hashers: the key is saved in the state
         // file and must come out the same in every later build.
         RowKey::ContentHash(xxhash_rust::xxh3::xxh3_64(raw.as_bytes()))

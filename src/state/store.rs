@@ -342,9 +342,9 @@ impl StateStore {
 
     /// Saves the state's changes since the last commit, its aggregates and `progress` in
     /// one transaction. Blocks on disk I/O. A failure is logged, counted and shown on the
-    /// landing page, and the changes are kept for the next attempt; returns whether the
-    /// commit succeeded.
-    pub fn commit(&mut self, state: &Mutex<TenantState>, progress: &Progress) -> bool {
+    /// landing page, and the changes are kept for the next attempt. Returns how many
+    /// remembered ids were written, or `None` if the commit failed.
+    pub fn commit(&mut self, state: &Mutex<TenantState>, progress: &Progress) -> Option<usize> {
         let started = Instant::now();
         tracing::debug!(path = %self.path.display(), "state commit starting");
         match self.try_commit(state, progress) {
@@ -363,7 +363,7 @@ impl StateStore {
                         "the state is saved again; everything counted meanwhile is in the file"
                     );
                 }
-                true
+                Some(written)
             }
             Err(error) => {
                 // redb wants a database reopened after an I/O error; the next attempt
@@ -371,7 +371,7 @@ impl StateStore {
                 self.db = None;
                 let pending = state.lock().pending_changes();
                 self.failed_with_pending(&error, pending);
-                false
+                None
             }
         }
     }
