@@ -20,8 +20,8 @@ fn row(n: u32, minute: u32) -> String {
         minute % 60,
         8 + minute / 60,
         minute % 60,
-        n % 3 != 0,
-        if n % 3 != 0 { 0 } else { 503 },
+        !n.is_multiple_of(3),
+        if n.is_multiple_of(3) { 503 } else { 0 },
         n % 4,
     )
 }
