@@ -549,6 +549,8 @@ impl StateStore {
             aggregates,
         };
         write_meta(&txn, &self.tenant_id, &summary)?;
+        // Marks the start of the disk writes, for the tests that SIGKILL in the middle.
+        tracing::debug!(rows = rows.len(), "state commit writing to disk");
         txn.commit().db()?;
         Ok(mark)
     }
