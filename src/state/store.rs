@@ -53,7 +53,7 @@ pub const FORMAT_VERSION: u32 = 1;
 /// The first bytes of every redb file.
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
 /// Page cache of the database; the whole file of a 300,000-id tenant fits.
-const CACHE_BYTES: usize = 64 * 1024 * 1024;
+const CACHE_BYTES: usize = 256 * 1024 * 1024;
 
 const CHOICES: &str = "Either move the file aside (keep it if you want to report a problem) and start again, or start with --state.reset to begin afresh: counters restart at zero and the first poll is a new baseline";
 
