@@ -385,4 +385,26 @@ fn a_read_only_state_directory_keeps_polling_and_serving_and_is_counted() {
         "restored from what was written once the disk allowed"
     );
     assert_eq!(errors(&restarted), 0.0);
+
+    // A file that can be read but not written: restored from, and the writes counted.
+    let before = restarted.metrics();
+    restarted.kill();
+    if as_root {
+        std::os::unix::fs::chown(&state_file, Some(0), Some(0)).unwrap();
+        chmod(&state_file, 0o644);
+    } else {
+        chmod(&state_file, 0o444);
+    }
+    let read_only = Exporter::start_with(&sim.base_url(), &[&flag], configure);
+    assert_eq!(
+        read_only.metrics().of("teams_direct_routing_calls_total"),
+        before.of("teams_direct_routing_calls_total"),
+        "restored from the read-only file"
+    );
+    wait_for(Duration::from_secs(10), "failed writes counted", || {
+        errors(&read_only) >= 2.0
+    })
+    .unwrap();
+    assert!(read_only.get("/").1.contains("Not saved"));
+    assert_eq!(read_only.get("/-/ready").0, 200);
 }
