@@ -3,8 +3,10 @@
 //! For 30,000 and 300,000 remembered ids (the latter is 100,000 calls a day over the
 //! default 72-hour lookback), it saves a baseline, then runs polls that each count 10 new
 //! rows and forget the 10 oldest, committing after each as the exporter does, and times the
-//! commits. Then it times a restore after a clean stop, and after a SIGKILL (a copy of the
-//! file taken while it is open, which redb must recover).
+//! commits and counts the bytes each one writes (`wchar` in `/proc/self/io`: what the
+//! process handed to write calls, free of the disk's timing noise). Then it times a restore
+//! after a clean stop, and after a SIGKILL (a copy of the file taken while it is open, which
+//! redb must recover).
 //!
 //! Run with `cargo bench --bench state_commit`; `TVE_BENCH_DIR=/some/disk` puts the files on
 //! the disk to measure (default: the system's temporary directory), `TVE_BENCH_POLLS`
@@ -42,7 +44,7 @@ fn main() {
         parent.display()
     );
     println!(
-        "{:>10} {:>12} {:>11} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>10}",
+        "{:>10} {:>12} {:>11} {:>10} {:>10} {:>10} {:>10} {:>13} {:>12} {:>12} {:>10}",
         "ids",
         "baseline",
         "commit mean",
@@ -50,6 +52,7 @@ fn main() {
         "p90",
         "p99",
         "max",
+        "written/poll",
         "restore",
         "after kill",
         "file"
@@ -72,6 +75,14 @@ fn row(n: usize, start: DateTime<Utc>) -> String {
         end.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         n % 6,
     )
+}
+
+/// Bytes this process has passed to write calls so far, where Linux tells.
+fn bytes_written() -> Option<u64> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    io.lines()
+        .find_map(|line| line.strip_prefix("wchar:"))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn run(ids: usize, polls: usize, dir: &Path) {
@@ -105,6 +116,7 @@ fn run(ids: usize, polls: usize, dir: &Path) {
     let baseline = started.elapsed();
 
     let mut times = Vec::with_capacity(polls);
+    let mut written_bytes = 0;
     for poll in 0..polls {
         let first = ids + poll * NEW_ROWS_PER_POLL;
         let new: Vec<String> = (first..first + NEW_ROWS_PER_POLL)
@@ -124,9 +136,13 @@ fn run(ids: usize, polls: usize, dir: &Path) {
         // Whole seconds decide expiry, so a poll may forget a few more or fewer.
         assert!(forgotten <= 2 * NEW_ROWS_PER_POLL, "{forgotten}");
         drop(guard);
+        let bytes_before = bytes_written();
         let started = Instant::now();
         let written = store.commit(&state, &progress).expect("commit");
         times.push(started.elapsed());
+        written_bytes += bytes_written()
+            .zip(bytes_before)
+            .map_or(0, |(after, before)| after - before);
         assert!(written <= 3 * NEW_ROWS_PER_POLL, "{written} ids written");
     }
     assert_eq!(errors.get(), 0);
@@ -160,7 +176,7 @@ fn run(ids: usize, polls: usize, dir: &Path) {
     let pick = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
     println!(
-        "{:>10} {:>12} {:>11} {:>10} {:>10} {:>10} {:>10} {:>12} {:>12} {:>7} MiB",
+        "{:>10} {:>12} {:>11} {:>10} {:>10} {:>10} {:>10} {:>9} KiB {:>12} {:>12} {:>7} MiB",
         remembered,
         ms(baseline),
         ms(mean),
@@ -168,6 +184,7 @@ fn run(ids: usize, polls: usize, dir: &Path) {
         ms(pick(0.9)),
         ms(pick(0.99)),
         ms(*times.last().unwrap()),
+        written_bytes / polls as u64 / 1024,
         ms(clean),
         ms(after_kill),
         size / (1024 * 1024),
