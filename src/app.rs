@@ -134,6 +134,9 @@ pub async fn run_exporter(
         metrics.clone(),
     );
 
+    if config.state.is_none() && !args.demo {
+        tracing::warn!("no --state.path: counted calls and remembered row ids are kept in memory only, so a restart sets the counters back to zero and calls that appear while the exporter is down are never counted; give it a file on a persistent volume with --state.path");
+    }
     let restored = store::restore(
         config.state.as_ref(),
         &about.tenant_id,

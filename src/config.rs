@@ -530,6 +530,27 @@ mod tests {
     }
 
     #[test]
+    fn state_flags_are_checked() {
+        let config = args(&["--state.path=/var/lib/tve/state.redb", "--state.reset"])
+            .unwrap()
+            .exporter
+            .config()
+            .unwrap();
+        assert_eq!(
+            config.state,
+            Some(StateOptions {
+                path: "/var/lib/tve/state.redb".into(),
+                reset: true
+            })
+        );
+        assert!(args(&["--state.reset"]).is_err(), "reset needs a path");
+        assert!(
+            args(&["--demo", "--state.path=x"]).is_err(),
+            "the demo tenant starts afresh every run"
+        );
+    }
+
+    #[test]
     fn urls_and_addresses_are_checked() {
         assert!(
             args(&["--graph.endpoint=https://me:pw@graph.microsoft.com"])

@@ -407,6 +407,28 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_sweeps_at_once() {
+        let saved = Progress {
+            baseline_done: true,
+            last_sweep: Some(at("2026-11-27T09:59:00Z")),
+            covered_until: Some(at("2026-11-27T09:59:30Z")),
+            forgotten_before: Some(at("2026-11-24T09:59:00Z")),
+            sweep_failed: true,
+        };
+        let p = poller(saved.clone().resumed());
+        let (kind, window) = p.plan(at("2026-11-27T10:00:00Z"));
+        assert_eq!(kind, PollKind::Sweep);
+        assert_eq!(window.from, at("2026-11-24T10:00:00Z"));
+        assert_eq!(p.progress.forgotten_before, saved.forgotten_before);
+        let unfinished = poller(Progress::default().resumed());
+        assert_eq!(
+            unfinished.plan(at("2026-11-27T10:00:00Z")).0,
+            PollKind::Baseline,
+            "a baseline cut short is read again"
+        );
+    }
+
+    #[test]
     fn a_failing_sweep_lets_recent_polls_through() {
         let mut p = poller(Progress {
             baseline_done: true,

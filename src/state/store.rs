@@ -164,16 +164,13 @@ pub struct Restored {
 }
 
 /// Opens `--state.path` (if given) and restores what it holds. Without it, the state lives
-/// in memory only, and the exporter warns once that a restart forgets it.
+/// in memory only.
 pub fn restore(
     options: Option<&StateOptions>,
     tenant_id: &str,
     write_errors: IntCounter,
 ) -> Result<Restored, StateError> {
     let Some(options) = options else {
-        tracing::warn!(
-            "no --state.path: counted calls and remembered row ids are kept in memory only, so a restart sets the counters back to zero and calls that appear while the exporter is down are never counted; give it a file on a persistent volume with --state.path"
-        );
         return Ok(Restored {
             state: TenantState::new(),
             progress: Progress::default(),
@@ -432,14 +429,14 @@ impl StateStore {
             Err(error) => return Err(format!("cannot reach the state file {shown}: {error}")),
             Ok(_) => {}
         }
-        let db = open_file(&self.path).map_err(|error| match error {
+        let db = guarded(false, || open_file(&self.path)).map_err(|error| match error {
             OpenError::Locked => format!("the state file {shown} is in use by another process"),
             OpenError::Io(error) => format!("cannot open the state file {shown}: {error}"),
             OpenError::Damaged(detail) => {
                 format!("the state file {shown} is damaged ({detail}); it is left as it is")
             }
         })?;
-        let found = read_mark(&db, &self.tenant_id).map_err(|error| {
+        let found = guarded(false, || read_mark(&db, &self.tenant_id)).map_err(|error| {
             format!(
                 "the state file {shown} no longer holds this exporter's state ({}); it is left as it is",
                 error.describe()
@@ -717,13 +714,25 @@ fn sniff(path: &Path, shown: &str) -> Result<(), StateError> {
     })
 }
 
-/// Runs `f`, turning a panic into damage: redb may panic on a file crafted or damaged
-/// badly enough. The default panic message is held back so the refusal reads cleanly.
+/// At start, runs `f` turning a panic into damage (see [`guarded`]), holding back the
+/// default panic message so that the refusal reads cleanly. Only while nothing else runs:
+/// the panic hook is global.
 fn quietly<T, E: From<String>>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
-    let hook = panic::take_hook();
-    panic::set_hook(Box::new(|_| {}));
+    guarded(true, f)
+}
+
+/// Runs `f`, turning a panic into damage: redb may panic on a file crafted or damaged
+/// badly enough, and a bad file must not take the exporter down.
+fn guarded<T, E: From<String>>(silent: bool, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    let hook = silent.then(|| {
+        let hook = panic::take_hook();
+        panic::set_hook(Box::new(|_| {}));
+        hook
+    });
     let outcome = panic::catch_unwind(AssertUnwindSafe(f));
-    panic::set_hook(hook);
+    if let Some(hook) = hook {
+        panic::set_hook(hook);
+    }
     match outcome {
         Ok(result) => result,
         Err(payload) => {
