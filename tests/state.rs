@@ -312,15 +312,24 @@ fn a_read_only_state_directory_keeps_polling_and_serving_and_is_counted() {
         malformed_rows: 0,
     };
     let (_runtime, sim) = simulator(scenario, Faults::default());
-    let dir = tempfile::tempdir().unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    // The unprivileged user must reach the directory and the binary: under /tmp, with a
+    // copy of the binary (the build directory may be private to root).
+    let dir = if as_root {
+        tempfile::tempdir_in("/tmp").unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let program = dir.path().join("teams-voice-exporter");
+    std::fs::copy(common::BIN, &program).unwrap();
     let state_dir = dir.path().join("state");
     std::fs::create_dir(&state_dir).unwrap();
     let state_file = state_dir.join("state.redb");
-    // SAFETY: geteuid has no preconditions.
-    let as_root = unsafe { libc::geteuid() } == 0;
     if as_root {
         // Owned by root and not writable by others: read-only for the exporter's user.
         chmod(dir.path(), 0o755);
+        chmod(&program, 0o755);
         chmod(&state_dir, 0o755);
     } else {
         chmod(&state_dir, 0o555);
@@ -335,7 +344,7 @@ fn a_read_only_state_directory_keeps_polling_and_serving_and_is_counted() {
         }
     };
     let flag = format!("--state.path={}", state_file.display());
-    let exporter = Exporter::start_with(&sim.base_url(), &[&flag], configure);
+    let exporter = Exporter::start_with(&sim.base_url(), &[&flag], &program, configure);
     exporter.wait_ready(Duration::from_secs(60));
     sim.release();
     wait_for(Duration::from_secs(60), "late rows counted", || {
@@ -373,7 +382,7 @@ fn a_read_only_state_directory_keeps_polling_and_serving_and_is_counted() {
     .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&exporter.log())));
     let before = exporter.metrics();
     exporter.kill();
-    let restarted = Exporter::start_with(&sim.base_url(), &[&flag], configure);
+    let restarted = Exporter::start_with(&sim.base_url(), &[&flag], &program, configure);
     let after = restarted.metrics();
     assert_eq!(
         after.sum("teams_voice_exporter_rows_ingested_total", &[]),
@@ -395,7 +404,7 @@ fn a_read_only_state_directory_keeps_polling_and_serving_and_is_counted() {
     } else {
         chmod(&state_file, 0o444);
     }
-    let read_only = Exporter::start_with(&sim.base_url(), &[&flag], configure);
+    let read_only = Exporter::start_with(&sim.base_url(), &[&flag], &program, configure);
     assert_eq!(
         read_only.metrics().of("teams_direct_routing_calls_total"),
         before.of("teams_direct_routing_calls_total"),

@@ -66,14 +66,15 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
 impl Exporter {
     /// Starts the exporter against a simulated tenant at `base_url`, with fast polling.
     pub fn start(base_url: &str, extra: &[&str]) -> Exporter {
-        Exporter::start_with(base_url, extra, |_| {})
+        Exporter::start_with(base_url, extra, BIN.as_ref(), |_| {})
     }
 
-    /// As [`Exporter::start`], with `configure` applied to the command (to run it as
-    /// another user, say).
+    /// As [`Exporter::start`], running `program` (a copy of the binary) with `configure`
+    /// applied to the command (to run it as another user, say).
     pub fn start_with(
         base_url: &str,
         extra: &[&str],
+        program: &std::path::Path,
         configure: impl FnOnce(&mut Command),
     ) -> Exporter {
         let mut args = vec![
@@ -91,6 +92,7 @@ impl Exporter {
         args.retain(|arg| !extra.iter().any(|e| flag(e) == flag(arg)));
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         Exporter::spawn_with(
+            program,
             &args,
             &[
                 ("AZURE_TENANT_ID", TENANT),
@@ -102,15 +104,16 @@ impl Exporter {
     }
 
     pub fn spawn(args: &[String], env: &[(&str, &str)]) -> Exporter {
-        Exporter::spawn_with(args, env, |_| {})
+        Exporter::spawn_with(BIN.as_ref(), args, env, |_| {})
     }
 
     fn spawn_with(
+        program: &std::path::Path,
         args: &[String],
         env: &[(&str, &str)],
         configure: impl FnOnce(&mut Command),
     ) -> Exporter {
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(program);
         command
             .args(args)
             .env_remove("AZURE_TENANT_ID")
@@ -123,7 +126,18 @@ impl Exporter {
             command.env(key, value);
         }
         configure(&mut command);
-        let mut child = command.spawn().expect("the exporter binary starts");
+        // A freshly copied binary can be briefly busy (ETXTBSY) while another test's fork
+        // still holds it open for writing.
+        let mut attempts = 0;
+        let mut child = loop {
+            match command.spawn() {
+                Err(error) if error.raw_os_error() == Some(libc::ETXTBSY) && attempts < 50 => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                spawned => break spawned.expect("the exporter binary starts"),
+            }
+        };
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
