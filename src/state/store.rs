@@ -233,6 +233,8 @@ pub struct StateStore {
     /// `None` until the file could be opened for writing, and after a failed write (redb
     /// wants a database reopened after an I/O error).
     db: Option<Database>,
+    /// Which file `db` is, to notice when the path is deleted or replaced under us.
+    identity: Option<FileIdentity>,
     /// What the file holds after our last successful commit (or as restored).
     expected: Mark,
     /// The next commit writes every remembered id: the file is new, or does not hold
@@ -272,6 +274,7 @@ impl StateStore {
             path: path.clone(),
             tenant_id: tenant_id.to_owned(),
             db: None,
+            identity: None,
             expected: Mark::default(),
             rewrite: true,
             status: Arc::new(StoreStatus::new(path.clone())),
@@ -325,6 +328,7 @@ impl StateStore {
         }
         if writable {
             store.db = Some(db);
+            store.identity = identity(&path);
         }
         Ok((store, saved))
     }
@@ -416,6 +420,11 @@ impl StateStore {
     /// Opens the file for writing if it is not open, and decides whether the next commit
     /// must rewrite it whole.
     fn ensure_open(&mut self) -> Result<(), String> {
+        if self.db.is_some() && identity(&self.path) != self.identity {
+            // Deleted or replaced under us: writing on would go to a file nobody reads.
+            tracing::warn!(path = %self.path.display(), "the state file was deleted or replaced while in use; writing it anew");
+            self.db = None;
+        }
         if self.db.is_some() {
             return Ok(());
         }
@@ -444,6 +453,7 @@ impl StateStore {
         })?;
         self.rewrite = found != Some(self.expected);
         self.db = Some(db);
+        self.identity = identity(&self.path);
         Ok(())
     }
 
@@ -493,6 +503,7 @@ impl StateStore {
         // The rename is durable only once the directory is.
         fs::File::open(&directory)?.sync_all()?;
         self.db = Some(db);
+        self.identity = identity(&self.path);
         self.expected = Mark::default();
         self.rewrite = true;
         Ok(())
@@ -625,6 +636,21 @@ impl LoadError {
             }
             LoadError::OtherTenant(saved) => format!("it belongs to tenant {saved}"),
         }
+    }
+}
+
+/// Device and inode of a file, where the platform has them.
+type FileIdentity = (u64, u64);
+
+fn identity(path: &Path) -> Option<FileIdentity> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        fs::metadata(path).ok().map(|_| (0, 0))
     }
 }
 

@@ -176,7 +176,7 @@ fn a_vanished_file_is_written_whole() {
         &(0..300).map(|n| row(n, n % 100)).collect::<Vec<_>>(),
     );
     assert_eq!(store.commit(&state, &progress()), Some(300));
-    store.close();
+    // Deleted while open: noticed at the next commit, without any I/O error.
     fs::remove_file(&options.path).unwrap();
     ingest(&state, &[row(300, 100)]);
     assert_eq!(
@@ -184,6 +184,15 @@ fn a_vanished_file_is_written_whole() {
         Some(301),
         "rewritten whole"
     );
+    // Replaced by an older copy of itself: the mark differs, so rewritten whole again.
+    let copy = dir.path().join("copy");
+    fs::copy(&options.path, &copy).unwrap();
+    ingest(&state, &[row(301, 100)]);
+    assert_eq!(store.commit(&state, &progress()), Some(1));
+    store.close();
+    fs::rename(&copy, &options.path).unwrap();
+    ingest(&state, &[row(302, 100)]);
+    assert_eq!(store.commit(&state, &progress()), Some(303));
     drop(store);
     assert_restores(&options, &state, &progress());
 }
