@@ -316,7 +316,7 @@ impl StateStore {
             Err(OpenError::Io(error)) if refuses_writes(&error) => {
                 // Restore from a private copy; writes wait until the file is writable.
                 let db = quietly(|| open_copy(&path)).map_err(|e| e.at(&shown))?;
-                store.failed(&format!("the state file is not writable: {error}"));
+                store.failed(&format!("the state file {shown} is not writable: {error}"));
                 (db, false)
             }
             Err(error) => return Err(error.at(&shown)),
