@@ -707,8 +707,10 @@ fn open_error(error: DatabaseError) -> OpenError {
 
 /// Whether an I/O error means the file may be read but not written.
 fn refuses_writes(error: &io::Error) -> bool {
-    // EROFS: a read-only file system.
-    error.kind() == io::ErrorKind::PermissionDenied || error.raw_os_error() == Some(30)
+    matches!(
+        error.kind(),
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+    )
 }
 
 /// Checks the first bytes before handing a file to redb, so that another program's file
@@ -750,6 +752,9 @@ fn quietly<T, E: From<String>>(f: impl FnOnce() -> Result<T, E>) -> Result<T, E>
 /// Runs `f`, turning a panic into damage: redb may panic on a file crafted or damaged
 /// badly enough, and a bad file must not take the exporter down.
 fn guarded<T, E: From<String>>(silent: bool, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+    // One swap of the global hook at a time, so that each puts back what it found.
+    static SWAPPING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _swapping = silent.then(|| SWAPPING.lock().unwrap_or_else(|e| e.into_inner()));
     let hook = silent.then(|| {
         let hook = panic::take_hook();
         panic::set_hook(Box::new(|_| {}));
