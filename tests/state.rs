@@ -1,7 +1,7 @@
 //! Durable state (`--state.path`) through the real binary: SIGKILL at random instants and
 //! in the middle of commits, with the counters compared exactly with the simulated
-//! tenant's ground truth at the end; state files that must stop the start; and a
-//! directory that refuses writes.
+//! tenant's ground truth at the end; state files that must stop the start; a directory
+//! that refuses writes; and writes that start failing mid-run, as on a full disk.
 
 mod common;
 
@@ -416,4 +416,103 @@ fn a_read_only_state_directory_keeps_polling_and_serving_and_is_counted() {
     .unwrap();
     assert!(read_only.get("/").1.contains("Not saved"));
     assert_eq!(read_only.get("/-/ready").0, 200);
+}
+
+/// Sets the exporter's file size limit (soft and hard): writes past it fail with EFBIG,
+/// as on a full disk, for root too.
+#[cfg(target_os = "linux")]
+fn limit_file_size(pid: u32, bytes: libc::rlim_t) {
+    let limit = libc::rlimit {
+        rlim_cur: bytes,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: prlimit reads `limit` and writes nothing when the old value is not asked for.
+    let result = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &limit,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(result, 0, "{}", std::io::Error::last_os_error());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn writes_failing_mid_run_are_counted_and_caught_up_when_the_disk_is_back() {
+    use std::os::unix::process::CommandExt;
+    let scenario = Scenario {
+        preexisting_rows: 2000,
+        late_rows: 2500,
+        span: Duration::from_secs(6 * 3600),
+        arrival_spread: Duration::from_secs(3),
+        malformed_rows: 0,
+    };
+    let (_runtime, sim) = simulator(scenario, Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let flag = format!("--state.path={}", dir.path().join("state.redb").display());
+    // Past the limit a write fails with EFBIG instead of raising SIGXFSZ.
+    let ignore_sigxfsz = |command: &mut Command| {
+        // SAFETY: signal(2) is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    };
+    let exporter = Exporter::start_with(
+        &sim.base_url(),
+        &[&flag],
+        common::BIN.as_ref(),
+        ignore_sigxfsz,
+    );
+    exporter.wait_ready(Duration::from_secs(60));
+    let errors = |e: &Exporter| {
+        e.metrics()
+            .sum("teams_voice_exporter_state_write_errors_total", &[])
+    };
+    assert_eq!(errors(&exporter), 0.0);
+
+    // The disk fills up while the exporter runs and rows keep arriving.
+    limit_file_size(exporter.pid(), 0);
+    sim.release();
+    wait_for(Duration::from_secs(60), "late rows counted", || {
+        exporter
+            .metrics()
+            .sum("teams_voice_exporter_rows_ingested_total", &[])
+            >= 2500.0
+    })
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&exporter.log())));
+    wait_for(Duration::from_secs(10), "failed writes counted", || {
+        errors(&exporter) >= 3.0
+    })
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&exporter.log())));
+    assert_eq!(exporter.get("/-/ready").0, 200);
+    assert!(exporter.get("/").1.contains("Not saved"));
+
+    // Space again: the next commit writes everything counted meanwhile.
+    limit_file_size(exporter.pid(), libc::RLIM_INFINITY);
+    wait_for(Duration::from_secs(10), "the state saved", || {
+        exporter.get("/").1.contains("Saved to")
+    })
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&exporter.log())));
+    let log = exporter.log();
+    assert!(log.contains("File too large"), "writes really failed");
+    assert!(log.contains("the state is saved again"));
+    let before = exporter.metrics();
+    exporter.kill();
+    let restarted = Exporter::start(&sim.base_url(), &[&flag]);
+    let after = restarted.metrics();
+    assert_eq!(
+        after.sum("teams_voice_exporter_rows_ingested_total", &[]),
+        2500.0
+    );
+    assert_eq!(
+        after.of("teams_direct_routing_calls_total"),
+        before.of("teams_direct_routing_calls_total")
+    );
+    let e = expected(&sim.ground_truth());
+    assert_eq!(after.of("teams_direct_routing_calls_total"), e.calls);
 }
