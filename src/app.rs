@@ -19,10 +19,10 @@ use crate::config::{
 };
 use crate::graph::GraphClient;
 use crate::metrics::{ExporterMetrics, StateCollector, DIRECT_ROUTING_ENDPOINT};
-use crate::poller::{Poller, PollerStatus, Progress};
+use crate::poller::{Poller, PollerStatus};
 use crate::server::{About, Web};
 use crate::simulator::{self, SimConfig, SimHandle, Traffic};
-use crate::state::TenantState;
+use crate::state::store::{self, StateError};
 use crate::web_config::WebConfig;
 
 /// Why the exporter could not start, or had to stop.
@@ -38,6 +38,8 @@ pub enum StartError {
     HttpClient(String),
     #[error("cannot register metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("the poller stopped: {0}; please report this as a bug")]
     PollerStopped(String),
     #[error(transparent)]
@@ -95,7 +97,19 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         metrics.clone(),
     );
 
-    let state = Arc::new(Mutex::new(TenantState::new()));
+    if config.state.is_none() && !args.demo {
+        tracing::warn!("no --state.path: counted calls and remembered row ids are kept in memory only, so a restart sets the counters back to zero and calls that appear while the exporter is down are never counted; give it a file on a persistent volume with --state.path");
+    }
+    let restored = store::restore(
+        config.state.as_ref(),
+        &about.tenant_id,
+        metrics.state_write_errors.clone(),
+    )?;
+    metrics
+        .remembered_rows
+        .with_label_values(&[DIRECT_ROUTING_ENDPOINT])
+        .set(restored.state.remembered_rows() as i64);
+    let state = Arc::new(Mutex::new(restored.state));
     registry.register(Box::new(StateCollector::new(
         state.clone(),
         DIRECT_ROUTING_ENDPOINT,
@@ -108,7 +122,8 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         metrics,
         clock,
         schedule: config.schedule.clone(),
-        progress: Progress::default(),
+        progress: restored.progress,
+        store: restored.store,
     };
 
     let listener = bind(&config.listen_address).await?;
@@ -131,6 +146,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         about,
         web_config,
         basic_auth: Default::default(),
+        state: restored.status,
     });
 
     let mut poll_task = tokio::spawn(poller.run(shutdown.clone()));

@@ -18,6 +18,7 @@ use crate::auth::jws::Algorithm;
 use crate::auth::Credential;
 use crate::graph::{RetryPolicy, MAX_WINDOW};
 use crate::poller::Schedule;
+use crate::state::store::StateOptions;
 
 /// The default port: in the exporters' range, and clear of node_exporter (9100),
 /// blackbox_exporter (9115) and the other widely deployed exporters.
@@ -349,6 +350,15 @@ pub struct ExporterArgs {
     /// later than the lookback minus the sweep interval after its call may not be counted.
     #[arg(long = "poll.lookback", default_value = "72h", value_parser = parse_duration, value_name = "DURATION")]
     pub lookback: Duration,
+
+    /// File that keeps the counted calls and remembered row ids across restarts (put it on a
+    /// persistent volume). Without it, a restart sets the counters back to zero.
+    #[arg(long = "state.path", value_name = "PATH", conflicts_with = "demo")]
+    pub state_path: Option<PathBuf>,
+    /// Delete the state saved at --state.path and start afresh (counters from zero, a new
+    /// baseline); for a state file that cannot be used.
+    #[arg(long = "state.reset", requires = "state_path")]
+    pub state_reset: bool,
 }
 
 /// Parses durations in human form: `90s`, `5m`, `1h`, `1h30m`, `500ms`.
@@ -410,6 +420,7 @@ pub struct Config {
     pub graph_timeout: Duration,
     pub retry: RetryPolicy,
     pub schedule: Schedule,
+    pub state: Option<StateOptions>,
 }
 
 impl ExporterArgs {
@@ -471,6 +482,10 @@ impl ExporterArgs {
                 max_backoff: Duration::from_secs(60).max(self.graph_retry_backoff),
             },
             schedule,
+            state: self.state_path.clone().map(|path| StateOptions {
+                path,
+                reset: self.state_reset,
+            }),
         })
     }
 
@@ -973,6 +988,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("sbc-legacy.fabrikam.com"), "{error}");
+    }
+
+    #[test]
+    fn state_flags_are_checked() {
+        let config = args(&["--state.path=/var/lib/tve/state.redb", "--state.reset"])
+            .unwrap()
+            .exporter
+            .config()
+            .unwrap();
+        assert_eq!(
+            config.state,
+            Some(StateOptions {
+                path: "/var/lib/tve/state.redb".into(),
+                reset: true
+            })
+        );
+        assert!(args(&["--state.reset"]).is_err(), "reset needs a path");
+        assert!(
+            args(&["--demo", "--state.path=x"]).is_err(),
+            "the demo tenant starts afresh every run"
+        );
     }
 
     #[test]

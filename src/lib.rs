@@ -11,7 +11,8 @@
 //! 2. [`graph`]: reads a call window page by page, with retries and `Retry-After`;
 //! 3. [`row`]: parses each row leniently;
 //! 4. [`poller`]: decides which windows to read and when (baseline, recent, sweep);
-//! 5. [`state`]: remembers row ids and counts each row once into the aggregates;
+//! 5. [`state`]: remembers row ids and counts each row once into the aggregates, and
+//!    with `--state.path` saves both after every poll ([`state::store`]);
 //! 6. [`metrics`]: renders the aggregates and the exporter's own metrics;
 //! 7. [`server`]: serves `/metrics`, the landing page and health endpoints, guarded by
 //!    [`web_config`] (TLS, mutual TLS) and [`basic_auth`] when `--web.config.file` is given.

@@ -12,8 +12,8 @@ use parking_lot::Mutex;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{self, MetricFamily, MetricType};
 use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
 };
 
 use crate::state::{
@@ -41,6 +41,7 @@ pub struct ExporterMetrics {
     pub ready: IntGauge,
     pub start_time: Gauge,
     pub poll_interval: Gauge,
+    pub state_write_errors: IntCounter,
 }
 
 impl ExporterMetrics {
@@ -96,8 +97,9 @@ impl ExporterMetrics {
             // Alerts need it to tell a stale exporter ("no success for three poll
             // intervals") from a slowly polling one.
             poll_interval: Gauge::new(p("poll_interval_seconds"), "How often the recent window is read (--poll.interval).")?,
+            state_write_errors: IntCounter::new(p("state_write_errors_total"), "Failed attempts to save the state to --state.path (a read-only or full disk, say); the state is kept in memory and saved at the next successful attempt.")?,
         };
-        let collectors: [Box<dyn Collector>; 13] = [
+        let collectors: [Box<dyn Collector>; 14] = [
             Box::new(metrics.graph_requests.clone()),
             Box::new(metrics.graph_request_duration.clone()),
             Box::new(metrics.graph_throttled.clone()),
@@ -111,6 +113,7 @@ impl ExporterMetrics {
             Box::new(metrics.ready.clone()),
             Box::new(metrics.start_time.clone()),
             Box::new(metrics.poll_interval.clone()),
+            Box::new(metrics.state_write_errors.clone()),
         ];
         for collector in collectors {
             registry.register(collector)?;
@@ -276,7 +279,7 @@ impl Collector for StateCollector {
 
     fn collect(&self) -> Vec<MetricFamily> {
         let state = self.state.lock();
-        let a = &state.aggregates;
+        let a = state.exposed();
         let endpoint = [self.endpoint];
 
         let calls = a.calls.iter().map(|(k, v)| {

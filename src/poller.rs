@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::graph::{CallWindow, Function, GraphClient, GraphError, WindowRead, MAX_WINDOW};
 use crate::metrics::ExporterMetrics;
+use crate::state::store::StateStore;
 use crate::state::{Ingest, TenantState};
 
 /// When and how far back to read.
@@ -110,6 +111,18 @@ pub struct Progress {
     pub sweep_failed: bool,
 }
 
+impl Progress {
+    /// The saved progress of an earlier run, with a sweep due at once: rows that appeared
+    /// while the exporter was down are counted by the first poll.
+    pub fn resumed(self) -> Progress {
+        Progress {
+            last_sweep: None,
+            sweep_failed: false,
+            ..self
+        }
+    }
+}
+
 /// Polls one tenant's Direct Routing calls.
 pub struct Poller {
     pub graph: Arc<GraphClient>,
@@ -119,6 +132,8 @@ pub struct Poller {
     pub clock: Clock,
     pub schedule: Schedule,
     pub progress: Progress,
+    /// `--state.path`: where the state is committed after every poll.
+    pub store: Option<StateStore>,
 }
 
 impl Poller {
@@ -159,12 +174,13 @@ impl Poller {
         )
     }
 
-    /// Polls until `shutdown` is cancelled.
+    /// Polls until `shutdown` is cancelled, then saves what was counted (a poll cut short
+    /// leaves its counted rows remembered with them, so a restart does not count them again).
     pub async fn run(mut self, shutdown: CancellationToken) {
         loop {
             let started = Instant::now();
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 _ = self.poll_once() => {}
             }
             // Keep a steady cadence: a slow poll shortens the wait, not the rate.
@@ -173,10 +189,32 @@ impl Poller {
                 .real_duration(self.schedule.poll_interval)
                 .saturating_sub(started.elapsed());
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+        self.persist().await;
+    }
+
+    /// Commits the state, the aggregates and the progress in one transaction, then shows
+    /// the aggregates on `/metrics`: what a scrape has seen is never lost by a crash.
+    async fn persist(&mut self) {
+        let Some(mut store) = self.store.take() else {
+            return;
+        };
+        let state = Arc::clone(&self.state);
+        let progress = self.progress.clone();
+        let commit = tokio::task::spawn_blocking(move || {
+            store.commit(&state, &progress);
+            store
+        });
+        match commit.await {
+            Ok(store) => self.store = Some(store),
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // The runtime is shutting down: the commit either finished or never began.
+            Err(_) => return,
+        }
+        self.state.lock().publish();
     }
 
     /// Runs the poll that is due now.
@@ -249,8 +287,6 @@ impl Poller {
                 *self.status.last_success.lock() = Some(finished_at);
                 if kind == PollKind::Baseline {
                     self.progress.baseline_done = true;
-                    self.status.ready.store(true, Ordering::Release);
-                    self.metrics.ready.set(1);
                     tracing::info!(
                         rows = total.rows, pages = total.pages, took = ?took,
                         "baseline read: existing rows remembered, counting starts now"
@@ -275,10 +311,17 @@ impl Poller {
                 Err(error.to_string())
             }
         };
+        self.persist().await;
         self.metrics
             .remembered_rows
             .with_label_values(&[endpoint])
             .set(self.state.lock().remembered_rows() as i64);
+        if result.is_ok() && self.progress.baseline_done {
+            // Ready once the baseline is saved (a crash before that repeats it), or after
+            // a restart once the first poll has read its window.
+            self.status.ready.store(true, Ordering::Release);
+            self.metrics.ready.set(1);
+        }
         *self.status.last.lock() = Some(PollReport {
             kind,
             window,
@@ -310,6 +353,7 @@ mod tests {
             clock: Clock::system(),
             schedule: Schedule::default(),
             progress,
+            store: None,
         }
     }
 
@@ -359,6 +403,28 @@ mod tests {
             p.plan(at("2026-11-27T10:00:00Z")).1.from,
             at("2026-11-24T10:00:00Z"),
             "never beyond the lookback"
+        );
+    }
+
+    #[test]
+    fn a_restart_sweeps_at_once() {
+        let saved = Progress {
+            baseline_done: true,
+            last_sweep: Some(at("2026-11-27T09:59:00Z")),
+            covered_until: Some(at("2026-11-27T09:59:30Z")),
+            forgotten_before: Some(at("2026-11-24T09:59:00Z")),
+            sweep_failed: true,
+        };
+        let p = poller(saved.clone().resumed());
+        let (kind, window) = p.plan(at("2026-11-27T10:00:00Z"));
+        assert_eq!(kind, PollKind::Sweep);
+        assert_eq!(window.from, at("2026-11-24T10:00:00Z"));
+        assert_eq!(p.progress.forgotten_before, saved.forgotten_before);
+        let unfinished = poller(Progress::default().resumed());
+        assert_eq!(
+            unfinished.plan(at("2026-11-27T10:00:00Z")).0,
+            PollKind::Baseline,
+            "a baseline cut short is read again"
         );
     }
 

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::basic_auth::BasicAuth;
 use crate::poller::{PollerStatus, Schedule};
 use crate::serve::{response, serve_with, HttpResponse, Transport};
+use crate::state::store::StoreStatus;
 use crate::web_config::{ClientAuth, WebConfig};
 
 /// What the landing page says about the configuration.
@@ -42,6 +43,8 @@ pub struct Web {
     /// `--web.config.file`: TLS, basic authentication, extra headers.
     pub web_config: Arc<WebConfig>,
     pub basic_auth: BasicAuth,
+    /// `None` without `--state.path`.
+    pub state: Option<Arc<StoreStatus>>,
 }
 
 /// Serves the exporter's endpoints until `shutdown` is cancelled.
@@ -230,8 +233,41 @@ impl Web {
                 took = poll.took,
             );
         }
-        page.push_str("</table></body></html>\n");
+        page.push_str("</table>");
+        self.state_section(&mut page);
+        page.push_str("</body></html>\n");
         page
+    }
+
+    fn state_section(&self, page: &mut String) {
+        page.push_str("<h2>State</h2><p>");
+        let Some(state) = &self.state else {
+            page.push_str("In memory only (no <code>--state.path</code>): a restart sets the counters back to zero, and calls that appear while the exporter is down are never counted.</p>");
+            return;
+        };
+        let path = escape(&state.path.display().to_string());
+        let health = state.health();
+        match health.problem {
+            None => {
+                let last = health
+                    .last_commit
+                    .map_or_else(|| "not yet".to_owned(), |t| t.to_rfc3339());
+                let _ = write!(
+                    page,
+                    "Saved to <code>{path}</code> after every poll; last saved {last}.</p>"
+                );
+            }
+            Some(problem) => {
+                let _ = write!(
+                    page,
+                    "<strong>Not saved</strong>: {attempts} attempts to write <code>{path}</code> failed since {since}; the last said: {error}.                      Polling and serving go on with the state in memory ({pending} remembered ids not yet written) and every poll tries again.                      Make the file and its directory writable or free disk space: until then a restart loses what was counted since the last save.</p>",
+                    attempts = problem.failed_attempts,
+                    since = problem.since.to_rfc3339(),
+                    error = escape(&problem.error),
+                    pending = problem.unsaved_changes,
+                );
+            }
+        }
     }
 }
 

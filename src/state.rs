@@ -5,8 +5,13 @@
 //! counted the first time its `id` is seen and remembered until its call (its latest
 //! timestamp) leaves the lookback. The aggregates are plain data (no prometheus types) so
 //! that they can be saved, restored and rendered by [`crate::metrics::StateCollector`].
+//! With durable state ([`store`]), the state also tracks which remembered ids changed since
+//! the last commit, so a commit writes only those, and shows `/metrics` the aggregates as of
+//! the last commit, so a crash never makes a counter go back.
 
-use std::collections::HashMap;
+pub mod store;
+
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -186,12 +191,10 @@ impl RowKey {
         parse_guid(id).map_or_else(|| RowKey::Text(id.into()), RowKey::Guid)
     }
 
-    fn from_content(raw: &str) -> Self {
-        use std::hash::{Hash, Hasher};
-        // SipHash with fixed keys: stable within a process, which is all dedup needs.
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        raw.hash(&mut hasher);
-        RowKey::ContentHash(hasher.finish())
+    pub(crate) fn from_content(raw: &str) -> Self {
+        // XXH3 is specified and frozen, unlike std's hashers: the key is saved in the state
+        // file and must come out the same in every later build.
+        RowKey::ContentHash(xxhash_rust::xxh3::xxh3_64(raw.as_bytes()))
     }
 }
 
@@ -239,11 +242,87 @@ pub struct TenantState {
     /// Row key → call start (Unix seconds), for expiry.
     remembered: HashMap<RowKey, i64>,
     pub aggregates: Aggregates,
+    /// With durable state: ids added or forgotten since the last successful commit.
+    changed: Option<HashSet<RowKey>>,
+    /// With durable state: the aggregates as of the last commit, which `/metrics` shows.
+    published: Option<Aggregates>,
+}
+
+/// Remembered ids that changed since the last commit: `Some(until)` to save, `None` to
+/// delete. Taken by [`TenantState::take_changes`], handed back if the commit failed.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub keys: Vec<RowKey>,
 }
 
 impl TenantState {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A state that tracks its changes for incremental commits, starting from `remembered`
+    /// and `aggregates` as restored from a commit.
+    pub fn durable(remembered: HashMap<RowKey, i64>, aggregates: Aggregates) -> Self {
+        TenantState {
+            remembered,
+            published: Some(aggregates.clone()),
+            aggregates,
+            changed: Some(HashSet::new()),
+        }
+    }
+
+    /// The aggregates `/metrics` shows: the committed ones with durable state, so that a
+    /// crash and restore never shows a counter going back; otherwise the live ones.
+    pub fn exposed(&self) -> &Aggregates {
+        self.published.as_ref().unwrap_or(&self.aggregates)
+    }
+
+    /// Shows the current aggregates on `/metrics` (after a commit, or after a failed one:
+    /// counting goes on in memory while the disk refuses writes).
+    pub fn publish(&mut self) {
+        if let Some(published) = &mut self.published {
+            published.clone_from(&self.aggregates);
+        }
+    }
+
+    /// The remembered ids and when each may be forgotten.
+    pub fn remembered(&self) -> &HashMap<RowKey, i64> {
+        &self.remembered
+    }
+
+    /// Where `key` stands now: `Some(until)` if remembered, `None` if not.
+    pub fn remembered_until(&self, key: &RowKey) -> Option<i64> {
+        self.remembered.get(key).copied()
+    }
+
+    /// Takes the ids changed since the last commit.
+    pub fn take_changes(&mut self) -> Changes {
+        Changes {
+            keys: self
+                .changed
+                .as_mut()
+                .map(|changed| changed.drain().collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Hands back changes whose commit failed, so the next commit includes them.
+    pub fn return_changes(&mut self, changes: Changes) {
+        if let Some(changed) = &mut self.changed {
+            changed.extend(changes.keys);
+        }
+    }
+
+    /// How many ids await a commit.
+    pub fn pending_changes(&self) -> usize {
+        self.changed.as_ref().map_or(0, HashSet::len)
+    }
+
+    fn remember(&mut self, key: RowKey, until: i64) {
+        if let Some(changed) = &mut self.changed {
+            changed.insert(key.clone());
+        }
+        self.remembered.insert(key, until);
     }
 
     /// How many row ids are remembered.
@@ -272,8 +351,7 @@ impl TenantState {
                     if self.remembered.contains_key(&key) {
                         continue;
                     }
-                    self.remembered
-                        .insert(key, row.latest_time().timestamp().max(floor));
+                    self.remember(key, row.latest_time().timestamp().max(floor));
                     match mode {
                         Ingest::Count => {
                             self.aggregates.count(&row, now);
@@ -289,7 +367,7 @@ impl TenantState {
                     if self.remembered.contains_key(&key) {
                         continue;
                     }
-                    self.remembered.insert(key, now.timestamp().max(floor));
+                    self.remember(key, now.timestamp().max(floor));
                     if mode == Ingest::Count {
                         self.aggregates.rows_invalid += 1;
                         outcome.invalid += 1;
@@ -315,7 +393,16 @@ impl TenantState {
     pub fn forget_before(&mut self, horizon: DateTime<Utc>) -> usize {
         let horizon = horizon.timestamp();
         let before = self.remembered.len();
-        self.remembered.retain(|_, start| *start >= horizon);
+        let changed = &mut self.changed;
+        self.remembered.retain(|key, start| {
+            let keep = *start >= horizon;
+            if !keep {
+                if let Some(changed) = changed {
+                    changed.insert(key.clone());
+                }
+            }
+            keep
+        });
         before - self.remembered.len()
     }
 }

@@ -6,23 +6,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{wait_for, Exporter, BIN, SECRET};
-
-fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let mut command = Command::new(BIN);
-    command
-        .args(args)
-        .env_remove("AZURE_TENANT_ID")
-        .env_remove("AZURE_CLIENT_ID")
-        .env_remove("AZURE_CLIENT_SECRET");
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let output = command.output().unwrap();
-    let text = String::from_utf8_lossy(&output.stderr).into_owned()
-        + &String::from_utf8_lossy(&output.stdout);
-    (output.status.code().unwrap_or(-1), text)
-}
+use common::{run, wait_for, Exporter, BIN, SECRET};
 
 #[test]
 fn a_bad_duration_names_the_flag_and_exits_non_zero() {

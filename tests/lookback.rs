@@ -69,6 +69,7 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
             lookback,
         },
         progress: Progress::default(),
+        store: None,
     };
 
     poller.poll_once().await.unwrap();

@@ -8,9 +8,12 @@ pub mod pki;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+pub mod truth;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_teams-voice-exporter");
 pub const TENANT: &str = "11111111-2222-3333-4444-555555555555";
@@ -22,24 +25,82 @@ pub struct Exporter {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
+    reader: Option<JoinHandle<()>>,
+    /// A log message that makes the log reader SIGKILL the exporter the moment it appears.
+    kill_on: Arc<Mutex<Option<String>>>,
 }
+
+/// Runs the binary to its end; returns the exit code and everything it printed.
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .env_remove("AZURE_TENANT_ID")
+        .env_remove("AZURE_CLIENT_ID")
+        .env_remove("AZURE_CLIENT_SECRET");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let (done, finished) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let output = child.wait_with_output();
+        let _ = done.send(());
+        output
+    });
+    // A binary that should have stopped but serves on must fail the test, not hang it.
+    if finished.recv_timeout(Duration::from_secs(60)).is_err() {
+        // SAFETY: kill(2) on our own child, not yet reaped, so the pid is its.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let output = waiter.join().unwrap().unwrap();
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    (output.status.code().unwrap_or(-1), text)
+}
+
+/// The simulated tenant's client-secret credential, as `Exporter::start` passes it.
+const SECRET_ENV: &[(&str, &str)] = &[
+    ("AZURE_TENANT_ID", TENANT),
+    ("AZURE_CLIENT_ID", CLIENT),
+    ("AZURE_CLIENT_SECRET", SECRET),
+];
 
 impl Exporter {
     /// Starts the exporter against a simulated tenant at `base_url`, with fast polling.
     pub fn start(base_url: &str, extra: &[&str]) -> Exporter {
-        Exporter::start_with_env(
-            base_url,
-            extra,
-            &[
-                ("AZURE_TENANT_ID", TENANT),
-                ("AZURE_CLIENT_ID", CLIENT),
-                ("AZURE_CLIENT_SECRET", SECRET),
-            ],
-        )
+        Exporter::start_with_env(base_url, extra, SECRET_ENV)
     }
 
     /// As [`Exporter::start`], with `env` as the only Azure variables (other credentials).
     pub fn start_with_env(base_url: &str, extra: &[&str], env: &[(&str, &str)]) -> Exporter {
+        Exporter::start_full(base_url, extra, env, BIN.as_ref(), |_| {})
+    }
+
+    /// As [`Exporter::start`], running `program` (a copy of the binary) with `configure`
+    /// applied to the command (to run it as another user, say).
+    pub fn start_with(
+        base_url: &str,
+        extra: &[&str],
+        program: &std::path::Path,
+        configure: impl FnOnce(&mut Command),
+    ) -> Exporter {
+        Exporter::start_full(base_url, extra, SECRET_ENV, program, configure)
+    }
+
+    fn start_full(
+        base_url: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        program: &std::path::Path,
+        configure: impl FnOnce(&mut Command),
+    ) -> Exporter {
         let mut args = vec![
             "--web.listen-address=127.0.0.1:0".to_owned(),
             "--log.format=json".to_owned(),
@@ -54,11 +115,20 @@ impl Exporter {
         let flag = |arg: &str| arg.split('=').next().unwrap_or_default().to_owned();
         args.retain(|arg| !extra.iter().any(|e| flag(e) == flag(arg)));
         args.extend(extra.iter().map(|s| (*s).to_owned()));
-        Exporter::spawn(&args, env)
+        Exporter::spawn_with(program, &args, env, configure)
     }
 
     pub fn spawn(args: &[String], env: &[(&str, &str)]) -> Exporter {
-        let mut command = Command::new(BIN);
+        Exporter::spawn_with(BIN.as_ref(), args, env, |_| {})
+    }
+
+    fn spawn_with(
+        program: &std::path::Path,
+        args: &[String],
+        env: &[(&str, &str)],
+        configure: impl FnOnce(&mut Command),
+    ) -> Exporter {
+        let mut command = Command::new(program);
         command
             .args(args)
             .env_remove("AZURE_TENANT_ID")
@@ -74,13 +144,38 @@ impl Exporter {
         for (key, value) in env {
             command.env(key, value);
         }
-        let mut child = command.spawn().expect("the exporter binary starts");
+        configure(&mut command);
+        // A freshly copied binary can be briefly busy (ETXTBSY) while another test's fork
+        // still holds it open for writing.
+        let mut attempts = 0;
+        let mut child = loop {
+            match command.spawn() {
+                Err(error) if error.raw_os_error() == Some(libc::ETXTBSY) && attempts < 50 => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                spawned => break spawned.expect("the exporter binary starts"),
+            }
+        };
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let lines = log.clone();
-        std::thread::spawn(move || {
+        let kill_on: Arc<Mutex<Option<String>>> = Arc::default();
+        let trigger = kill_on.clone();
+        let pid = child.id() as libc::pid_t;
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut trigger = trigger.lock().unwrap();
+                if trigger
+                    .as_ref()
+                    .is_some_and(|marker| line.contains(marker.as_str()))
+                {
+                    // SAFETY: kill(2) on our own child, not yet reaped, so the pid is its.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    *trigger = None;
+                }
+                drop(trigger);
                 if line.contains("teams-voice-exporter listening") {
                     let value: serde_json::Value = serde_json::from_str(&line).unwrap();
                     let _ = addr_tx.send(
@@ -104,7 +199,13 @@ impl Exporter {
                 );
             }
         };
-        Exporter { child, addr, log }
+        Exporter {
+            child,
+            addr,
+            log,
+            reader: Some(reader),
+            kill_on,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -136,8 +237,30 @@ impl Exporter {
         self.child.id()
     }
 
+    /// Makes the log reader SIGKILL the exporter as soon as a line containing `marker`
+    /// appears, so that the kill lands inside what that line announces.
+    pub fn kill_when_logged(&self, marker: &str) {
+        *self.kill_on.lock().unwrap() = Some(marker.to_owned());
+    }
+
+    /// Whether the process has ended.
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
+    }
+
+    /// SIGKILLs the exporter (if it still runs) and returns its whole log.
+    pub fn kill(mut self) -> String {
+        // SAFETY: kill(2) on our own child, not yet reaped, so the pid is its.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
+        self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.log()
+    }
+
     /// Sends SIGTERM and waits for the exit status.
-    pub fn terminate(mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+    pub fn terminate(mut self, timeout: Duration) -> Option<ExitStatus> {
         // SAFETY: kill(2) on our own child's pid has no memory-safety requirements.
         unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         let deadline = Instant::now() + timeout;
