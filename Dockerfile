@@ -12,7 +12,7 @@
 # Graph's and Entra ID's hosts in an image that has no shared libraries at all. TLS is
 # rustls with ring; no OpenSSL is involved.
 
-ARG RUST_VERSION=1.88.0
+ARG RUST_VERSION=1.89.0
 
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src

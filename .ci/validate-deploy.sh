@@ -22,7 +22,10 @@ if [[ ! -x "${venv}/bin/python" ]] || ! "${venv}/bin/python" -c "import helm_pyt
   if ! python3 -m venv "${venv}" 2>/dev/null; then
     # Debian's python3 needs its venv module installed separately.
     rm -rf "${venv}"
-    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv "${venv}"
   fi
   "${venv}/bin/pip" install --quiet --disable-pip-version-check --require-virtualenv -r "${requirements}"

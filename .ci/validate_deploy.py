@@ -358,7 +358,8 @@ def main() -> int:
     for bad, needle in (({"poll": {"interval": "5 minutes"}}, "pattern"),
                         ({"azure": {"auth": "workload-identity"}}, "azure.clientId"),
                         ({"azure": {"auth": "secret", "existingSecret": "s", "clientSecret": "x"}}, "choose one"),
-                        ({"replicas": 2}, "replicas")):
+                        ({"replicas": 2}, "replicas"),
+                        ({"demo": True, "persistence": {"enabled": True}}, "--state.path with --demo")):
         with helm.Chart.load(str(CHART)) as c:
             try:
                 c.validate_schema(bad)

@@ -186,6 +186,11 @@ impl ExporterMetrics {
         for reason in RETRY_REASONS {
             self.graph_retries.with_label_values(&[endpoint, reason]);
         }
+        // Present from the start, so that rate() sees the first baseline and sweep end: the
+        // stale-poll alert allows for their duration.
+        for kind in ["baseline", "recent", "sweep"] {
+            self.poll_duration.with_label_values(&[endpoint, kind]);
+        }
         self.graph_throttled.with_label_values(&[endpoint]);
         self.rows_received.with_label_values(&[endpoint]);
         self.remembered_rows.with_label_values(&[endpoint]);

@@ -21,3 +21,6 @@
 {{- if and (eq $a.auth "workload-identity") (not .Values.demo) (not .Values.workloadIdentity.webhook) (not (or $a.tenantId .Values.workloadIdentity.tenantId)) }}
 {{- fail "azure.auth=workload-identity with workloadIdentity.webhook=false needs the tenant: set azure.tenantId." }}
 {{- end }}
+{{- if and .Values.demo .Values.persistence.enabled }}
+{{- fail "demo=true and persistence.enabled=true: the exporter refuses --state.path with --demo, because the simulated tenant is new at every start. Turn persistence off for the demo." }}
+{{- end }}
