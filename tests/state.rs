@@ -515,4 +515,44 @@ fn writes_failing_mid_run_are_counted_and_caught_up_when_the_disk_is_back() {
     );
     let e = expected(&sim.ground_truth());
     assert_eq!(after.of("teams_direct_routing_calls_total"), e.calls);
+
+    // Killed again, and restarted on a disk that is still full: redb writes while it opens
+    // a file after an unclean stop, which must not stop the start. The exporter restores
+    // from the file, runs on, and counts its failed writes.
+    restarted.kill();
+    let full_from_the_start = |command: &mut Command| {
+        let limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: signal(2) and setrlimit(2) are async-signal-safe.
+        unsafe {
+            command.pre_exec(move || {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    };
+    let on_full_disk = Exporter::start_with(
+        &sim.base_url(),
+        &[&flag],
+        common::BIN.as_ref(),
+        full_from_the_start,
+    );
+    on_full_disk.wait_ready(Duration::from_secs(60));
+    wait_for(Duration::from_secs(10), "failed writes counted", || {
+        errors(&on_full_disk) >= 1.0
+    })
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&on_full_disk.log())));
+    assert_eq!(
+        on_full_disk
+            .metrics()
+            .of("teams_direct_routing_calls_total"),
+        e.calls,
+        "restored from the file on a full disk"
+    );
+    assert!(on_full_disk.get("/").1.contains("Not saved"));
 }

@@ -705,11 +705,18 @@ fn open_error(error: DatabaseError) -> OpenError {
     }
 }
 
-/// Whether an I/O error means the file may be read but not written.
+/// Whether an I/O error means the file may be read but not written. A full disk or quota
+/// belongs here too: redb writes while opening a file after an unclean stop (its recovery
+/// flag, a repair commit), and an exporter that could not start then would lose more
+/// than one that counts in memory until the disk has room.
 fn refuses_writes(error: &io::Error) -> bool {
     matches!(
         error.kind(),
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem
+        io::ErrorKind::PermissionDenied
+            | io::ErrorKind::ReadOnlyFilesystem
+            | io::ErrorKind::StorageFull
+            | io::ErrorKind::QuotaExceeded
+            | io::ErrorKind::FileTooLarge
     )
 }
 
