@@ -678,7 +678,11 @@ fn http_url(flag: &'static str, value: &str) -> Result<Url, ConfigError> {
             "give the root URL only, without a path or query (e.g. https://graph.microsoft.com, not .../v1.0)",
         ));
     }
-    if url.scheme() == "http" && !is_loopback(&url) {
+    // The instance metadata service answers plain http on a link-local address that never
+    // leaves the host, by design.
+    let metadata_service = flag == "--azure.managed-identity-endpoint"
+        && matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_link_local());
+    if url.scheme() == "http" && !is_loopback(&url) && !metadata_service {
         tracing::warn!(
             flag,
             url = %url,

@@ -593,14 +593,13 @@ fn tls_config(
     let allowed_sans = t.client_allowed_sans.clone().unwrap_or_default();
     if !allowed_sans.is_empty() {
         let field = "tls_server_config.client_allowed_sans";
-        // As in the toolkit: only a policy that requires a certificate leaves a SAN to match.
-        if !matches!(
-            client_auth,
-            ClientAuth::RequireAnyClientCert | ClientAuth::RequireAndVerifyClientCert
-        ) {
+        // Stricter than the toolkit, which also takes RequireAnyClientCert: a SAN read from a
+        // certificate no CA vouched for is whatever the client chose to write into it, so
+        // that combination would look like access control without being any.
+        if client_auth != ClientAuth::RequireAndVerifyClientCert {
             return Err(fail(
                 field,
-                format!("needs client_auth_type RequireAndVerifyClientCert (or RequireAnyClientCert), not {client_auth:?}: otherwise a client may send no certificate to match"),
+                format!("needs client_auth_type RequireAndVerifyClientCert, not {client_auth:?}: without a verified certificate a client may send none, or a self-made one carrying any name"),
             ));
         }
         if let Some(email) = allowed_sans

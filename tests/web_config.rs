@@ -658,7 +658,11 @@ fn broken_web_config_files_stop_the_start_with_exit_code_2_naming_file_and_field
             &["client_allowed_sans", "RequireAndVerifyClientCert"],
         ),
         (
-            format!("{tls}  client_auth_type: RequireAnyClientCert\n  client_allowed_sans: [ops@example.com]\n"),
+            format!("{tls}  client_auth_type: RequireAnyClientCert\n  client_allowed_sans: [prometheus]\n"),
+            &["client_allowed_sans", "RequireAndVerifyClientCert", "self-made"],
+        ),
+        (
+            format!("{tls}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: server.crt\n  client_allowed_sans: [ops@example.com]\n"),
             &["client_allowed_sans", "ops@example.com", "e-mail"],
         ),
         ("tls_server_config: [\n".into(), &["(syntax)"]),
