@@ -260,6 +260,10 @@ def check_expectations(objects: dict[str, dict], values_file: str) -> None:
         token = vols.get("azure-identity-token", {}).get("projected", {}).get("sources", [{}])[0].get("serviceAccountToken", {})
         expect(where, token.get("audience") == "api://AzureADTokenExchange", "no projected token for Entra ID")
         expect(where, "azure.workload.identity/use" not in pod["metadata"]["labels"], "asks for a webhook that is not there")
+    protected = any("--web.config.file" in a for a in args)
+    for probe in ("livenessProbe", "readinessProbe"):
+        kind = "tcpSocket" if protected else "httpGet"
+        expect(where, kind in c.get(probe, {}), f"{probe} is not {kind} (web config {'on' if protected else 'off'})")
     if values_file == "chart-secret-certificate-values.yaml":
         expect(where, "Secret" in kinds, "no Secret created")
         expect(where, env.get("AZURE_CLIENT_CERTIFICATE_PATH", {}).get("value") == "/etc/teams-voice-exporter/credentials/client-certificate",

@@ -91,3 +91,20 @@ waiting for a Secret that does not exist.
 {{- define "tve.slug" -}}
 {{- regexReplaceAll "[^a-z0-9-]+" (lower .) "-" | trimAll "-" }}
 {{- end }}
+
+{{/*
+A probe as given in values, except that an httpGet probe becomes a tcpSocket probe on the
+same port when a web config protects every path (see deployment.yaml).
+*/}}
+{{- define "teams-voice-exporter.probe" -}}
+{{- if and .protected .probe.httpGet }}
+{{- $rest := omit .probe "httpGet" }}
+tcpSocket:
+  port: {{ .probe.httpGet.port }}
+{{- with $rest }}
+{{ toYaml . }}
+{{- end }}
+{{- else }}
+{{- toYaml .probe }}
+{{- end }}
+{{- end }}
