@@ -948,7 +948,11 @@ fn read_meta(
     let saved_tenant = get("tenant_id")?
         .map(|v| String::from_utf8_lossy(&v).into_owned())
         .unwrap_or_default();
-    if saved_tenant != tenant_id {
+    // A managed identity's tenant is its own and unknown before its first token, so it is
+    // recorded as "(…)" and matches any tenant: switching a deployment between a managed
+    // identity and a secret or certificate must not cost the saved counters.
+    let unknown = |tenant: &str| tenant.starts_with('(');
+    if saved_tenant != tenant_id && !unknown(&saved_tenant) && !unknown(tenant_id) {
         return Err(LoadError::OtherTenant(saved_tenant));
     }
     let record = get("summary")?.ok_or_else(|| LoadError::Damaged("no summary".into()))?;

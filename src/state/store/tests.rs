@@ -265,6 +265,14 @@ fn files_that_cannot_be_used_are_refused_with_the_choices() {
     });
     assert!(refusal(&other).contains("someone-else"));
 
+    // A managed identity's state (tenant unknown, recorded as "(…)") is no other tenant's.
+    let dir = tempfile::tempdir().unwrap();
+    let managed = tampered(&dir, |meta| {
+        meta.insert("tenant_id", b"(the managed identity's own)".as_slice())
+            .unwrap();
+    });
+    assert!(open(&managed).unwrap().1.is_some(), "restored");
+
     let dir = tempfile::tempdir().unwrap();
     let broken = tampered(&dir, |meta| {
         let mut summary = meta.get("summary").unwrap().unwrap().value().to_vec();
