@@ -301,7 +301,7 @@ pub fn simulated_tenant(
         tenant_id: TENANT.into(),
         client_id: CLIENT.into(),
         client_secret: SECRET.into(),
-        seed: 11,
+        seed: 7,
         traffic: Traffic::Scenario(scenario),
         faults,
         page_size: 1000,

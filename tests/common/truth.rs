@@ -4,34 +4,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use teams_voice_exporter::clock::Clock;
-use teams_voice_exporter::simulator::{
-    Faults, GroundTruth, Scenario, SimConfig, SimHandle, Traffic,
-};
+use teams_voice_exporter::simulator::{Faults, GroundTruth, Scenario, SimHandle};
 
-use super::{labels, Metrics, CLIENT, SECRET, TENANT};
+use super::{labels, Metrics};
 
 pub fn simulator(scenario: Scenario, faults: Faults) -> (tokio::runtime::Runtime, SimHandle) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let config = SimConfig {
-        tenant_id: TENANT.into(),
-        client_id: CLIENT.into(),
-        client_secret: SECRET.into(),
-        seed: 7,
-        traffic: Traffic::Scenario(scenario),
-        faults,
-        page_size: 1000,
-        clock: Clock::system(),
-        identity: Default::default(),
-    };
-    let sim = runtime
-        .block_on(SimHandle::bind(config, ([127, 0, 0, 1], 0).into()))
-        .unwrap();
-    (runtime, sim)
+    super::simulated_tenant(scenario, faults, Default::default())
 }
 
 fn time(text: &str) -> DateTime<Utc> {
