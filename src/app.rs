@@ -268,6 +268,7 @@ fn simulation(args: &SimulationArgs, default_history: Duration, clock: Clock) ->
     config.traffic = Traffic::Live {
         calls_per_day: args.calls_per_day,
         history: args.history.unwrap_or(default_history),
+        trunks: args.trunks,
     };
     config.faults.failing_trunk = args.failing_trunk.clone();
     config

@@ -440,8 +440,8 @@ struct Rendered {
     text: Vec<u8>,
     /// `text` as raw deflate blocks ending in a full flush: byte-aligned, not final and
     /// without references beyond their own data, so that another deflate stream may follow
-    /// them in one gzip member.
-    deflated: Vec<u8>,
+    /// them in one gzip member. Made by the first scrape that asks for gzip.
+    deflated: std::sync::OnceLock<std::io::Result<Vec<u8>>>,
     crc: u32,
 }
 
@@ -499,13 +499,12 @@ impl Exposition {
         families.retain(|family| !family.get_metric().is_empty());
         TextEncoder::new().encode(&families, &mut text)?;
         drop(aggregates);
-        let deflated = deflate_full_flush(&text)?;
         let mut crc = crc32fast::Hasher::new();
         crc.update(&text);
         let rendered = Arc::new(Rendered {
             generation,
             text,
-            deflated,
+            deflated: std::sync::OnceLock::new(),
             crc: crc.finalize(),
         });
         *cache = Some(Arc::clone(&rendered));
@@ -541,9 +540,14 @@ fn gzip_after(head: &Rendered, tail: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Write as _;
     // No file name, no modification time, operating system "unknown".
     const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
-    let mut out = Vec::with_capacity(HEADER.len() + head.deflated.len() + tail.len() / 4 + 64);
+    let deflated = head
+        .deflated
+        .get_or_init(|| deflate_full_flush(&head.text))
+        .as_ref()
+        .map_err(|error| std::io::Error::new(error.kind(), error.to_string()))?;
+    let mut out = Vec::with_capacity(HEADER.len() + deflated.len() + tail.len() / 4 + 64);
     out.extend_from_slice(&HEADER);
-    out.extend_from_slice(&head.deflated);
+    out.extend_from_slice(deflated);
     let mut encoder = flate2::write::DeflateEncoder::new(out, GZIP_LEVEL);
     encoder.write_all(tail)?;
     let mut out = encoder.finish()?;

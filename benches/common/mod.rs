@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use teams_voice_exporter::clock::Clock;
 use teams_voice_exporter::simulator::{
-    SimConfig, SimHandle, Traffic, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID,
+    SimConfig, SimHandle, Traffic, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, DEMO_TRUNKS,
 };
 
 /// Pages of `getDirectRoutingCalls` as the simulated tenant sends them (1,000 rows each,
@@ -41,6 +41,7 @@ pub fn simulated_pages(calls_per_day: f64, hours: u64) -> Pages {
         config.traffic = Traffic::Live {
             calls_per_day,
             history: Duration::from_secs(hours * 3600 + 3600),
+            trunks: DEMO_TRUNKS,
         };
         let sim = SimHandle::bind(config, "127.0.0.1:0".parse().unwrap())
             .await
