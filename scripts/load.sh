@@ -134,7 +134,7 @@ REMEMBERED="$(metric teams_voice_exporter_remembered_rows)"
 SERIES="$(curl -fsS "$METRICS" | grep -vc '^#')"
 CALL_SERIES="$(curl -fsS "$METRICS" | grep -c '^teams_direct_routing_')"
 RSS_BEFORE="$(rss VmRSS)"
-echo "remembered ids: $REMEMBERED; series: $SERIES ($CALL_SERIES call series); resident: $RSS_BEFORE MiB"
+echo "remembered ids: $REMEMBERED; series: $SERIES ($CALL_SERIES call series); resident: $RSS_BEFORE MiB (anonymous $(rss RssAnon) MiB, files $(rss RssFile) MiB)"
 
 run_wrk() { # encoding-label, extra wrk arguments...
   local label="$1"
