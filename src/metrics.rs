@@ -499,6 +499,8 @@ impl Exposition {
         families.retain(|family| !family.get_metric().is_empty());
         TextEncoder::new().encode(&families, &mut text)?;
         drop(aggregates);
+        // Kept until the next generation: no room to spare.
+        text.shrink_to_fit();
         let mut crc = crc32fast::Hasher::new();
         crc.update(&text);
         let rendered = Arc::new(Rendered {
