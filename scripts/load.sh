@@ -39,7 +39,7 @@ done
 
 echo "--- cargo build --release --locked"
 cargo build --release --locked
-BIN=target/release/teams-voice-exporter
+BIN="${CARGO_TARGET_DIR:-target}/release/teams-voice-exporter"
 
 WORK="$(mktemp -d)"
 PIDS=()
