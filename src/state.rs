@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::row::{peek_id, DirectRoutingRow};
+use crate::row::{peek_id, DirectRoutingRow, WireRow};
 
 /// Label value for anything Graph left null or empty.
 pub const UNKNOWN: &str = "unknown";
@@ -371,23 +371,21 @@ impl TenantState {
         let mut outcome = PageOutcome::default();
         for raw in rows {
             outcome.received += 1;
-            // Most rows of a sweep were seen before: their id alone decides, and only a new
-            // row is worth a full parse (timestamps and all).
-            let id = peek_id(raw);
-            let peeked = id.as_deref().map(RowKey::from_id);
-            if peeked
-                .as_ref()
-                .is_some_and(|key| self.remembered.contains_key(key))
-            {
+            // Most rows of a sweep were seen before: their id decides, read without
+            // allocating or parsing timestamps; only a new row is parsed fully. The key is
+            // the row's id, or for a row without a usable one the hash of its bytes (a
+            // malformed row's id is read as `salvage_id` reads it), so that every row,
+            // even a malformed one, is counted once.
+            let (key, wire) = match WireRow::read(raw) {
+                Ok(wire) => (wire.id().map(RowKey::from_id), Ok(wire)),
+                Err(error) => (peek_id(raw).as_deref().map(RowKey::from_id), Err(error)),
+            };
+            let key = key.unwrap_or_else(|| RowKey::from_content(raw));
+            if self.remembered.contains_key(&key) {
                 continue;
             }
-            match DirectRoutingRow::parse(raw) {
+            match wire.and_then(WireRow::into_row) {
                 Ok(row) => {
-                    // A row that parses has a usable string id, which `peek_id` read too.
-                    let key = peeked.unwrap_or_else(|| RowKey::from_id(&row.id));
-                    if self.remembered.contains_key(&key) {
-                        continue;
-                    }
                     self.remember(key, row.latest_time().timestamp().max(floor));
                     match mode {
                         Ingest::Count => {
@@ -398,16 +396,12 @@ impl TenantState {
                     }
                 }
                 Err(error) => {
-                    // `peek_id` reads the id exactly as `salvage_id` would.
-                    let key = peeked.unwrap_or_else(|| RowKey::from_content(raw));
-                    if self.remembered.contains_key(&key) {
-                        continue;
-                    }
                     self.remember(key, now.timestamp().max(floor));
                     if mode == Ingest::Count {
                         self.aggregates.rows_invalid += 1;
                         outcome.invalid += 1;
                         // Not the row itself: it holds user names and phone numbers.
+                        let id = peek_id(raw);
                         tracing::warn!(
                             %error,
                             id = id.as_deref().unwrap_or("none"),
