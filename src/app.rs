@@ -18,7 +18,7 @@ use crate::config::{
     listen_candidates, Config, ConfigError, EnvSecrets, ExporterArgs, SimulateArgs, SimulationArgs,
 };
 use crate::graph::GraphClient;
-use crate::metrics::{ExporterMetrics, StateCollector, DIRECT_ROUTING_ENDPOINT};
+use crate::metrics::{ExporterMetrics, Exposition, StateCollector, DIRECT_ROUTING_ENDPOINT};
 use crate::poller::{Poller, PollerStatus};
 use crate::server::{About, Web};
 use crate::simulator::{self, SimConfig, SimHandle, Traffic};
@@ -110,10 +110,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         .with_label_values(&[DIRECT_ROUTING_ENDPOINT])
         .set(restored.state.remembered_rows() as i64);
     let state = Arc::new(Mutex::new(restored.state));
-    registry.register(Box::new(StateCollector::new(
-        state.clone(),
-        DIRECT_ROUTING_ENDPOINT,
-    )))?;
+    let calls = StateCollector::new(state.clone(), DIRECT_ROUTING_ENDPOINT);
     let status = Arc::new(PollerStatus::default());
     let poller = Poller {
         graph: Arc::new(graph),
@@ -140,7 +137,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         "teams-voice-exporter listening"
     );
     let web = Arc::new(Web {
-        registry,
+        exposition: Exposition::new(registry, calls),
         telemetry_path: config.telemetry_path.clone(),
         status,
         about,
@@ -271,6 +268,7 @@ fn simulation(args: &SimulationArgs, default_history: Duration, clock: Clock) ->
     config.traffic = Traffic::Live {
         calls_per_day: args.calls_per_day,
         history: args.history.unwrap_or(default_history),
+        trunks: args.trunks,
     };
     config.faults.failing_trunk = args.failing_trunk.clone();
     config

@@ -182,6 +182,20 @@ pub struct SimulationArgs {
     /// 40-55 of every hour].
     #[arg(long = "simulate.failing-trunk", value_parser = parse_simulated_trunk, value_name = "FQDN")]
     pub failing_trunk: Option<String>,
+    /// Trunks of the simulated tenant: its six, and beyond them copies (sbc01-1.contoso.com,
+    /// ...) that share their calls, for as many series as the largest tenants have.
+    #[arg(long = "simulate.trunks", default_value_t = crate::simulator::DEMO_TRUNKS, value_parser = parse_simulated_trunks, value_name = "N")]
+    pub trunks: usize,
+}
+
+fn parse_simulated_trunks(text: &str) -> Result<usize, String> {
+    let (min, max) = (crate::simulator::DEMO_TRUNKS, crate::simulator::MAX_TRUNKS);
+    match text.trim().parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{text}' is not a number of trunks from {min} to {max}"
+        )),
+    }
 }
 
 fn parse_simulated_trunk(text: &str) -> Result<String, String> {

@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request};
-use prometheus::{Encoder, Registry, TextEncoder};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::basic_auth::BasicAuth;
+use crate::metrics::{Exposition, CONTENT_TYPE};
 use crate::poller::{PollerStatus, Schedule};
 use crate::serve::{response, serve_with, HttpResponse, Transport};
 use crate::state::store::StoreStatus;
@@ -36,7 +36,8 @@ pub struct About {
 
 /// Everything the handlers need.
 pub struct Web {
-    pub registry: Registry,
+    /// Renders `/metrics`.
+    pub exposition: Exposition,
     pub telemetry_path: String,
     pub status: Arc<PollerStatus>,
     pub about: About,
@@ -121,23 +122,18 @@ impl Web {
     }
 
     fn metrics(&self, gzip: bool) -> HttpResponse {
-        let encoder = TextEncoder::new();
-        let families = self.registry.gather();
-        let mut body = Vec::with_capacity(64 * 1024);
-        match encoder.encode(&families, &mut body) {
-            // Prometheus asks for gzip; large tenants' scrapes shrink about tenfold.
-            Ok(()) if gzip => match compress(&body) {
-                Ok(compressed) => {
-                    let mut r = response(200, encoder.format_type(), compressed);
+        match self.exposition.render(gzip) {
+            Ok(body) => {
+                let mut r = response(200, CONTENT_TYPE, body.bytes);
+                if body.gzip {
+                    // Prometheus asks for gzip; large tenants' scrapes shrink about tenfold.
                     r.headers_mut().insert(
                         hyper::header::CONTENT_ENCODING,
                         hyper::header::HeaderValue::from_static("gzip"),
                     );
-                    r
                 }
-                Err(_) => response(200, encoder.format_type(), body),
-            },
-            Ok(()) => response(200, encoder.format_type(), body),
+                r
+            }
             Err(error) => {
                 tracing::error!(%error, "rendering metrics failed");
                 response(
@@ -284,16 +280,6 @@ fn accepts_gzip(request: &Request<Incoming>) -> bool {
             let refused = parts.any(|p| matches!(p.trim(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
             name.eq_ignore_ascii_case("gzip") && !refused
         })
-}
-
-fn compress(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Write as _;
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 8),
-        flate2::Compression::fast(),
-    );
-    encoder.write_all(body)?;
-    encoder.finish()
 }
 
 fn escape(text: &str) -> String {

@@ -29,6 +29,7 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
             traffic: Traffic::Live {
                 calls_per_day: 20_000.0,
                 history: Duration::from_secs(6 * 3600),
+                trunks: teams_voice_exporter::simulator::DEMO_TRUNKS,
             },
             faults: Faults::default(),
             page_size: 1000,

@@ -51,6 +51,11 @@ pub fn trunk_fqdns() -> impl Iterator<Item = &'static str> {
     model::TRUNKS.iter().map(|t| t.fqdn)
 }
 
+/// Trunks of the demo tenant.
+pub const DEMO_TRUNKS: usize = model::TRUNKS.len();
+/// The most trunks a simulated tenant can have.
+pub const MAX_TRUNKS: usize = model::MAX_TRUNKS;
+
 /// Tenant id of the demo tenant.
 pub const DEMO_TENANT_ID: &str = "00000000-0000-0000-0000-00000000d3e0";
 /// Application (client) id registered in the demo tenant.
@@ -121,6 +126,7 @@ impl SimConfig {
             traffic: Traffic::Live {
                 calls_per_day: DEMO_CALLS_PER_DAY,
                 history: DEMO_HISTORY,
+                trunks: DEMO_TRUNKS,
             },
             faults: Faults::default(),
             page_size: 1000,
@@ -161,6 +167,8 @@ pub enum Traffic {
     Live {
         calls_per_day: f64,
         history: Duration,
+        /// Trunks in all: the tenant's six, and copies of them beyond (`--simulate.trunks`).
+        trunks: usize,
     },
     /// A fixed set of rows for exact comparisons.
     Scenario(Scenario),
@@ -599,10 +607,12 @@ fn initial_rows(
         Traffic::Live {
             calls_per_day,
             history,
+            trunks,
         } => {
             let history_ms = duration_ms(*history);
             let mut generator =
-                LiveGenerator::new(seed, *calls_per_day, bind_ms.saturating_sub(history_ms));
+                LiveGenerator::new(seed, *calls_per_day, bind_ms.saturating_sub(history_ms))
+                    .with_trunks(*trunks);
             generator.degradation = degradation;
             let rows = generator.generate_until(bind_ms);
             let keep_ms = history_ms.saturating_add(duration_ms(PRUNE_SLACK));

@@ -358,6 +358,8 @@ pub(super) struct CallRow {
     pub user: u8,
     pub other_prefix: u8,
     pub trunk: u8,
+    /// Which copy of the trunk carried the call (`--simulate.trunks`); 0 is the trunk itself.
+    pub copy: u16,
     pub call_type: u8,
     pub outcome: u8,
     pub style: TimeStyle,
@@ -407,6 +409,16 @@ impl CallRow {
     /// The trunk FQDN as the row prints it.
     pub fn trunk_fqdn(&self) -> std::borrow::Cow<'static, str> {
         let fqdn = self.trunk().fqdn;
+        if self.copy > 0 {
+            // Copy n of `sbc01.contoso.com` is `sbc01-n.contoso.com`.
+            let (host, domain) = fqdn.split_once('.').unwrap_or((fqdn, ""));
+            let copy = format!("{host}-{}.{domain}", self.copy);
+            return if self.quirks & quirk::UPPER_CASE_TRUNK != 0 {
+                copy.to_ascii_uppercase().into()
+            } else {
+                copy.into()
+            };
+        }
         if self.quirks & quirk::UPPER_CASE_TRUNK != 0 {
             fqdn.to_ascii_uppercase().into()
         } else {
@@ -585,6 +597,7 @@ pub(super) fn draw_call(
         user: rng.gen_range(0..PEOPLE.len()) as u8,
         other_prefix: rng.gen_range(0..EXTERNAL_PREFIXES.len()) as u8,
         trunk: trunk as u8,
+        copy: 0,
         call_type: call_type as u8,
         outcome,
         style,
@@ -634,6 +647,24 @@ pub(super) struct LiveGenerator {
     peak_rate: f64,
     /// Which trunk fails; it may change between calls of [`LiveGenerator::generate_until`].
     pub degradation: Degradation,
+    /// How many copies of each trunk carry its calls (1: the trunk alone).
+    copies: [u16; TRUNKS.len()],
+}
+
+/// The most trunks `--simulate.trunks` may ask for.
+pub const MAX_TRUNKS: usize = 6_000;
+
+impl LiveGenerator {
+    /// Spreads the calls of the tenant's trunks over `trunks` trunks in all (at least the
+    /// tenant's own): trunk k beyond them is a copy of trunk k mod 6, with its share of
+    /// calls split evenly among the copies and otherwise the same (media location,
+    /// numbers, office hours, failures), so that a tenant can have as many series as the
+    /// largest ones.
+    pub fn with_trunks(mut self, trunks: usize) -> Self {
+        let trunks = trunks.clamp(TRUNKS.len(), MAX_TRUNKS);
+        self.copies = std::array::from_fn(|i| ((trunks - i).div_ceil(TRUNKS.len())) as u16);
+        self
+    }
 }
 
 impl LiveGenerator {
@@ -657,6 +688,7 @@ impl LiveGenerator {
             unit_rates,
             peak_rate,
             degradation: Degradation::Hourly,
+            copies: [1; TRUNKS.len()],
         };
         generator.advance();
         generator
@@ -687,7 +719,12 @@ impl LiveGenerator {
                 continue;
             }
             let trunk = pick_weighted(&mut self.rng, &rates, |r| *r);
-            calls.push(draw_call(&mut self.rng, trunk, at_ms, self.degradation));
+            let mut call = draw_call(&mut self.rng, trunk, at_ms, self.degradation);
+            // Drawn only with copies, so that a seed gives the same calls as ever without.
+            if self.copies[trunk] > 1 {
+                call.copy = self.rng.gen_range(0..self.copies[trunk]);
+            }
+            calls.push(call);
         }
         calls
     }

@@ -9,7 +9,9 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::model::{self, CallRow, Degradation, Origin, TimeStyle, DEGRADING_TRUNK, TRUNKS};
+use super::model::{
+    self, CallRow, Degradation, LiveGenerator, Origin, TimeStyle, DEGRADING_TRUNK, TRUNKS,
+};
 use super::*;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
@@ -705,6 +707,7 @@ async fn live_traffic_arrives_over_time() {
     let traffic = Traffic::Live {
         calls_per_day: 200_000.0,
         history: Duration::from_secs(6 * 3600),
+        trunks: super::DEMO_TRUNKS,
     };
     let sim = start(config(traffic, clock)).await;
     let at_bind = sim.ground_truth();
@@ -930,4 +933,37 @@ fn index_and_debug_do_not_leak_the_secret() {
     let demo = SimConfig::demo(Clock::system());
     assert_eq!(demo.tenant_id, DEMO_TENANT_ID);
     assert!(matches!(demo.traffic, Traffic::Live { .. }));
+}
+
+#[test]
+fn more_trunks_are_copies_of_the_tenant_s_six() {
+    let from_ms = 1_800_000_000_000;
+    let day_ms = 24 * 3600 * 1000;
+    let fqdns = |trunks| -> std::collections::BTreeSet<String> {
+        LiveGenerator::new(3, 100_000.0, from_ms)
+            .with_trunks(trunks)
+            .generate_until(from_ms + day_ms)
+            .iter()
+            .map(|row| row.trunk_fqdn().to_ascii_lowercase())
+            .collect()
+    };
+    let six = fqdns(super::DEMO_TRUNKS);
+    assert_eq!(six, trunk_fqdns().map(str::to_owned).collect());
+    let many = fqdns(60);
+    assert_eq!(many.len(), 60, "{many:?}");
+    assert!(six.is_subset(&many));
+    assert!(many.contains("sbc01-9.contoso.com") && many.contains("sbc-legacy-9.fabrikam.com"));
+    // Without copies, a seed gives the same calls as before copies existed.
+    let ids = |generator: LiveGenerator| -> Vec<u128> {
+        let mut generator = generator;
+        generator
+            .generate_until(from_ms + 3600 * 1000)
+            .iter()
+            .map(|row| row.id)
+            .collect()
+    };
+    assert_eq!(
+        ids(LiveGenerator::new(3, 100_000.0, from_ms)),
+        ids(LiveGenerator::new(3, 100_000.0, from_ms).with_trunks(super::DEMO_TRUNKS))
+    );
 }

@@ -52,8 +52,11 @@ const FORMAT_MARK: &[u8] = b"teams-voice-exporter state";
 pub const FORMAT_VERSION: u32 = 1;
 /// The first bytes of every redb file.
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
-/// Page cache of the database; the whole file of a 300,000-id tenant fits.
-const CACHE_BYTES: usize = 256 * 1024 * 1024;
+/// Page cache of the database. A commit touches a few dozen pages and the operating system
+/// caches the file anyway: with 8 MiB instead of the whole file (16 MiB at 300,000 ids),
+/// commits took as long (the fsync dominates) and the exporter stays 16 MiB smaller
+/// (BENCHMARKS.md, "Memory").
+const CACHE_BYTES: usize = 8 * 1024 * 1024;
 
 const CHOICES: &str = "Either move the file aside (keep it if you want to report a problem) and start again, or start with --state.reset to begin afresh: counters restart at zero and the first poll is a new baseline";
 
