@@ -65,6 +65,8 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
         schedule: Schedule {
             poll_interval: Duration::from_secs(60),
             recent_window: Duration::from_secs(1800),
+            late_interval: Duration::ZERO,
+            late_window: Duration::ZERO,
             sweep_interval: Duration::from_secs(600),
             lookback,
         },
