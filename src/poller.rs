@@ -388,7 +388,7 @@ impl Poller {
             self.progress.late_failed = kind == PollKind::Late && result.is_err();
         }
         if matches!(kind, PollKind::Baseline | PollKind::Sweep) {
-            self.progress.pending_sweep = result.is_err().then(|| PendingSweep {
+            self.progress.pending_sweep = result.is_err().then_some(PendingSweep {
                 window,
                 parts: unfinished,
             });
