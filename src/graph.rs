@@ -214,9 +214,10 @@ pub struct GraphClient {
     concurrency: usize,
 }
 
-/// Sub-windows read at the same time unless `--graph.concurrency` says otherwise: enough to
-/// overlap Graph's latency by four, far below the 75 requests a second Graph allows an app.
-pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Sub-windows read at the same time unless `--graph.concurrency` says otherwise: enough
+/// for a sweep to reach Graph's per-app rate (75 requests a second) when a page takes about
+/// 100 ms, and far below it when pages are slower (see BENCHMARKS.md).
+pub const DEFAULT_CONCURRENCY: usize = 8;
 /// The most `--graph.concurrency` accepts.
 pub const MAX_CONCURRENCY: usize = 32;
 

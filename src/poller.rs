@@ -68,7 +68,7 @@ impl Schedule {
 
 /// Long windows are cut into sub-windows no shorter than this, so that cutting adds few
 /// pages (each sub-window ends with a partly filled page).
-pub const MIN_SUB_WINDOW: Duration = Duration::from_secs(6 * 3600);
+pub const MIN_SUB_WINDOW: Duration = Duration::from_secs(3 * 3600);
 
 /// What a poll reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -600,18 +600,18 @@ mod tests {
             let expected = if readers == 1 {
                 1
             } else {
-                (2 * readers).min(13)
+                (2 * readers).min(25)
             };
             assert_eq!(parts.len(), expected, "{readers} readers");
         }
         let short = CallWindow {
-            from: at("2026-11-27T04:00:00Z"),
+            from: at("2026-11-27T07:00:00Z"),
             to: at("2026-11-27T10:00:00Z"),
         };
         assert_eq!(
             split_for_readers(short, 4),
             vec![short],
-            "a late window stays whole"
+            "short windows stay whole"
         );
     }
 
@@ -654,9 +654,9 @@ mod tests {
         let (kind, fresh) = p.plan(at("2026-11-27T16:00:00Z"));
         assert_eq!(kind, PollKind::Sweep);
         assert_eq!(fresh.to, at("2026-11-27T16:00:00Z"));
-        assert_eq!(p.sub_windows(kind, fresh).len(), 8);
+        assert_eq!(p.sub_windows(kind, fresh).len(), 16);
         p.progress.pending_sweep = None;
-        assert_eq!(p.sub_windows(kind, resumed).len(), 8);
+        assert_eq!(p.sub_windows(kind, resumed).len(), 16);
     }
 
     #[test]
