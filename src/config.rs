@@ -839,12 +839,15 @@ mod tests {
     #[test]
     fn schedule_problems_are_refused() {
         for bad in [
-            &["--poll.lookback=30m"][..],
+            &["--poll.lookback=10m"][..],
             &["--poll.sweep-interval=10s"],
             &["--poll.interval=0s"],
             &["--poll.lookback=200d"],
             &["--poll.sweep-interval=100h"],
             &["--graph.retry-backoff=0s"],
+            &["--poll.late-interval=10s"],
+            &["--graph.concurrency=0"],
+            &["--graph.concurrency=33"],
         ] {
             let cli = args(bad).unwrap();
             assert!(
