@@ -259,7 +259,7 @@ async fn cost_of(name: &str, schedule: Schedule, hours: f64, speed: f64) {
     println!(
         "  final sweep ({sweep_pages} pages) counted {} rows the schedule had not reached yet; counted {total}, the simulator published {lower} after the baseline and before this sweep ({upper} counting those that appeared during either): {}",
         total - before_final,
-        if (lower..=upper).contains(&total) { "exact" } else { "MISMATCH" }
+        if (lower..=upper).contains(&total) { "within range" } else { "OUT OF RANGE" }
     );
     println!(
         "  reading the whole lookback at every poll instead: {sweep_pages} pages x {:.0} polls/h = {:.0} pages/h",
