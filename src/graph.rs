@@ -214,10 +214,11 @@ pub struct GraphClient {
     concurrency: usize,
 }
 
-/// Sub-windows read at the same time unless `--graph.concurrency` says otherwise: enough
-/// for a sweep to reach Graph's per-app rate (75 requests a second) when a page takes about
-/// 100 ms, and far below it when pages are slower (see BENCHMARKS.md).
-pub const DEFAULT_CONCURRENCY: usize = 8;
+/// Sub-windows read at the same time unless `--graph.concurrency` says otherwise. One: with
+/// a single request in flight, none is ever on its way while a `Retry-After` is pending, as
+/// Graph asks; more readers (8 reach Graph's per-app rate at ~100 ms a page, see
+/// BENCHMARKS.md) trade that for speed against a slow Graph.
+pub const DEFAULT_CONCURRENCY: usize = 1;
 /// The most `--graph.concurrency` accepts.
 pub const MAX_CONCURRENCY: usize = 32;
 

@@ -506,7 +506,7 @@ mod tests {
     use super::*;
 
     fn poller(progress: Progress) -> Poller {
-        let graph = crate::graph::tests::client("http://127.0.0.1:9/");
+        let graph = crate::graph::tests::client("http://127.0.0.1:9/").with_concurrency(8);
         let metrics = ExporterMetrics::register(&prometheus::Registry::new()).unwrap();
         Poller {
             graph: Arc::new(graph),
