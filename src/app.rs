@@ -95,7 +95,8 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         Arc::new(tokens),
         config.retry.clone(),
         metrics.clone(),
-    );
+    )
+    .with_concurrency(config.graph_concurrency);
 
     if config.state.is_none() && !args.demo {
         tracing::warn!("no --state.path: counted calls and remembered row ids are kept in memory only, so a restart sets the counters back to zero and calls that appear while the exporter is down are never counted; give it a file on a persistent volume with --state.path");

@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use crate::auth::certificate::{CertificateError, ClientCertificate};
 use crate::auth::jws::Algorithm;
 use crate::auth::Credential;
-use crate::graph::{RetryPolicy, MAX_WINDOW};
+use crate::graph::{RetryPolicy, DEFAULT_CONCURRENCY, MAX_CONCURRENCY, MAX_WINDOW};
 use crate::poller::Schedule;
 use crate::state::store::StateOptions;
 
@@ -286,6 +286,10 @@ pub struct ExporterArgs {
     /// First retry delay; it doubles with each retry (with jitter), up to one minute.
     #[arg(long = "graph.retry-backoff", default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub graph_retry_backoff: Duration,
+    /// Time sub-windows of a long read (a sweep of the lookback) fetched at the same time;
+    /// a Retry-After from Graph holds all of them back.
+    #[arg(long = "graph.concurrency", default_value_t = DEFAULT_CONCURRENCY, value_name = "N")]
+    pub graph_concurrency: usize,
 
     /// Microsoft Entra ID login host; http:// is accepted for local testing [default: the
     /// --azure.cloud's, https://login.microsoftonline.com].
@@ -355,9 +359,16 @@ pub struct ExporterArgs {
     #[arg(long = "poll.interval", value_parser = parse_duration, value_name = "DURATION")]
     pub poll_interval: Option<Duration>,
     /// How far back each regular poll reads (by call start time).
-    #[arg(long = "poll.recent-window", default_value = "1h", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long = "poll.recent-window", default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
     pub recent_window: Duration,
-    /// How often to read the whole lookback, to count rows Graph published late [default: 1h; 2m with --demo].
+    /// How often to read the late window instead of the recent one, to count rows Graph
+    /// published hours late; 0 switches this tier off [default: 15m; 20s with --demo].
+    #[arg(long = "poll.late-interval", value_parser = parse_duration, value_name = "DURATION")]
+    pub late_interval: Option<Duration>,
+    /// How far back the late-window polls read (by call start time).
+    #[arg(long = "poll.late-window", default_value = "6h", value_parser = parse_duration, value_name = "DURATION")]
+    pub late_window: Duration,
+    /// How often to read the whole lookback, to count rows Graph published days late [default: 6h; 2m with --demo].
     #[arg(long = "poll.sweep-interval", value_parser = parse_duration, value_name = "DURATION")]
     pub sweep_interval: Option<Duration>,
     /// How far back sweeps read, and how long row ids are remembered. A row Graph publishes
@@ -433,6 +444,8 @@ pub struct Config {
     pub authority_host: Url,
     pub graph_timeout: Duration,
     pub retry: RetryPolicy,
+    /// `--graph.concurrency`.
+    pub graph_concurrency: usize,
     pub schedule: Schedule,
     pub state: Option<StateOptions>,
 }
@@ -462,14 +475,25 @@ impl ExporterArgs {
             return Err(ConfigError::BadTelemetryPath(path.clone()));
         }
         // The demo polls faster so that a newcomer sees numbers move within seconds.
-        let (poll_interval, sweep_interval) = if self.demo {
-            (Duration::from_secs(2), Duration::from_secs(120))
+        let defaults = Schedule::default();
+        let (poll_interval, late_interval, sweep_interval) = if self.demo {
+            (
+                Duration::from_secs(2),
+                Duration::from_secs(20),
+                Duration::from_secs(120),
+            )
         } else {
-            (Duration::from_secs(60), Duration::from_secs(3600))
+            (
+                defaults.poll_interval,
+                defaults.late_interval,
+                defaults.sweep_interval,
+            )
         };
         let schedule = Schedule {
             poll_interval: self.poll_interval.unwrap_or(poll_interval),
             recent_window: self.recent_window,
+            late_interval: self.late_interval.unwrap_or(late_interval),
+            late_window: self.late_window,
             sweep_interval: self.sweep_interval.unwrap_or(sweep_interval),
             lookback: self.lookback,
         };
@@ -478,6 +502,11 @@ impl ExporterArgs {
             return Err(ConfigError::BadSchedule(
                 "--graph.timeout must be longer than zero, e.g. 60s".into(),
             ));
+        }
+        if !(1..=MAX_CONCURRENCY).contains(&self.graph_concurrency) {
+            return Err(ConfigError::BadSchedule(format!(
+                "--graph.concurrency must be between 1 and {MAX_CONCURRENCY} ({DEFAULT_CONCURRENCY} is the default): Graph allows an app 75 requests a second per tenant, and more readers only draw throttling"
+            )));
         }
         if self.graph_retry_backoff < Duration::from_millis(10) {
             return Err(ConfigError::BadSchedule(
@@ -495,6 +524,7 @@ impl ExporterArgs {
                 initial_backoff: self.graph_retry_backoff,
                 max_backoff: Duration::from_secs(60).max(self.graph_retry_backoff),
             },
+            graph_concurrency: self.graph_concurrency,
             schedule,
             state: self.state_path.clone().map(|path| StateOptions {
                 path,
@@ -750,12 +780,18 @@ pub fn check_schedule(s: &Schedule) -> Result<(), ConfigError> {
             show(s.poll_interval)
         ))
     } else if s.recent_window.is_zero() {
-        Some("--poll.recent-window must be longer than zero, e.g. 1h".to_owned())
+        Some("--poll.recent-window must be longer than zero, e.g. 15m".to_owned())
     } else if s.lookback < s.recent_window {
         Some(format!(
             "--poll.lookback ({}) must be at least --poll.recent-window ({})",
             show(s.lookback),
             show(s.recent_window)
+        ))
+    } else if !s.late_interval.is_zero() && s.late_interval < s.poll_interval {
+        Some(format!(
+            "--poll.late-interval ({}) must be at least --poll.interval ({}), or 0 to switch the late tier off",
+            show(s.late_interval),
+            show(s.poll_interval)
         ))
     } else if s.sweep_interval < s.poll_interval {
         Some(format!(
@@ -821,12 +857,15 @@ mod tests {
     #[test]
     fn schedule_problems_are_refused() {
         for bad in [
-            &["--poll.lookback=30m"][..],
+            &["--poll.lookback=10m"][..],
             &["--poll.sweep-interval=10s"],
             &["--poll.interval=0s"],
             &["--poll.lookback=200d"],
             &["--poll.sweep-interval=100h"],
             &["--graph.retry-backoff=0s"],
+            &["--poll.late-interval=10s"],
+            &["--graph.concurrency=0"],
+            &["--graph.concurrency=33"],
         ] {
             let cli = args(bad).unwrap();
             assert!(

@@ -3,15 +3,20 @@
 //! At first start it reads the whole lookback once and only remembers the rows (the
 //! baseline), so counters start at zero. Then every poll interval it reads the recent window,
 //! widened back to the end of the last complete read if polls failed meanwhile, so an outage
-//! leaves no silent gap; and every sweep interval it reads the whole lookback to catch rows
-//! Graph published late. Rows are counted by [`TenantState`], exactly once, whatever windows
-//! overlap. A failed poll is counted, logged with what to do, and retried at the next tick.
+//! leaves no silent gap; every late interval it reads the late window instead (the hours in
+//! which Graph publishes most of its stragglers); and every sweep interval it reads the whole
+//! lookback to catch rows Graph published days late. Long windows are read as time
+//! sub-windows in parallel (`--graph.concurrency`), and a sweep that fails part-way resumes
+//! with the sub-windows it did not finish. Rows are counted by [`TenantState`], exactly once,
+//! whatever windows overlap. A failed poll is counted, logged with what to do, and retried at
+//! the next tick.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, Utc};
+use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -22,10 +27,19 @@ use crate::state::store::StateStore;
 use crate::state::{Ingest, TenantState};
 
 /// When and how far back to read.
+///
+/// The defaults follow when Graph publishes rows (see BENCHMARKS.md, "Graph cost per
+/// hour"): most rows appear within minutes of the call's end, so the recent window is short
+/// and read every minute; the rest mostly within hours, which the late window catches every
+/// quarter hour; a few up to two days late, which the sweep of the whole lookback catches
+/// every six hours (it reaches rows published up to 66 hours after their call).
 #[derive(Debug, Clone)]
 pub struct Schedule {
     pub poll_interval: Duration,
     pub recent_window: Duration,
+    /// How often to read the late window; zero switches the late tier off.
+    pub late_interval: Duration,
+    pub late_window: Duration,
     pub sweep_interval: Duration,
     pub lookback: Duration,
 }
@@ -34,12 +48,27 @@ impl Default for Schedule {
     fn default() -> Self {
         Schedule {
             poll_interval: Duration::from_secs(60),
-            recent_window: Duration::from_secs(3600),
-            sweep_interval: Duration::from_secs(3600),
+            recent_window: Duration::from_secs(15 * 60),
+            late_interval: Duration::from_secs(15 * 60),
+            late_window: Duration::from_secs(6 * 3600),
+            sweep_interval: Duration::from_secs(6 * 3600),
             lookback: Duration::from_secs(72 * 3600),
         }
     }
 }
+
+impl Schedule {
+    /// Whether the late tier reads anything the recent window and the sweep do not.
+    pub fn has_late_tier(&self) -> bool {
+        !self.late_interval.is_zero()
+            && self.late_window > self.recent_window
+            && self.late_interval < self.sweep_interval
+    }
+}
+
+/// Long windows are cut into sub-windows no shorter than this, so that cutting adds few
+/// pages (each sub-window ends with a partly filled page).
+pub const MIN_SUB_WINDOW: Duration = Duration::from_secs(3 * 3600);
 
 /// What a poll reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,7 +77,9 @@ pub enum PollKind {
     Baseline,
     /// The recent window.
     Recent,
-    /// The whole lookback, for late rows.
+    /// The late window: rows published hours after their call.
+    Late,
+    /// The whole lookback, for rows published days late.
     Sweep,
 }
 
@@ -57,6 +88,7 @@ impl PollKind {
         match self {
             PollKind::Baseline => "baseline",
             PollKind::Recent => "recent",
+            PollKind::Late => "late",
             PollKind::Sweep => "sweep",
         }
     }
@@ -109,6 +141,20 @@ pub struct Progress {
     /// The last sweep failed: the next poll reads the recent window, so that a sweep that
     /// keeps failing does not stop new calls from being counted.
     pub sweep_failed: bool,
+    /// End of the last late window (or sweep) read completely. Not saved: a restart sweeps.
+    pub last_late: Option<DateTime<Utc>>,
+    /// The last late poll failed; like `sweep_failed`. Not saved.
+    pub late_failed: bool,
+    /// A sweep that failed part-way: the next sweep reads only its unfinished sub-windows.
+    /// Not saved: a restart sweeps the whole lookback anyway.
+    pub pending_sweep: Option<PendingSweep>,
+}
+
+/// The unfinished part of a sweep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSweep {
+    pub window: CallWindow,
+    pub parts: Vec<CallWindow>,
 }
 
 impl Progress {
@@ -118,6 +164,9 @@ impl Progress {
         Progress {
             last_sweep: None,
             sweep_failed: false,
+            last_late: None,
+            late_failed: false,
+            pending_sweep: None,
             ..self
         }
     }
@@ -143,28 +192,50 @@ impl Poller {
             .duration_trunc(chrono::Duration::seconds(1))
             .unwrap_or(now);
         let lookback_start = now - to_chrono(self.schedule.lookback);
-        let sweep_due = self
-            .progress
-            .last_sweep
-            .is_none_or(|at| now - at >= to_chrono(self.schedule.sweep_interval));
+        let due = |last: Option<DateTime<Utc>>, interval: Duration| {
+            last.is_none_or(|at| now - at >= to_chrono(interval))
+        };
+        let sweep_due = due(self.progress.last_sweep, self.schedule.sweep_interval);
+        let late_due = self.schedule.has_late_tier()
+            && due(self.progress.last_late, self.schedule.late_interval);
         let kind = if !self.progress.baseline_done {
             PollKind::Baseline
         } else if sweep_due && !self.progress.sweep_failed {
             PollKind::Sweep
+        } else if late_due && !self.progress.late_failed {
+            PollKind::Late
         } else {
             PollKind::Recent
         };
+        let floor = self.progress.forgotten_before;
+        if matches!(kind, PollKind::Baseline | PollKind::Sweep) {
+            if let Some(pending) = self.resumable_sweep(now) {
+                let from = pending
+                    .window
+                    .from
+                    .max(floor.unwrap_or(pending.window.from));
+                return (
+                    kind,
+                    CallWindow {
+                        from,
+                        to: pending.window.to.max(from),
+                    },
+                );
+            }
+        }
+        let tier_start = |window: Duration| {
+            let start = now - to_chrono(window);
+            self.progress
+                .covered_until
+                .map_or(start, |covered| covered.min(start))
+                .max(lookback_start)
+        };
         let from = match kind {
             PollKind::Baseline | PollKind::Sweep => lookback_start,
-            PollKind::Recent => {
-                let recent = now - to_chrono(self.schedule.recent_window);
-                self.progress
-                    .covered_until
-                    .map_or(recent, |covered| covered.min(recent))
-                    .max(lookback_start)
-            }
+            PollKind::Recent => tier_start(self.schedule.recent_window),
+            PollKind::Late => tier_start(self.schedule.late_window),
         };
-        let from = from.max(self.progress.forgotten_before.unwrap_or(from));
+        let from = from.max(floor.unwrap_or(from));
         (
             kind,
             CallWindow {
@@ -172,6 +243,37 @@ impl Poller {
                 to: now.max(from),
             },
         )
+    }
+
+    /// The sweep that failed part-way, while resuming it is still worth it: once a whole
+    /// sweep interval has passed, a fresh sweep reads more for the same pages.
+    fn resumable_sweep(&self, now: DateTime<Utc>) -> Option<&PendingSweep> {
+        self.progress
+            .pending_sweep
+            .as_ref()
+            .filter(|p| now - p.window.to < to_chrono(self.schedule.sweep_interval))
+    }
+
+    /// The sub-windows to read for `window`: the unfinished ones of a resumed sweep, else
+    /// the window cut for `--graph.concurrency` parallel readers.
+    pub fn sub_windows(&self, kind: PollKind, window: CallWindow) -> Vec<CallWindow> {
+        if matches!(kind, PollKind::Baseline | PollKind::Sweep) {
+            if let Some(pending) = self.progress.pending_sweep.as_ref() {
+                if pending.window.to == window.to {
+                    // Rows below `window.from` were forgotten meanwhile: never read them again.
+                    return pending
+                        .parts
+                        .iter()
+                        .map(|part| CallWindow {
+                            from: part.from.max(window.from),
+                            to: part.to,
+                        })
+                        .filter(|part| part.from < part.to)
+                        .collect();
+                }
+            }
+        }
+        split_for_readers(window, self.graph.concurrency())
     }
 
     /// Polls until `shutdown` is cancelled, then saves what was counted (a poll cut short
@@ -224,38 +326,56 @@ impl Poller {
         let (kind, window) = self.plan(self.clock.now());
         let mode = match kind {
             PollKind::Baseline => Ingest::RememberOnly,
-            PollKind::Recent | PollKind::Sweep => Ingest::Count,
+            PollKind::Recent | PollKind::Late | PollKind::Sweep => Ingest::Count,
         };
+        let parts = self.sub_windows(kind, window);
         let started = Instant::now();
-        tracing::debug!(kind = kind.as_str(), from = %window.from, to = %window.to, "poll starting");
+        tracing::debug!(kind = kind.as_str(), from = %window.from, to = %window.to, parts = parts.len(), "poll starting");
         let mut ingested = 0;
         let mut total = WindowRead::default();
         let mut result = Ok(());
-        for part in window.split(MAX_WINDOW) {
-            let read = self
-                .graph
-                .read_window(function, part, |page| {
-                    let now = self.clock.now();
-                    let outcome = self.state.lock().ingest(
-                        page.value.iter().map(|raw| raw.get()),
-                        mode,
-                        now,
-                        part.from,
-                    );
-                    ingested += outcome.ingested;
-                })
-                .await;
-            match read {
-                Ok(read) => {
-                    total.pages += read.pages;
-                    total.rows += read.rows;
-                }
-                Err(error) => {
-                    result = Err(error);
-                    break;
+        let mut unfinished = Vec::new();
+        {
+            let graph = &self.graph;
+            let state = &self.state;
+            let clock = &self.clock;
+            // Each row is counted once whichever sub-window returns it: the state keeps
+            // the ids under its lock, and sub-windows are half-open so they share no start.
+            let reads = parts.clone().into_iter().map(|part| async move {
+                let mut ingested = 0;
+                let read = graph
+                    .read_window(function, part, |page| {
+                        let now = clock.now();
+                        let outcome = state.lock().ingest(
+                            page.value.iter().map(|raw| raw.get()),
+                            mode,
+                            now,
+                            part.from,
+                        );
+                        ingested += outcome.ingested;
+                    })
+                    .await;
+                (part, read, ingested)
+            });
+            let mut reads = futures_util::stream::iter(reads).buffer_unordered(graph.concurrency());
+            while let Some((part, read, part_ingested)) = reads.next().await {
+                ingested += part_ingested;
+                match read {
+                    Ok(read) => {
+                        total.pages += read.pages;
+                        total.rows += read.rows;
+                    }
+                    Err(error) => {
+                        unfinished.push(part);
+                        if result.is_ok() {
+                            result = Err(error);
+                        }
+                    }
                 }
             }
         }
+        // Sub-windows finish in any order; keep the unfinished ones in time order.
+        unfinished.sort_by_key(|part| part.from);
         let took = started.elapsed();
         self.metrics
             .poll_duration
@@ -265,12 +385,30 @@ impl Poller {
 
         if kind != PollKind::Baseline {
             self.progress.sweep_failed = kind == PollKind::Sweep && result.is_err();
+            self.progress.late_failed = kind == PollKind::Late && result.is_err();
+        }
+        if matches!(kind, PollKind::Baseline | PollKind::Sweep) {
+            self.progress.pending_sweep = result.is_err().then_some(PendingSweep {
+                window,
+                parts: unfinished,
+            });
         }
         let report_result = match &result {
             Ok(()) => {
-                self.progress.covered_until = Some(window.to);
+                let covered = self
+                    .progress
+                    .covered_until
+                    .map_or(window.to, |c| c.max(window.to));
+                self.progress.covered_until = Some(covered);
                 if matches!(kind, PollKind::Baseline | PollKind::Sweep) {
                     self.progress.last_sweep = Some(window.to);
+                }
+                if matches!(kind, PollKind::Baseline | PollKind::Sweep | PollKind::Late) {
+                    let late = self
+                        .progress
+                        .last_late
+                        .map_or(window.to, |l| l.max(window.to));
+                    self.progress.last_late = Some(late);
                 }
                 // Only rows older than the lookback: no later window reaches them.
                 let horizon = window.to - to_chrono(self.schedule.lookback);
@@ -334,6 +472,31 @@ impl Poller {
     }
 }
 
+/// Cuts `window` into parts no longer than Graph's 90-day limit and, for several readers,
+/// into up to two parts per reader (so that a slow part does not leave readers idle), none
+/// shorter than [`MIN_SUB_WINDOW`]. Parts are half-open, contiguous, and end on whole
+/// seconds.
+pub fn split_for_readers(window: CallWindow, readers: usize) -> Vec<CallWindow> {
+    let mut parts = Vec::new();
+    for chunk in window.split(MAX_WINDOW) {
+        let seconds = (chunk.to - chunk.from).num_seconds().max(0) as u64;
+        let by_length = seconds.div_ceil(MIN_SUB_WINDOW.as_secs()).max(1);
+        let count = by_length.min(2 * readers as u64);
+        if readers <= 1 || count <= 1 {
+            parts.push(chunk);
+            continue;
+        }
+        let step = chrono::Duration::seconds(seconds.div_ceil(count) as i64);
+        let mut from = chunk.from;
+        while from < chunk.to {
+            let to = (from + step).min(chunk.to);
+            parts.push(CallWindow { from, to });
+            from = to;
+        }
+    }
+    parts
+}
+
 fn to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -343,7 +506,7 @@ mod tests {
     use super::*;
 
     fn poller(progress: Progress) -> Poller {
-        let graph = crate::graph::tests::client("http://127.0.0.1:9/");
+        let graph = crate::graph::tests::client("http://127.0.0.1:9/").with_concurrency(8);
         let metrics = ExporterMetrics::register(&prometheus::Registry::new()).unwrap();
         Poller {
             graph: Arc::new(graph),
@@ -370,18 +533,130 @@ mod tests {
     }
 
     #[test]
-    fn recent_window_then_sweep_when_due() {
+    fn recent_window_then_late_window_then_sweep_when_due() {
+        let mut p = poller(Progress {
+            baseline_done: true,
+            last_sweep: Some(at("2026-11-27T04:30:00Z")),
+            last_late: Some(at("2026-11-27T09:50:00Z")),
+            covered_until: Some(at("2026-11-27T09:59:00Z")),
+            ..Progress::default()
+        });
+        let (kind, window) = p.plan(at("2026-11-27T10:00:00Z"));
+        assert_eq!(kind, PollKind::Recent);
+        assert_eq!(window.from, at("2026-11-27T09:45:00Z"));
+        p.progress.last_late = Some(at("2026-11-27T09:45:00Z"));
+        let (kind, window) = p.plan(at("2026-11-27T10:00:00Z"));
+        assert_eq!(kind, PollKind::Late);
+        assert_eq!(window.from, at("2026-11-27T04:00:00Z"));
+        p.progress.last_sweep = Some(at("2026-11-27T04:00:00Z"));
+        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Sweep);
+    }
+
+    #[test]
+    fn the_late_tier_can_be_switched_off() {
         let mut p = poller(Progress {
             baseline_done: true,
             last_sweep: Some(at("2026-11-27T09:30:00Z")),
             covered_until: Some(at("2026-11-27T09:59:00Z")),
             ..Progress::default()
         });
-        let (kind, window) = p.plan(at("2026-11-27T10:00:00Z"));
-        assert_eq!(kind, PollKind::Recent);
-        assert_eq!(window.from, at("2026-11-27T09:00:00Z"));
-        p.progress.last_sweep = Some(at("2026-11-27T09:00:00Z"));
-        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Sweep);
+        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Late);
+        p.schedule.late_interval = Duration::ZERO;
+        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Recent);
+        p.schedule.late_interval = Duration::from_secs(900);
+        p.schedule.late_window = p.schedule.recent_window;
+        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Recent);
+    }
+
+    #[test]
+    fn a_failed_late_poll_lets_a_recent_poll_through() {
+        let mut p = poller(Progress {
+            baseline_done: true,
+            last_sweep: Some(at("2026-11-27T09:30:00Z")),
+            last_late: Some(at("2026-11-27T09:00:00Z")),
+            covered_until: Some(at("2026-11-27T09:59:00Z")),
+            late_failed: true,
+            ..Progress::default()
+        });
+        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Recent);
+        p.progress.late_failed = false;
+        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Late);
+    }
+
+    #[test]
+    fn sub_windows_are_contiguous_whole_seconds_and_few() {
+        let window = CallWindow {
+            from: at("2026-11-24T10:00:00Z"),
+            to: at("2026-11-27T10:00:07Z"),
+        };
+        for readers in [1, 2, 4, 8, 32] {
+            let parts = split_for_readers(window, readers);
+            assert_eq!(parts.first().unwrap().from, window.from);
+            assert_eq!(parts.last().unwrap().to, window.to);
+            assert!(parts.windows(2).all(|w| w[0].to == w[1].from), "{parts:?}");
+            assert!(parts
+                .iter()
+                .all(|p| p.from < p.to && p.from.timestamp_subsec_nanos() == 0));
+            let expected = if readers == 1 {
+                1
+            } else {
+                (2 * readers).min(25)
+            };
+            assert_eq!(parts.len(), expected, "{readers} readers");
+        }
+        let short = CallWindow {
+            from: at("2026-11-27T07:00:00Z"),
+            to: at("2026-11-27T10:00:00Z"),
+        };
+        assert_eq!(
+            split_for_readers(short, 4),
+            vec![short],
+            "short windows stay whole"
+        );
+    }
+
+    #[test]
+    fn a_failed_sweep_resumes_with_its_unfinished_sub_windows() {
+        let window = CallWindow {
+            from: at("2026-11-24T10:00:00Z"),
+            to: at("2026-11-27T10:00:00Z"),
+        };
+        let parts = split_for_readers(window, 4);
+        let mut p = poller(Progress {
+            baseline_done: true,
+            last_sweep: Some(at("2026-11-27T04:00:00Z")),
+            covered_until: Some(at("2026-11-27T10:01:00Z")),
+            // A recent poll after the failure moved the horizon on by a minute.
+            forgotten_before: Some(at("2026-11-24T10:01:00Z")),
+            pending_sweep: Some(PendingSweep {
+                window,
+                parts: vec![parts[0], parts[5]],
+            }),
+            ..Progress::default()
+        });
+        let (kind, resumed) = p.plan(at("2026-11-27T10:02:00Z"));
+        assert_eq!(kind, PollKind::Sweep);
+        assert_eq!(resumed.to, window.to);
+        assert_eq!(resumed.from, at("2026-11-24T10:01:00Z"));
+        let to_read = p.sub_windows(kind, resumed);
+        assert_eq!(
+            to_read,
+            vec![
+                CallWindow {
+                    from: at("2026-11-24T10:01:00Z"),
+                    to: parts[0].to
+                },
+                parts[5]
+            ],
+            "only the unfinished parts, never below the forgotten rows"
+        );
+        // A sweep interval later a fresh sweep reads more for the same pages.
+        let (kind, fresh) = p.plan(at("2026-11-27T16:00:00Z"));
+        assert_eq!(kind, PollKind::Sweep);
+        assert_eq!(fresh.to, at("2026-11-27T16:00:00Z"));
+        assert_eq!(p.sub_windows(kind, fresh).len(), 16);
+        p.progress.pending_sweep = None;
+        assert_eq!(p.sub_windows(kind, resumed).len(), 16);
     }
 
     #[test]
@@ -389,6 +664,7 @@ mod tests {
         let p = poller(Progress {
             baseline_done: true,
             last_sweep: Some(at("2026-11-27T09:59:00Z")),
+            last_late: Some(at("2026-11-27T09:59:00Z")),
             covered_until: Some(at("2026-11-27T07:15:00Z")),
             ..Progress::default()
         });
@@ -414,6 +690,7 @@ mod tests {
             covered_until: Some(at("2026-11-27T09:59:30Z")),
             forgotten_before: Some(at("2026-11-24T09:59:00Z")),
             sweep_failed: true,
+            ..Progress::default()
         };
         let p = poller(saved.clone().resumed());
         let (kind, window) = p.plan(at("2026-11-27T10:00:00Z"));
@@ -432,7 +709,8 @@ mod tests {
     fn a_failing_sweep_lets_recent_polls_through() {
         let mut p = poller(Progress {
             baseline_done: true,
-            last_sweep: Some(at("2026-11-27T08:00:00Z")),
+            last_sweep: Some(at("2026-11-27T03:00:00Z")),
+            last_late: Some(at("2026-11-27T09:59:00Z")),
             covered_until: Some(at("2026-11-27T09:59:00Z")),
             ..Progress::default()
         });
@@ -449,6 +727,7 @@ mod tests {
             covered_until: Some(at("2026-11-27T10:00:00Z")),
             forgotten_before: Some(at("2026-11-24T10:00:00Z")),
             sweep_failed: false,
+            ..Progress::default()
         });
         // The clock stepped back ten minutes: the sweep must not re-read forgotten rows.
         let (kind, window) = p.plan(at("2026-11-27T09:50:00Z"));

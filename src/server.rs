@@ -182,7 +182,7 @@ impl Web {
              <h2>Configuration</h2><table>\
              <tr><td>Tenant</td><td>{tenant}{demo}</td></tr><tr><td>Credential</td><td>{credential}</td></tr>\
              <tr><td>Graph</td><td>{graph}</td></tr>\
-             <tr><td>Schedule</td><td>recent window {recent} every {interval}; lookback {lookback} every {sweep}</td></tr>\
+             <tr><td>Schedule</td><td>recent window {recent} every {interval};{late} lookback {lookback} every {sweep}</td></tr>\
              <tr><td>Access</td><td>{access}</td></tr></table>\
              <h2>Polling</h2><table>",
             version = env!("CARGO_PKG_VERSION"),
@@ -193,6 +193,11 @@ impl Web {
             graph = escape(&a.graph_endpoint),
             recent = show(s.recent_window),
             interval = show(s.poll_interval),
+            late = if s.has_late_tier() {
+                format!(" late window {} every {};", show(s.late_window), show(s.late_interval))
+            } else {
+                String::new()
+            },
             lookback = show(s.lookback),
             sweep = show(s.sweep_interval),
             access = self.access_summary(),

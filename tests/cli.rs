@@ -52,7 +52,7 @@ fn an_unreadable_secret_file_is_named() {
 
 #[test]
 fn schedule_mistakes_are_refused_at_start() {
-    let (code, text) = run(&["--poll.lookback=30m"], &[]);
+    let (code, text) = run(&["--poll.lookback=10m"], &[]);
     assert_eq!(code, 2, "{text}");
     assert!(
         text.contains("--poll.lookback") && text.contains("--poll.recent-window"),

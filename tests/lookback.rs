@@ -65,7 +65,9 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
         clock: clock.clone(),
         schedule: Schedule {
             poll_interval: Duration::from_secs(60),
-            recent_window: Duration::from_secs(1800),
+            recent_window: Duration::from_secs(600),
+            late_interval: Duration::from_secs(300),
+            late_window: Duration::from_secs(3600),
             sweep_interval: Duration::from_secs(600),
             lookback,
         },

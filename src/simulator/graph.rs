@@ -113,17 +113,40 @@ pub(super) fn not_found(tenant: &Tenant, request: &Request<Incoming>) -> HttpRes
 /// Decides the answer; returns it with the delay to apply before sending it.
 fn answer(tenant: &Tenant, request: &Request<Incoming>) -> (Reply, u64) {
     let now_ms = tenant.now_ms();
-    let (request_number, faults, pending_until) = {
+    let (request_number, faults, pending_until, rate) = {
         let mut gate = tenant.gate.lock();
         gate.data_requests += 1;
         let pending = gate.throttled_until_ms.filter(|until| now_ms < *until);
         if pending.is_none() {
             gate.throttled_until_ms = None;
         }
-        (gate.data_requests, gate.faults.clone(), pending)
+        let rate = gate
+            .faults
+            .rate_limit
+            .map(|limit| gate.rate.admit(limit, std::time::Instant::now()));
+        (gate.data_requests, gate.faults.clone(), pending, rate)
     };
     tenant.stats().data_requests += 1;
     let delay_ms = faults.slow_page_ms;
+
+    if let Some(rate) = rate {
+        if rate.violated {
+            tenant.stats().retry_after_violations += 1;
+        }
+        if let Some(secs) = rate.retry_after_secs {
+            tenant.stats().throttled_responses += 1;
+            tracing::debug!(request_number, secs, "data request over the rate limit");
+            let error = GraphError {
+                retry_after: Some(if faults.retry_after_http_date {
+                    http_date(now_ms.saturating_add(secs.saturating_mul(1000) as i64))
+                } else {
+                    secs.to_string()
+                }),
+                ..too_many_requests()
+            };
+            return (Reply::Error(error), delay_ms);
+        }
+    }
 
     if let Some(until_ms) = pending_until {
         let mut stats = tenant.stats();

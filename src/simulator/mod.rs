@@ -128,7 +128,10 @@ impl SimConfig {
                 history: DEMO_HISTORY,
                 trunks: DEMO_TRUNKS,
             },
-            faults: Faults::default(),
+            faults: Faults {
+                rate_limit: Some(RateLimit::GRAPH_PER_APP),
+                ..Faults::default()
+            },
             page_size: 1000,
             clock,
             // So that managed identity can be tried against `simulate` too.
@@ -197,6 +200,11 @@ pub struct Scenario {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Faults {
+    /// Graph's throttling: more than `requests` data requests within any `window_secs`
+    /// (real time) answer 429 with a Retry-After that says when the window has room
+    /// again. Throttled requests count against the limit, as Graph's do. Off by default;
+    /// the demo tenant (`--demo`, `simulate`) uses [`RateLimit::GRAPH_PER_APP`].
+    pub rate_limit: Option<RateLimit>,
     /// Every Nth data request answers 429 with Retry-After; 0 = off.
     pub throttle_every: u32,
     /// Retry-After on 429 (and on 503 when `unavailable_retry_after`); 0 means 1.
@@ -232,6 +240,72 @@ pub struct Faults {
     /// `sbc-legacy.fabrikam.com` fails in minutes 40 to 55 of every hour. Applies to calls
     /// drawn from then on (at start: the whole history).
     pub failing_trunk: Option<String>,
+}
+
+/// A request rate limit over a sliding window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub requests: u32,
+    pub window_secs: u64,
+}
+
+impl RateLimit {
+    /// Graph's documented call-records limit for one app in one tenant: 1,500 requests per
+    /// 20 seconds (the tenant-wide 10,000 per 20 seconds is never reached by one app).
+    pub const GRAPH_PER_APP: RateLimit = RateLimit {
+        requests: 1500,
+        window_secs: 20,
+    };
+}
+
+/// The sliding window of a [`RateLimit`]: when recent data requests arrived, in real time.
+#[derive(Debug, Default)]
+struct RateWindow {
+    arrivals: std::collections::VecDeque<std::time::Instant>,
+    /// The last Retry-After sent asked the client to stay away until then.
+    retry_after_until: Option<std::time::Instant>,
+}
+
+/// What the rate limit says about one request.
+struct RateVerdict {
+    /// Seconds to send as Retry-After when the request is over the limit.
+    retry_after_secs: Option<u64>,
+    /// The request came while an earlier Retry-After was pending.
+    violated: bool,
+}
+
+impl RateWindow {
+    /// Records a request arriving at `now` (every request counts, throttled or not).
+    fn admit(&mut self, limit: RateLimit, now: std::time::Instant) -> RateVerdict {
+        let window = Duration::from_secs(limit.window_secs.max(1));
+        while self
+            .arrivals
+            .front()
+            .is_some_and(|&at| now.duration_since(at) >= window)
+        {
+            self.arrivals.pop_front();
+        }
+        self.arrivals.push_back(now);
+        let violated = self.retry_after_until.is_some_and(|until| now < until);
+        let allowed = limit.requests.max(1) as usize;
+        if self.arrivals.len() <= allowed {
+            return RateVerdict {
+                retry_after_secs: None,
+                violated,
+            };
+        }
+        // The next request fits once enough of the counted ones have left the window.
+        let room_at = self.arrivals[self.arrivals.len() - allowed] + window;
+        let wait = room_at.saturating_duration_since(now);
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let secs = secs.max(1);
+        let until = now + Duration::from_secs(secs);
+        self.retry_after_until = Some(self.retry_after_until.map_or(until, |u| u.max(until)));
+        RateVerdict {
+            retry_after_secs: Some(secs),
+            violated,
+        }
+    }
 }
 
 impl Faults {
@@ -327,6 +401,7 @@ struct Gate {
     data_requests: u64,
     /// Clock time (ms) until which the last Retry-After asked the client to stay away.
     throttled_until_ms: Option<i64>,
+    rate: RateWindow,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -481,6 +556,7 @@ impl SimHandle {
                 faults: config.faults,
                 data_requests: 0,
                 throttled_until_ms: None,
+                rate: RateWindow::default(),
             }),
             stats: Mutex::new(SimStats::default()),
             tokens: Mutex::new(HashMap::new()),

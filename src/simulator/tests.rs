@@ -967,3 +967,32 @@ fn more_trunks_are_copies_of_the_tenant_s_six() {
         ids(LiveGenerator::new(3, 100_000.0, from_ms).with_trunks(super::DEMO_TRUNKS))
     );
 }
+
+#[test]
+fn rate_limit_counts_every_request_over_a_sliding_window() {
+    let limit = RateLimit {
+        requests: 3,
+        window_secs: 2,
+    };
+    let mut window = RateWindow::default();
+    let start = std::time::Instant::now();
+    let at = |ms: u64| start + Duration::from_millis(ms);
+    for ms in [0, 100, 200] {
+        let verdict = window.admit(limit, at(ms));
+        assert_eq!(verdict.retry_after_secs, None);
+        assert!(!verdict.violated);
+    }
+    // The fourth within two seconds counts too: room for one more once the first two have
+    // left the window, 1.8 s later, rounded up to whole seconds.
+    let verdict = window.admit(limit, at(300));
+    assert_eq!(verdict.retry_after_secs, Some(2));
+    assert!(!verdict.violated);
+    // Coming back early is a violation and, counted too, pushes the room further out.
+    let verdict = window.admit(limit, at(900));
+    assert!(verdict.violated);
+    assert_eq!(verdict.retry_after_secs, Some(2));
+    // After the Retry-After, and with the window drained, requests pass again.
+    let verdict = window.admit(limit, at(4000));
+    assert_eq!(verdict.retry_after_secs, None);
+    assert!(!verdict.violated);
+}

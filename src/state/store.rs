@@ -1083,6 +1083,7 @@ impl SavedProgress {
             covered_until: time(self.covered_until)?,
             forgotten_before: time(self.forgotten_before)?,
             sweep_failed: self.sweep_failed,
+            ..Progress::default()
         })
     }
 }

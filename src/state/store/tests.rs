@@ -53,6 +53,7 @@ fn progress() -> Progress {
         covered_until: Some(at("2026-11-27T11:59:00Z")),
         forgotten_before: Some(at("2026-11-24T11:59:00Z")),
         sweep_failed: true,
+        ..Progress::default()
     }
 }
 
