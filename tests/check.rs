@@ -34,17 +34,7 @@ fn check(base_url: &str, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) 
         .arg(format!("--azure.authority-host={base_url}"))
         .arg("--graph.retry-backoff=50ms")
         .args(extra);
-    for name in [
-        "AZURE_TENANT_ID",
-        "AZURE_CLIENT_ID",
-        "AZURE_CLIENT_SECRET",
-        "AZURE_CLIENT_CERTIFICATE_PATH",
-        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-        "AZURE_FEDERATED_TOKEN_FILE",
-        "AZURE_AUTHORITY_HOST",
-    ] {
-        command.env_remove(name);
-    }
+    common::without_azure_environment(&mut command);
     command.envs(env.iter().copied());
     let output = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();

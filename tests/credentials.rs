@@ -602,16 +602,7 @@ fn none_or_two_credentials_stop_the_start_with_what_to_do() {
     let run = |env: &[(&str, &str)]| {
         let mut command = std::process::Command::new(common::BIN);
         command.arg("--web.listen-address=127.0.0.1:0");
-        for name in [
-            "AZURE_TENANT_ID",
-            "AZURE_CLIENT_ID",
-            "AZURE_CLIENT_SECRET",
-            "AZURE_CLIENT_CERTIFICATE_PATH",
-            "AZURE_CLIENT_CERTIFICATE_PASSWORD",
-            "AZURE_FEDERATED_TOKEN_FILE",
-        ] {
-            command.env_remove(name);
-        }
+        common::without_azure_environment(&mut command);
         command.envs(env.iter().copied());
         let output = command.output().unwrap();
         (

@@ -65,6 +65,23 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
     (output.status.code().unwrap_or(-1), text)
 }
 
+/// Removes every variable that configures a credential or a cloud, so that a test's
+/// exporter sees only what the test gives it, whatever the machine running it has set.
+pub fn without_azure_environment(command: &mut Command) {
+    for name in [
+        "AZURE_TENANT_ID",
+        "AZURE_CLIENT_ID",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_AUTHORITY_HOST",
+        "AZURE_CLIENT_CERTIFICATE_PATH",
+        "AZURE_CLIENT_CERTIFICATE_PASSWORD",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+    ] {
+        command.env_remove(name);
+    }
+}
+
 /// The simulated tenant's client-secret credential, as `Exporter::start` passes it.
 const SECRET_ENV: &[(&str, &str)] = &[
     ("AZURE_TENANT_ID", TENANT),
@@ -129,16 +146,9 @@ impl Exporter {
         configure: impl FnOnce(&mut Command),
     ) -> Exporter {
         let mut command = Command::new(program);
+        without_azure_environment(&mut command);
         command
             .args(args)
-            .env_remove("AZURE_TENANT_ID")
-            .env_remove("AZURE_CLIENT_ID")
-            .env_remove("AZURE_CLIENT_SECRET")
-            .env_remove("AZURE_AUTHORITY_HOST")
-            .env_remove("AZURE_CLIENT_CERTIFICATE_PATH")
-            .env_remove("AZURE_CLIENT_CERTIFICATE_PASSWORD")
-            .env_remove("AZURE_FEDERATED_TOKEN_FILE")
-            .env_remove("AZURE_POD_IDENTITY_AUTHORITY_HOST")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (key, value) in env {
