@@ -80,7 +80,7 @@ impl ExporterMetrics {
                 &["endpoint", "reason"],
             )?,
             poll_duration: HistogramVec::new(
-                HistogramOpts::new(p("poll_duration_seconds"), "Time a poll took, by kind: baseline (first start), recent window, or sweep of the lookback.")
+                HistogramOpts::new(p("poll_duration_seconds"), "Time a poll took, by kind: baseline (first start), recent window, late window, or sweep of the lookback.")
                     .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0]),
                 &["endpoint", "kind"],
             )?,
@@ -188,7 +188,7 @@ impl ExporterMetrics {
         }
         // Present from the start, so that rate() sees the first baseline and sweep end: the
         // stale-poll alert allows for their duration.
-        for kind in ["baseline", "recent", "sweep"] {
+        for kind in ["baseline", "recent", "late", "sweep"] {
             self.poll_duration.with_label_values(&[endpoint, kind]);
         }
         self.graph_throttled.with_label_values(&[endpoint]);

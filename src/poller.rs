@@ -198,11 +198,15 @@ impl Poller {
         let sweep_due = due(self.progress.last_sweep, self.schedule.sweep_interval);
         let late_due = self.schedule.has_late_tier()
             && due(self.progress.last_late, self.schedule.late_interval);
+        // After a failed sweep or late poll, a recent poll comes first whatever else is due:
+        // the late window lies inside the sweep's, so one bad page there fails both, and
+        // letting them take turns would never count a new call.
+        let tier_failed = self.progress.sweep_failed || self.progress.late_failed;
         let kind = if !self.progress.baseline_done {
             PollKind::Baseline
-        } else if sweep_due && !self.progress.sweep_failed {
+        } else if sweep_due && !tier_failed {
             PollKind::Sweep
-        } else if late_due && !self.progress.late_failed {
+        } else if late_due && !tier_failed {
             PollKind::Late
         } else {
             PollKind::Recent
@@ -581,6 +585,32 @@ mod tests {
         assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Recent);
         p.progress.late_failed = false;
         assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Late);
+    }
+
+    #[test]
+    fn a_failing_sweep_and_late_poll_cannot_shut_out_the_recent_poll() {
+        // Both due, both failing on the same bad page (the late window lies inside the
+        // sweep's): every failure is followed by a recent poll.
+        let mut p = poller(Progress {
+            baseline_done: true,
+            last_sweep: Some(at("2026-11-27T01:00:00Z")),
+            last_late: Some(at("2026-11-27T09:00:00Z")),
+            covered_until: Some(at("2026-11-27T09:59:00Z")),
+            ..Progress::default()
+        });
+        let now = at("2026-11-27T10:00:00Z");
+        assert_eq!(p.plan(now).0, PollKind::Sweep);
+        p.progress.sweep_failed = true;
+        assert_eq!(p.plan(now).0, PollKind::Recent, "after the failed sweep");
+        p.progress.sweep_failed = false;
+        p.progress.late_failed = true;
+        assert_eq!(p.plan(now).0, PollKind::Recent, "after a failed late poll");
+        p.progress.late_failed = false;
+        assert_eq!(
+            p.plan(now).0,
+            PollKind::Sweep,
+            "the recent poll cleared both"
+        );
     }
 
     #[test]
