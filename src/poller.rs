@@ -490,13 +490,7 @@ pub fn split_for_readers(window: CallWindow, readers: usize) -> Vec<CallWindow> 
             parts.push(chunk);
             continue;
         }
-        let step = chrono::Duration::seconds(seconds.div_ceil(count) as i64);
-        let mut from = chunk.from;
-        while from < chunk.to {
-            let to = (from + step).min(chunk.to);
-            parts.push(CallWindow { from, to });
-            from = to;
-        }
+        parts.extend(chunk.split(Duration::from_secs(seconds.div_ceil(count))));
     }
     parts
 }
