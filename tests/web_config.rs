@@ -73,6 +73,19 @@ impl Ca {
     }
 }
 
+/// A directory with a server certificate and key (`server.crt`, `server.key`) from a server
+/// CA and a client CA (`clients.crt`), for mutual-TLS web configs; returns both CAs.
+fn mutual_tls_files() -> (tempfile::TempDir, Ca, Ca) {
+    let dir = tempfile::tempdir().unwrap();
+    let server_ca = Ca::new("test server CA");
+    let client_ca = Ca::new("test client CA");
+    let server = server_ca.server();
+    write(dir.path(), "server.crt", &server.cert);
+    write(dir.path(), "server.key", &server.key);
+    write(dir.path(), "clients.crt", &client_ca.pem());
+    (dir, server_ca, client_ca)
+}
+
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
@@ -244,13 +257,7 @@ fn indent(text: &str) -> String {
 
 #[test]
 fn mutual_tls_serves_only_clients_with_a_certificate_from_the_client_ca() {
-    let dir = tempfile::tempdir().unwrap();
-    let server_ca = Ca::new("test server CA");
-    let client_ca = Ca::new("test client CA");
-    let server = server_ca.server();
-    write(dir.path(), "server.crt", &server.cert);
-    write(dir.path(), "server.key", &server.key);
-    write(dir.path(), "clients.crt", &client_ca.pem());
+    let (dir, server_ca, client_ca) = mutual_tls_files();
     let exporter = start(
         dir.path(),
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.crt\n",
@@ -287,13 +294,7 @@ fn mutual_tls_serves_only_clients_with_a_certificate_from_the_client_ca() {
 
 #[test]
 fn verify_if_given_lets_clients_without_a_certificate_in_but_not_bad_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let server_ca = Ca::new("test server CA");
-    let client_ca = Ca::new("test client CA");
-    let server = server_ca.server();
-    write(dir.path(), "server.crt", &server.cert);
-    write(dir.path(), "server.key", &server.key);
-    write(dir.path(), "clients.crt", &client_ca.pem());
+    let (dir, server_ca, client_ca) = mutual_tls_files();
     let exporter = start(
         dir.path(),
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: clients.crt\n",
@@ -447,13 +448,7 @@ fn basic_auth_guards_every_path_and_follows_the_file() {
 
 #[test]
 fn basic_auth_over_mutual_tls_needs_both() {
-    let dir = tempfile::tempdir().unwrap();
-    let server_ca = Ca::new("test server CA");
-    let client_ca = Ca::new("test client CA");
-    let server = server_ca.server();
-    write(dir.path(), "server.crt", &server.cert);
-    write(dir.path(), "server.key", &server.key);
-    write(dir.path(), "clients.crt", &client_ca.pem());
+    let (dir, server_ca, client_ca) = mutual_tls_files();
     let exporter = start(
         dir.path(),
         &format!(
@@ -715,13 +710,7 @@ fn the_rate_limit_answers_429_once_the_burst_is_spent() {
 
 #[test]
 fn client_allowed_sans_admit_only_the_named_clients_of_the_ca() {
-    let dir = tempfile::tempdir().unwrap();
-    let server_ca = Ca::new("test server CA");
-    let client_ca = Ca::new("test client CA");
-    let server = server_ca.server();
-    write(dir.path(), "server.crt", &server.cert);
-    write(dir.path(), "server.key", &server.key);
-    write(dir.path(), "clients.crt", &client_ca.pem());
+    let (dir, server_ca, client_ca) = mutual_tls_files();
     let exporter = start(
         dir.path(),
         "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: clients.crt\n  client_allowed_sans: [prometheus.monitoring.svc, 10.1.2.3]\n",
