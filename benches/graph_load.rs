@@ -30,16 +30,16 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use parking_lot::Mutex;
-use teams_voice_exporter::auth::{Credential, TokenCache};
-use teams_voice_exporter::clock::Clock;
-use teams_voice_exporter::graph::{GraphClient, RetryPolicy};
-use teams_voice_exporter::metrics::ExporterMetrics;
-use teams_voice_exporter::poller::{PollKind, Poller, PollerStatus, Progress, Schedule};
-use teams_voice_exporter::simulator::{
+use teams_voice_exporter::counting::poller::{PollKind, Poller, PollerStatus, Progress, Schedule};
+use teams_voice_exporter::counting::state::TenantState;
+use teams_voice_exporter::exposition::metrics::ExporterMetrics;
+use teams_voice_exporter::source::auth::{Credential, TokenCache};
+use teams_voice_exporter::source::graph::{GraphClient, RetryPolicy};
+use tve_clock::Clock;
+use tve_simulator::{
     Faults, RateLimit, SimConfig, SimHandle, SimStats, Traffic, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
     DEMO_TENANT_ID, DEMO_TRUNKS,
 };
-use teams_voice_exporter::state::TenantState;
 
 const CALLS_PER_DAY: f64 = 100_000.0;
 /// Readers in the cost runs: parallel sub-windows, so that the exactness check covers them.

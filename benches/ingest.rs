@@ -20,8 +20,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use teams_voice_exporter::row::{DirectRoutingRow, Page};
-use teams_voice_exporter::state::{Aggregates, Ingest, TenantState};
+use teams_voice_exporter::counting::state::{Aggregates, Ingest, TenantState};
+use teams_voice_exporter::source::direct_routing::{DirectRoutingRow, Page};
 
 use common::{env_or, median, simulated_pages, time_rounds, Pages};
 

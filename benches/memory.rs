@@ -23,10 +23,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use prometheus::Registry;
-use teams_voice_exporter::metrics::{
+use teams_voice_exporter::counting::state::{Aggregates, Ingest, TenantState};
+use teams_voice_exporter::exposition::metrics::{
     ExporterMetrics, Exposition, StateCollector, DIRECT_ROUTING_ENDPOINT,
 };
-use teams_voice_exporter::state::{Aggregates, Ingest, TenantState};
 
 use common::{env_or, rows_for_series};
 

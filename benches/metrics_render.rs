@@ -20,10 +20,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use prometheus::Registry;
-use teams_voice_exporter::metrics::{
+use teams_voice_exporter::counting::state::{Ingest, TenantState};
+use teams_voice_exporter::exposition::metrics::{
     ExporterMetrics, Exposition, StateCollector, DIRECT_ROUTING_ENDPOINT,
 };
-use teams_voice_exporter::state::{Ingest, TenantState};
 
 use common::{env_or, median, rows_for_series, time_rounds};
 

@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use prometheus::IntCounter;
-use teams_voice_exporter::poller::Progress;
-use teams_voice_exporter::state::store::{StateOptions, StateStore};
-use teams_voice_exporter::state::{Aggregates, Ingest, TenantState};
+use teams_voice_exporter::counting::poller::Progress;
+use teams_voice_exporter::counting::state::{Aggregates, Ingest, TenantState};
+use teams_voice_exporter::counting::store::{StateOptions, StateStore};
 
 const TENANT: &str = "00000000-0000-0000-0000-00000000d3e0";
 const LOOKBACK_SECS: f64 = 72.0 * 3600.0;

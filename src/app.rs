@@ -5,25 +5,27 @@
 //! demo, and stops everything cleanly on SIGTERM or Ctrl-C.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use parking_lot::Mutex;
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::auth::{Credential, TokenCache};
-use crate::clock::Clock;
-use crate::config::{
-    listen_candidates, Config, ConfigError, EnvSecrets, ExporterArgs, SimulateArgs, SimulationArgs,
+#[cfg(feature = "demo")]
+use crate::config::SimulateArgs;
+use crate::config::{listen_candidates, Config, ConfigError, EnvSecrets, ExporterArgs};
+use crate::counting::poller::{Poller, PollerStatus};
+use crate::counting::store::{self, StateError};
+use crate::exposition::http::{About, Web};
+use crate::exposition::metrics::{
+    ExporterMetrics, Exposition, StateCollector, DIRECT_ROUTING_ENDPOINT,
 };
-use crate::graph::GraphClient;
-use crate::metrics::{ExporterMetrics, Exposition, StateCollector, DIRECT_ROUTING_ENDPOINT};
-use crate::poller::{Poller, PollerStatus};
-use crate::server::{About, Web};
-use crate::simulator::{self, SimConfig, SimHandle, Traffic};
-use crate::state::store::{self, StateError};
-use crate::web_config::WebConfig;
+use crate::source::auth::{Credential, TokenCache};
+use crate::source::graph::GraphClient;
+use exporter_web::web_config::WebConfig;
+use tve_clock::Clock;
+#[cfg(feature = "demo")]
+use tve_simulator::SimHandle;
 
 /// Why the exporter could not start, or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,8 @@ pub enum StartError {
     Listen { address: String, reason: String },
     #[error("cannot start the simulated tenant: {0}")]
     Simulator(std::io::Error),
+    #[error("this build has no simulated tenant (--demo): build it with the default `demo` feature, or configure credentials for a real tenant")]
+    NoDemo,
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(String),
     #[error("cannot register metrics: {0}")]
@@ -43,14 +47,14 @@ pub enum StartError {
     #[error("the poller stopped: {0}; please report this as a bug")]
     PollerStopped(String),
     #[error(transparent)]
-    WebConfig(#[from] crate::web_config::WebConfigError),
+    WebConfig(#[from] exporter_web::web_config::WebConfigError),
 }
 
 impl StartError {
     /// The process exit code: 2 for what the user must change in the configuration.
     pub fn exit_code(&self) -> i32 {
         match self {
-            StartError::Config(_) | StartError::WebConfig(_) => 2,
+            StartError::Config(_) | StartError::WebConfig(_) | StartError::NoDemo => 2,
             _ => 1,
         }
     }
@@ -148,7 +152,11 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     });
 
     let mut poll_task = tokio::spawn(poller.run(shutdown.clone()));
-    let server = tokio::spawn(crate::server::run(listener, web, shutdown.clone()));
+    let server = tokio::spawn(crate::exposition::http::run(
+        listener,
+        web,
+        shutdown.clone(),
+    ));
     // The poller only ends when asked to; if it ends otherwise (a bug that panicked), the
     // metrics would freeze while /-/healthy still said yes, so the process stops instead
     // and the supervisor restarts it.
@@ -167,11 +175,21 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     if !poll_task.is_finished() {
         let _ = poll_task.await;
     }
+    #[cfg(feature = "demo")]
     if let Some(sim) = simulator {
         sim.shutdown().await;
     }
+    #[cfg(not(feature = "demo"))]
+    drop(simulator);
     outcome
 }
+
+/// A simulated tenant started for `--demo`, stopped with the exporter.
+#[cfg(feature = "demo")]
+pub type DemoTenant = SimHandle;
+/// Without the `demo` feature there is no simulated tenant to start.
+#[cfg(not(feature = "demo"))]
+pub type DemoTenant = std::convert::Infallible;
 
 /// The credential to use; with `--demo`, the simulated tenant's, after starting it and
 /// pointing the configuration at it.
@@ -180,15 +198,31 @@ pub async fn credential(
     env: &EnvSecrets,
     config: &mut Config,
     clock: &Clock,
-) -> Result<(Credential, Option<SimHandle>), StartError> {
+) -> Result<(Credential, Option<DemoTenant>), StartError> {
     if !args.demo {
         return Ok((args.credential(env)?, None));
     }
-    let sim_config = simulation(
-        &args.simulation,
-        simulator::QUICK_DEMO_HISTORY,
-        clock.clone(),
-    );
+    demo_credential(args, config, clock).await
+}
+
+#[cfg(not(feature = "demo"))]
+async fn demo_credential(
+    _: &ExporterArgs,
+    _: &mut Config,
+    _: &Clock,
+) -> Result<(Credential, Option<DemoTenant>), StartError> {
+    Err(StartError::NoDemo)
+}
+
+#[cfg(feature = "demo")]
+async fn demo_credential(
+    args: &ExporterArgs,
+    config: &mut Config,
+    clock: &Clock,
+) -> Result<(Credential, Option<DemoTenant>), StartError> {
+    let sim_config = args
+        .simulation
+        .config(tve_simulator::QUICK_DEMO_HISTORY, clock.clone());
     let sim = SimHandle::bind(sim_config, ([127, 0, 0, 1], 0).into())
         .await
         .map_err(StartError::Simulator)?;
@@ -199,9 +233,9 @@ pub async fn credential(
     config.authority_host = base;
     tracing::info!(address = %sim.addr(), "demo: simulated Graph tenant started; no Azure account is used");
     let credential = Credential::ClientSecret {
-        tenant_id: simulator::DEMO_TENANT_ID.to_owned(),
-        client_id: simulator::DEMO_CLIENT_ID.to_owned(),
-        secret: simulator::DEMO_CLIENT_SECRET.to_owned().into(),
+        tenant_id: tve_simulator::DEMO_TENANT_ID.to_owned(),
+        client_id: tve_simulator::DEMO_CLIENT_ID.to_owned(),
+        secret: tve_simulator::DEMO_CLIENT_SECRET.to_owned().into(),
     };
     Ok((credential, Some(sim)))
 }
@@ -243,8 +277,11 @@ pub fn token_cache(
 }
 
 /// Serves the simulated tenant alone until SIGTERM or Ctrl-C.
+#[cfg(feature = "demo")]
 pub async fn run_simulator(args: SimulateArgs) -> Result<(), StartError> {
-    let config = simulation(&args.simulation, simulator::DEMO_HISTORY, Clock::system());
+    let config = args
+        .simulation
+        .config(tve_simulator::DEMO_HISTORY, Clock::system());
     let sim = SimHandle::bind(config, args.listen)
         .await
         .map_err(|e| StartError::Listen {
@@ -253,26 +290,13 @@ pub async fn run_simulator(args: SimulateArgs) -> Result<(), StartError> {
         })?;
     tracing::info!(
         url = %sim.base_url(),
-        tenant_id = simulator::DEMO_TENANT_ID,
-        client_id = simulator::DEMO_CLIENT_ID,
+        tenant_id = tve_simulator::DEMO_TENANT_ID,
+        client_id = tve_simulator::DEMO_CLIENT_ID,
         "simulated Graph tenant serving; point --graph.endpoint and --azure.authority-host at the url (the client secret is in the README)"
     );
     wait_for_signal().await;
     sim.shutdown().await;
     Ok(())
-}
-
-/// The demo tenant, with the traffic the flags ask for.
-fn simulation(args: &SimulationArgs, default_history: Duration, clock: Clock) -> SimConfig {
-    let mut config = SimConfig::demo(clock);
-    config.seed = args.seed;
-    config.traffic = Traffic::Live {
-        calls_per_day: args.calls_per_day,
-        history: args.history.unwrap_or(default_history),
-        trunks: args.trunks,
-    };
-    config.faults.failing_trunk = args.failing_trunk.clone();
-    config
 }
 
 async fn bind(address: &str) -> Result<TcpListener, StartError> {

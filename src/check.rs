@@ -15,11 +15,11 @@ use std::time::{Duration, Instant, SystemTime};
 use chrono::{DateTime, Utc};
 
 use crate::app::{self, StartError};
-use crate::auth::{AccessToken, Credential, TokenCache};
-use crate::clock::Clock;
 use crate::config::{EnvSecrets, ExporterArgs};
-use crate::graph::{CallWindow, Function, GraphClient, RetryPolicy};
-use crate::metrics::ExporterMetrics;
+use crate::exposition::metrics::ExporterMetrics;
+use crate::source::auth::{AccessToken, Credential, TokenCache};
+use crate::source::graph::{CallWindow, Function, GraphClient, RetryPolicy};
+use tve_clock::Clock;
 
 /// The application permission the exporter needs.
 pub const REQUIRED_ROLE: &str = "CallRecords.Read.All";
@@ -205,7 +205,7 @@ pub async fn run(args: ExporterArgs, env: EnvSecrets, out: impl Write) -> i32 {
                 &format!(
                     "{} cannot be reached: {}.\nCheck network access (firewall, proxy settings HTTPS_PROXY/NO_PROXY) to the Graph host, and --azure.cloud or --graph.endpoint",
                     config.graph_endpoint.as_str().trim_end_matches('/'),
-                    crate::auth::error_chain(&error.without_url())
+                    crate::source::auth::error_chain(&error.without_url())
                 ),
             );
             report.skip(&["call logs", "clock"], "Graph is unreachable");

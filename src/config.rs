@@ -13,12 +13,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 use secrecy::SecretString;
 
-use crate::auth::certificate::{CertificateError, ClientCertificate};
-use crate::auth::jws::Algorithm;
-use crate::auth::Credential;
-use crate::graph::{RetryPolicy, DEFAULT_CONCURRENCY, MAX_CONCURRENCY, MAX_WINDOW};
-use crate::poller::Schedule;
-use crate::state::store::StateOptions;
+use crate::counting::poller::Schedule;
+use crate::counting::store::StateOptions;
+use crate::source::auth::certificate::{CertificateError, ClientCertificate};
+use crate::source::auth::jws::Algorithm;
+use crate::source::auth::Credential;
+use crate::source::graph::{RetryPolicy, DEFAULT_CONCURRENCY, MAX_CONCURRENCY, MAX_WINDOW};
 
 /// The default port: in the exporters' range, and clear of node_exporter (9100),
 /// blackbox_exporter (9115) and the other widely deployed exporters.
@@ -49,6 +49,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the simulated Graph tenant alone (for tests and for trying dashboards).
+    #[cfg(feature = "demo")]
     Simulate(SimulateArgs),
     /// Check the credentials, the token's permission, Graph and the clock once, print a
     /// report and exit: 0 when all is well, 1 when a check failed, 2 for a configuration
@@ -154,61 +155,16 @@ impl std::fmt::Debug for EnvSecrets {
     }
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// Address to serve the simulated Graph and token endpoints on.
     #[arg(long, default_value = "127.0.0.1:9886", value_name = "ADDR")]
     pub listen: SocketAddr,
     #[command(flatten)]
-    pub simulation: SimulationArgs,
+    pub simulation: tve_simulator::SimulationArgs,
     #[command(flatten)]
     pub log: LogArgs,
-}
-
-/// The simulated tenant's traffic, for `--demo` and `simulate`.
-#[derive(Debug, Args)]
-pub struct SimulationArgs {
-    /// Average calls a day in the simulated tenant.
-    #[arg(long = "simulate.calls-per-day", default_value_t = crate::simulator::DEMO_CALLS_PER_DAY, value_name = "N")]
-    pub calls_per_day: f64,
-    /// Seed for the simulated traffic (the same seed gives the same calls).
-    #[arg(long = "simulate.seed", default_value_t = 1, value_name = "N")]
-    pub seed: u64,
-    /// Call history the simulated tenant holds at start [default: 74h; 12h with --demo].
-    #[arg(long = "simulate.history", value_parser = parse_duration, value_name = "DURATION")]
-    pub history: Option<Duration>,
-    /// Make every call on this simulated trunk fail (mostly SIP 503 and 408) and no other
-    /// trunk degrade, e.g. to try alerts [default: sbc-legacy.fabrikam.com fails in minutes
-    /// 40-55 of every hour].
-    #[arg(long = "simulate.failing-trunk", value_parser = parse_simulated_trunk, value_name = "FQDN")]
-    pub failing_trunk: Option<String>,
-    /// Trunks of the simulated tenant: its six, and beyond them copies (sbc01-1.contoso.com,
-    /// ...) that share their calls, for as many series as the largest tenants have.
-    #[arg(long = "simulate.trunks", default_value_t = crate::simulator::DEMO_TRUNKS, value_parser = parse_simulated_trunks, value_name = "N")]
-    pub trunks: usize,
-}
-
-fn parse_simulated_trunks(text: &str) -> Result<usize, String> {
-    let (min, max) = (crate::simulator::DEMO_TRUNKS, crate::simulator::MAX_TRUNKS);
-    match text.trim().parse::<usize>() {
-        Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "'{text}' is not a number of trunks from {min} to {max}"
-        )),
-    }
-}
-
-fn parse_simulated_trunk(text: &str) -> Result<String, String> {
-    let wanted = text.trim().to_ascii_lowercase();
-    if crate::simulator::trunk_fqdns().any(|fqdn| fqdn == wanted) {
-        Ok(wanted)
-    } else {
-        let known: Vec<_> = crate::simulator::trunk_fqdns().collect();
-        Err(format!(
-            "'{text}' is not a simulated trunk; use one of {}",
-            known.join(", ")
-        ))
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -251,8 +207,9 @@ pub struct ExporterArgs {
     /// Run on a simulated tenant inside this process: no Azure account needed.
     #[arg(long)]
     pub demo: bool,
+    #[cfg(feature = "demo")]
     #[command(flatten)]
-    pub simulation: SimulationArgs,
+    pub simulation: tve_simulator::SimulationArgs,
 
     /// Address on which to expose metrics and the web interface (":PORT" for all interfaces).
     #[arg(long = "web.listen-address", default_value_t = format!(":{DEFAULT_PORT}"), value_name = "ADDR")]
@@ -1034,6 +991,7 @@ mod tests {
         ));
     }
 
+    #[cfg(feature = "demo")]
     #[test]
     fn failing_trunk_must_be_simulated() {
         let cli = args(&["--simulate.failing-trunk=SBC02.contoso.com"]).unwrap();

@@ -23,17 +23,8 @@
 //! and the simulator run faster than real time.
 
 pub mod app;
-pub mod auth;
-pub mod basic_auth;
 pub mod check;
-pub mod clock;
 pub mod config;
-pub mod graph;
-pub mod metrics;
-pub mod poller;
-pub mod row;
-pub mod serve;
-pub mod server;
-pub mod simulator;
-pub mod state;
-pub mod web_config;
+pub mod counting;
+pub mod exposition;
+pub mod source;

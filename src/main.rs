@@ -8,6 +8,7 @@ use teams_voice_exporter::{app, check};
 fn main() {
     let cli = Cli::parse();
     let (log, quiet) = match &cli.command {
+        #[cfg(feature = "demo")]
         Some(Command::Simulate(args)) => (&args.log, false),
         // The report is the output; routine log lines would only clutter it.
         Some(Command::Check(args)) => (&args.exporter.log, true),
@@ -32,6 +33,7 @@ fn main() {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            #[cfg(feature = "demo")]
             Some(Command::Simulate(args)) => app::run_simulator(args).await,
             Some(Command::Check(args)) => {
                 let code = check::run(args.exporter, env, std::io::stdout()).await;

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use teams_voice_exporter::auth::{AuthError, Credential, TokenCache};
-use teams_voice_exporter::clock::Clock;
-use teams_voice_exporter::metrics::ExporterMetrics;
-use teams_voice_exporter::simulator::{Faults, Scenario, SimConfig, SimHandle, Traffic};
+use teams_voice_exporter::exposition::metrics::ExporterMetrics;
+use teams_voice_exporter::source::auth::{AuthError, Credential, TokenCache};
+use tve_clock::Clock;
+use tve_simulator::{Faults, Scenario, SimConfig, SimHandle, Traffic};
 
 const TENANT: &str = "aaaaaaaa-0000-0000-0000-000000000001";
 const CLIENT: &str = "bbbbbbbb-0000-0000-0000-000000000002";

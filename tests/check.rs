@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::pki::shared_certificates;
 use common::{simulated_tenant, BIN, CLIENT, SECRET, TENANT};
-use teams_voice_exporter::simulator::{Faults, Scenario, SimHandle, SimIdentity};
+use tve_simulator::{Faults, Scenario, SimHandle, SimIdentity};
 
 const ROWS: usize = 25;
 

@@ -164,7 +164,7 @@ fn demo_serves_calls_on_several_trunks_and_stops_on_sigterm() {
 #[test]
 fn the_exporter_reads_a_separately_running_simulator() {
     use std::io::{BufRead, BufReader};
-    use teams_voice_exporter::simulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID};
+    use tve_simulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID};
 
     let mut simulator = Command::new(BIN)
         .args([

@@ -15,11 +15,11 @@ use common::pki::{self, shared_certificates, TestKey};
 use common::{simulated_tenant, wait_for, Exporter, CLIENT, SECRET, TENANT};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
-use teams_voice_exporter::auth::certificate::{CertificateError, ClientCertificate};
-use teams_voice_exporter::auth::jws::Algorithm;
-use teams_voice_exporter::auth::{AuthError, Credential, TokenCache, JWT_BEARER};
-use teams_voice_exporter::metrics::ExporterMetrics;
-use teams_voice_exporter::simulator::{
+use teams_voice_exporter::exposition::metrics::ExporterMetrics;
+use teams_voice_exporter::source::auth::certificate::{CertificateError, ClientCertificate};
+use teams_voice_exporter::source::auth::jws::Algorithm;
+use teams_voice_exporter::source::auth::{AuthError, Credential, TokenCache, JWT_BEARER};
+use tve_simulator::{
     Faults, FederatedCredential, ManagedIdentities, Scenario, SimHandle, SimIdentity,
     FEDERATED_AUDIENCE,
 };
@@ -412,7 +412,7 @@ fn certificate_assertions_are_checked_like_entra_id_does() {
 
     // What a correct assertion looks like: PS256, x5t#S256, iss = sub = client id.
     let assertion = sign(&good, CLIENT, &audience, now);
-    let parsed = teams_voice_exporter::auth::jws::Parsed::parse(&assertion).unwrap();
+    let parsed = teams_voice_exporter::source::auth::jws::Parsed::parse(&assertion).unwrap();
     assert_eq!(parsed.header_str("alg"), Some("PS256"));
     assert!(parsed.header_str("x5t#S256").is_some());
     assert_eq!(parsed.claim_str("iss"), Some(CLIENT));
@@ -472,7 +472,8 @@ fn certificate_assertions_are_checked_like_entra_id_does() {
     );
     // No thumbprint header at all.
     let (_, rest) = assertion.split_once('.').unwrap();
-    let bare_header = teams_voice_exporter::auth::jws::base64url(br#"{"alg":"PS256","typ":"JWT"}"#);
+    let bare_header =
+        teams_voice_exporter::source::auth::jws::base64url(br#"{"alg":"PS256","typ":"JWT"}"#);
     assert_eq!(
         post_assertion(&runtime, &sim, &format!("{bare_header}.{rest}")),
         (401, "AADSTS700027".into())

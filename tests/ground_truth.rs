@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::truth::{check_histogram, expected, simulator, tail};
 use common::{wait_for, Exporter, Metrics, CLIENT, SECRET, TENANT};
-use teams_voice_exporter::simulator::{Faults, Scenario};
+use tve_simulator::{Faults, Scenario};
 
 #[test]
 fn metrics_equal_ground_truth_through_late_rows_throttling_server_errors_and_short_tokens() {
@@ -407,7 +407,7 @@ fn parallel_sub_windows_count_every_row_exactly_once() {
     let faults = Faults {
         unavailable_every: 9,
         slow_page_ms: 5,
-        rate_limit: Some(teams_voice_exporter::simulator::RateLimit::GRAPH_PER_APP),
+        rate_limit: Some(tve_simulator::RateLimit::GRAPH_PER_APP),
         ..Faults::default()
     };
     let (_runtime, sim) = simulator(scenario, faults);

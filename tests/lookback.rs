@@ -6,15 +6,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use teams_voice_exporter::auth::{Credential, TokenCache};
-use teams_voice_exporter::clock::Clock;
-use teams_voice_exporter::graph::{GraphClient, RetryPolicy};
-use teams_voice_exporter::metrics::ExporterMetrics;
-use teams_voice_exporter::poller::{PollKind, Poller, PollerStatus, Progress, Schedule};
-use teams_voice_exporter::simulator::{
+use teams_voice_exporter::counting::poller::{PollKind, Poller, PollerStatus, Progress, Schedule};
+use teams_voice_exporter::counting::state::TenantState;
+use teams_voice_exporter::exposition::metrics::ExporterMetrics;
+use teams_voice_exporter::source::auth::{Credential, TokenCache};
+use teams_voice_exporter::source::graph::{GraphClient, RetryPolicy};
+use tve_clock::Clock;
+use tve_simulator::{
     Faults, SimConfig, SimHandle, Traffic, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID,
 };
-use teams_voice_exporter::state::TenantState;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
@@ -29,7 +29,7 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
             traffic: Traffic::Live {
                 calls_per_day: 20_000.0,
                 history: Duration::from_secs(6 * 3600),
-                trunks: teams_voice_exporter::simulator::DEMO_TRUNKS,
+                trunks: tve_simulator::DEMO_TRUNKS,
             },
             faults: Faults::default(),
             page_size: 1000,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::truth::{check_histogram, expected, simulator, tail};
 use common::{run, wait_for, Exporter, Metrics, CLIENT, SECRET, TENANT};
 use rand::{Rng, SeedableRng};
-use teams_voice_exporter::simulator::{Faults, GroundTruth, Scenario};
+use tve_simulator::{Faults, GroundTruth, Scenario};
 
 const COMMIT_STARTING: &str = "state commit starting";
 /// Logged just before redb writes and fsyncs a commit.

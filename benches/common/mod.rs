@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use teams_voice_exporter::clock::Clock;
-use teams_voice_exporter::simulator::{
+use tve_clock::Clock;
+use tve_simulator::{
     SimConfig, SimHandle, Traffic, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID, DEMO_TRUNKS,
 };
 
@@ -84,7 +84,7 @@ pub fn simulated_pages(calls_per_day: f64, hours: u64) -> Pages {
                 .bytes()
                 .await
                 .expect("page body");
-            let page: teams_voice_exporter::row::Page =
+            let page: teams_voice_exporter::source::direct_routing::Page =
                 serde_json::from_slice(&body).expect("a page");
             rows += page.value.len();
             url = page.next_link;

@@ -294,14 +294,11 @@ impl Drop for Exporter {
 /// A simulated tenant with `identity`, served from its own runtime, for tests that run
 /// the exporter binary against it.
 pub fn simulated_tenant(
-    scenario: teams_voice_exporter::simulator::Scenario,
-    faults: teams_voice_exporter::simulator::Faults,
-    identity: teams_voice_exporter::simulator::SimIdentity,
-) -> (
-    tokio::runtime::Runtime,
-    teams_voice_exporter::simulator::SimHandle,
-) {
-    use teams_voice_exporter::simulator::{SimConfig, SimHandle, Traffic};
+    scenario: tve_simulator::Scenario,
+    faults: tve_simulator::Faults,
+    identity: tve_simulator::SimIdentity,
+) -> (tokio::runtime::Runtime, tve_simulator::SimHandle) {
+    use tve_simulator::{SimConfig, SimHandle, Traffic};
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -315,7 +312,7 @@ pub fn simulated_tenant(
         traffic: Traffic::Scenario(scenario),
         faults,
         page_size: 1000,
-        clock: teams_voice_exporter::clock::Clock::system(),
+        clock: tve_clock::Clock::system(),
         identity,
     };
     let sim = runtime

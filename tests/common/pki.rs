@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use rsa::pkcs1::EncodeRsaPublicKey;
 use rsa::pkcs8::EncodePrivateKey;
-use teams_voice_exporter::auth::jws::{self, Algorithm};
+use teams_voice_exporter::source::auth::jws::{self, Algorithm};
 
 /// An RSA key pair.
 pub struct TestKey {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use teams_voice_exporter::simulator::{Faults, GroundTruth, Scenario, SimHandle};
+use tve_simulator::{Faults, GroundTruth, Scenario, SimHandle};
 
 use super::{labels, Metrics};
 

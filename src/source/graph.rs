@@ -16,9 +16,9 @@ use rand::Rng;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
-use crate::auth::{error_chain, AccessToken, AuthError, TokenCache};
-use crate::metrics::ExporterMetrics;
-use crate::row::Page;
+use crate::exposition::metrics::ExporterMetrics;
+use crate::source::auth::{error_chain, AccessToken, AuthError, TokenCache};
+use crate::source::direct_routing::Page;
 
 /// Graph's documented limit on one request's call-start range.
 pub const MAX_WINDOW: Duration = Duration::from_secs(90 * 86_400);
@@ -633,7 +633,7 @@ pub(crate) mod tests {
         let registry = prometheus::Registry::new();
         let metrics = ExporterMetrics::register(&registry).unwrap();
         let endpoint: Url = endpoint.parse().unwrap();
-        let credential = crate::auth::Credential::ClientSecret {
+        let credential = crate::source::auth::Credential::ClientSecret {
             tenant_id: "t".into(),
             client_id: "c".into(),
             secret: "s".to_owned().into(),

@@ -35,11 +35,11 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{
+use crate::counting::poller::Progress;
+use crate::counting::state::{
     Aggregates, CallKey, FailureKey, Histogram, RowKey, TenantState, TrunkTypeKey,
     ARRIVAL_DELAY_BUCKETS, DURATION_BUCKETS, SETUP_BUCKETS, UNKNOWN,
 };
-use crate::poller::Progress;
 
 /// Small keys about the file and one record with the aggregates and resume point.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");

@@ -18,7 +18,7 @@ use hyper::{Method, Request, Response};
 use rand::Rng;
 
 use super::{graph, identity, read_body, Tenant};
-use crate::serve::{self, HttpResponse};
+use exporter_web::serve::{self, HttpResponse};
 
 const TOKEN_PATH_SUFFIX: &str = "/oauth2/v2.0/token";
 const MAX_FORM_BYTES: usize = 64 * 1024;
@@ -267,13 +267,13 @@ pub(super) fn mint_token(tenant: &Tenant, app_id: &str) -> (String, u64) {
     });
     let signature: [u8; 32] = tenant.service_rng.lock().gen();
     let part =
-        |value: &serde_json::Value| crate::auth::jws::base64url(value.to_string().as_bytes());
+        |value: &serde_json::Value| super::assertion::base64url(value.to_string().as_bytes());
     let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "kid": "simulated"});
     let access_token = format!(
         "{}.{}.{}",
         part(&header),
         part(&claims),
-        crate::auth::jws::base64url(&signature)
+        super::assertion::base64url(&signature)
     );
     let expires_ms = now_ms.saturating_add(lifetime.saturating_mul(1000));
     let mut tokens = tenant.tokens.lock();

@@ -295,7 +295,7 @@ fn timestamp(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, R
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = include_str!("../tests/data/example-response.json");
+    const EXAMPLE: &str = include_str!("../../tests/data/example-response.json");
 
     fn ts(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

@@ -1,5 +1,5 @@
 use super::*;
-use crate::state::Ingest;
+use crate::counting::state::Ingest;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 

@@ -20,11 +20,11 @@ use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
-use crate::graph::{CallWindow, Function, GraphClient, GraphError, WindowRead, MAX_WINDOW};
-use crate::metrics::ExporterMetrics;
-use crate::state::store::StateStore;
-use crate::state::{Ingest, TenantState};
+use crate::counting::state::{Ingest, TenantState};
+use crate::counting::store::StateStore;
+use crate::exposition::metrics::ExporterMetrics;
+use crate::source::graph::{CallWindow, Function, GraphClient, GraphError, WindowRead, MAX_WINDOW};
+use tve_clock::Clock;
 
 /// When and how far back to read.
 ///
@@ -504,7 +504,7 @@ mod tests {
     use super::*;
 
     fn poller(progress: Progress) -> Poller {
-        let graph = crate::graph::tests::client("http://127.0.0.1:9/").with_concurrency(8);
+        let graph = crate::source::graph::tests::client("http://127.0.0.1:9/").with_concurrency(8);
         let metrics = ExporterMetrics::register(&prometheus::Registry::new()).unwrap();
         Poller {
             graph: Arc::new(graph),

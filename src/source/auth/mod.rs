@@ -19,7 +19,7 @@ use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::metrics::{ExporterMetrics, TOKEN_ENDPOINT};
+use crate::exposition::metrics::{ExporterMetrics, TOKEN_ENDPOINT};
 
 pub use certificate::ClientCertificate;
 

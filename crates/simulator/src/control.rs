@@ -10,7 +10,7 @@ use hyper::{Method, Request};
 use serde::Serialize;
 
 use super::{read_body, Faults, Mode, Tenant};
-use crate::serve::{response, HttpResponse};
+use exporter_web::serve::{response, HttpResponse};
 
 const MAX_FAULTS_BYTES: usize = 64 * 1024;
 

@@ -1057,7 +1057,7 @@ mod tests {
 
     #[test]
     fn the_readme_sample_loads() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../../README.md");
         let section = &readme[readme.find("## Protecting /metrics").unwrap()..];
         let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
         let sample = &section[start..start + section[start..].find("```").unwrap()];

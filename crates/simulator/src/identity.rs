@@ -15,11 +15,10 @@ use hyper::{Method, Request};
 use ring::digest;
 use serde_json::{json, Value};
 
+use super::assertion::{base64url, rsa_public_key, Assertion, JWT_BEARER};
 use super::token::{json_response, mint_token, TokenError};
 use super::Tenant;
-use crate::auth::jws::Parsed;
-use crate::auth::JWT_BEARER;
-use crate::serve::HttpResponse;
+use exporter_web::serve::HttpResponse;
 
 /// Clock skew Entra ID tolerates on `nbf` and `exp`.
 const LEEWAY_SECS: f64 = 300.0;
@@ -72,7 +71,7 @@ pub(super) fn verify_assertion(
             ))
         }
     }
-    let parsed = Parsed::parse(assertion).map_err(|_| {
+    let parsed = Assertion::parse(assertion).map_err(|_| {
         TokenError::new(
             400,
             "invalid_client",
@@ -97,7 +96,7 @@ fn invalid_client(code: u32, description: String) -> TokenError {
 fn verify_certificate_assertion(
     tenant: &Tenant,
     client_id: &str,
-    parsed: &Parsed,
+    parsed: &Assertion,
     requested_tenant: &str,
 ) -> Result<(), TokenError> {
     if !parsed
@@ -123,7 +122,7 @@ fn verify_certificate_assertion(
     }
     // The header names the certificate by thumbprint; only registered ones count.
     let (presented, algorithm): (&str, &'static digest::Algorithm) =
-        match (parsed.header_str("x5t#S256"), parsed.header_str("x5t")) {
+        match (parsed.thumbprint_sha256(), parsed.thumbprint_sha1()) {
             (Some(sha256), _) => (sha256, &digest::SHA256),
             (None, Some(sha1)) => (sha1, &digest::SHA1_FOR_LEGACY_USE_ONLY),
             (None, None) => {
@@ -133,20 +132,19 @@ fn verify_certificate_assertion(
                 ))
             }
         };
-    let certificate = tenant.identity.certificates.iter().find(|der| {
-        crate::auth::jws::base64url(digest::digest(algorithm, der).as_ref()) == presented
-    });
+    let certificate = tenant
+        .identity
+        .certificates
+        .iter()
+        .find(|der| base64url(digest::digest(algorithm, der).as_ref()) == presented);
     let Some(certificate) = certificate else {
         return Err(invalid_client(
             700027,
             format!("The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{presented}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.]"),
         ));
     };
-    let key = crate::auth::certificate::rsa_public_key(certificate)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    if parsed.verify(&key).is_err() {
+    let key = rsa_public_key(certificate).unwrap_or_default();
+    if !parsed.verify(&key) {
         return Err(invalid_client(
             700027,
             "Client assertion failed signature validation.".to_owned(),
@@ -155,7 +153,7 @@ fn verify_certificate_assertion(
     check_time(tenant, parsed)
 }
 
-fn verify_federated_token(tenant: &Tenant, parsed: &Parsed) -> Result<(), TokenError> {
+fn verify_federated_token(tenant: &Tenant, parsed: &Assertion) -> Result<(), TokenError> {
     let issuer = parsed.claim_str("iss").unwrap_or_default();
     let subject = parsed.claim_str("sub").unwrap_or_default();
     let audiences: Vec<&str> = match parsed.claims.get("aud") {
@@ -191,7 +189,7 @@ fn verify_federated_token(tenant: &Tenant, parsed: &Parsed) -> Result<(), TokenE
             format!("No matching federated identity record found for presented assertion audience '{}'. Please check your federated identity credential Subject, Audience and Issuer against the presented assertion.", audiences.join(", ")),
         ));
     };
-    if parsed.verify(&credential.issuer_key).is_err() {
+    if !parsed.verify(&credential.issuer_key) {
         return Err(invalid_client(
             700027,
             "Client assertion failed signature validation. [Reason - The key was not found in the issuer's signing keys.]".to_owned(),
@@ -200,7 +198,7 @@ fn verify_federated_token(tenant: &Tenant, parsed: &Parsed) -> Result<(), TokenE
     check_time(tenant, parsed)
 }
 
-fn check_time(tenant: &Tenant, parsed: &Parsed) -> Result<(), TokenError> {
+fn check_time(tenant: &Tenant, parsed: &Assertion) -> Result<(), TokenError> {
     let now = tenant.now_ms() as f64 / 1000.0;
     let not_before = parsed.claim_time("nbf").unwrap_or(f64::NEG_INFINITY);
     let Some(expires) = parsed.claim_time("exp") else {
@@ -231,7 +229,7 @@ fn check_time(tenant: &Tenant, parsed: &Parsed) -> Result<(), TokenError> {
 
 /// Counts accepted assertions and those that reused a `jti`, so tests can see that every
 /// request carried a fresh one.
-fn remember_assertion(tenant: &Tenant, parsed: &Parsed) {
+fn remember_assertion(tenant: &Tenant, parsed: &Assertion) {
     let id = parsed.claim_str("jti").unwrap_or_default().to_owned();
     let repeated = {
         let mut seen = tenant.assertion_ids.lock();

@@ -16,7 +16,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::state::{
+use crate::counting::state::{
     Aggregates, Histogram, TenantState, ARRIVAL_DELAY_BUCKETS, DURATION_BUCKETS, SETUP_BUCKETS,
 };
 
@@ -570,7 +570,7 @@ fn gzip_after(head: &Rendered, tail: &[u8]) -> std::io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Ingest;
+    use crate::counting::state::Ingest;
 
     fn exposition() -> (Exposition, Arc<Mutex<TenantState>>) {
         let registry = Registry::new();

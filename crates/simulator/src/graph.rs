@@ -19,7 +19,7 @@ use hyper::{Method, Request, Response};
 
 use super::model::TICKS_PER_SEC;
 use super::{render, Faults, Tenant};
-use crate::serve::{self, HttpResponse};
+use exporter_web::serve::{self, HttpResponse};
 
 /// Graph's content type for OData payloads.
 const ODATA_JSON: &str =

@@ -17,12 +17,12 @@ use hyper::{Method, Request};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::basic_auth::BasicAuth;
-use crate::metrics::{Exposition, CONTENT_TYPE};
-use crate::poller::{PollerStatus, Schedule};
-use crate::serve::{response, serve_with, HttpResponse, Transport};
-use crate::state::store::StoreStatus;
-use crate::web_config::{ClientAuth, WebConfig};
+use crate::counting::poller::{PollerStatus, Schedule};
+use crate::counting::store::StoreStatus;
+use crate::exposition::metrics::{Exposition, CONTENT_TYPE};
+use exporter_web::basic_auth::BasicAuth;
+use exporter_web::serve::{response, serve_with, HttpResponse, Transport};
+use exporter_web::web_config::{ClientAuth, WebConfig};
 
 /// What the landing page says about the configuration.
 #[derive(Debug, Clone)]

@@ -4,19 +4,17 @@
 //! rows arrive late and out of order, so counting happens here and only here: a row is
 //! counted the first time its `id` is seen and remembered until its call (its latest
 //! timestamp) leaves the lookback. The aggregates are plain data (no prometheus types) so
-//! that they can be saved, restored and rendered by [`crate::metrics::StateCollector`].
+//! that they can be saved, restored and rendered by [`crate::exposition::metrics::StateCollector`].
 //! With durable state ([`store`]), the state also tracks which remembered ids changed since
 //! the last commit, so a commit writes only those, and shows `/metrics` the aggregates as of
 //! the last commit, so a crash never makes a counter go back.
-
-pub mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::row::{peek_id, DirectRoutingRow, WireRow};
+use crate::source::direct_routing::{peek_id, DirectRoutingRow, WireRow};
 
 /// Label value for anything Graph left null or empty.
 pub const UNKNOWN: &str = "unknown";

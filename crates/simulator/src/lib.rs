@@ -11,6 +11,8 @@
 //! Layout: `model` draws calls, `store` keeps and queries them, `render` writes their JSON,
 //! `graph` and `token` answer the two services, `control` the `/_sim/` endpoints.
 
+mod args;
+mod assertion;
 mod control;
 mod graph;
 mod identity;
@@ -38,11 +40,13 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::Clock;
-use crate::serve::{self, HttpResponse};
+use exporter_web::serve::{self, HttpResponse};
+use tve_clock::Clock;
 
 use model::{CallRow, Degradation, LiveGenerator, Origin, TICKS_PER_MS};
 
+pub use args::SimulationArgs;
+pub use assertion::JWT_BEARER;
 pub use identity::{FederatedCredential, ManagedIdentities, FEDERATED_AUDIENCE};
 use store::Store;
 
@@ -55,6 +59,9 @@ pub fn trunk_fqdns() -> impl Iterator<Item = &'static str> {
 pub const DEMO_TRUNKS: usize = model::TRUNKS.len();
 /// The most trunks a simulated tenant can have.
 pub const MAX_TRUNKS: usize = model::MAX_TRUNKS;
+
+/// Where the Azure instance metadata service hands out managed-identity tokens.
+pub const IMDS_TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
 
 /// Tenant id of the demo tenant.
 pub const DEMO_TENANT_ID: &str = "00000000-0000-0000-0000-00000000d3e0";
@@ -506,7 +513,7 @@ impl Tenant {
             graph::handle(&self, request).await
         } else if token::is_token_path(&path) {
             token::handle(&self, request).await
-        } else if path == crate::auth::IMDS_TOKEN_PATH {
+        } else if path == IMDS_TOKEN_PATH {
             identity::imds(&self, &request)
         } else {
             graph::not_found(&self, &request)
