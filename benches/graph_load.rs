@@ -30,9 +30,10 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use parking_lot::Mutex;
-use teams_voice_exporter::counting::poller::{PollKind, Poller, PollerStatus, Progress, Schedule};
+use teams_voice_exporter::counting::poller::{Poller, PollerStatus};
+use teams_voice_exporter::counting::schedule::{PollKind, Progress, Schedule};
 use teams_voice_exporter::counting::state::TenantState;
-use teams_voice_exporter::exposition::metrics::ExporterMetrics;
+use teams_voice_exporter::exposition::self_metrics::SelfMetrics;
 use teams_voice_exporter::source::auth::{Credential, TokenCache};
 use teams_voice_exporter::source::graph::{GraphClient, RetryPolicy};
 use tve_clock::Clock;
@@ -99,27 +100,34 @@ async fn tenant(clock: Clock, page_ms: u64) -> SimHandle {
 
 fn poller(sim: &SimHandle, schedule: Schedule, readers: usize) -> Poller {
     let base: reqwest::Url = sim.base_url().parse().unwrap();
-    let metrics = ExporterMetrics::register(&prometheus::Registry::new()).unwrap();
+    let metrics = SelfMetrics::register(&prometheus::Registry::new()).unwrap();
     let http = reqwest::Client::new();
     let credential = Credential::ClientSecret {
         tenant_id: DEMO_TENANT_ID.into(),
         client_id: DEMO_CLIENT_ID.into(),
         secret: DEMO_CLIENT_SECRET.to_owned().into(),
     };
-    let tokens = TokenCache::new(http.clone(), credential, &base, &base, metrics.clone()).unwrap();
+    let tokens = TokenCache::new(
+        http.clone(),
+        credential,
+        &base,
+        &base,
+        metrics.source.clone(),
+    )
+    .unwrap();
     let graph = GraphClient::new(
         http,
         base,
         Arc::new(tokens),
         RetryPolicy::default(),
-        metrics.clone(),
+        metrics.source.clone(),
     )
     .with_concurrency(readers);
     Poller {
         graph: Arc::new(graph),
         state: Arc::new(Mutex::new(TenantState::new())),
         status: Arc::new(PollerStatus::default()),
-        metrics,
+        metrics: metrics.counting,
         clock: sim.clock().clone(),
         schedule,
         progress: Progress::default(),

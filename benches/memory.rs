@@ -24,9 +24,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use prometheus::Registry;
 use teams_voice_exporter::counting::state::{Aggregates, Ingest, TenantState};
-use teams_voice_exporter::exposition::metrics::{
-    ExporterMetrics, Exposition, StateCollector, DIRECT_ROUTING_ENDPOINT,
-};
+use teams_voice_exporter::exposition::calls::StateCollector;
+use teams_voice_exporter::exposition::render::Exposition;
+use teams_voice_exporter::exposition::self_metrics::SelfMetrics;
+use teams_voice_exporter::source::Function;
 
 use common::{env_or, rows_for_series};
 
@@ -117,7 +118,7 @@ fn main() {
     drop(state);
 
     let registry = Registry::new();
-    ExporterMetrics::register(&registry).expect("self-metrics");
+    SelfMetrics::register(&registry).expect("self-metrics");
     let state = Arc::new(Mutex::new(TenantState::new()));
     let rows = rows_for_series(target_series);
     let now = "2026-11-27T12:00:00Z".parse().unwrap();
@@ -128,7 +129,7 @@ fn main() {
     drop(rows);
     let exposition = Exposition::new(
         registry,
-        StateCollector::new(state.clone(), DIRECT_ROUTING_ENDPOINT),
+        StateCollector::new(state.clone(), Function::DirectRoutingCalls),
     );
     let before = live();
     let body = exposition.render(false).expect("render");

@@ -21,9 +21,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use prometheus::Registry;
 use teams_voice_exporter::counting::state::{Ingest, TenantState};
-use teams_voice_exporter::exposition::metrics::{
-    ExporterMetrics, Exposition, StateCollector, DIRECT_ROUTING_ENDPOINT,
-};
+use teams_voice_exporter::exposition::calls::StateCollector;
+use teams_voice_exporter::exposition::render::Exposition;
+use teams_voice_exporter::exposition::self_metrics::SelfMetrics;
+use teams_voice_exporter::source::Function;
 
 use common::{env_or, median, rows_for_series, time_rounds};
 
@@ -52,7 +53,7 @@ fn main() {
     );
     for target in sizes {
         let registry = Registry::new();
-        ExporterMetrics::register(&registry).expect("self-metrics");
+        SelfMetrics::register(&registry).expect("self-metrics");
         let state = Arc::new(Mutex::new(TenantState::new()));
         let rows = rows_for_series(target);
         let now = "2026-11-27T12:00:00Z".parse().unwrap();
@@ -62,7 +63,7 @@ fn main() {
             .ingest(rows.iter().map(String::as_str), Ingest::Count, now, from);
         let exposition = Exposition::new(
             registry,
-            StateCollector::new(state.clone(), DIRECT_ROUTING_ENDPOINT),
+            StateCollector::new(state.clone(), Function::DirectRoutingCalls),
         );
         let plain = exposition.render(false).expect("render");
         let series = String::from_utf8_lossy(&plain.bytes)

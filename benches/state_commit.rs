@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use prometheus::IntCounter;
-use teams_voice_exporter::counting::poller::Progress;
+use teams_voice_exporter::counting::schedule::Progress;
 use teams_voice_exporter::counting::state::{Aggregates, Ingest, TenantState};
 use teams_voice_exporter::counting::store::{StateOptions, StateStore};
 

@@ -16,12 +16,14 @@ use crate::config::SimulateArgs;
 use crate::config::{listen_candidates, Config, ConfigError, EnvSecrets, ExporterArgs};
 use crate::counting::poller::{Poller, PollerStatus};
 use crate::counting::store::{self, StateError};
+use crate::exposition::calls::StateCollector;
 use crate::exposition::http::{About, Web};
-use crate::exposition::metrics::{
-    ExporterMetrics, Exposition, StateCollector, DIRECT_ROUTING_ENDPOINT,
-};
+use crate::exposition::render::Exposition;
+use crate::exposition::self_metrics::SelfMetrics;
 use crate::source::auth::{Credential, TokenCache};
 use crate::source::graph::GraphClient;
+use crate::source::metrics::SourceMetrics;
+use crate::source::Function;
 use exporter_web::web_config::WebConfig;
 use tve_clock::Clock;
 #[cfg(feature = "demo")]
@@ -71,14 +73,16 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     let (credential, simulator) = credential(&args, &env, &mut config, &clock).await?;
 
     let registry = Registry::new();
-    let metrics = ExporterMetrics::register(&registry)?;
+    let metrics = SelfMetrics::register(&registry)?;
     metrics
         .start_time
         .set(clock.now().timestamp_millis() as f64 / 1e3);
     metrics
+        .counting
         .poll_interval
         .set(config.schedule.poll_interval.as_secs_f64());
-    metrics.initialise_endpoint(DIRECT_ROUTING_ENDPOINT);
+    let function = Function::DirectRoutingCalls;
+    metrics.initialise(function);
     let http = http_client(&config)?;
 
     let about = About {
@@ -92,13 +96,13 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         demo: args.demo,
     };
     tracing::info!(credential = ?credential, "credential chosen");
-    let tokens = token_cache(&http, credential, &config, metrics.clone())?;
+    let tokens = token_cache(&http, credential, &config, metrics.source.clone())?;
     let graph = GraphClient::new(
         http,
         config.graph_endpoint.clone(),
         Arc::new(tokens),
         config.retry.clone(),
-        metrics.clone(),
+        metrics.source.clone(),
     )
     .with_concurrency(config.graph_concurrency);
 
@@ -108,20 +112,21 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     let restored = store::restore(
         config.state.as_ref(),
         &about.tenant_id,
-        metrics.state_write_errors.clone(),
+        metrics.counting.state_write_errors.clone(),
     )?;
     metrics
+        .counting
         .remembered_rows
-        .with_label_values(&[DIRECT_ROUTING_ENDPOINT])
+        .with_label_values(&[function.name()])
         .set(restored.state.remembered_rows() as i64);
     let state = Arc::new(Mutex::new(restored.state));
-    let calls = StateCollector::new(state.clone(), DIRECT_ROUTING_ENDPOINT);
+    let calls = StateCollector::new(state.clone(), function);
     let status = Arc::new(PollerStatus::default());
     let poller = Poller {
         graph: Arc::new(graph),
         state,
         status: status.clone(),
-        metrics,
+        metrics: metrics.counting,
         clock,
         schedule: config.schedule.clone(),
         progress: restored.progress,
@@ -258,7 +263,7 @@ pub fn token_cache(
     http: &reqwest::Client,
     credential: Credential,
     config: &Config,
-    metrics: ExporterMetrics,
+    metrics: SourceMetrics,
 ) -> Result<TokenCache, StartError> {
     TokenCache::new(
         http.clone(),

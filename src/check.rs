@@ -16,9 +16,10 @@ use chrono::{DateTime, Utc};
 
 use crate::app::{self, StartError};
 use crate::config::{EnvSecrets, ExporterArgs};
-use crate::exposition::metrics::ExporterMetrics;
 use crate::source::auth::{AccessToken, Credential, TokenCache};
-use crate::source::graph::{CallWindow, Function, GraphClient, RetryPolicy};
+use crate::source::graph::{CallWindow, GraphClient, RetryPolicy};
+use crate::source::metrics::SourceMetrics;
+use crate::source::Function;
 use tve_clock::Clock;
 
 /// The application permission the exporter needs.
@@ -120,7 +121,7 @@ pub async fn run(args: ExporterArgs, env: EnvSecrets, out: impl Write) -> i32 {
     let (status, text) = describe(&credential);
     report.line(status, "credential", &text);
 
-    let metrics = match ExporterMetrics::register(&prometheus::Registry::new()) {
+    let metrics = match SourceMetrics::register(&prometheus::Registry::new()) {
         Ok(metrics) => metrics,
         Err(error) => {
             report.line(Status::Fail, "token", &format!("internal error: {error}"));

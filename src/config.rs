@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use reqwest::Url;
 use secrecy::SecretString;
 
-use crate::counting::poller::Schedule;
+use crate::counting::schedule::Schedule;
 use crate::counting::store::StateOptions;
 use crate::source::auth::certificate::{CertificateError, ClientCertificate};
 use crate::source::auth::jws::Algorithm;

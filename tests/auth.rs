@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use teams_voice_exporter::exposition::metrics::ExporterMetrics;
 use teams_voice_exporter::source::auth::{AuthError, Credential, TokenCache};
+use teams_voice_exporter::source::metrics::SourceMetrics;
 use tve_clock::Clock;
 use tve_simulator::{Faults, Scenario, SimConfig, SimHandle, Traffic};
 
@@ -35,7 +35,7 @@ async fn simulator(token_lifetime_secs: u64) -> SimHandle {
 
 fn cache(sim: &SimHandle, secret: &str) -> Arc<TokenCache> {
     let base: reqwest::Url = sim.base_url().parse().unwrap();
-    let metrics = ExporterMetrics::register(&prometheus::Registry::new()).unwrap();
+    let metrics = SourceMetrics::register(&prometheus::Registry::new()).unwrap();
     let credential = Credential::ClientSecret {
         tenant_id: TENANT.into(),
         client_id: CLIENT.into(),
@@ -100,7 +100,7 @@ async fn an_unreachable_login_host_is_transient_and_named() {
         .parse()
         .unwrap();
     drop(listener);
-    let metrics = ExporterMetrics::register(&prometheus::Registry::new()).unwrap();
+    let metrics = SourceMetrics::register(&prometheus::Registry::new()).unwrap();
     let credential = Credential::ClientSecret {
         tenant_id: TENANT.into(),
         client_id: CLIENT.into(),

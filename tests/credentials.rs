@@ -15,10 +15,10 @@ use common::pki::{self, shared_certificates, TestKey};
 use common::{simulated_tenant, wait_for, Exporter, CLIENT, SECRET, TENANT};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
-use teams_voice_exporter::exposition::metrics::ExporterMetrics;
 use teams_voice_exporter::source::auth::certificate::{CertificateError, ClientCertificate};
 use teams_voice_exporter::source::auth::jws::Algorithm;
 use teams_voice_exporter::source::auth::{AuthError, Credential, TokenCache, JWT_BEARER};
+use teams_voice_exporter::source::metrics::SourceMetrics;
 use tve_simulator::{
     Faults, FederatedCredential, ManagedIdentities, Scenario, SimHandle, SimIdentity,
     FEDERATED_AUDIENCE,
@@ -247,7 +247,7 @@ fn user_assigned_managed_identity_is_chosen_by_client_id() {
 
 fn cache(sim: &SimHandle, credential: Credential) -> TokenCache {
     let base: reqwest::Url = sim.base_url().parse().unwrap();
-    let metrics = ExporterMetrics::register(&prometheus::Registry::new()).unwrap();
+    let metrics = SourceMetrics::register(&prometheus::Registry::new()).unwrap();
     TokenCache::new(reqwest::Client::new(), credential, &base, &base, metrics).unwrap()
 }
 

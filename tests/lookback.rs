@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use teams_voice_exporter::counting::poller::{PollKind, Poller, PollerStatus, Progress, Schedule};
+use teams_voice_exporter::counting::poller::{Poller, PollerStatus};
+use teams_voice_exporter::counting::schedule::{PollKind, Progress, Schedule};
 use teams_voice_exporter::counting::state::TenantState;
-use teams_voice_exporter::exposition::metrics::ExporterMetrics;
+use teams_voice_exporter::exposition::self_metrics::SelfMetrics;
 use teams_voice_exporter::source::auth::{Credential, TokenCache};
 use teams_voice_exporter::source::graph::{GraphClient, RetryPolicy};
 use tve_clock::Clock;
@@ -42,26 +43,33 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
     .unwrap();
     let base: reqwest::Url = sim.base_url().parse().unwrap();
     let registry = prometheus::Registry::new();
-    let metrics = ExporterMetrics::register(&registry).unwrap();
+    let metrics = SelfMetrics::register(&registry).unwrap();
     let http = reqwest::Client::new();
     let credential = Credential::ClientSecret {
         tenant_id: DEMO_TENANT_ID.into(),
         client_id: DEMO_CLIENT_ID.into(),
         secret: DEMO_CLIENT_SECRET.to_owned().into(),
     };
-    let tokens = TokenCache::new(http.clone(), credential, &base, &base, metrics.clone()).unwrap();
+    let tokens = TokenCache::new(
+        http.clone(),
+        credential,
+        &base,
+        &base,
+        metrics.source.clone(),
+    )
+    .unwrap();
     let retry = RetryPolicy {
         initial_backoff: Duration::from_millis(20),
         ..RetryPolicy::default()
     };
-    let graph = GraphClient::new(http, base, Arc::new(tokens), retry, metrics.clone());
+    let graph = GraphClient::new(http, base, Arc::new(tokens), retry, metrics.source.clone());
     let state = Arc::new(Mutex::new(TenantState::new()));
     let lookback = Duration::from_secs(2 * 3600);
     let mut poller = Poller {
         graph: Arc::new(graph),
         state: state.clone(),
         status: Arc::new(PollerStatus::default()),
-        metrics,
+        metrics: metrics.counting,
         clock: clock.clone(),
         schedule: Schedule {
             poll_interval: Duration::from_secs(60),

@@ -35,7 +35,7 @@ use redb::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::counting::poller::Progress;
+use crate::counting::schedule::Progress;
 use crate::counting::state::{
     Aggregates, CallKey, FailureKey, Histogram, RowKey, TenantState, TrunkTypeKey,
     ARRIVAL_DELAY_BUCKETS, DURATION_BUCKETS, SETUP_BUCKETS, UNKNOWN,

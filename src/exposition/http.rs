@@ -17,9 +17,10 @@ use hyper::{Method, Request};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::counting::poller::{PollerStatus, Schedule};
+use crate::counting::poller::PollerStatus;
+use crate::counting::schedule::Schedule;
 use crate::counting::store::StoreStatus;
-use crate::exposition::metrics::{Exposition, CONTENT_TYPE};
+use crate::exposition::render::{Exposition, CONTENT_TYPE};
 use exporter_web::basic_auth::BasicAuth;
 use exporter_web::serve::{response, serve_with, HttpResponse, Transport};
 use exporter_web::web_config::{ClientAuth, WebConfig};

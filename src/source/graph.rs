@@ -16,7 +16,8 @@ use rand::Rng;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
-use crate::exposition::metrics::ExporterMetrics;
+use super::metrics::{Endpoint, RetryReason, SourceMetrics};
+pub use super::Function;
 use crate::source::auth::{error_chain, AccessToken, AuthError, TokenCache};
 use crate::source::direct_routing::Page;
 
@@ -51,21 +52,6 @@ impl CallWindow {
     }
 }
 
-/// A Graph call-log function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Function {
-    DirectRoutingCalls,
-}
-
-impl Function {
-    /// The function's name in the URL and in the `endpoint` label.
-    pub fn name(self) -> &'static str {
-        match self {
-            Function::DirectRoutingCalls => "getDirectRoutingCalls",
-        }
-    }
-}
-
 /// Why a call window could not be read completely.
 #[derive(Debug, thiserror::Error)]
 pub enum GraphError {
@@ -87,20 +73,70 @@ pub enum GraphError {
     BadNextLink(String),
 }
 
-impl GraphError {
-    /// A short, bounded reason for `poll_errors_total{reason}`.
-    pub fn reason(&self) -> &'static str {
+/// Why a poll failed (`poll_errors_total{reason}`): a short, bounded set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollErrorReason {
+    TokenUnavailable,
+    TokenRefused,
+    Unauthorized,
+    Forbidden,
+    BadRequest,
+    NotFound,
+    NotAcceptable,
+    Refused,
+    RetriesExhausted,
+    BadNextLink,
+}
+
+impl PollErrorReason {
+    /// Every reason, so the series exist at 0 from the start and `increase()` sees the
+    /// first failure.
+    pub const ALL: [PollErrorReason; 10] = [
+        PollErrorReason::TokenUnavailable,
+        PollErrorReason::TokenRefused,
+        PollErrorReason::Unauthorized,
+        PollErrorReason::Forbidden,
+        PollErrorReason::BadRequest,
+        PollErrorReason::NotFound,
+        PollErrorReason::NotAcceptable,
+        PollErrorReason::Refused,
+        PollErrorReason::RetriesExhausted,
+        PollErrorReason::BadNextLink,
+    ];
+
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
         match self {
-            GraphError::Auth(error) if error.is_transient() => "token_unavailable",
-            GraphError::Auth(_) => "token_refused",
-            GraphError::Refused { status: 401, .. } => "unauthorized",
-            GraphError::Refused { status: 403, .. } => "forbidden",
-            GraphError::Refused { status: 400, .. } => "bad_request",
-            GraphError::Refused { status: 404, .. } => "not_found",
-            GraphError::Refused { status: 406, .. } => "not_acceptable",
-            GraphError::Refused { .. } => "refused",
-            GraphError::RetriesExhausted { .. } => "retries_exhausted",
-            GraphError::ForeignNextLink { .. } | GraphError::BadNextLink(_) => "bad_next_link",
+            PollErrorReason::TokenUnavailable => "token_unavailable",
+            PollErrorReason::TokenRefused => "token_refused",
+            PollErrorReason::Unauthorized => "unauthorized",
+            PollErrorReason::Forbidden => "forbidden",
+            PollErrorReason::BadRequest => "bad_request",
+            PollErrorReason::NotFound => "not_found",
+            PollErrorReason::NotAcceptable => "not_acceptable",
+            PollErrorReason::Refused => "refused",
+            PollErrorReason::RetriesExhausted => "retries_exhausted",
+            PollErrorReason::BadNextLink => "bad_next_link",
+        }
+    }
+}
+
+impl GraphError {
+    /// Why the poll failed, for `poll_errors_total{reason}`.
+    pub fn reason(&self) -> PollErrorReason {
+        match self {
+            GraphError::Auth(error) if error.is_transient() => PollErrorReason::TokenUnavailable,
+            GraphError::Auth(_) => PollErrorReason::TokenRefused,
+            GraphError::Refused { status: 401, .. } => PollErrorReason::Unauthorized,
+            GraphError::Refused { status: 403, .. } => PollErrorReason::Forbidden,
+            GraphError::Refused { status: 400, .. } => PollErrorReason::BadRequest,
+            GraphError::Refused { status: 404, .. } => PollErrorReason::NotFound,
+            GraphError::Refused { status: 406, .. } => PollErrorReason::NotAcceptable,
+            GraphError::Refused { .. } => PollErrorReason::Refused,
+            GraphError::RetriesExhausted { .. } => PollErrorReason::RetriesExhausted,
+            GraphError::ForeignNextLink { .. } | GraphError::BadNextLink(_) => {
+                PollErrorReason::BadNextLink
+            }
         }
     }
 }
@@ -209,7 +245,7 @@ pub struct GraphClient {
     tokens: Arc<TokenCache>,
     gate: TenantGate,
     retry: RetryPolicy,
-    metrics: ExporterMetrics,
+    metrics: SourceMetrics,
     /// Sub-windows read at the same time (`--graph.concurrency`).
     concurrency: usize,
 }
@@ -226,8 +262,8 @@ enum Attempt {
     Page(bytes::Bytes),
     /// Worth another try; `wait` is the Retry-After the server gave, if any.
     Transient {
-        /// Bounded reason for `graph_retries_total`.
-        reason: &'static str,
+        /// Why it is worth another try, for `graph_retries_total`.
+        reason: RetryReason,
         description: String,
         wait: Option<Duration>,
     },
@@ -241,7 +277,7 @@ impl GraphClient {
         endpoint: Url,
         tokens: Arc<TokenCache>,
         retry: RetryPolicy,
-        metrics: ExporterMetrics,
+        metrics: SourceMetrics,
     ) -> Self {
         GraphClient {
             http,
@@ -342,7 +378,6 @@ impl GraphClient {
         url: &Url,
         on_page: impl FnOnce(&Page<'_>),
     ) -> Result<Option<String>, GraphError> {
-        let endpoint = function.name();
         let mut retries = 0;
         let mut refreshed_after_401 = false;
         loop {
@@ -353,9 +388,9 @@ impl GraphClient {
                     let description = error.to_string();
                     if !self
                         .pause_before_retry(
-                            endpoint,
+                            function,
                             &mut retries,
-                            "token_unavailable",
+                            RetryReason::TokenUnavailable,
                             &description,
                             None,
                         )
@@ -382,7 +417,7 @@ impl GraphClient {
                             error.column(),
                             body.len()
                         );
-                        ("invalid_json", description, None)
+                        (RetryReason::InvalidJson, description, None)
                     }
                 },
                 Attempt::Unauthorized(refusal) => {
@@ -403,7 +438,7 @@ impl GraphClient {
             // A 401 after this is a new problem, not the same token failing twice.
             refreshed_after_401 = false;
             if !self
-                .pause_before_retry(endpoint, &mut retries, reason, &description, wait)
+                .pause_before_retry(function, &mut retries, reason, &description, wait)
                 .await
             {
                 return Err(GraphError::RetriesExhausted {
@@ -417,9 +452,9 @@ impl GraphClient {
     /// Counts a retry and waits before it; false when the retry budget is spent.
     async fn pause_before_retry(
         &self,
-        endpoint: &str,
+        function: Function,
         retries: &mut u32,
-        reason: &'static str,
+        reason: RetryReason,
         description: &str,
         retry_after: Option<Duration>,
     ) -> bool {
@@ -427,13 +462,10 @@ impl GraphClient {
             return false;
         }
         *retries += 1;
-        self.metrics
-            .graph_retries
-            .with_label_values(&[endpoint, reason])
-            .inc();
+        self.metrics.record_retry(function, reason);
         let backoff = self.backoff(*retries);
         tracing::warn!(
-            endpoint,
+            endpoint = function.name(),
             attempt = *retries,
             retry_after = ?retry_after,
             backoff = ?backoff,
@@ -497,9 +529,10 @@ impl GraphClient {
         let response = match sent {
             Ok(response) => response,
             Err(error) => {
-                self.metrics.record_request(endpoint, "error", started);
+                self.metrics
+                    .record_request(Endpoint::Function(function), "error", started);
                 return Ok(Attempt::Transient {
-                    reason: "connection",
+                    reason: RetryReason::Connection,
                     description: describe_transport(error),
                     wait: None,
                 });
@@ -519,12 +552,12 @@ impl GraphClient {
             .map(str::to_owned);
         let body = response.bytes().await;
         self.metrics
-            .record_request(endpoint, status.as_str(), started);
+            .record_request(Endpoint::Function(function), status.as_str(), started);
         let body = match body {
             Ok(body) => body,
             Err(error) => {
                 return Ok(Attempt::Transient {
-                    reason: "connection",
+                    reason: RetryReason::Connection,
                     description: describe_transport(error),
                     wait: None,
                 })
@@ -545,8 +578,8 @@ impl GraphClient {
         let code = detail.code.unwrap_or_else(|| "no error code".into());
         let message = detail.message.unwrap_or_else(|| "no message".into());
         let reason = match status.as_u16() {
-            429 => "throttled",
-            408 | 500 | 502 | 503 | 504 => "server_error",
+            429 => RetryReason::Throttled,
+            408 | 500 | 502 | 503 | 504 => RetryReason::ServerError,
             other => {
                 let refusal = GraphError::Refused {
                     status: other,
@@ -631,7 +664,7 @@ pub(crate) mod tests {
     /// A client for `endpoint` with a token cache that points there too.
     pub(crate) fn client(endpoint: &str) -> GraphClient {
         let registry = prometheus::Registry::new();
-        let metrics = ExporterMetrics::register(&registry).unwrap();
+        let metrics = SourceMetrics::register(&registry).unwrap();
         let endpoint: Url = endpoint.parse().unwrap();
         let credential = crate::source::auth::Credential::ClientSecret {
             tenant_id: "t".into(),

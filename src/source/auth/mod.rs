@@ -19,7 +19,7 @@ use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::exposition::metrics::{ExporterMetrics, TOKEN_ENDPOINT};
+use super::metrics::{Endpoint, SourceMetrics};
 
 pub use certificate::ClientCertificate;
 
@@ -275,7 +275,7 @@ pub struct TokenCache {
     cached: RwLock<Option<CachedToken>>,
     // Held across the token request so concurrent callers wait for one refresh.
     refresh: tokio::sync::Mutex<()>,
-    metrics: ExporterMetrics,
+    metrics: SourceMetrics,
 }
 
 impl fmt::Debug for TokenCache {
@@ -296,7 +296,7 @@ impl TokenCache {
         credential: Credential,
         authority_host: &Url,
         graph_endpoint: &Url,
-        metrics: ExporterMetrics,
+        metrics: SourceMetrics,
     ) -> Result<Self, url::ParseError> {
         let graph = graph_endpoint.as_str().trim_end_matches('/');
         let (http, token_url) = match &credential {
@@ -456,7 +456,7 @@ impl TokenCache {
                     let status = response.status().as_u16();
                     let body = response.bytes().await;
                     self.metrics
-                        .record_request(TOKEN_ENDPOINT, &status.to_string(), started);
+                        .record_request(Endpoint::Token, &status.to_string(), started);
                     match body {
                         Ok(body) => self.parse(status, &body, started),
                         Err(error) => Err(self.unreachable(error)),
@@ -464,7 +464,7 @@ impl TokenCache {
                 }
                 Err(error) => {
                     self.metrics
-                        .record_request(TOKEN_ENDPOINT, "error", started);
+                        .record_request(Endpoint::Token, "error", started);
                     Err(self.unreachable(error))
                 }
             },

@@ -1,0 +1,80 @@
+//! The self-metrics of counting: how polls went (errors by reason, duration by kind, the
+//! last success), how many row ids are remembered, readiness, and failed saves of the state.
+//!
+//! Recorded by the poller and the store, registered by [`crate::exposition`] with the rest.
+
+use prometheus::{
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry,
+};
+
+use super::schedule::PollKind;
+use crate::source::graph::PollErrorReason;
+use crate::source::Function;
+
+/// The counting layer's metrics, shared by the pollers of every source.
+#[derive(Clone)]
+pub struct CountingMetrics {
+    pub last_success: GaugeVec,
+    pub poll_errors: IntCounterVec,
+    pub poll_duration: HistogramVec,
+    pub remembered_rows: IntGaugeVec,
+    pub ready: IntGauge,
+    pub poll_interval: Gauge,
+    pub state_write_errors: IntCounter,
+}
+
+impl CountingMetrics {
+    /// Creates the metrics and registers them on `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let p = |name: &str| format!("teams_voice_exporter_{name}");
+        let metrics = CountingMetrics {
+            last_success: GaugeVec::new(
+                Opts::new(p("last_success_timestamp_seconds"), "Unix time of the last poll that read its whole call window."),
+                &["endpoint"],
+            )?,
+            poll_errors: IntCounterVec::new(
+                Opts::new(p("poll_errors_total"), "Polls that failed to read their whole call window, by reason."),
+                &["endpoint", "reason"],
+            )?,
+            poll_duration: HistogramVec::new(
+                HistogramOpts::new(p("poll_duration_seconds"), "Time a poll took, by kind: baseline (first start), recent window, late window, or sweep of the lookback.")
+                    .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0]),
+                &["endpoint", "kind"],
+            )?,
+            remembered_rows: IntGaugeVec::new(
+                Opts::new(p("remembered_rows"), "Row ids remembered for exactly-once counting (until their call start leaves the lookback)."),
+                &["endpoint"],
+            )?,
+            ready: IntGauge::new(p("ready"), "1 once the first poll has read its whole window (what /-/ready reports).")?,
+            // Alerts need it to tell a stale exporter ("no success for three poll
+            // intervals") from a slowly polling one.
+            poll_interval: Gauge::new(p("poll_interval_seconds"), "How often the recent window is read (--poll.interval).")?,
+            state_write_errors: IntCounter::new(p("state_write_errors_total"), "Failed attempts to save the state to --state.path (a read-only or full disk, say); the state is kept in memory and saved at the next successful attempt.")?,
+        };
+        registry.register(Box::new(metrics.last_success.clone()))?;
+        registry.register(Box::new(metrics.poll_errors.clone()))?;
+        registry.register(Box::new(metrics.poll_duration.clone()))?;
+        registry.register(Box::new(metrics.remembered_rows.clone()))?;
+        registry.register(Box::new(metrics.ready.clone()))?;
+        registry.register(Box::new(metrics.poll_interval.clone()))?;
+        registry.register(Box::new(metrics.state_write_errors.clone()))?;
+        Ok(metrics)
+    }
+
+    /// Creates the series of `function` at zero, so that alerts and `increase()` see the
+    /// first failure, baseline and sweep rather than a series appearing from nothing.
+    pub fn initialise(&self, function: Function) {
+        let endpoint = function.name();
+        for reason in PollErrorReason::ALL {
+            self.poll_errors
+                .with_label_values(&[endpoint, reason.as_str()]);
+        }
+        // The stale-poll alert allows for the duration of baselines and sweeps.
+        for kind in PollKind::ALL {
+            self.poll_duration
+                .with_label_values(&[endpoint, kind.as_str()]);
+        }
+        self.remembered_rows.with_label_values(&[endpoint]);
+    }
+}

@@ -1,0 +1,150 @@
+//! The self-metrics of reading a source: requests to Graph and Entra ID, throttling,
+//! retries, rows received and token refreshes.
+//!
+//! They live beside the code that records them, so that the Graph client and the token
+//! cache need nothing from the layers above; [`crate::exposition`] registers them with the
+//! rest. Every label value is a typed, bounded set written once ([`Endpoint`],
+//! [`RetryReason`]), so a series cannot drift from the value that initialised it.
+
+use std::time::Instant;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+use super::Function;
+
+/// The `endpoint` label: a call-log function, or Entra ID's token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Function(Function),
+    Token,
+}
+
+impl Endpoint {
+    /// The label value: the function's Graph name, or `token`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::Function(function) => function.name(),
+            Endpoint::Token => "token",
+        }
+    }
+}
+
+/// Why a request to Graph was repeated (`graph_retries_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryReason {
+    /// 429, or a Retry-After on a server error.
+    Throttled,
+    /// 408, 500, 502, 503 or 504.
+    ServerError,
+    /// A page that is not the JSON Graph documents.
+    InvalidJson,
+    /// No response: a connection error or a timeout.
+    Connection,
+    /// Entra ID could not hand out a token just then.
+    TokenUnavailable,
+}
+
+impl RetryReason {
+    /// Every reason, for series that must exist from the start.
+    pub const ALL: [RetryReason; 5] = [
+        RetryReason::Throttled,
+        RetryReason::ServerError,
+        RetryReason::InvalidJson,
+        RetryReason::Connection,
+        RetryReason::TokenUnavailable,
+    ];
+
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetryReason::Throttled => "throttled",
+            RetryReason::ServerError => "server_error",
+            RetryReason::InvalidJson => "invalid_json",
+            RetryReason::Connection => "connection",
+            RetryReason::TokenUnavailable => "token_unavailable",
+        }
+    }
+}
+
+/// The metrics of talking to Graph and Entra ID, shared by the Graph clients and token
+/// caches of every source.
+#[derive(Clone)]
+pub struct SourceMetrics {
+    pub graph_requests: IntCounterVec,
+    pub graph_request_duration: HistogramVec,
+    pub graph_throttled: IntCounterVec,
+    pub graph_retries: IntCounterVec,
+    pub rows_received: IntCounterVec,
+    pub token_refreshes: IntCounterVec,
+}
+
+impl SourceMetrics {
+    /// Creates the metrics and registers them on `registry`.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let p = |name: &str| format!("teams_voice_exporter_{name}");
+        let metrics = SourceMetrics {
+            graph_requests: IntCounterVec::new(
+                Opts::new(p("graph_requests_total"), "HTTP requests sent to Microsoft Graph and Entra ID, by endpoint and response status code (\"error\" when no response arrived)."),
+                &["endpoint", "code"],
+            )?,
+            graph_request_duration: HistogramVec::new(
+                HistogramOpts::new(p("graph_request_duration_seconds"), "Time from sending a request to Graph or Entra ID until its whole response was read.")
+                    .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+                &["endpoint"],
+            )?,
+            graph_throttled: IntCounterVec::new(
+                Opts::new(p("graph_throttled_total"), "Responses from Graph that asked us to slow down (429, or 503 with Retry-After)."),
+                &["endpoint"],
+            )?,
+            graph_retries: IntCounterVec::new(
+                Opts::new(p("graph_retries_total"), "Requests to Graph repeated after a transient failure, by reason."),
+                &["endpoint", "reason"],
+            )?,
+            rows_received: IntCounterVec::new(
+                Opts::new(p("rows_received_total"), "Rows read from Graph, every read counted, repeats across windows and sweeps included."),
+                &["endpoint"],
+            )?,
+            token_refreshes: IntCounterVec::new(
+                Opts::new(p("token_refreshes_total"), "Access token requests to Entra ID, by result (success, or the AADSTS error)."),
+                &["result"],
+            )?,
+        };
+        registry.register(Box::new(metrics.graph_requests.clone()))?;
+        registry.register(Box::new(metrics.graph_request_duration.clone()))?;
+        registry.register(Box::new(metrics.graph_throttled.clone()))?;
+        registry.register(Box::new(metrics.graph_retries.clone()))?;
+        registry.register(Box::new(metrics.rows_received.clone()))?;
+        registry.register(Box::new(metrics.token_refreshes.clone()))?;
+        Ok(metrics)
+    }
+
+    /// Records one HTTP request to Graph or Entra ID: its status (or "error") and time.
+    pub fn record_request(&self, endpoint: Endpoint, code: &str, started: Instant) {
+        let endpoint = endpoint.as_str();
+        self.graph_requests
+            .with_label_values(&[endpoint, code])
+            .inc();
+        self.graph_request_duration
+            .with_label_values(&[endpoint])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Counts a retry of a request to `function`.
+    pub fn record_retry(&self, function: Function, reason: RetryReason) {
+        self.graph_retries
+            .with_label_values(&[function.name(), reason.as_str()])
+            .inc();
+    }
+
+    /// Creates the series of `function` at zero, so that alerts and `increase()` see the
+    /// first event rather than a series appearing from nothing.
+    pub fn initialise(&self, function: Function) {
+        let endpoint = function.name();
+        for reason in RetryReason::ALL {
+            self.graph_retries
+                .with_label_values(&[endpoint, reason.as_str()]);
+        }
+        self.graph_throttled.with_label_values(&[endpoint]);
+        self.rows_received.with_label_values(&[endpoint]);
+    }
+}
