@@ -184,8 +184,10 @@ def run(repo: Path, crates, exceptions_file: Path) -> int:
         print(line)
     where = ", ".join(str(src.relative_to(repo)) for _, src in crates)
     if failures:
+        shown = (exceptions_file.relative_to(repo) if repo in exceptions_file.parents
+                 else exceptions_file)
         print(f"{len(failures)} size problem(s) in {where}: split the file or function, or "
-              f"add a line with the reason to {exceptions_file.relative_to(repo)}")
+              f"add a line with the reason to {shown}")
         return 1
     print(f"sizes within limits in {where} (files <= {MAX_FILE_LINES} non-test lines, "
           f"functions <= {MAX_FN_LINES} lines)")
