@@ -14,6 +14,11 @@
 //! Run with `cargo bench --bench memory`; `TVE_BENCH_IDS` (default `300000`) and
 //! `TVE_BENCH_SERIES` (default `10000`) change the sizes.
 
+#![allow(
+    unsafe_code,
+    reason = "a counting global allocator is the measurement; it only forwards to System"
+)]
+
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};

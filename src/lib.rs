@@ -22,6 +22,8 @@
 //! the whole path once for a diagnosis; [`clock`] lets tests
 //! and the simulator run faster than real time.
 
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod check;
 pub mod config;

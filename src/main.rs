@@ -1,6 +1,8 @@
 //! The `teams-voice-exporter` command: parses flags, sets up logging, and hands over to the
 //! library.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use teams_voice_exporter::config::{Cli, Command, EnvSecrets, LogArgs, LogFormat, LogLevel};
 use teams_voice_exporter::{app, check};

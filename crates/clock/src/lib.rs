@@ -4,6 +4,8 @@
 //! it, so tests and demonstrations can run the exporter and the simulated tenant on a clock
 //! that moves faster than the wall clock while keeping the same code paths.
 
+#![forbid(unsafe_code)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -14,6 +14,8 @@
 //!
 //! [exporter-toolkit]: https://github.com/prometheus/exporter-toolkit
 
+#![forbid(unsafe_code)]
+
 pub mod basic_auth;
 pub mod serve;
 pub mod web_config;

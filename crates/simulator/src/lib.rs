@@ -11,6 +11,8 @@
 //! Layout: `model` draws calls, `store` keeps and queries them, `render` writes their JSON,
 //! `graph` and `token` answer the two services, `control` the `/_sim/` endpoints.
 
+#![forbid(unsafe_code)]
+
 mod args;
 mod assertion;
 mod control;

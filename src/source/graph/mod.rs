@@ -16,6 +16,10 @@ use rand::Rng;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
+mod error;
+
+pub use error::{refusal_hint, GraphError, PollErrorReason};
+
 use super::metrics::{Endpoint, RetryReason, SourceMetrics};
 pub use super::Function;
 use crate::source::auth::{error_chain, AccessToken, AuthError, TokenCache};
@@ -49,106 +53,6 @@ impl CallWindow {
             from = to;
         }
         windows
-    }
-}
-
-/// Why a call window could not be read completely.
-#[derive(Debug, thiserror::Error)]
-pub enum GraphError {
-    #[error("{0}")]
-    Auth(#[from] AuthError),
-    #[error("Graph refused the request: HTTP {status} {code}: {message} (request-id {request_id}). {hint}")]
-    Refused {
-        status: u16,
-        code: String,
-        message: String,
-        request_id: String,
-        hint: &'static str,
-    },
-    #[error("Graph kept failing after {attempts} attempts; last: {last}")]
-    RetriesExhausted { attempts: u32, last: String },
-    #[error("refusing to follow @odata.nextLink to {host}: it is not the configured Graph endpoint {expected}, and the bearer token must not leave it")]
-    ForeignNextLink { host: String, expected: String },
-    #[error("Graph returned a nextLink that is not a URL: {0}")]
-    BadNextLink(String),
-}
-
-/// Why a poll failed (`poll_errors_total{reason}`): a short, bounded set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PollErrorReason {
-    TokenUnavailable,
-    TokenRefused,
-    Unauthorized,
-    Forbidden,
-    BadRequest,
-    NotFound,
-    NotAcceptable,
-    Refused,
-    RetriesExhausted,
-    BadNextLink,
-}
-
-impl PollErrorReason {
-    /// Every reason, so the series exist at 0 from the start and `increase()` sees the
-    /// first failure.
-    pub const ALL: [PollErrorReason; 10] = [
-        PollErrorReason::TokenUnavailable,
-        PollErrorReason::TokenRefused,
-        PollErrorReason::Unauthorized,
-        PollErrorReason::Forbidden,
-        PollErrorReason::BadRequest,
-        PollErrorReason::NotFound,
-        PollErrorReason::NotAcceptable,
-        PollErrorReason::Refused,
-        PollErrorReason::RetriesExhausted,
-        PollErrorReason::BadNextLink,
-    ];
-
-    /// The `reason` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PollErrorReason::TokenUnavailable => "token_unavailable",
-            PollErrorReason::TokenRefused => "token_refused",
-            PollErrorReason::Unauthorized => "unauthorized",
-            PollErrorReason::Forbidden => "forbidden",
-            PollErrorReason::BadRequest => "bad_request",
-            PollErrorReason::NotFound => "not_found",
-            PollErrorReason::NotAcceptable => "not_acceptable",
-            PollErrorReason::Refused => "refused",
-            PollErrorReason::RetriesExhausted => "retries_exhausted",
-            PollErrorReason::BadNextLink => "bad_next_link",
-        }
-    }
-}
-
-impl GraphError {
-    /// Why the poll failed, for `poll_errors_total{reason}`.
-    pub fn reason(&self) -> PollErrorReason {
-        match self {
-            GraphError::Auth(error) if error.is_transient() => PollErrorReason::TokenUnavailable,
-            GraphError::Auth(_) => PollErrorReason::TokenRefused,
-            GraphError::Refused { status: 401, .. } => PollErrorReason::Unauthorized,
-            GraphError::Refused { status: 403, .. } => PollErrorReason::Forbidden,
-            GraphError::Refused { status: 400, .. } => PollErrorReason::BadRequest,
-            GraphError::Refused { status: 404, .. } => PollErrorReason::NotFound,
-            GraphError::Refused { status: 406, .. } => PollErrorReason::NotAcceptable,
-            GraphError::Refused { .. } => PollErrorReason::Refused,
-            GraphError::RetriesExhausted { .. } => PollErrorReason::RetriesExhausted,
-            GraphError::ForeignNextLink { .. } | GraphError::BadNextLink(_) => {
-                PollErrorReason::BadNextLink
-            }
-        }
-    }
-}
-
-pub fn refusal_hint(status: u16) -> &'static str {
-    match status {
-        401 => "Graph rejected a freshly issued token: check the token was issued for this Graph endpoint (--graph.endpoint and --azure.authority-host must belong to the same cloud)",
-        403 => "Grant the application permission CallRecords.Read.All (Microsoft Graph, Application type, not Delegated) to the app registration and have an administrator grant admin consent; it can take a few minutes to apply",
-        400 => "Graph did not accept the request's parameters; please report this with the request-id",
-        404 => "The function was not found: check --graph.endpoint is the Graph root (e.g. https://graph.microsoft.com) and that call records exist in this cloud",
-        406 => "The call window is longer than Graph accepts (90 days); lower --poll.lookback",
-        _ => "Graph refused the request for a reason the exporter does not know; the code, message and request-id above say more",
     }
 }
 
@@ -509,7 +413,6 @@ impl GraphClient {
         url: &Url,
         token: &AccessToken,
     ) -> Result<Attempt, GraphError> {
-        let endpoint = function.name();
         let started = Instant::now();
         let mut authorization =
             reqwest::header::HeaderValue::from_str(&token.bearer()).map_err(|_| {
@@ -566,8 +469,21 @@ impl GraphClient {
         if status.is_success() {
             return Ok(Attempt::Page(body));
         }
+        self.failure(function, status, &body, header_request_id, retry_after)
+    }
 
-        let detail = serde_json::from_slice::<ErrorBody>(&body)
+    /// What a response other than success means: a transient failure (throttling and
+    /// server errors, which also hold the tenant back when Graph asks), a 401 worth one
+    /// fresh token, or a refusal that no retry fixes.
+    fn failure(
+        &self,
+        function: Function,
+        status: StatusCode,
+        body: &[u8],
+        header_request_id: Option<String>,
+        retry_after: Option<Duration>,
+    ) -> Result<Attempt, GraphError> {
+        let detail = serde_json::from_slice::<ErrorBody>(body)
             .unwrap_or_default()
             .error;
         let request_id = detail
@@ -599,7 +515,7 @@ impl GraphClient {
             {
                 self.metrics
                     .graph_throttled
-                    .with_label_values(&[endpoint])
+                    .with_label_values(&[function.name()])
                     .inc();
             }
             // A Retry-After is about the tenant, not this request: every request waits.

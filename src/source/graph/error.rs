@@ -1,0 +1,104 @@
+//! Why a call window could not be read completely, what the user can do about it, and the
+//! bounded reason each failure is counted under.
+
+use crate::source::auth::AuthError;
+
+/// Why a call window could not be read completely.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    #[error("{0}")]
+    Auth(#[from] AuthError),
+    #[error("Graph refused the request: HTTP {status} {code}: {message} (request-id {request_id}). {hint}")]
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+        request_id: String,
+        hint: &'static str,
+    },
+    #[error("Graph kept failing after {attempts} attempts; last: {last}")]
+    RetriesExhausted { attempts: u32, last: String },
+    #[error("refusing to follow @odata.nextLink to {host}: it is not the configured Graph endpoint {expected}, and the bearer token must not leave it")]
+    ForeignNextLink { host: String, expected: String },
+    #[error("Graph returned a nextLink that is not a URL: {0}")]
+    BadNextLink(String),
+}
+
+/// Why a poll failed (`poll_errors_total{reason}`): a short, bounded set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollErrorReason {
+    TokenUnavailable,
+    TokenRefused,
+    Unauthorized,
+    Forbidden,
+    BadRequest,
+    NotFound,
+    NotAcceptable,
+    Refused,
+    RetriesExhausted,
+    BadNextLink,
+}
+
+impl PollErrorReason {
+    /// Every reason, so the series exist at 0 from the start and `increase()` sees the
+    /// first failure.
+    pub const ALL: [PollErrorReason; 10] = [
+        PollErrorReason::TokenUnavailable,
+        PollErrorReason::TokenRefused,
+        PollErrorReason::Unauthorized,
+        PollErrorReason::Forbidden,
+        PollErrorReason::BadRequest,
+        PollErrorReason::NotFound,
+        PollErrorReason::NotAcceptable,
+        PollErrorReason::Refused,
+        PollErrorReason::RetriesExhausted,
+        PollErrorReason::BadNextLink,
+    ];
+
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PollErrorReason::TokenUnavailable => "token_unavailable",
+            PollErrorReason::TokenRefused => "token_refused",
+            PollErrorReason::Unauthorized => "unauthorized",
+            PollErrorReason::Forbidden => "forbidden",
+            PollErrorReason::BadRequest => "bad_request",
+            PollErrorReason::NotFound => "not_found",
+            PollErrorReason::NotAcceptable => "not_acceptable",
+            PollErrorReason::Refused => "refused",
+            PollErrorReason::RetriesExhausted => "retries_exhausted",
+            PollErrorReason::BadNextLink => "bad_next_link",
+        }
+    }
+}
+
+impl GraphError {
+    /// Why the poll failed, for `poll_errors_total{reason}`.
+    pub fn reason(&self) -> PollErrorReason {
+        match self {
+            GraphError::Auth(error) if error.is_transient() => PollErrorReason::TokenUnavailable,
+            GraphError::Auth(_) => PollErrorReason::TokenRefused,
+            GraphError::Refused { status: 401, .. } => PollErrorReason::Unauthorized,
+            GraphError::Refused { status: 403, .. } => PollErrorReason::Forbidden,
+            GraphError::Refused { status: 400, .. } => PollErrorReason::BadRequest,
+            GraphError::Refused { status: 404, .. } => PollErrorReason::NotFound,
+            GraphError::Refused { status: 406, .. } => PollErrorReason::NotAcceptable,
+            GraphError::Refused { .. } => PollErrorReason::Refused,
+            GraphError::RetriesExhausted { .. } => PollErrorReason::RetriesExhausted,
+            GraphError::ForeignNextLink { .. } | GraphError::BadNextLink(_) => {
+                PollErrorReason::BadNextLink
+            }
+        }
+    }
+}
+
+pub fn refusal_hint(status: u16) -> &'static str {
+    match status {
+        401 => "Graph rejected a freshly issued token: check the token was issued for this Graph endpoint (--graph.endpoint and --azure.authority-host must belong to the same cloud)",
+        403 => "Grant the application permission CallRecords.Read.All (Microsoft Graph, Application type, not Delegated) to the app registration and have an administrator grant admin consent; it can take a few minutes to apply",
+        400 => "Graph did not accept the request's parameters; please report this with the request-id",
+        404 => "The function was not found: check --graph.endpoint is the Graph root (e.g. https://graph.microsoft.com) and that call records exist in this cloud",
+        406 => "The call window is longer than Graph accepts (90 days); lower --poll.lookback",
+        _ => "Graph refused the request for a reason the exporter does not know; the code, message and request-id above say more",
+    }
+}
