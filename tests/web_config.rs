@@ -740,3 +740,26 @@ fn client_allowed_sans_admit_only_the_named_clients_of_the_ca() {
         );
     }
 }
+
+/// The sample under "Protecting /metrics" in the README loads, and does what it says.
+#[test]
+fn the_readme_sample_loads() {
+    use exporter_web::web_config::{ClientAuth, WebConfig};
+
+    let readme = include_str!("../README.md");
+    let section = &readme[readme.find("## Protecting /metrics").unwrap()..];
+    let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
+    let sample = &section[start..start + section[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("CA");
+    let server = ca.server();
+    write(dir.path(), "server.crt", &server.cert);
+    write(dir.path(), "server.key", &server.key);
+    write(dir.path(), "clients-ca.crt", &ca.pem());
+    let file = write(dir.path(), "web.yml", sample);
+    let access = WebConfig::load(Some(&file)).unwrap().current();
+    assert!(access.tls.is_some());
+    assert_eq!(access.client_auth, ClientAuth::RequireAndVerifyClientCert);
+    assert!(access.users.contains_key("prometheus"));
+    assert_eq!(access.headers.len(), 1);
+}

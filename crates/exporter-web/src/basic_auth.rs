@@ -55,16 +55,7 @@ impl BasicAuth {
         };
         let hash = access.users.get(&user).cloned();
         let known = hash.is_some();
-        let mut tag = hmac::Context::with_key(&self.key);
-        for part in [
-            user.as_bytes(),
-            hash.as_deref().unwrap_or_default().as_bytes(),
-            password.as_bytes(),
-        ] {
-            tag.update(&(part.len() as u64).to_be_bytes());
-            tag.update(part);
-        }
-        let tag = tag.sign().as_ref().to_vec();
+        let tag = self.tag(&user, hash.as_deref().unwrap_or_default(), &password);
         if known && self.verified.lock().contains(&tag) {
             return true;
         }
@@ -96,6 +87,18 @@ impl BasicAuth {
             tracing::debug!("basic authentication for a user that is not configured");
         }
         false
+    }
+
+    /// What is remembered of a verified credential.
+    fn tag(&self, user: &str, hash: &str, password: &str) -> Vec<u8> {
+        let mut tag = hmac::Context::with_key(&self.key);
+        for part in [user, hash, password] {
+            // Length-prefixed, so that moving a character from one part to the next
+            // (`ab` + `c`, `a` + `bc`) gives another tag.
+            tag.update(&(part.len() as u64).to_be_bytes());
+            tag.update(part.as_bytes());
+        }
+        tag.sign().as_ref().to_vec()
     }
 }
 

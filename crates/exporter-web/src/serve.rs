@@ -1,10 +1,11 @@
-//! The accept loop shared by the exporter's HTTP server and the simulated tenant.
+//! The accept loop for an exporter's HTTP server (and for test doubles of the services it
+//! talks to).
 //!
-//! Both serve HTTP/1.1 and HTTP/2 with hyper on a listener they bound themselves, and both
-//! must stop accepting and let requests in flight finish when asked to shut down. The
-//! exporter may speak TLS (`--web.config.file`): then each connection is handshaken with the
-//! rustls configuration in force at that moment, so renewed certificates apply to the next
-//! connection without a restart.
+//! It serves HTTP/1.1 and HTTP/2 with hyper on a listener the caller bound, and when asked
+//! to shut down stops accepting and lets requests in flight finish. Over TLS
+//! (`--web.config.file`) each connection is handshaken with the rustls configuration in
+//! force at that moment, so renewed certificates apply to the next connection without a
+//! restart.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,12 +25,20 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-/// The response type of every handler in this crate: small, fully buffered bodies.
+/// The response type of every handler served here: small, fully buffered bodies.
 pub type HttpResponse = Response<Full<Bytes>>;
 
 /// How long a client may take to complete the TLS handshake before it is dropped, so that
 /// idle or stalled connections cannot pile up.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The pause after a failed accept: running out of file descriptors must not end the
+/// server, nor spin it.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// How long a scrape or page in flight may take to finish once shutdown begins; then the
+/// server stops regardless.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The TLS side of a listener: the rustls configuration for the next connection (`None`
 /// serves plain HTTP), and whether HTTP/2 is offered.
@@ -78,9 +87,8 @@ pub async fn serve_with<H, F>(
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
-                    // Running out of file descriptors must not end the server; back off briefly.
                     tracing::warn!(%error, "accepting a connection failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
@@ -112,8 +120,7 @@ pub async fn serve_with<H, F>(
             }
         });
     }
-    // A scrape or page in flight gets a few seconds to finish; then we stop regardless.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), graceful.shutdown()).await;
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
 }
 
 /// Serves one accepted connection until it ends or the server shuts down.
