@@ -2,7 +2,7 @@
 //! library.
 
 use clap::Parser;
-use teams_voice_exporter::config::{Cli, Command, EnvSecrets, LogArgs, LogFormat, LogLevel};
+use teams_voice_exporter::cli::{Cli, Command, EnvSecrets, LogArgs, LogFormat, LogLevel};
 use teams_voice_exporter::{app, check};
 
 fn main() {

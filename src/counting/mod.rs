@@ -3,5 +3,7 @@
 //! ([`store`]).
 
 pub mod poller;
+pub mod schedule_args;
 pub mod state;
 pub mod store;
+pub mod store_args;

@@ -5,5 +5,7 @@
 //! and [`direct_routing`] reads the rows of `getDirectRoutingCalls`.
 
 pub mod auth;
+pub mod cloud;
 pub mod direct_routing;
 pub mod graph;
+pub mod graph_args;
