@@ -12,15 +12,17 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 #[cfg(feature = "demo")]
-use crate::config::SimulateArgs;
-use crate::config::{listen_candidates, Config, ConfigError, EnvSecrets, ExporterArgs};
+use crate::cli::SimulateArgs;
+use crate::cli::{Config, ConfigError, EnvSecrets, ExporterArgs};
 use crate::counting::poller::{Poller, PollerStatus};
 use crate::counting::store::{self, StateError};
 use crate::exposition::calls::StateCollector;
 use crate::exposition::http::{About, Web};
 use crate::exposition::render::Exposition;
 use crate::exposition::self_metrics::SelfMetrics;
+use crate::exposition::web_args::listen_candidates;
 use crate::source::auth::{Credential, TokenCache};
+use crate::source::cloud::UrlError;
 use crate::source::graph::GraphClient;
 use crate::source::metrics::SourceMetrics;
 use crate::source::Function;
@@ -66,7 +68,7 @@ impl StartError {
 /// the environment.
 pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), StartError> {
     let mut config = args.config()?;
-    let web_config = Arc::new(WebConfig::load(args.web_config_file.as_deref())?);
+    let web_config = Arc::new(WebConfig::load(args.web.web_config_file.as_deref())?);
     let shutdown = CancellationToken::new();
     let clock = Clock::system();
 
@@ -205,7 +207,8 @@ pub async fn credential(
     clock: &Clock,
 ) -> Result<(Credential, Option<DemoTenant>), StartError> {
     if !args.demo {
-        return Ok((args.credential(env)?, None));
+        let credential = args.azure.credential.credential(env);
+        return Ok((credential.map_err(ConfigError::from)?, None));
     }
     demo_credential(args, config, clock).await
 }
@@ -273,11 +276,11 @@ pub fn token_cache(
         metrics,
     )
     .map_err(|e| {
-        StartError::Config(ConfigError::BadUrl {
+        StartError::Config(ConfigError::Url(UrlError {
             flag: "--azure.authority-host",
             value: config.authority_host.to_string(),
             reason: e.to_string(),
-        })
+        }))
     })
 }
 

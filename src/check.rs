@@ -14,8 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
 
-use crate::app::{self, StartError};
-use crate::config::{EnvSecrets, ExporterArgs};
+use crate::app::{self, DemoTenant, StartError};
+use crate::cli::{Config, EnvSecrets, ExporterArgs};
 use crate::source::auth::{AccessToken, Credential, TokenCache};
 use crate::source::graph::{CallWindow, GraphClient, RetryPolicy};
 use crate::source::metrics::SourceMetrics;
@@ -31,6 +31,9 @@ const SKEW_LIMIT: Duration = Duration::from_secs(300);
 /// Skew worth a warning: well within the limit, but a clock that drifts this far has no
 /// working time synchronisation.
 const SKEW_WARNING: Duration = Duration::from_secs(60);
+
+/// The steps that need a credential, skipped together when there is none.
+const AFTER_CREDENTIAL: [&str; 5] = ["token", "permission", "graph", "call logs", "clock"];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Status {
@@ -89,74 +92,22 @@ pub async fn run(args: ExporterArgs, env: EnvSecrets, out: impl Write) -> i32 {
         "teams-voice-exporter {} check\n",
         env!("CARGO_PKG_VERSION")
     );
-    let after_credential = ["token", "permission", "graph", "call logs", "clock"];
-    let mut config = match args.config() {
-        Ok(config) => config,
-        Err(error) => {
-            report.config_error = true;
-            report.line(Status::Fail, "config", &error.to_string());
-            report.skip(&after_credential, "the configuration is not valid");
-            return finish(report);
-        }
-    };
-    let clock = Clock::system();
-    let (credential, _simulator) = match app::credential(&args, &env, &mut config, &clock).await {
-        Ok(found) => found,
-        Err(error) => {
-            report.config_error = matches!(error, StartError::Config(_));
-            report.line(Status::Fail, "credential", &error.to_string());
-            report.skip(&after_credential, "no usable credential");
-            return finish(report);
-        }
-    };
-    report.line(
-        Status::Ok,
-        "config",
-        &format!(
-            "Graph {}, login host {}",
-            config.graph_endpoint.as_str().trim_end_matches('/'),
-            config.authority_host.as_str().trim_end_matches('/')
-        ),
-    );
-    let (status, text) = describe(&credential);
-    report.line(status, "credential", &text);
+    let _ = steps(&mut report, &args, &env).await;
+    finish(report)
+}
 
-    let metrics = match SourceMetrics::register(&prometheus::Registry::new()) {
-        Ok(metrics) => metrics,
-        Err(error) => {
-            report.line(Status::Fail, "token", &format!("internal error: {error}"));
-            return finish(report);
-        }
-    };
-    let built = app::http_client(&config).and_then(|http| {
-        Ok((
-            app::token_cache(&http, credential, &config, metrics.clone())?,
-            http,
-        ))
-    });
-    let (tokens, http) = match built {
-        Ok(built) => built,
-        Err(error) => {
-            report.line(Status::Fail, "token", &error.to_string());
-            return finish(report);
-        }
-    };
-    let token = match tokens.token().await {
-        Ok(token) => {
-            report.line(
-                Status::Ok,
-                "token",
-                &format!("acquired from {}", tokens.token_url().path_with_origin()),
-            );
-            token
-        }
-        Err(error) => {
-            report.line(Status::Fail, "token", &error.to_string());
-            report.skip(&after_credential[1..], "no token");
-            return finish(report);
-        }
-    };
-    check_roles(&mut report, &token, &tokens);
+/// The steps in the exporter's order. Each returns `None` when the steps after it cannot
+/// run, having reported why (and which steps it skips).
+async fn steps<W: Write>(
+    report: &mut Report<W>,
+    args: &ExporterArgs,
+    env: &EnvSecrets,
+) -> Option<()> {
+    // The simulated tenant of `--demo` must serve until the last step.
+    let (config, credential, _simulator) = configuration(report, args, env).await?;
+    let (tokens, http, metrics) = token_cache(report, &config, credential)?;
+    let token = token(report, &tokens).await?;
+    check_roles(report, &token, &tokens);
 
     let now = Utc::now();
     let window = CallWindow {
@@ -176,18 +127,124 @@ pub async fn run(args: ExporterArgs, env: EnvSecrets, out: impl Write) -> i32 {
         metrics,
     );
     let url = graph.function_url(Function::DirectRoutingCalls, window);
+    let probe = reach_graph(report, &http, url, &token, &config).await?;
+    read_call_logs(report, &graph, window).await;
+    check_clock(report, &probe);
+    Some(())
+}
+
+/// The `config` and `credential` steps: the flags, then the credential they choose.
+async fn configuration<W: Write>(
+    report: &mut Report<W>,
+    args: &ExporterArgs,
+    env: &EnvSecrets,
+) -> Option<(Config, Credential, Option<DemoTenant>)> {
+    let mut config = match args.config() {
+        Ok(config) => config,
+        Err(error) => {
+            report.config_error = true;
+            report.line(Status::Fail, "config", &error.to_string());
+            report.skip(&AFTER_CREDENTIAL, "the configuration is not valid");
+            return None;
+        }
+    };
+    let clock = Clock::system();
+    let (credential, simulator) = match app::credential(args, env, &mut config, &clock).await {
+        Ok(found) => found,
+        Err(error) => {
+            report.config_error = matches!(error, StartError::Config(_));
+            report.line(Status::Fail, "credential", &error.to_string());
+            report.skip(&AFTER_CREDENTIAL, "no usable credential");
+            return None;
+        }
+    };
+    report.line(
+        Status::Ok,
+        "config",
+        &format!(
+            "Graph {}, login host {}",
+            config.graph_endpoint.as_str().trim_end_matches('/'),
+            config.authority_host.as_str().trim_end_matches('/')
+        ),
+    );
+    let (status, text) = describe(&credential);
+    report.line(status, "credential", &text);
+    Some((config, credential, simulator))
+}
+
+/// What the `token` step needs: the token cache, the HTTP client and metrics to record in.
+fn token_cache<W: Write>(
+    report: &mut Report<W>,
+    config: &Config,
+    credential: Credential,
+) -> Option<(TokenCache, reqwest::Client, SourceMetrics)> {
+    let metrics = match SourceMetrics::register(&prometheus::Registry::new()) {
+        Ok(metrics) => metrics,
+        Err(error) => {
+            report.line(Status::Fail, "token", &format!("internal error: {error}"));
+            return None;
+        }
+    };
+    let built = app::http_client(config).and_then(|http| {
+        Ok((
+            app::token_cache(&http, credential, config, metrics.clone())?,
+            http,
+        ))
+    });
+    match built {
+        Ok((tokens, http)) => Some((tokens, http, metrics)),
+        Err(error) => {
+            report.line(Status::Fail, "token", &error.to_string());
+            None
+        }
+    }
+}
+
+/// The `token` step.
+async fn token<W: Write>(report: &mut Report<W>, tokens: &TokenCache) -> Option<AccessToken> {
+    match tokens.token().await {
+        Ok(token) => {
+            report.line(
+                Status::Ok,
+                "token",
+                &format!("acquired from {}", tokens.token_url().path_with_origin()),
+            );
+            Some(token)
+        }
+        Err(error) => {
+            report.line(Status::Fail, "token", &error.to_string());
+            report.skip(&AFTER_CREDENTIAL[1..], "no token");
+            None
+        }
+    }
+}
+
+/// One request to Graph, timed for the `clock` step.
+struct Probe {
+    sent_at: SystemTime,
+    elapsed: Duration,
+    /// Graph's `Date` header.
+    date: Option<SystemTime>,
+}
+
+/// The `graph` step: one plain request, so that an unreachable Graph is told apart from a
+/// refused read.
+async fn reach_graph<W: Write>(
+    report: &mut Report<W>,
+    http: &reqwest::Client,
+    url: reqwest::Url,
+    token: &AccessToken,
+    config: &Config,
+) -> Option<Probe> {
     let sent_at = SystemTime::now();
     let started = Instant::now();
-    let mut authorization = match reqwest::header::HeaderValue::from_str(&token.bearer()) {
-        Ok(value) => value,
-        Err(_) => {
-            report.line(
-                Status::Fail,
-                "graph",
-                "the token is not a valid header value",
-            );
-            return finish(report);
-        }
+    let Ok(mut authorization) = reqwest::header::HeaderValue::from_str(&token.bearer()) else {
+        report.line(
+            Status::Fail,
+            "graph",
+            "the token is not a valid header value",
+        );
+        return None;
     };
     authorization.set_sensitive(true);
     let response = http
@@ -197,6 +254,7 @@ pub async fn run(args: ExporterArgs, env: EnvSecrets, out: impl Write) -> i32 {
         .send()
         .await;
     let elapsed = started.elapsed();
+    let graph_root = config.graph_endpoint.as_str().trim_end_matches('/');
     let response = match response {
         Ok(response) => response,
         Err(error) => {
@@ -204,21 +262,19 @@ pub async fn run(args: ExporterArgs, env: EnvSecrets, out: impl Write) -> i32 {
                 Status::Fail,
                 "graph",
                 &format!(
-                    "{} cannot be reached: {}.\nCheck network access (firewall, proxy settings HTTPS_PROXY/NO_PROXY) to the Graph host, and --azure.cloud or --graph.endpoint",
-                    config.graph_endpoint.as_str().trim_end_matches('/'),
+                    "{graph_root} cannot be reached: {}.\nCheck network access (firewall, proxy settings HTTPS_PROXY/NO_PROXY) to the Graph host, and --azure.cloud or --graph.endpoint",
                     crate::source::auth::error_chain(&error.without_url())
                 ),
             );
             report.skip(&["call logs", "clock"], "Graph is unreachable");
-            return finish(report);
+            return None;
         }
     };
     report.line(
         Status::Ok,
         "graph",
         &format!(
-            "{} reachable (HTTP {} in {} ms)",
-            config.graph_endpoint.as_str().trim_end_matches('/'),
+            "{graph_root} reachable (HTTP {} in {} ms)",
             response.status().as_u16(),
             elapsed.as_millis()
         ),
@@ -228,8 +284,15 @@ pub async fn run(args: ExporterArgs, env: EnvSecrets, out: impl Write) -> i32 {
         .get(reqwest::header::DATE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| httpdate::parse_http_date(v).ok());
-    drop(response);
+    Some(Probe {
+        sent_at,
+        elapsed,
+        date,
+    })
+}
 
+/// The `call logs` step: the last hour, read as a poll reads it.
+async fn read_call_logs<W: Write>(report: &mut Report<W>, graph: &GraphClient, window: CallWindow) {
     match graph
         .read_window(Function::DirectRoutingCalls, window, |_| {})
         .await
@@ -246,40 +309,43 @@ pub async fn run(args: ExporterArgs, env: EnvSecrets, out: impl Write) -> i32 {
         ),
         Err(error) => report.line(Status::Fail, "call logs", &error.to_string()),
     }
+}
 
-    // Graph's Date has whole seconds; compare it with the middle of the request.
-    match date {
-        Some(date) => {
-            let local = sent_at + elapsed / 2;
-            let (ahead, skew) = match local.duration_since(date) {
-                Ok(ahead) => (true, ahead),
-                Err(behind) => (false, behind.duration()),
-            };
-            let mut text = String::new();
-            let _ = write!(
-                text,
-                "this machine's clock is {:.1} s {} Graph's (Date header, 1 s resolution)",
-                skew.as_secs_f64(),
-                if ahead { "ahead of" } else { "behind" }
-            );
-            let status = if skew > SKEW_LIMIT {
-                text.push_str(".\nEntra ID and Graph refuse tokens and assertions beyond about five minutes: synchronise the clock (NTP, chrony, systemd-timesyncd)");
-                Status::Fail
-            } else if skew > SKEW_WARNING {
-                text.push_str(".\nWithin the five minutes Entra ID allows, but check the time synchronisation");
-                Status::Warn
-            } else {
-                Status::Ok
-            };
-            report.line(status, "clock", &text);
-        }
-        None => report.line(
+/// The `clock` step. Graph's Date has whole seconds; it is compared with the middle of
+/// the request.
+fn check_clock<W: Write>(report: &mut Report<W>, probe: &Probe) {
+    let Some(date) = probe.date else {
+        report.line(
             Status::Warn,
             "clock",
             "Graph's answer had no Date header; the skew is unknown",
-        ),
-    }
-    finish(report)
+        );
+        return;
+    };
+    let local = probe.sent_at + probe.elapsed / 2;
+    let (ahead, skew) = match local.duration_since(date) {
+        Ok(ahead) => (true, ahead),
+        Err(behind) => (false, behind.duration()),
+    };
+    let mut text = String::new();
+    let _ = write!(
+        text,
+        "this machine's clock is {:.1} s {} Graph's (Date header, 1 s resolution)",
+        skew.as_secs_f64(),
+        if ahead { "ahead of" } else { "behind" }
+    );
+    let status = if skew > SKEW_LIMIT {
+        text.push_str(".\nEntra ID and Graph refuse tokens and assertions beyond about five minutes: synchronise the clock (NTP, chrony, systemd-timesyncd)");
+        Status::Fail
+    } else if skew > SKEW_WARNING {
+        text.push_str(
+            ".\nWithin the five minutes Entra ID allows, but check the time synchronisation",
+        );
+        Status::Warn
+    } else {
+        Status::Ok
+    };
+    report.line(status, "clock", &text);
 }
 
 fn describe(credential: &Credential) -> (Status, String) {

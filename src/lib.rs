@@ -18,7 +18,7 @@
 //!    [`web_config`] (TLS, mutual TLS) and [`basic_auth`] when `--web.config.file` is given.
 //!
 //! [`simulator`] is a simulated Graph tenant (token endpoint included) for the demo and the
-//! tests; [`config`] and [`app`] turn flags into a running exporter, and [`check`] tries
+//! tests; [`cli`] and [`app`] turn flags into a running exporter, and [`check`] tries
 //! the whole path once for a diagnosis; [`clock`] lets tests
 //! and the simulator run faster than real time.
 
@@ -26,7 +26,7 @@
 
 pub mod app;
 pub mod check;
-pub mod config;
+pub mod cli;
 pub mod counting;
 pub mod exposition;
 pub mod source;

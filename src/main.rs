@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use clap::Parser;
-use teams_voice_exporter::config::{Cli, Command, EnvSecrets, LogArgs, LogFormat, LogLevel};
+use teams_voice_exporter::cli::{Cli, Command, EnvSecrets, LogArgs, LogFormat, LogLevel};
 use teams_voice_exporter::{app, check};
 
 fn main() {

@@ -6,5 +6,7 @@
 pub mod metrics;
 pub mod poller;
 pub mod schedule;
+pub mod schedule_args;
 pub mod state;
 pub mod store;
+pub mod store_args;

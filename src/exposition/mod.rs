@@ -6,3 +6,4 @@ pub mod calls;
 pub mod http;
 pub mod render;
 pub mod self_metrics;
+pub mod web_args;

@@ -6,6 +6,7 @@
 //! how talking to Graph and Entra ID went.
 
 pub mod auth;
+pub mod cloud;
 pub mod direct_routing;
 pub mod graph;
 pub mod metrics;
@@ -28,3 +29,4 @@ impl Function {
         }
     }
 }
+pub mod graph_args;

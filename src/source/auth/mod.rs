@@ -6,8 +6,10 @@
 //! Secrets are held in [`SecretString`], whose `Debug` prints `[REDACTED]`, and never appear
 //! in errors or logs; errors carry Entra ID's AADSTS code with what it means for the user.
 
+pub mod args;
 pub mod certificate;
 mod error;
+pub mod credential_source;
 pub mod jws;
 
 use std::fmt;

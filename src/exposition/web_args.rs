@@ -1,0 +1,78 @@
+//! The `--web.*` flags: where Prometheus finds the metrics and what guards them.
+//!
+//! The address and path are checked here so that a mistake stops the start instead of
+//! leaving Prometheus scraping nothing; the web configuration file is loaded by the
+//! exporter-web crate, which knows its format.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// The default port: in the exporters' range, and clear of node_exporter (9100),
+/// blackbox_exporter (9115) and the other widely deployed exporters.
+pub const DEFAULT_PORT: u16 = 9885;
+
+/// The HTTP interface's flags.
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// Address on which to expose metrics and the web interface (":PORT" for all interfaces).
+    #[arg(long = "web.listen-address", default_value_t = format!(":{DEFAULT_PORT}"), value_name = "ADDR")]
+    pub listen_address: String,
+    /// Path under which to expose metrics.
+    #[arg(
+        long = "web.telemetry-path",
+        default_value = "/metrics",
+        value_name = "PATH"
+    )]
+    pub telemetry_path: String,
+    /// Web configuration file (Prometheus exporter-toolkit format): TLS, mutual TLS and basic
+    /// authentication for every path served.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    pub web_config_file: Option<PathBuf>,
+}
+
+/// A `--web.*` flag that cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum WebArgsError {
+    #[error("--web.listen-address '{0}' is not an address; use HOST:PORT or :PORT, e.g. :{DEFAULT_PORT}")]
+    BadListenAddress(String),
+    // The landing page and health endpoints own these paths.
+    #[error("--web.telemetry-path '{0}' must start with '/' and must not be '/', '/-/healthy' or '/-/ready'")]
+    BadTelemetryPath(String),
+}
+
+impl WebArgsError {
+    /// The flag at fault.
+    pub fn flag(&self) -> &'static str {
+        match self {
+            WebArgsError::BadListenAddress(_) => "--web.listen-address",
+            WebArgsError::BadTelemetryPath(_) => "--web.telemetry-path",
+        }
+    }
+}
+
+impl WebArgs {
+    /// Checks the listen address and the telemetry path.
+    pub fn check(&self) -> Result<(), WebArgsError> {
+        if self
+            .listen_address
+            .rsplit_once(':')
+            .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+        {
+            return Err(WebArgsError::BadListenAddress(self.listen_address.clone()));
+        }
+        let path = &self.telemetry_path;
+        if !path.starts_with('/') || ["/", "/-/healthy", "/-/ready"].contains(&path.as_str()) {
+            return Err(WebArgsError::BadTelemetryPath(path.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Resolves `--web.listen-address`: `:PORT` means every interface.
+pub fn listen_candidates(address: &str) -> Vec<String> {
+    match address.strip_prefix(':') {
+        Some(port) => vec![format!("[::]:{port}"), format!("0.0.0.0:{port}")],
+        None => vec![address.to_owned()],
+    }
+}
