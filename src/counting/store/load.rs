@@ -12,8 +12,8 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableError};
 
 use super::error::{Damage, DbResult, Foreign, IntoDbResult, LoadError};
 use super::saved::{decode_key, row_digest, Summary};
-use super::{FORMAT_MARK, FORMAT_VERSION, META, ROWS};
-use crate::counting::poller::Progress;
+// `Progress` through the parent, which alone names where it lives.
+use super::{Progress, FORMAT_MARK, FORMAT_VERSION, META, ROWS};
 use crate::counting::state::{Aggregates, RowKey};
 
 /// What a file held at start.

@@ -46,6 +46,7 @@ use parking_lot::Mutex;
 use prometheus::IntCounter;
 use redb::{Database, Durability, TableDefinition};
 
+// The one line in store/ that names where `Progress` lives: the submodules take it from here.
 use crate::counting::poller::Progress;
 use crate::counting::state::{Aggregates, TenantState};
 

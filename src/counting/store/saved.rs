@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::Damage;
-use crate::counting::poller::Progress;
+// `Progress` through the parent, which alone names where it lives.
+use super::Progress;
 use crate::counting::state::{
     Aggregates, CallKey, FailureKey, Histogram, RowKey, TrunkTypeKey, ARRIVAL_DELAY_BUCKETS,
     DURATION_BUCKETS, SETUP_BUCKETS, UNKNOWN,
