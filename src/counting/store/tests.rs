@@ -1,5 +1,8 @@
 use super::*;
-use crate::counting::state::Ingest;
+use chrono::DateTime;
+use redb::ReadableTable;
+
+use crate::counting::state::{Ingest, RowKey};
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 
