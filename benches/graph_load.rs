@@ -32,7 +32,9 @@ use chrono::Utc;
 use parking_lot::Mutex;
 use teams_voice_exporter::counting::poller::{Poller, PollerStatus};
 use teams_voice_exporter::counting::schedule::{PollKind, Progress, Schedule};
-use teams_voice_exporter::counting::state::TenantState;
+use teams_voice_exporter::source::direct_routing::DirectRouting;
+
+type TenantState = teams_voice_exporter::counting::state::TenantState<DirectRouting>;
 use teams_voice_exporter::exposition::self_metrics::SelfMetrics;
 use teams_voice_exporter::source::auth::{Credential, TokenCache};
 use teams_voice_exporter::source::graph::{GraphClient, RetryPolicy};
@@ -147,7 +149,7 @@ async fn stats(sim: &SimHandle) -> SimStats {
 }
 
 fn counted(state: &Mutex<TenantState>) -> u64 {
-    state.lock().aggregates.calls.values().sum()
+    state.lock().aggregates.function.calls.values().sum()
 }
 
 #[derive(Default, Clone, Copy)]

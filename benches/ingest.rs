@@ -20,8 +20,15 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use teams_voice_exporter::counting::state::{Aggregates, Ingest, TenantState};
-use teams_voice_exporter::source::direct_routing::{DirectRoutingRow, Page};
+use teams_voice_exporter::counting::state::Ingest;
+use teams_voice_exporter::source::direct_routing::DirectRouting;
+
+type TenantState = teams_voice_exporter::counting::state::TenantState<DirectRouting>;
+type Aggregates = teams_voice_exporter::counting::state::Aggregates<
+    teams_voice_exporter::source::direct_routing::DirectRoutingTotals,
+>;
+use teams_voice_exporter::source::direct_routing::DirectRoutingRow;
+use teams_voice_exporter::source::row::Page;
 
 use common::{env_or, median, simulated_pages, time_rounds, Pages};
 

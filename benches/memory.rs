@@ -28,11 +28,16 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use prometheus::Registry;
-use teams_voice_exporter::counting::state::{Aggregates, Ingest, TenantState};
+use teams_voice_exporter::counting::state::Ingest;
+use teams_voice_exporter::source::direct_routing::DirectRouting;
+
+type TenantState = teams_voice_exporter::counting::state::TenantState<DirectRouting>;
+type Aggregates = teams_voice_exporter::counting::state::Aggregates<
+    teams_voice_exporter::source::direct_routing::DirectRoutingTotals,
+>;
 use teams_voice_exporter::exposition::calls::StateCollector;
 use teams_voice_exporter::exposition::render::Exposition;
 use teams_voice_exporter::exposition::self_metrics::SelfMetrics;
-use teams_voice_exporter::source::Function;
 
 use common::{env_or, rows_for_series};
 
@@ -132,10 +137,7 @@ fn main() {
         .lock()
         .ingest(rows.iter().map(String::as_str), Ingest::Count, now, from);
     drop(rows);
-    let exposition = Exposition::new(
-        registry,
-        StateCollector::new(state.clone(), Function::DirectRoutingCalls),
-    );
+    let exposition = Exposition::new(registry, Box::new(StateCollector::new(state.clone())));
     let before = live();
     let body = exposition.render(false).expect("render");
     let series = String::from_utf8_lossy(&body.bytes)

@@ -20,11 +20,13 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use prometheus::Registry;
-use teams_voice_exporter::counting::state::{Ingest, TenantState};
+use teams_voice_exporter::counting::state::Ingest;
+use teams_voice_exporter::source::direct_routing::DirectRouting;
+
+type TenantState = teams_voice_exporter::counting::state::TenantState<DirectRouting>;
 use teams_voice_exporter::exposition::calls::StateCollector;
 use teams_voice_exporter::exposition::render::Exposition;
 use teams_voice_exporter::exposition::self_metrics::SelfMetrics;
-use teams_voice_exporter::source::Function;
 
 use common::{env_or, median, rows_for_series, time_rounds};
 
@@ -61,10 +63,7 @@ fn main() {
         state
             .lock()
             .ingest(rows.iter().map(String::as_str), Ingest::Count, now, from);
-        let exposition = Exposition::new(
-            registry,
-            StateCollector::new(state.clone(), Function::DirectRoutingCalls),
-        );
+        let exposition = Exposition::new(registry, Box::new(StateCollector::new(state.clone())));
         let plain = exposition.render(false).expect("render");
         let series = String::from_utf8_lossy(&plain.bytes)
             .lines()

@@ -21,7 +21,13 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use prometheus::IntCounter;
 use teams_voice_exporter::counting::schedule::Progress;
-use teams_voice_exporter::counting::state::{Aggregates, Ingest, TenantState};
+use teams_voice_exporter::counting::state::Ingest;
+use teams_voice_exporter::source::direct_routing::DirectRouting;
+
+type TenantState = teams_voice_exporter::counting::state::TenantState<DirectRouting>;
+type Aggregates = teams_voice_exporter::counting::state::Aggregates<
+    teams_voice_exporter::source::direct_routing::DirectRoutingTotals,
+>;
 use teams_voice_exporter::counting::store::{StateOptions, StateStore};
 
 const TENANT: &str = "00000000-0000-0000-0000-00000000d3e0";

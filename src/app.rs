@@ -23,9 +23,10 @@ use crate::exposition::self_metrics::SelfMetrics;
 use crate::exposition::web_args::listen_candidates;
 use crate::source::auth::{Credential, TokenCache};
 use crate::source::cloud::UrlError;
+use crate::source::direct_routing::DirectRouting;
 use crate::source::graph::GraphClient;
 use crate::source::metrics::SourceMetrics;
-use crate::source::Function;
+use crate::source::CallLog;
 use exporter_web::web_config::WebConfig;
 use tve_clock::Clock;
 #[cfg(feature = "demo")]
@@ -83,7 +84,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         .counting
         .poll_interval
         .set(config.schedule.poll_interval.as_secs_f64());
-    let function = Function::DirectRoutingCalls;
+    let function = DirectRouting::FUNCTION;
     metrics.initialise(function);
     let http = http_client(&config)?;
 
@@ -111,7 +112,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     if config.state.is_none() && !args.demo {
         tracing::warn!("no --state.path: counted calls and remembered row ids are kept in memory only, so a restart sets the counters back to zero and calls that appear while the exporter is down are never counted; give it a file on a persistent volume with --state.path");
     }
-    let restored = store::restore(
+    let restored = store::restore::<DirectRouting>(
         config.state.as_ref(),
         &about.tenant_id,
         metrics.counting.state_write_errors.clone(),
@@ -122,7 +123,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         .with_label_values(&[function.name()])
         .set(restored.state.remembered_rows() as i64);
     let state = Arc::new(Mutex::new(restored.state));
-    let calls = StateCollector::new(state.clone(), function);
+    let calls = StateCollector::new(state.clone());
     let status = Arc::new(PollerStatus::default());
     let poller = Poller {
         graph: Arc::new(graph),
@@ -149,7 +150,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         "teams-voice-exporter listening"
     );
     let web = Arc::new(Web {
-        exposition: Exposition::new(registry, calls),
+        exposition: Exposition::new(registry, Box::new(calls)),
         telemetry_path: config.telemetry_path.clone(),
         status,
         about,

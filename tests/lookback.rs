@@ -8,7 +8,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use teams_voice_exporter::counting::poller::{Poller, PollerStatus};
 use teams_voice_exporter::counting::schedule::{PollKind, Progress, Schedule};
-use teams_voice_exporter::counting::state::TenantState;
+use teams_voice_exporter::source::direct_routing::DirectRouting;
+
+type TenantState = teams_voice_exporter::counting::state::TenantState<DirectRouting>;
 use teams_voice_exporter::exposition::self_metrics::SelfMetrics;
 use teams_voice_exporter::source::auth::{Credential, TokenCache};
 use teams_voice_exporter::source::graph::{GraphClient, RetryPolicy};
@@ -118,7 +120,7 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
             .or_default() += 1;
     }
     let mut counted: BTreeMap<String, u64> = BTreeMap::new();
-    for (key, n) in &state.lock().aggregates.calls {
+    for (key, n) in &state.lock().aggregates.function.calls {
         *counted.entry(key.trunk_fqdn.clone()).or_default() += n;
     }
     let total: u64 = counted.values().sum();

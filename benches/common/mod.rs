@@ -84,7 +84,7 @@ pub fn simulated_pages(calls_per_day: f64, hours: u64) -> Pages {
                 .bytes()
                 .await
                 .expect("page body");
-            let page: teams_voice_exporter::source::direct_routing::Page =
+            let page: teams_voice_exporter::source::row::Page =
                 serde_json::from_slice(&body).expect("a page");
             rows += page.value.len();
             url = page.next_link;

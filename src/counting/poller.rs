@@ -25,10 +25,7 @@ use super::schedule::{PollKind, Progress, Schedule};
 use crate::counting::state::{Ingest, TenantState};
 use crate::counting::store::StateStore;
 use crate::source::graph::{CallWindow, GraphClient, GraphError, WindowRead};
-use crate::source::Function;
-
-/// The call-log function this poller reads.
-const FUNCTION: Function = Function::DirectRoutingCalls;
+use crate::source::CallLog;
 use tve_clock::Clock;
 
 /// The last poll, for the landing page.
@@ -65,20 +62,20 @@ impl PollerStatus {
     }
 }
 
-/// Polls one tenant's Direct Routing calls.
-pub struct Poller {
+/// Polls one source: a tenant's calls of the call-log function `L`.
+pub struct Poller<L: CallLog> {
     pub graph: Arc<GraphClient>,
-    pub state: Arc<Mutex<TenantState>>,
+    pub state: Arc<Mutex<TenantState<L>>>,
     pub status: Arc<PollerStatus>,
     pub metrics: CountingMetrics,
     pub clock: Clock,
     pub schedule: Schedule,
     pub progress: Progress,
     /// `--state.path`: where the state is committed after every poll.
-    pub store: Option<StateStore>,
+    pub store: Option<StateStore<L>>,
 }
 
-impl Poller {
+impl<L: CallLog> Poller<L> {
     /// The next poll and its window, at `now`.
     pub fn plan(&self, now: DateTime<Utc>) -> (PollKind, CallWindow) {
         self.schedule.plan(&self.progress, now)
@@ -143,7 +140,7 @@ impl Poller {
         let took = started.elapsed();
         self.metrics
             .poll_duration
-            .with_label_values(&[FUNCTION.name(), kind.as_str()])
+            .with_label_values(&[L::FUNCTION.name(), kind.as_str()])
             .observe(took.as_secs_f64());
         let finished_at = self.clock.now();
         let PartsRead {
@@ -173,7 +170,7 @@ impl Poller {
         self.persist().await;
         self.metrics
             .remembered_rows
-            .with_label_values(&[FUNCTION.name()])
+            .with_label_values(&[L::FUNCTION.name()])
             .set(self.state.lock().remembered_rows() as i64);
         if result.is_ok() && self.progress.baseline_done {
             // Ready once the baseline is saved (a crash before that repeats it), or after
@@ -207,7 +204,7 @@ impl Poller {
         let reads = parts.into_iter().map(|part| async move {
             let mut ingested = 0;
             let read = graph
-                .read_window(FUNCTION, part, |page| {
+                .read_window(L::FUNCTION, part, |page| {
                     let now = clock.now();
                     let outcome = state.lock().ingest(
                         page.value.iter().map(|raw| raw.get()),
@@ -256,7 +253,7 @@ impl Poller {
     ) {
         self.metrics
             .last_success
-            .with_label_values(&[FUNCTION.name()])
+            .with_label_values(&[L::FUNCTION.name()])
             .set(finished_at.timestamp_millis() as f64 / 1e3);
         *self.status.last_success.lock() = Some(finished_at);
         if kind == PollKind::Baseline {
@@ -275,7 +272,7 @@ impl Poller {
     fn failed(&self, kind: PollKind, error: &GraphError, total: &WindowRead, ingested: u64) {
         self.metrics
             .poll_errors
-            .with_label_values(&[FUNCTION.name(), error.reason().as_str()])
+            .with_label_values(&[L::FUNCTION.name(), error.reason().as_str()])
             .inc();
         tracing::error!(
             kind = kind.as_str(), %error, rows = total.rows, new = ingested,

@@ -4,30 +4,21 @@
 //! rows arrive late and out of order, so counting happens here and only here: a row is
 //! counted the first time its `id` is seen and remembered until its call (its latest
 //! timestamp) leaves the lookback. The aggregates are plain data (no prometheus types) so
-//! that they can be saved, restored and rendered by [`crate::exposition::metrics::StateCollector`].
-//! With durable state ([`store`]), the state also tracks which remembered ids changed since
+//! that they can be saved, restored and rendered by [`crate::exposition::calls::StateCollector`].
+//! With durable state ([`super::store`]), the state also tracks which remembered ids changed since
 //! the last commit, so a commit writes only those, and shows `/metrics` the aggregates as of
 //! the last commit, so a crash never makes a counter go back.
 
 use std::collections::{HashMap, HashSet};
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::source::direct_routing::{peek_id, DirectRoutingRow, WireRow};
+use crate::source::family::Histogram;
+use crate::source::row::peek_id;
+use crate::source::CallLog;
 
-/// Label value for anything Graph left null or empty.
-pub const UNKNOWN: &str = "unknown";
-
-/// Upper bounds of `teams_direct_routing_call_duration_seconds`: phone calls last seconds
-/// to hours.
-pub const DURATION_BUCKETS: &[f64] = &[
-    5.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0,
-];
-/// Upper bounds of `teams_direct_routing_call_setup_seconds`: post-dial delay plus ringing.
-pub const SETUP_BUCKETS: &[f64] = &[
-    0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 20.0, 30.0, 45.0, 60.0, 120.0,
-];
 /// Upper bounds of `teams_voice_exporter_row_arrival_delay_seconds`: Graph publishes rows
 /// minutes to two days after the call.
 pub const ARRIVAL_DELAY_BUCKETS: &[f64] = &[
@@ -35,76 +26,21 @@ pub const ARRIVAL_DELAY_BUCKETS: &[f64] = &[
     259200.0,
 ];
 
-/// Labels of `teams_direct_routing_calls_total`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CallKey {
-    pub trunk_fqdn: String,
-    pub call_type: String,
-    pub final_sip_code: String,
-    pub successful: &'static str,
-    pub media_path_location: String,
-}
-
-/// Labels of `teams_direct_routing_call_failures_total`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FailureKey {
-    pub trunk_fqdn: String,
-    pub final_sip_code: String,
-    pub call_end_sub_reason: String,
-}
-
-/// Labels of the per-trunk histograms.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TrunkTypeKey {
-    pub trunk_fqdn: String,
-    pub call_type: String,
-}
-
-/// A histogram with fixed bounds, kept as per-bucket (not cumulative) counts.
+/// Everything counted for one source: the function's own totals, and what every function
+/// shares (rows counted, malformed rows, how late rows arrived).
 #[derive(Debug, Clone, PartialEq)]
-pub struct Histogram {
-    /// One count per bound, plus the `+Inf` bucket last.
-    pub buckets: Vec<u64>,
-    pub sum: f64,
-    pub count: u64,
-}
-
-impl Histogram {
-    pub fn new(bounds: &[f64]) -> Self {
-        Histogram {
-            buckets: vec![0; bounds.len() + 1],
-            sum: 0.0,
-            count: 0,
-        }
-    }
-
-    pub fn observe(&mut self, bounds: &[f64], value: f64) {
-        let index = bounds.partition_point(|bound| *bound < value);
-        self.buckets[index] += 1;
-        self.sum += value;
-        self.count += 1;
-    }
-}
-
-/// Everything counted for one tenant's Direct Routing calls.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Aggregates {
-    pub calls: HashMap<CallKey, u64>,
-    pub failures: HashMap<FailureKey, u64>,
-    pub duration: HashMap<TrunkTypeKey, Histogram>,
-    pub setup: HashMap<TrunkTypeKey, Histogram>,
+pub struct Aggregates<T> {
+    /// The function's totals (for Direct Routing: calls, failures, durations, setups).
+    pub function: T,
     pub arrival_delay: Histogram,
     pub rows_ingested: u64,
     pub rows_invalid: u64,
 }
 
-impl Default for Aggregates {
+impl<T: Default> Default for Aggregates<T> {
     fn default() -> Self {
         Aggregates {
-            calls: HashMap::new(),
-            failures: HashMap::new(),
-            duration: HashMap::new(),
-            setup: HashMap::new(),
+            function: T::default(),
             arrival_delay: Histogram::new(ARRIVAL_DELAY_BUCKETS),
             rows_ingested: 0,
             rows_invalid: 0,
@@ -112,67 +48,14 @@ impl Default for Aggregates {
     }
 }
 
-impl Aggregates {
-    fn count(&mut self, row: &DirectRoutingRow, first_seen: DateTime<Utc>) {
-        let trunk_fqdn = row
-            .trunk_fqdn
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_else(|| UNKNOWN.to_owned());
-        let call_type = label(row.call_type.as_deref());
-        let final_sip_code = number_label(row.final_sip_code);
-        let successful = match row.successful {
-            Some(true) => "true",
-            Some(false) => "false",
-            None => UNKNOWN,
-        };
-        let key = CallKey {
-            trunk_fqdn: trunk_fqdn.clone(),
-            call_type: call_type.clone(),
-            final_sip_code: final_sip_code.clone(),
-            successful,
-            media_path_location: label(row.media_path_location.as_deref()),
-        };
-        *self.calls.entry(key).or_default() += 1;
-
-        if row.successful == Some(false) {
-            let key = FailureKey {
-                trunk_fqdn,
-                final_sip_code,
-                call_end_sub_reason: number_label(row.call_end_sub_reason),
-            };
-            *self.failures.entry(key).or_default() += 1;
-        } else if row.successful == Some(true) {
-            let key = TrunkTypeKey {
-                trunk_fqdn,
-                call_type,
-            };
-            if let Some(duration) = row.duration_secs.filter(|d| *d >= 0) {
-                self.duration
-                    .entry(key.clone())
-                    .or_insert_with(|| Histogram::new(DURATION_BUCKETS))
-                    .observe(DURATION_BUCKETS, duration as f64);
-            }
-            if let Some(setup) = row.setup_seconds() {
-                self.setup
-                    .entry(key)
-                    .or_insert_with(|| Histogram::new(SETUP_BUCKETS))
-                    .observe(SETUP_BUCKETS, setup);
-            }
-        }
-
-        let delay = (first_seen - row.call_end()).num_milliseconds().max(0) as f64 / 1e3;
+impl<T> Aggregates<T> {
+    /// Counts one new row of `L`, first seen at `first_seen`.
+    fn count<L: CallLog<Totals = T>>(&mut self, row: &L::Row, first_seen: DateTime<Utc>) {
+        L::count(&mut self.function, row);
+        let delay = (first_seen - L::call_end(row)).num_milliseconds().max(0) as f64 / 1e3;
         self.arrival_delay.observe(ARRIVAL_DELAY_BUCKETS, delay);
         self.rows_ingested += 1;
     }
-}
-
-fn label(value: Option<&str>) -> String {
-    value.unwrap_or(UNKNOWN).to_owned()
-}
-
-fn number_label(value: Option<i64>) -> String {
-    value.map_or_else(|| UNKNOWN.to_owned(), |v| v.to_string())
 }
 
 /// How a remembered row is identified. Graph's ids are GUIDs, kept as 16 bytes; anything
@@ -235,20 +118,35 @@ pub struct PageOutcome {
     pub invalid: u64,
 }
 
-/// The remembered rows and the aggregates of one tenant's Direct Routing calls.
-#[derive(Debug, Default)]
-pub struct TenantState {
+/// The remembered rows and the aggregates of one source: a tenant's calls of one
+/// call-log function `L`.
+#[derive(Debug)]
+pub struct TenantState<L: CallLog> {
     /// Row key → call start (Unix seconds), for expiry.
     remembered: HashMap<RowKey, i64>,
-    pub aggregates: Aggregates,
+    pub aggregates: Aggregates<L::Totals>,
     /// With durable state: ids added or forgotten since the last successful commit.
     changed: Option<HashSet<RowKey>>,
     /// With durable state: the aggregates as of the last commit, which `/metrics` shows;
     /// shared so that a scrape renders them without holding the state's lock.
-    published: Option<Arc<Aggregates>>,
+    published: Option<Arc<Aggregates<L::Totals>>>,
     /// Changes whenever the aggregates `/metrics` shows change, so that their rendering can
     /// be kept until then.
     generation: u64,
+    function: PhantomData<L>,
+}
+
+impl<L: CallLog> Default for TenantState<L> {
+    fn default() -> Self {
+        TenantState {
+            remembered: HashMap::new(),
+            aggregates: Aggregates::default(),
+            changed: None,
+            published: None,
+            generation: 0,
+            function: PhantomData,
+        }
+    }
 }
 
 /// Remembered ids that changed since the last commit: `Some(until)` to save, `None` to
@@ -258,33 +156,34 @@ pub struct Changes {
     pub keys: Vec<RowKey>,
 }
 
-impl TenantState {
+impl<L: CallLog> TenantState<L> {
     pub fn new() -> Self {
         Self::default()
     }
 
     /// A state that tracks its changes for incremental commits, starting from `remembered`
     /// and `aggregates` as restored from a commit.
-    pub fn durable(remembered: HashMap<RowKey, i64>, aggregates: Aggregates) -> Self {
+    pub fn durable(remembered: HashMap<RowKey, i64>, aggregates: Aggregates<L::Totals>) -> Self {
         TenantState {
             remembered,
             published: Some(Arc::new(aggregates.clone())),
             aggregates,
             changed: Some(HashSet::new()),
             generation: 0,
+            function: PhantomData,
         }
     }
 
     /// The aggregates `/metrics` shows: the committed ones with durable state, so that a
     /// crash and restore never shows a counter going back; otherwise the live ones.
-    pub fn exposed(&self) -> &Aggregates {
+    pub fn exposed(&self) -> &Aggregates<L::Totals> {
         self.published.as_deref().unwrap_or(&self.aggregates)
     }
 
     /// What [`TenantState::exposed`] shows, as a copy to render without holding the lock,
     /// and its generation: the same generation always comes with the same aggregates. With
     /// durable state the copy is shared and costs nothing; without, it is a clone.
-    pub fn exposed_snapshot(&self) -> (u64, Arc<Aggregates>) {
+    pub fn exposed_snapshot(&self) -> (u64, Arc<Aggregates<L::Totals>>) {
         let snapshot = match &self.published {
             Some(published) => Arc::clone(published),
             None => Arc::new(self.aggregates.clone()),
@@ -374,20 +273,20 @@ impl TenantState {
             // the row's id, or for a row without a usable one the hash of its bytes (a
             // malformed row's id is read as `salvage_id` reads it), so that every row,
             // even a malformed one, is counted once.
-            let (key, wire) = match WireRow::read(raw) {
-                Ok(wire) => (wire.id().map(RowKey::from_id), Ok(wire)),
+            let (key, wire) = match L::read(raw) {
+                Ok(wire) => (L::id(&wire).map(RowKey::from_id), Ok(wire)),
                 Err(error) => (peek_id(raw).as_deref().map(RowKey::from_id), Err(error)),
             };
             let key = key.unwrap_or_else(|| RowKey::from_content(raw));
             if self.remembered.contains_key(&key) {
                 continue;
             }
-            match wire.and_then(WireRow::into_row) {
+            match wire.and_then(L::into_row) {
                 Ok(row) => {
-                    self.remember(key, row.latest_time().timestamp().max(floor));
+                    self.remember(key, L::latest_time(&row).timestamp().max(floor));
                     match mode {
                         Ingest::Count => {
-                            self.aggregates.count(&row, now);
+                            self.aggregates.count::<L>(&row, now);
                             outcome.ingested += 1;
                         }
                         Ingest::RememberOnly => outcome.remembered_only += 1,
@@ -440,6 +339,11 @@ impl TenantState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::direct_routing::totals::DURATION_BUCKETS;
+    use crate::source::direct_routing::{CallKey, DirectRouting, FailureKey, TrunkTypeKey};
+    use crate::source::row::UNKNOWN;
+
+    type TenantState = super::TenantState<DirectRouting>;
 
     fn now() -> DateTime<Utc> {
         "2026-11-27T12:00:00Z".parse().unwrap()
@@ -479,28 +383,32 @@ mod tests {
             trunk_fqdn: "sbc1.contoso.com".into(),
             call_type: "ByotIn".into(),
             final_sip_code: "0".into(),
-            successful: "true",
+            successful: Some(true),
             media_path_location: "USWE".into(),
         };
-        assert_eq!(a.calls[&key], 1);
+        assert_eq!(a.function.calls[&key], 1);
         let failure = FailureKey {
             trunk_fqdn: "sbc2.contoso.com".into(),
             final_sip_code: "503".into(),
             call_end_sub_reason: "560503".into(),
         };
-        assert_eq!(a.failures[&failure], 1);
+        assert_eq!(a.function.failures[&failure], 1);
         let trunk = TrunkTypeKey {
             trunk_fqdn: "sbc1.contoso.com".into(),
             call_type: "ByotIn".into(),
         };
-        let duration = &a.duration[&trunk];
+        let duration = &a.function.duration[&trunk];
         assert_eq!((duration.count, duration.sum), (1, 300.0));
         assert_eq!(
             duration.buckets[DURATION_BUCKETS.iter().position(|b| *b == 300.0).unwrap()],
             1
         );
-        assert_eq!(a.setup[&trunk].sum, 4.0);
-        assert_eq!(a.duration.len(), 1, "failed calls have no duration");
+        assert_eq!(a.function.setup[&trunk].sum, 4.0);
+        assert_eq!(
+            a.function.duration.len(),
+            1,
+            "failed calls have no duration"
+        );
         // Ended 10:05:25 and 11:00:03, first seen at 12:00.
         assert_eq!(a.arrival_delay.sum, 6875.0 + 3597.0);
     }
@@ -545,11 +453,19 @@ mod tests {
             now(),
             early(),
         );
-        let key = state.aggregates.calls.keys().next().unwrap().clone();
+        let key = state
+            .aggregates
+            .function
+            .calls
+            .keys()
+            .next()
+            .unwrap()
+            .clone();
         assert_eq!(key.trunk_fqdn, UNKNOWN);
-        assert_eq!(key.successful, UNKNOWN);
+        // `None` is the `unknown` label value (see the families' rendering).
+        assert_eq!(key.successful, None);
         assert_eq!(key.final_sip_code, UNKNOWN);
-        assert!(state.aggregates.failures.is_empty());
+        assert!(state.aggregates.function.failures.is_empty());
     }
 
     #[test]

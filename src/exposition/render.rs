@@ -6,7 +6,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use prometheus::{Encoder, Registry, TextEncoder};
 
-use super::calls::StateCollector;
+use super::calls::CallMetrics;
 
 /// What `/metrics` answers: the call metrics, rendered once per change of the aggregates
 /// and kept (as text and as deflated text), then the exporter's own metrics, rendered on
@@ -18,7 +18,7 @@ use super::calls::StateCollector;
 pub struct Exposition {
     /// The self-metrics, `build_info` and the process collector.
     registry: Registry,
-    calls: StateCollector,
+    calls: Box<dyn CallMetrics>,
     /// The rendering of the latest generation; its lock also makes concurrent scrapes of a
     /// new generation wait for one rendering instead of each doing their own.
     cache: Mutex<Option<Arc<Rendered>>>,
@@ -46,7 +46,7 @@ pub struct Body {
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
 
 impl Exposition {
-    pub fn new(registry: Registry, calls: StateCollector) -> Self {
+    pub fn new(registry: Registry, calls: Box<dyn CallMetrics>) -> Self {
         Exposition {
             registry,
             calls,
@@ -82,13 +82,12 @@ impl Exposition {
                 return Ok(Arc::clone(rendered));
             }
         }
-        let (generation, aggregates) = self.calls.snapshot();
+        let (generation, mut families) = self.calls.gather();
         let mut text = Vec::with_capacity(cache.as_ref().map_or(64 * 1024, |r| r.text.len()));
-        let mut families = self.calls.families(&aggregates);
         // As `Registry::gather` does: a family without series is left out.
         families.retain(|family| !family.get_metric().is_empty());
         TextEncoder::new().encode(&families, &mut text)?;
-        drop(aggregates);
+        drop(families);
         // Kept until the next generation: no room to spare.
         text.shrink_to_fit();
         let mut crc = crc32fast::Hasher::new();
@@ -156,18 +155,19 @@ fn gzip_after(head: &Rendered, tail: &[u8]) -> std::io::Result<Vec<u8>> {
 mod tests {
     use super::*;
     use crate::counting::state::{Ingest, TenantState};
+    use crate::exposition::calls::StateCollector;
     use crate::exposition::self_metrics::SelfMetrics;
-    use crate::source::Function;
+    use crate::source::direct_routing::DirectRouting;
 
-    fn exposition() -> (Exposition, Arc<Mutex<TenantState>>) {
+    fn exposition() -> (Exposition, Arc<Mutex<TenantState<DirectRouting>>>) {
         let registry = Registry::new();
         SelfMetrics::register(&registry).unwrap();
         let state = Arc::new(Mutex::new(TenantState::new()));
-        let calls = StateCollector::new(state.clone(), Function::DirectRoutingCalls);
-        (Exposition::new(registry, calls), state)
+        let calls = StateCollector::new(state.clone());
+        (Exposition::new(registry, Box::new(calls)), state)
     }
 
-    fn ingest(state: &Mutex<TenantState>, id: &str) {
+    fn ingest(state: &Mutex<TenantState<DirectRouting>>, id: &str) {
         let row = format!(
             r#"{{"id":"{id}","startDateTime":"2026-11-27T10:00:00Z","successfulCall":true,"duration":60,"trunkFullyQualifiedDomainName":"sbc{id}.example.com"}}"#
         );

@@ -2,14 +2,66 @@
 //!
 //! [`auth`] gets the tenant's access tokens from Microsoft Entra ID, [`graph`] reads a call
 //! window of one function page by page under Graph's rules (paging, retries, Retry-After),
-//! [`direct_routing`] reads the rows of `getDirectRoutingCalls`, and [`metrics`] records
-//! how talking to Graph and Entra ID went.
+//! [`direct_routing`] is everything specific to `getDirectRoutingCalls` behind [`CallLog`],
+//! [`row`] and [`family`] hold what every function shares, and [`metrics`] records how
+//! talking to Graph and Entra ID went.
 
 pub mod auth;
 pub mod cloud;
 pub mod direct_routing;
+pub mod family;
 pub mod graph;
 pub mod metrics;
+pub mod row;
+
+use chrono::{DateTime, Utc};
+use prometheus::proto::MetricFamily;
+
+use family::Family;
+use row::RowError;
+
+/// What the layers above need of one call-log function: how its rows are read and
+/// identified, what they add up to, and the metric families that shows as. Adding a
+/// function is adding one module that implements this, and naming it in [`Function`].
+pub trait CallLog: Send + Sync + 'static {
+    /// The Graph function, its URL name and `endpoint` label.
+    const FUNCTION: Function;
+    /// The families [`CallLog::families`] renders, announced before the first scrape.
+    const FAMILIES: &'static [&'static Family];
+    /// A row read just far enough to know its id, borrowed from the page: most rows of a
+    /// sweep were seen before, and only new ones are worth a full parse.
+    type Wire<'a>;
+    /// A row as counted.
+    type Row;
+    /// What the function's rows add up to: plain data, saved and restored with the state.
+    type Totals: Default + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static;
+    /// The totals as the state file keeps them.
+    type Saved: serde::Serialize + serde::de::DeserializeOwned;
+
+    /// Reads a raw row; an error makes it malformed (skipped and counted).
+    fn read(raw: &str) -> Result<Self::Wire<'_>, RowError>;
+    /// The row's `id`, when it has a usable one.
+    fn id<'w>(wire: &'w Self::Wire<'_>) -> Option<&'w str>;
+    /// The whole row, for a row seen for the first time.
+    fn into_row(wire: Self::Wire<'_>) -> Result<Self::Row, RowError>;
+    /// When the call ended, for how late Graph published its row.
+    fn call_end(row: &Self::Row) -> DateTime<Utc>;
+    /// The row's latest timestamp: it is remembered until that leaves the lookback.
+    fn latest_time(row: &Self::Row) -> DateTime<Utc>;
+    /// Counts a new row into `totals`.
+    fn count(totals: &mut Self::Totals, row: &Self::Row);
+    /// The function's metric families of `totals`.
+    fn families(totals: &Self::Totals) -> Vec<MetricFamily>;
+    /// `totals` as the state file keeps them.
+    fn save(totals: &Self::Totals) -> Self::Saved;
+    /// Totals read back from the state file.
+    fn restore(saved: Self::Saved) -> Result<Self::Totals, DamagedTotals>;
+}
+
+/// Saved totals that do not add up: the state file is damaged.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DamagedTotals(pub String);
 
 /// A Graph call-log function: what a source reads besides its tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

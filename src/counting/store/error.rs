@@ -248,14 +248,14 @@ pub(super) enum Damage {
     SaveTime,
     #[error("a saved time is out of range")]
     Time,
-    /// `histogram` is "duration", "setup" or "arrival delay".
+    /// The arrival delay's; the function's own histograms are checked by the function.
     #[error("its {histogram} histogram has other buckets than this version's")]
     Buckets { histogram: &'static str },
     #[error("a histogram does not add up")]
     Histogram,
-    /// `series` is "call", "failure" or "histogram".
-    #[error("a {series} series is saved twice")]
-    Twice { series: &'static str },
+    /// The function's totals do not add up (see [`crate::source::CallLog::restore`]).
+    #[error(transparent)]
+    Totals(#[from] crate::source::DamagedTotals),
 }
 
 /// `From` for a variant that holds one of redb's errors boxed, so that `?` boxes it.

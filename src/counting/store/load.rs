@@ -15,11 +15,12 @@ use super::saved::{decode_key, row_digest, Summary};
 // `Progress` through the parent, which alone names where it lives.
 use super::{Progress, FORMAT_MARK, FORMAT_VERSION, META, ROWS};
 use crate::counting::state::{Aggregates, RowKey};
+use crate::source::CallLog;
 
 /// What a file held at start.
-pub struct Saved {
+pub struct Saved<L: CallLog> {
     pub remembered: HashMap<RowKey, i64>,
-    pub aggregates: Aggregates,
+    pub aggregates: Aggregates<L::Totals>,
     pub progress: Progress,
     pub written_by: String,
     pub saved_at: DateTime<Utc>,
@@ -36,9 +37,12 @@ pub(super) struct Mark {
 
 /// Reads and checks everything a file holds. `None` for a database without tables (an
 /// empty file just initialised).
-pub(super) fn load(db: &Database, tenant_id: &str) -> Result<Option<Saved>, LoadError> {
+pub(super) fn load<L: CallLog>(
+    db: &Database,
+    tenant_id: &str,
+) -> Result<Option<Saved<L>>, LoadError> {
     let txn = db.begin_read().map_err(Damage::from)?;
-    let Some((summary, written_by)) = read_meta(&txn, tenant_id)? else {
+    let Some((summary, written_by)) = read_meta::<L::Saved>(&txn, tenant_id)? else {
         return Ok(None);
     };
     let mut remembered = HashMap::with_capacity(summary.rows.min(10_000_000) as usize);
@@ -67,7 +71,7 @@ pub(super) fn load(db: &Database, tenant_id: &str) -> Result<Option<Saved>, Load
         }
         .into());
     }
-    let aggregates = summary.aggregates.into_aggregates()?;
+    let aggregates = summary.aggregates.into_aggregates::<L>()?;
     let progress = summary.progress.into_progress()?;
     let saved_at =
         DateTime::from_timestamp_micros(summary.saved_at_micros).ok_or(Damage::SaveTime)?;
@@ -83,9 +87,12 @@ pub(super) fn load(db: &Database, tenant_id: &str) -> Result<Option<Saved>, Load
 
 /// What a file holds, checked as at start, without reading every id (for reopening after
 /// a failed write).
-pub(super) fn read_mark(db: &Database, tenant_id: &str) -> Result<Option<Mark>, LoadError> {
+pub(super) fn read_mark<L: CallLog>(
+    db: &Database,
+    tenant_id: &str,
+) -> Result<Option<Mark>, LoadError> {
     let txn = db.begin_read().map_err(Damage::from)?;
-    let Some((summary, _)) = read_meta(&txn, tenant_id)? else {
+    let Some((summary, _)) = read_meta::<L::Saved>(&txn, tenant_id)? else {
         return Ok(None);
     };
     let rows = match txn.open_table(ROWS) {
@@ -101,10 +108,10 @@ pub(super) fn read_mark(db: &Database, tenant_id: &str) -> Result<Option<Mark>, 
 }
 
 /// The meta table's checks, and the summary with the version that wrote it.
-fn read_meta(
+fn read_meta<S: serde::de::DeserializeOwned + serde::Serialize>(
     txn: &redb::ReadTransaction,
     tenant_id: &str,
-) -> Result<Option<(Summary, String)>, LoadError> {
+) -> Result<Option<(Summary<S>, String)>, LoadError> {
     let meta = match txn.open_table(META) {
         Ok(meta) => meta,
         Err(TableError::TableDoesNotExist(_)) => {
@@ -160,7 +167,7 @@ fn read_meta(
 pub(super) fn write_meta(
     txn: &redb::WriteTransaction,
     tenant_id: &str,
-    summary: &Summary,
+    summary: &Summary<impl serde::Serialize + serde::de::DeserializeOwned>,
 ) -> DbResult<()> {
     let mut meta = txn.open_table(META).db()?;
     meta.insert("format", FORMAT_MARK).db()?;

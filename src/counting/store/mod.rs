@@ -37,6 +37,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -49,6 +50,7 @@ use redb::{Database, Durability, TableDefinition};
 // The one line in store/ that names where `Progress` lives: the submodules take it from here.
 use crate::counting::schedule::Progress;
 use crate::counting::state::{Aggregates, TenantState};
+use crate::source::CallLog;
 
 mod error;
 mod load;
@@ -90,21 +92,21 @@ pub struct StateOptions {
 }
 
 /// The exporter's state as it starts.
-pub struct Restored {
-    pub state: TenantState,
+pub struct Restored<L: CallLog> {
+    pub state: TenantState<L>,
     pub progress: Progress,
     /// `None` without `--state.path`.
-    pub store: Option<StateStore>,
+    pub store: Option<StateStore<L>>,
     pub status: Option<Arc<StoreStatus>>,
 }
 
 /// Opens `--state.path` (if given) and restores what it holds. Without it, the state lives
 /// in memory only.
-pub fn restore(
+pub fn restore<L: CallLog>(
     options: Option<&StateOptions>,
     tenant_id: &str,
     write_errors: IntCounter,
-) -> Result<Restored, StateError> {
+) -> Result<Restored<L>, StateError> {
     let Some(options) = options else {
         return Ok(Restored {
             state: TenantState::new(),
@@ -143,8 +145,8 @@ pub fn restore(
     Ok(restored)
 }
 
-/// The state file of one tenant, open for commits.
-pub struct StateStore {
+/// The state file of one source (a tenant's calls of the function `L`), open for commits.
+pub struct StateStore<L: CallLog> {
     path: PathBuf,
     tenant_id: String,
     /// `None` until the file could be opened for writing, and after a failed write (redb
@@ -159,9 +161,10 @@ pub struct StateStore {
     rewrite: bool,
     status: Arc<StoreStatus>,
     write_errors: IntCounter,
+    function: PhantomData<L>,
 }
 
-impl StateStore {
+impl<L: CallLog> StateStore<L> {
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -174,7 +177,7 @@ impl StateStore {
     /// one transaction. Blocks on disk I/O. A failure is logged, counted and shown on the
     /// landing page, and the changes are kept for the next attempt. Returns how many
     /// remembered ids were written, or `None` if the commit failed.
-    pub fn commit(&mut self, state: &Mutex<TenantState>, progress: &Progress) -> Option<usize> {
+    pub fn commit(&mut self, state: &Mutex<TenantState<L>>, progress: &Progress) -> Option<usize> {
         let started = Instant::now();
         tracing::debug!(path = %self.path.display(), "state commit starting");
         match self.try_commit(state, progress) {
@@ -208,7 +211,7 @@ impl StateStore {
 
     fn try_commit(
         &mut self,
-        state: &Mutex<TenantState>,
+        state: &Mutex<TenantState<L>>,
         progress: &Progress,
     ) -> Result<usize, SaveError> {
         self.ensure_open()?;
@@ -228,7 +231,7 @@ impl StateStore {
                     .map(|key| (encode_key(key), state.remembered_until(key)))
                     .collect()
             };
-            (changes, rows, SavedAggregates::from(&state.aggregates))
+            (changes, rows, SavedAggregates::save::<L>(&state.aggregates))
         };
         match self.write(&rows, aggregates, progress) {
             Ok(mark) => {
@@ -275,7 +278,7 @@ impl StateStore {
         }
         let db = guarded(false, || open_file(&self.path))
             .map_err(|error| SaveError::reopening(&shown, error))?;
-        let found = guarded(false, || read_mark(&db, &self.tenant_id)).map_err(|source| {
+        let found = guarded(false, || read_mark::<L>(&db, &self.tenant_id)).map_err(|source| {
             SaveError::NotOurs {
                 path: shown,
                 source,
@@ -290,7 +293,7 @@ impl StateStore {
     fn write(
         &mut self,
         rows: &[(Vec<u8>, Option<i64>)],
-        aggregates: SavedAggregates,
+        aggregates: SavedAggregates<L::Saved>,
         progress: &Progress,
     ) -> DbResult<Mark> {
         let db = self
@@ -364,7 +367,7 @@ impl StateStore {
     }
 }
 
-impl Drop for StateStore {
+impl<L: CallLog> Drop for StateStore<L> {
     fn drop(&mut self) {
         // Closing cleanly saves the next start a recovery pass; redb does it on drop.
         if self.db.take().is_some() {

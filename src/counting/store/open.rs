@@ -19,11 +19,12 @@ use super::error::{CreateError, Damage, DbResult, Foreign, IntoDbResult, OpenErr
 use super::load::{load, write_meta, Mark, Saved};
 use super::saved::Summary;
 use super::{StateError, StateOptions, StateStore, StoreStatus, CACHE_BYTES, ROWS};
+use crate::source::CallLog;
 
 /// The first bytes of every redb file.
 const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
 
-impl StateStore {
+impl<L: CallLog> StateStore<L> {
     /// Opens the state file at start: restores what it holds, or creates it. A file that
     /// cannot be used stops the start; a file or directory that only refuses writes does
     /// not (the state is then kept in memory and written when the disk allows).
@@ -31,7 +32,7 @@ impl StateStore {
         options: &StateOptions,
         tenant_id: &str,
         write_errors: IntCounter,
-    ) -> Result<(StateStore, Option<Saved>), StateError> {
+    ) -> Result<(Self, Option<Saved<L>>), StateError> {
         let path = options.path.clone();
         let shown = path.display().to_string();
         let mut store = StateStore {
@@ -43,6 +44,7 @@ impl StateStore {
             rewrite: true,
             status: Arc::new(StoreStatus::new(path.clone())),
             write_errors,
+            function: std::marker::PhantomData,
         };
         if options.reset {
             reset(&path)?;
@@ -66,7 +68,7 @@ impl StateStore {
             }
             Err(error) => return Err(error.at(&shown)),
         };
-        let saved = quietly(|| load(&db, tenant_id)).map_err(|e| e.at(&shown, tenant_id))?;
+        let saved = quietly(|| load::<L>(&db, tenant_id)).map_err(|e| e.at(&shown, tenant_id))?;
         if let Some(saved) = &saved {
             store.expected = saved.mark;
             store.rewrite = false;
@@ -108,7 +110,7 @@ impl StateStore {
         let initialised = (|| -> DbResult<()> {
             let txn = db.begin_write().db()?;
             txn.open_table(ROWS).db()?;
-            write_meta(&txn, &self.tenant_id, &Summary::empty())?;
+            write_meta(&txn, &self.tenant_id, &Summary::empty::<L>())?;
             txn.commit().db()
         })();
         if let Err(error) = initialised {

@@ -13,10 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::error::Damage;
 // `Progress` through the parent, which alone names where it lives.
 use super::Progress;
-use crate::counting::state::{
-    Aggregates, CallKey, FailureKey, Histogram, RowKey, TrunkTypeKey, ARRIVAL_DELAY_BUCKETS,
-    DURATION_BUCKETS, SETUP_BUCKETS, UNKNOWN,
-};
+use crate::counting::state::{Aggregates, RowKey, ARRIVAL_DELAY_BUCKETS};
+use crate::source::family::SavedHistogram;
+use crate::source::CallLog;
 
 /// A remembered id as stored: a tag byte, then the GUID's 16 bytes, the text, or the
 /// content hash.
@@ -50,24 +49,24 @@ pub(super) fn row_digest(key: &[u8], until: i64) -> u64 {
 /// The aggregates and resume point, with the count and digest of the ids they go with.
 /// Stored as postcard, behind its own XXH3 checksum.
 #[derive(Debug, Serialize, Deserialize)]
-pub(super) struct Summary {
+pub(super) struct Summary<S> {
     pub(super) commits: u64,
     pub(super) rows: u64,
     pub(super) rows_digest: u64,
     pub(super) saved_at_micros: i64,
     pub(super) progress: SavedProgress,
-    pub(super) aggregates: SavedAggregates,
+    pub(super) aggregates: SavedAggregates<S>,
 }
 
-impl Summary {
-    pub(super) fn empty() -> Self {
+impl<S: Serialize + serde::de::DeserializeOwned> Summary<S> {
+    pub(super) fn empty<L: CallLog<Saved = S>>() -> Self {
         Summary {
             commits: 0,
             rows: 0,
             rows_digest: 0,
             saved_at_micros: Utc::now().timestamp_micros(),
             progress: SavedProgress::from(&Progress::default()),
-            aggregates: SavedAggregates::from(&Aggregates::default()),
+            aggregates: SavedAggregates::save::<L>(&Aggregates::default()),
         }
     }
 
@@ -130,184 +129,50 @@ impl SavedProgress {
     }
 }
 
+/// The aggregates of one source: the function's totals in its own saved form first
+/// (postcard writes a nested struct inline, so for Direct Routing these are the bytes of
+/// every earlier version), then what every function shares, with the bounds the arrival
+/// delay was counted with.
 #[derive(Debug, Serialize, Deserialize)]
-struct SavedCall {
-    trunk_fqdn: String,
-    call_type: String,
-    final_sip_code: String,
-    successful: Option<bool>,
-    media_path_location: String,
-    count: u64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct SavedFailure {
-    trunk_fqdn: String,
-    final_sip_code: String,
-    call_end_sub_reason: String,
-    count: u64,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct SavedHistogram {
-    trunk_fqdn: String,
-    call_type: String,
-    buckets: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-/// Every aggregate, with the histogram bounds they were counted with, so that a later
-/// version that changes a bound can tell (and this one refuses such a file).
-#[derive(Debug, Serialize, Deserialize)]
-pub(super) struct SavedAggregates {
-    calls: Vec<SavedCall>,
-    failures: Vec<SavedFailure>,
-    duration_bounds: Vec<f64>,
-    duration: Vec<SavedHistogram>,
-    setup_bounds: Vec<f64>,
-    setup: Vec<SavedHistogram>,
+pub(super) struct SavedAggregates<S> {
+    function: S,
     arrival_delay_bounds: Vec<f64>,
     arrival_delay: SavedHistogram,
     rows_ingested: u64,
     rows_invalid: u64,
 }
 
-fn save_histogram(key: Option<&TrunkTypeKey>, h: &Histogram) -> SavedHistogram {
-    SavedHistogram {
-        trunk_fqdn: key.map(|k| k.trunk_fqdn.clone()).unwrap_or_default(),
-        call_type: key.map(|k| k.call_type.clone()).unwrap_or_default(),
-        buckets: h.buckets.clone(),
-        sum: h.sum,
-        count: h.count,
-    }
-}
-
-impl From<&Aggregates> for SavedAggregates {
-    fn from(a: &Aggregates) -> Self {
+impl<S> SavedAggregates<S> {
+    pub(super) fn save<L: CallLog<Saved = S>>(a: &Aggregates<L::Totals>) -> Self {
         SavedAggregates {
-            calls: a
-                .calls
-                .iter()
-                .map(|(k, count)| SavedCall {
-                    trunk_fqdn: k.trunk_fqdn.clone(),
-                    call_type: k.call_type.clone(),
-                    final_sip_code: k.final_sip_code.clone(),
-                    successful: match k.successful {
-                        "true" => Some(true),
-                        "false" => Some(false),
-                        _ => None,
-                    },
-                    media_path_location: k.media_path_location.clone(),
-                    count: *count,
-                })
-                .collect(),
-            failures: a
-                .failures
-                .iter()
-                .map(|(k, count)| SavedFailure {
-                    trunk_fqdn: k.trunk_fqdn.clone(),
-                    final_sip_code: k.final_sip_code.clone(),
-                    call_end_sub_reason: k.call_end_sub_reason.clone(),
-                    count: *count,
-                })
-                .collect(),
-            duration_bounds: DURATION_BUCKETS.to_vec(),
-            duration: a
-                .duration
-                .iter()
-                .map(|(k, h)| save_histogram(Some(k), h))
-                .collect(),
-            setup_bounds: SETUP_BUCKETS.to_vec(),
-            setup: a
-                .setup
-                .iter()
-                .map(|(k, h)| save_histogram(Some(k), h))
-                .collect(),
+            function: L::save(&a.function),
             arrival_delay_bounds: ARRIVAL_DELAY_BUCKETS.to_vec(),
-            arrival_delay: save_histogram(None, &a.arrival_delay),
+            arrival_delay: SavedHistogram::save("", "", &a.arrival_delay),
             rows_ingested: a.rows_ingested,
             rows_invalid: a.rows_invalid,
         }
     }
-}
 
-impl SavedAggregates {
     /// Checks everything a file could get wrong that the checksum cannot catch: a file
     /// written by a build with other buckets, or by a bug.
-    pub(super) fn into_aggregates(self) -> Result<Aggregates, Damage> {
-        for (histogram, saved, ours) in [
-            ("duration", &self.duration_bounds, DURATION_BUCKETS),
-            ("setup", &self.setup_bounds, SETUP_BUCKETS),
-            (
-                "arrival delay",
-                &self.arrival_delay_bounds,
-                ARRIVAL_DELAY_BUCKETS,
-            ),
-        ] {
-            if saved.as_slice() != ours {
-                return Err(Damage::Buckets { histogram });
-            }
+    pub(super) fn into_aggregates<L: CallLog<Saved = S>>(
+        self,
+    ) -> Result<Aggregates<L::Totals>, Damage> {
+        let function = L::restore(self.function)?;
+        if self.arrival_delay_bounds.as_slice() != ARRIVAL_DELAY_BUCKETS {
+            return Err(Damage::Buckets {
+                histogram: "arrival delay",
+            });
         }
-        let histogram = |h: SavedHistogram, bounds: &[f64]| -> Result<Histogram, Damage> {
-            if h.buckets.len() != bounds.len() + 1
-                || h.buckets.iter().sum::<u64>() != h.count
-                || !h.sum.is_finite()
-            {
-                return Err(Damage::Histogram);
-            }
-            Ok(Histogram {
-                buckets: h.buckets,
-                sum: h.sum,
-                count: h.count,
-            })
-        };
-        let mut a = Aggregates::default();
-        for c in self.calls {
-            let key = CallKey {
-                trunk_fqdn: c.trunk_fqdn,
-                call_type: c.call_type,
-                final_sip_code: c.final_sip_code,
-                successful: match c.successful {
-                    Some(true) => "true",
-                    Some(false) => "false",
-                    None => UNKNOWN,
-                },
-                media_path_location: c.media_path_location,
-            };
-            if a.calls.insert(key, c.count).is_some() {
-                return Err(Damage::Twice { series: "call" });
-            }
-        }
-        for f in self.failures {
-            let key = FailureKey {
-                trunk_fqdn: f.trunk_fqdn,
-                final_sip_code: f.final_sip_code,
-                call_end_sub_reason: f.call_end_sub_reason,
-            };
-            if a.failures.insert(key, f.count).is_some() {
-                return Err(Damage::Twice { series: "failure" });
-            }
-        }
-        for (saved, bounds, target) in [
-            (self.duration, DURATION_BUCKETS, &mut a.duration),
-            (self.setup, SETUP_BUCKETS, &mut a.setup),
-        ] {
-            for h in saved {
-                let key = TrunkTypeKey {
-                    trunk_fqdn: h.trunk_fqdn.clone(),
-                    call_type: h.call_type.clone(),
-                };
-                if target.insert(key, histogram(h, bounds)?).is_some() {
-                    return Err(Damage::Twice {
-                        series: "histogram",
-                    });
-                }
-            }
-        }
-        a.arrival_delay = histogram(self.arrival_delay, ARRIVAL_DELAY_BUCKETS)?;
-        a.rows_ingested = self.rows_ingested;
-        a.rows_invalid = self.rows_invalid;
-        Ok(a)
+        let arrival_delay = self
+            .arrival_delay
+            .restore(ARRIVAL_DELAY_BUCKETS)
+            .map_err(|_| Damage::Histogram)?;
+        Ok(Aggregates {
+            function,
+            arrival_delay,
+            rows_ingested: self.rows_ingested,
+            rows_invalid: self.rows_invalid,
+        })
     }
 }

@@ -3,6 +3,13 @@ use chrono::DateTime;
 use redb::ReadableTable;
 
 use crate::counting::state::{Ingest, RowKey};
+use crate::source::direct_routing::{DirectRouting, DirectRoutingTotals};
+
+// The store is generic over the call-log function; these tests keep Direct Routing's.
+type TenantState = crate::counting::state::TenantState<DirectRouting>;
+type StateStore = super::StateStore<DirectRouting>;
+type Saved = super::Saved<DirectRouting>;
+type Aggregates = crate::counting::state::Aggregates<DirectRoutingTotals>;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 

@@ -8,8 +8,8 @@
 
 pub mod args;
 pub mod certificate;
-mod error;
 pub mod credential_source;
+mod error;
 pub mod jws;
 
 use std::fmt;

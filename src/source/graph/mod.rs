@@ -23,7 +23,7 @@ pub use error::{refusal_hint, GraphError, PollErrorReason};
 use super::metrics::{Endpoint, RetryReason, SourceMetrics};
 pub use super::Function;
 use crate::source::auth::{error_chain, AccessToken, AuthError, TokenCache};
-use crate::source::direct_routing::Page;
+use crate::source::row::Page;
 
 /// Graph's documented limit on one request's call-start range.
 pub const MAX_WINDOW: Duration = Duration::from_secs(90 * 86_400);

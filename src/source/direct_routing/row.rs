@@ -7,34 +7,19 @@
 //! downstream. A row whose fields have the wrong JSON type is malformed: the caller skips it
 //! and counts it, and the rest of the page is still used.
 
-use chrono::{DateTime, Datelike, NaiveDateTime, Utc};
-use serde::de::{self, Deserializer};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::borrow::Cow;
 
-/// One Graph page of `getDirectRoutingCalls` (or any call-log function).
-///
-/// Rows stay raw here so that one malformed row costs only itself. `value` is required:
-/// a 200 without it (a proxy's page, an error body) is not an empty last page.
-#[derive(Debug, Deserialize)]
-pub struct Page<'a> {
-    #[serde(borrow)]
-    pub value: Vec<&'a RawValue>,
-    #[serde(rename = "@odata.nextLink", default)]
-    pub next_link: Option<String>,
-}
+use chrono::{DateTime, Utc};
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
 
-/// Why a row was not accepted.
-#[derive(Debug, thiserror::Error)]
-pub enum RowError {
-    /// What is wrong, without the offending value: rows hold names and phone numbers.
-    #[error("row is not a valid directRoutingLogRow: {0}")]
-    Shape(String),
-    #[error("row has no id, so it cannot be counted exactly once")]
-    MissingId,
-    #[error("row {id} has no usable startDateTime")]
-    MissingStart { id: String },
+use crate::source::row::{describe_error, non_empty, text, RowError};
+
+/// The row type in Graph's schema, as errors name it.
+const ROW_TYPE: &str = "directRoutingLogRow";
+
+fn timestamp(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, RowError> {
+    crate::source::row::timestamp(ROW_TYPE, field, text)
 }
 
 /// The parts of a `directRoutingLogRow` the exporter uses.
@@ -96,7 +81,10 @@ pub struct WireRow<'a> {
 impl<'a> WireRow<'a> {
     /// Reads one row of a page; `Err` when its fields have the wrong JSON types.
     pub fn read(raw: &'a str) -> Result<Self, RowError> {
-        serde_json::from_str(raw).map_err(|e| RowError::Shape(describe_error(raw, &e)))
+        serde_json::from_str(raw).map_err(|e| RowError::Shape {
+            row_type: ROW_TYPE,
+            detail: describe_error(raw, &e),
+        })
     }
 
     /// The row's id, unless it is missing or blank.
@@ -180,122 +168,12 @@ impl DirectRoutingRow {
     }
 }
 
-/// The `id` of a row, read without parsing the rest of it: most rows of a sweep were seen
-/// before, and only new ones are worth a full parse. `None` when the row has no usable id
-/// (or is not an object with one `id`); such rows go through [`DirectRoutingRow::parse`].
-pub fn peek_id(raw: &str) -> Option<Cow<'_, str>> {
-    #[derive(Deserialize)]
-    struct IdOnly<'a> {
-        #[serde(borrow, default, deserialize_with = "text")]
-        id: Option<Cow<'a, str>>,
-    }
-    serde_json::from_str::<IdOnly>(raw)
-        .ok()?
-        .id
-        .filter(|id| !id.trim().is_empty())
-}
-
-/// Extracts the `id` of a row that failed to parse, so that it can still be remembered and
-/// counted as invalid only once.
-pub fn salvage_id(raw: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct IdOnly {
-        #[serde(default)]
-        id: Option<serde_json::Value>,
-    }
-    match serde_json::from_str::<IdOnly>(raw).ok()?.id? {
-        serde_json::Value::String(id) if !id.trim().is_empty() => Some(id),
-        _ => None,
-    }
-}
-
-/// Describes a parse error by the field it is in and what was expected, never by the value
-/// (serde's own message quotes the value).
-pub fn describe_error(raw: &str, error: &serde_json::Error) -> String {
-    let message = error.to_string();
-    let expected = message
-        .split(", expected ")
-        .nth(1)
-        .and_then(|rest| rest.split(" at line ").next())
-        .map(|what| format!(", expected {what}"))
-        .unwrap_or_default();
-    let kind = match error.classify() {
-        serde_json::error::Category::Io => "read error",
-        serde_json::error::Category::Syntax => "not JSON",
-        serde_json::error::Category::Eof => "cut short",
-        serde_json::error::Category::Data => "wrong type or value",
-    };
-    // The error's line and column point into `raw`; the field is the last key before it.
-    let offset = raw
-        .split_inclusive('\n')
-        .take(error.line().saturating_sub(1))
-        .map(str::len)
-        .sum::<usize>()
-        + error.column();
-    let field = raw
-        .get(..offset.min(raw.len()))
-        .and_then(|before| before.rsplit_once("\":"))
-        .and_then(|(head, _)| head.rsplit_once('"'))
-        .map(|(_, key)| key)
-        .filter(|key| {
-            key.len() <= 64
-                && key
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '@' || c == '.')
-        });
-    match field {
-        Some(field) => format!("{kind} in field {field}{expected}"),
-        None => format!("{kind} at column {}{expected}", error.column()),
-    }
-}
-
-fn non_empty(value: Option<Cow<'_, str>>) -> Option<String> {
-    value.filter(|v| !v.trim().is_empty()).map(Cow::into_owned)
-}
-
-/// Parses a Graph timestamp: RFC 3339 with 0–9 fractional digits and `Z` or an offset, or
-/// the same without an offset (taken as UTC). Graph writes `0001-01-01T00:00:00Z` for
-/// "not applicable", which becomes `None`.
-pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.trim();
-    let parsed = DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|t| t.and_utc())
-        })
-        .ok()?;
-    (parsed.year() > 1).then_some(parsed)
-}
-
-/// A string field, borrowed from the page unless it has escapes (a plain `Option<Cow>`
-/// would always copy).
-fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de, str>>, D::Error> {
-    #[derive(Deserialize)]
-    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
-    Ok(Option::<Text<'de>>::deserialize(deserializer)?.map(|text| text.0))
-}
-
-/// A timestamp field: absent, null, blank or year 1 is `None`; anything else that does not
-/// parse makes the row malformed (the message names the field, never the value).
-fn timestamp(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, RowError> {
-    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(None);
-    };
-    match parse_timestamp(text) {
-        Some(t) => Ok(Some(t)),
-        // Year 1 parses but means "absent"; anything unparseable is a malformed row.
-        None if text.starts_with("0001-") => Ok(None),
-        None => Err(RowError::Shape(format!(
-            "wrong type or value in field {field}"
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::row::{parse_timestamp, peek_id, salvage_id, Page};
 
-    const EXAMPLE: &str = include_str!("../../tests/data/example-response.json");
+    const EXAMPLE: &str = include_str!("../../../tests/data/example-response.json");
 
     fn ts(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

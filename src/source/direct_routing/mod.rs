@@ -1,0 +1,70 @@
+//! `getDirectRoutingCalls`: calls through the tenant's own SBC trunks.
+//!
+//! Everything specific to this function sits here, behind [`CallLog`]: its rows
+//! ([`row`]), what they add up to ([`totals`]), the metric families and HELP texts they
+//! render ([`families`]), and how the state file keeps those ([`saved`]). The layers above
+//! are generic over [`CallLog`].
+
+pub mod families;
+pub mod row;
+pub mod saved;
+pub mod totals;
+
+use chrono::{DateTime, Utc};
+use prometheus::proto::MetricFamily;
+
+pub use row::{DirectRoutingRow, WireRow};
+pub use totals::{CallKey, DirectRoutingTotals, FailureKey, TrunkTypeKey};
+
+use super::family::Family;
+use super::row::RowError;
+use super::{CallLog, DamagedTotals, Function};
+
+/// The Direct Routing call log.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DirectRouting;
+
+impl CallLog for DirectRouting {
+    const FUNCTION: Function = Function::DirectRoutingCalls;
+    const FAMILIES: &'static [&'static Family] = families::FAMILIES;
+    type Wire<'a> = WireRow<'a>;
+    type Row = DirectRoutingRow;
+    type Totals = DirectRoutingTotals;
+    type Saved = saved::SavedTotals;
+
+    fn read(raw: &str) -> Result<WireRow<'_>, RowError> {
+        WireRow::read(raw)
+    }
+
+    fn id<'w>(wire: &'w WireRow<'_>) -> Option<&'w str> {
+        wire.id()
+    }
+
+    fn into_row(wire: WireRow<'_>) -> Result<DirectRoutingRow, RowError> {
+        wire.into_row()
+    }
+
+    fn call_end(row: &DirectRoutingRow) -> DateTime<Utc> {
+        row.call_end()
+    }
+
+    fn latest_time(row: &DirectRoutingRow) -> DateTime<Utc> {
+        row.latest_time()
+    }
+
+    fn count(totals: &mut DirectRoutingTotals, row: &DirectRoutingRow) {
+        totals.count(row);
+    }
+
+    fn families(totals: &DirectRoutingTotals) -> Vec<MetricFamily> {
+        families::render(totals)
+    }
+
+    fn save(totals: &DirectRoutingTotals) -> saved::SavedTotals {
+        totals.into()
+    }
+
+    fn restore(saved: saved::SavedTotals) -> Result<DirectRoutingTotals, DamagedTotals> {
+        saved.restore()
+    }
+}
