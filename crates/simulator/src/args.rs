@@ -6,13 +6,15 @@ use std::time::Duration;
 use clap::Args;
 use tve_clock::Clock;
 
-use crate::{SimConfig, Traffic};
+use crate::config::{SimConfig, DEMO_CALLS_PER_DAY};
+use crate::direct_routing::{trunk_fqdns, DEMO_TRUNKS, MAX_TRUNKS};
+use crate::traffic::Traffic;
 
 /// The simulated tenant's traffic, for `--demo` and `simulate`.
 #[derive(Debug, Args)]
 pub struct SimulationArgs {
     /// Average calls a day in the simulated tenant.
-    #[arg(long = "simulate.calls-per-day", default_value_t = crate::DEMO_CALLS_PER_DAY, value_name = "N")]
+    #[arg(long = "simulate.calls-per-day", default_value_t = DEMO_CALLS_PER_DAY, value_name = "N")]
     pub calls_per_day: f64,
     /// Seed for the simulated traffic (the same seed gives the same calls).
     #[arg(long = "simulate.seed", default_value_t = 1, value_name = "N")]
@@ -27,12 +29,12 @@ pub struct SimulationArgs {
     pub failing_trunk: Option<String>,
     /// Trunks of the simulated tenant: its six, and beyond them copies (sbc01-1.contoso.com,
     /// ...) that share their calls, for as many series as the largest tenants have.
-    #[arg(long = "simulate.trunks", default_value_t = crate::DEMO_TRUNKS, value_parser = parse_simulated_trunks, value_name = "N")]
+    #[arg(long = "simulate.trunks", default_value_t = DEMO_TRUNKS, value_parser = parse_simulated_trunks, value_name = "N")]
     pub trunks: usize,
 }
 
 fn parse_simulated_trunks(text: &str) -> Result<usize, String> {
-    let (min, max) = (crate::DEMO_TRUNKS, crate::MAX_TRUNKS);
+    let (min, max) = (DEMO_TRUNKS, MAX_TRUNKS);
     match text.trim().parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(format!(
@@ -43,10 +45,10 @@ fn parse_simulated_trunks(text: &str) -> Result<usize, String> {
 
 fn parse_simulated_trunk(text: &str) -> Result<String, String> {
     let wanted = text.trim().to_ascii_lowercase();
-    if crate::trunk_fqdns().any(|fqdn| fqdn == wanted) {
+    if trunk_fqdns().any(|fqdn| fqdn == wanted) {
         Ok(wanted)
     } else {
-        let known: Vec<_> = crate::trunk_fqdns().collect();
+        let known: Vec<_> = trunk_fqdns().collect();
         Err(format!(
             "'{text}' is not a simulated trunk; use one of {}",
             known.join(", ")

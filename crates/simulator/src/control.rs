@@ -1,6 +1,6 @@
 //! The simulator's own endpoints under `/_sim/`, so that a separately running `simulate`
-//! process can be observed and driven like an in-process [`super::SimHandle`], and the
-//! page at `/` that says what this server is.
+//! process can be observed and driven like an in-process `SimHandle`, and the page at `/`
+//! that says what this server is.
 
 use std::sync::Arc;
 
@@ -9,7 +9,10 @@ use hyper::body::Incoming;
 use hyper::{Method, Request};
 use serde::Serialize;
 
-use super::{read_body, Faults, Mode, Tenant};
+use crate::faults::Faults;
+use crate::http::read_body;
+use crate::tenant::Tenant;
+use crate::traffic::Mode;
 use exporter_web::serve::{response, HttpResponse};
 
 const MAX_FAULTS_BYTES: usize = 64 * 1024;
@@ -36,7 +39,7 @@ Control:
   PUT  /_sim/faults                     replace the faults (JSON body, missing fields = off)
 ";
 
-pub(super) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> HttpResponse {
+pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> HttpResponse {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
     match (path.as_str(), &method) {

@@ -1,6 +1,8 @@
-//! The tenant's call log: every stored row ordered by start time, with the queries Graph
-//! answers from it (a call window's visible rows, page by page) and the bookkeeping of
-//! late arrivals and pruning.
+//! A call log's rows ordered by start time, with the queries Graph answers from it (a call
+//! window's visible rows, page by page) and the bookkeeping of late arrivals and pruning.
+//!
+//! The store knows rows only through [`StoredRow`]: their start, an id to order ties, and
+//! when they become visible. Any call-log function's rows can be kept here.
 //!
 //! Rows are kept sorted by start so a call window is found by binary search; visibility is
 //! checked per row at each request, because rows become visible at their own times and a
@@ -8,23 +10,43 @@
 
 use std::collections::VecDeque;
 
-use super::model::{CallRow, Origin, HIDDEN};
+/// `visible_ms` of a row that waits for `SimHandle::release`.
+pub(crate) const HIDDEN: i64 = i64::MAX;
 
-pub(super) struct Store {
-    rows: VecDeque<CallRow>,
+/// What the store needs to know about a row.
+pub(crate) trait StoredRow {
+    /// Start time in ticks, as the row prints it: call windows filter on it.
+    fn start(&self) -> i64;
+    /// Orders rows that start in the same tick, so that pages never overlap.
+    fn id(&self) -> u128;
+    /// Clock time (ms) from which the row is in results; [`HIDDEN`] until released.
+    fn visible_ms(&self) -> i64;
+    fn set_visible_ms(&mut self, visible_ms: i64);
+    /// For rows hidden until release: how long after the release they appear.
+    fn arrival_ms(&self) -> u32;
+    /// Whether the row's JSON is deliberately broken (counted as one invalid row).
+    fn is_malformed(&self) -> bool;
+
+    fn is_visible(&self, now_ms: i64) -> bool {
+        self.visible_ms() <= now_ms
+    }
+}
+
+pub(crate) struct Store<R> {
+    rows: VecDeque<R>,
     released_ms: Option<i64>,
 }
 
 /// One page of a call window.
-pub(super) struct Page<'a> {
-    pub rows: Vec<&'a CallRow>,
+pub(crate) struct Page<'a, R> {
+    pub rows: Vec<&'a R>,
     /// Whether visible rows remain after this page.
     pub more: bool,
 }
 
-impl Store {
-    pub fn new(mut rows: Vec<CallRow>) -> Self {
-        rows.sort_by_key(|row| (row.start, row.id));
+impl<R: StoredRow> Store<R> {
+    pub fn new(mut rows: Vec<R>) -> Self {
+        rows.sort_by_key(|row| (row.start(), row.id()));
         Store {
             rows: rows.into(),
             released_ms: None,
@@ -37,11 +59,11 @@ impl Store {
 
     /// Adds a row, keeping start order. New live calls start after nearly all stored ones,
     /// so the common case is a push at the back.
-    pub fn insert(&mut self, row: CallRow) {
-        let key = (row.start, row.id);
+    pub fn insert(&mut self, row: R) {
+        let key = (row.start(), row.id());
         match self.rows.back() {
-            Some(last) if (last.start, last.id) > key => {
-                let at = self.rows.partition_point(|r| (r.start, r.id) <= key);
+            Some(last) if (last.start(), last.id()) > key => {
+                let at = self.rows.partition_point(|r| (r.start(), r.id()) <= key);
                 self.rows.insert(at, row);
             }
             _ => self.rows.push_back(row),
@@ -50,16 +72,23 @@ impl Store {
 
     /// Forgets rows that started before `start` (ticks), returning how many.
     pub fn prune_started_before(&mut self, start: i64) -> usize {
-        let count = self.rows.partition_point(|row| row.start < start);
+        let count = self.rows.partition_point(|row| row.start() < start);
         self.rows.drain(..count);
         count
     }
 
     /// Rows visible at `now_ms` that started in `[from, to)` (ticks), skipping `skip` of them.
-    pub fn page(&self, from: i64, to: i64, now_ms: i64, skip: usize, page_size: usize) -> Page<'_> {
-        let low = self.rows.partition_point(|row| row.start < from);
-        let high = self.rows.partition_point(|row| row.start < to).max(low);
-        let mut rows: Vec<&CallRow> = self
+    pub fn page(
+        &self,
+        from: i64,
+        to: i64,
+        now_ms: i64,
+        skip: usize,
+        page_size: usize,
+    ) -> Page<'_, R> {
+        let low = self.rows.partition_point(|row| row.start() < from);
+        let high = self.rows.partition_point(|row| row.start() < to).max(low);
+        let mut rows: Vec<&R> = self
             .rows
             .range(low..high)
             .filter(|row| row.is_visible(now_ms))
@@ -78,21 +107,19 @@ impl Store {
             return false;
         }
         self.released_ms = Some(now_ms);
-        for row in self.rows.iter_mut().filter(|row| row.visible_ms == HIDDEN) {
-            row.visible_ms = now_ms.saturating_add(i64::from(row.arrival_ms));
+        for row in self.rows.iter_mut().filter(|row| row.visible_ms() == HIDDEN) {
+            row.set_visible_ms(now_ms.saturating_add(i64::from(row.arrival_ms())));
         }
         true
     }
 
     /// Rows visible at `now_ms`.
-    pub fn visible(&self, now_ms: i64) -> impl Iterator<Item = &CallRow> {
+    pub fn visible(&self, now_ms: i64) -> impl Iterator<Item = &R> {
         self.rows.iter().filter(move |row| row.is_visible(now_ms))
     }
 
     /// Visible malformed rows; each has distinct content, so each is one invalid row.
     pub fn visible_malformed(&self, now_ms: i64) -> u64 {
-        self.visible(now_ms)
-            .filter(|row| matches!(row.origin, Origin::Malformed { .. }))
-            .count() as u64
+        self.visible(now_ms).filter(|row| row.is_malformed()).count() as u64
     }
 }

@@ -9,9 +9,14 @@ use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::model::{
-    self, CallRow, Degradation, LiveGenerator, Origin, TimeStyle, DEGRADING_TRUNK, TRUNKS,
+use tve_clock::Clock;
+
+use super::call_log::CallLog;
+use super::direct_routing::{
+    self, CallRow, Degradation, LiveGenerator, Origin, DEGRADING_TRUNK, TRUNKS,
 };
+use super::gate::RateWindow;
+use super::time::{self, TimeStyle};
 use super::*;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
@@ -124,7 +129,7 @@ fn ids(pages: &[Value]) -> Vec<String> {
 
 fn stored_rows(sim: &SimHandle) -> Vec<CallRow> {
     let now_ms = sim.tenant.now_ms();
-    sim.tenant.store.read().visible(now_ms).cloned().collect()
+    sim.tenant.direct_routing.read().visible(now_ms).cloned().collect()
 }
 
 #[tokio::test]
@@ -137,18 +142,18 @@ async fn window_is_half_open_on_start_time() {
     let token = token(&sim).await;
     let rows = stored_rows(&sim);
     let (first, last) = (&rows[100], &rows[200]);
-    let from = render::timestamp(first.start, TimeStyle(7));
-    let to = render::timestamp(last.start, TimeStyle(7));
+    let from = time::timestamp(first.start, TimeStyle(7));
+    let to = time::timestamp(last.start, TimeStyle(7));
     let pages = all_pages(&calls_url(&sim, &from, &to), &token).await;
     let got: HashSet<String> = ids(&pages).into_iter().collect();
     let expected: HashSet<String> = rows
         .iter()
         .filter(|row| row.start >= first.start && row.start < last.start)
-        .map(|row| render::uuid(row.id))
+        .map(|row| ids::uuid(row.id))
         .collect();
     assert_eq!(got, expected);
-    assert!(got.contains(&render::uuid(first.id)), "from is inclusive");
-    assert!(!got.contains(&render::uuid(last.id)), "to is exclusive");
+    assert!(got.contains(&ids::uuid(first.id)), "from is inclusive");
+    assert!(!got.contains(&ids::uuid(last.id)), "to is exclusive");
     sim.shutdown().await;
 }
 
@@ -712,13 +717,13 @@ async fn live_traffic_arrives_over_time() {
     let sim = start(config(traffic, clock)).await;
     let at_bind = sim.ground_truth();
     assert!(at_bind.visible_rows > 100, "{}", at_bind.visible_rows);
-    let stored_at_bind = sim.tenant.store.read().len();
+    let stored_at_bind = sim.tenant.direct_routing.read().len();
 
     sim.clock().sleep(Duration::from_secs(3600)).await;
     let later = sim.ground_truth();
     assert!(later.rows.len() > at_bind.rows.len());
     assert!(later.visible_rows > at_bind.visible_rows);
-    assert!(sim.tenant.store.read().len() > stored_at_bind);
+    assert!(sim.tenant.direct_routing.read().len() > stored_at_bind);
     assert_eq!(later.invalid_rows, 0);
 
     let since = (sim.clock().now() - chrono::Duration::minutes(10)).to_rfc3339();
@@ -743,28 +748,28 @@ fn scenarios_are_reproducible() {
     let scenario = scenario(100, 100, 10);
     let bind_ms = 1_800_000_000_000;
     let ids = |seed| -> Vec<u128> {
-        model::scenario_rows(seed, &scenario, bind_ms, Degradation::Hourly)
+        direct_routing::scenario_rows(seed, &scenario, bind_ms, Degradation::Hourly)
             .iter()
             .map(|row| row.id)
             .collect()
     };
     assert_eq!(ids(1), ids(1));
     assert_ne!(ids(1), ids(2));
-    let rows = model::scenario_rows(1, &scenario, bind_ms, Degradation::Hourly);
-    let span_ticks = 48 * 3600 * model::TICKS_PER_SEC;
-    let bind_ticks = bind_ms * model::TICKS_PER_MS;
+    let rows = direct_routing::scenario_rows(1, &scenario, bind_ms, Degradation::Hourly);
+    let span_ticks = 48 * 3600 * time::TICKS_PER_SEC;
+    let bind_ticks = bind_ms * time::TICKS_PER_MS;
     assert!(rows
         .iter()
         .all(|row| row.start < bind_ticks
-            && row.start >= bind_ticks - span_ticks - model::TICKS_PER_SEC));
+            && row.start >= bind_ticks - span_ticks - time::TICKS_PER_SEC));
     assert!(!rows
         .iter()
-        .any(|row| matches!(row.end(), Some(end) if end > bind_ticks + model::TICKS_PER_SEC)));
+        .any(|row| matches!(row.end(), Some(end) if end > bind_ticks + time::TICKS_PER_SEC)));
 }
 
 #[test]
 fn rows_carry_all_properties_in_varied_formats() {
-    let mut generator = model::LiveGenerator::new(3, 150_000.0, 1_800_000_000_000);
+    let mut generator = LiveGenerator::new(3, 150_000.0, 1_800_000_000_000);
     let rows = generator.generate_until(1_800_000_000_000 + 24 * 3600 * 1000);
     assert!(rows.len() > 50_000, "{}", rows.len());
     let properties = [
@@ -794,7 +799,7 @@ fn rows_carry_all_properties_in_varied_formats() {
     let (mut extra, mut null_sub_reason, mut successful) = (0, 0, 0);
     for row in rows.iter().take(20_000) {
         let mut json = String::new();
-        render::write_row(&mut json, row);
+        direct_routing::write_row(&mut json, row);
         let value: Value = serde_json::from_str(&json).expect("row JSON");
         for property in properties {
             assert!(value.get(property).is_some(), "{property} in {json}");
@@ -804,7 +809,7 @@ fn rows_carry_all_properties_in_varied_formats() {
         successful += usize::from(value["successfulCall"] == true);
         let start = value["startDateTime"].as_str().unwrap_or("");
         assert!(DateTime::parse_from_rfc3339(start).is_ok(), "{start}");
-        let truth = render::truth_row(row);
+        let truth = direct_routing::truth_row(row);
         assert_eq!(truth.start, start);
         assert_eq!(truth.id, value["id"].as_str().unwrap_or(""));
         digit_counts.insert(start.split('.').nth(1).map_or(0, |f| {
@@ -815,10 +820,10 @@ fn rows_carry_all_properties_in_varied_formats() {
                 .len()
         }));
         if value["successfulCall"] == true {
-            assert_eq!(value["failureDateTime"], render::YEAR_ONE);
+            assert_eq!(value["failureDateTime"], time::YEAR_ONE);
             assert!(value["finalSipCode"] == 0 || value["finalSipCode"].is_null());
         } else {
-            assert_eq!(value["endDateTime"], render::YEAR_ONE);
+            assert_eq!(value["endDateTime"], time::YEAR_ONE);
             assert_eq!(value["duration"], 0);
         }
         if row.trunk().media_location.is_none() {
@@ -832,7 +837,7 @@ fn rows_carry_all_properties_in_varied_formats() {
     let share = successful as f64 / 20_000.0;
     assert!((0.70..0.85).contains(&share), "{share}");
     assert!(rows.windows(2).all(
-        |pair| pair[0].start / model::TICKS_PER_SEC <= pair[1].start / model::TICKS_PER_SEC + 1
+        |pair| pair[0].start / time::TICKS_PER_SEC <= pair[1].start / time::TICKS_PER_SEC + 1
     ));
 }
 
@@ -843,7 +848,7 @@ fn legacy_trunk_degrades_in_the_last_quarter_hour() {
     let failing = |minute: i64, rng: &mut rand::rngs::StdRng| {
         (0..1000)
             .filter(|_| {
-                !model::draw_call(
+                !direct_routing::draw_call(
                     rng,
                     DEGRADING_TRUNK,
                     hour_ms + minute * 60_000,
@@ -855,7 +860,7 @@ fn legacy_trunk_degrades_in_the_last_quarter_hour() {
     };
     assert!(failing(45, &mut rng) > 800);
     assert!(failing(20, &mut rng) < 300);
-    let row = model::draw_call(
+    let row = direct_routing::draw_call(
         &mut rng,
         DEGRADING_TRUNK,
         hour_ms + 41 * 60_000,
@@ -872,7 +877,7 @@ fn a_failing_trunk_fails_all_the_time_and_alone() {
     let mut failed = |trunk: usize, minute: i64| {
         (0..1000)
             .filter(|_| {
-                !model::draw_call(&mut rng, trunk, hour_ms + minute * 60_000, failing).successful()
+                !direct_routing::draw_call(&mut rng, trunk, hour_ms + minute * 60_000, failing).successful()
             })
             .count()
     };
@@ -888,20 +893,23 @@ fn a_failing_trunk_fails_all_the_time_and_alone() {
 #[test]
 fn request_parsing_rounds_window_edges_up_to_ticks() {
     let path = "/v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=1970-01-01T00:00:01.00000001Z,toDateTime=1970-01-02)";
-    let query = graph::parse_request(path, Some("%24skip=5")).expect("valid");
+    let log = direct_routing::Log::new(&direct_routing::FUNCTION, Vec::new());
+    let logs: [&dyn CallLog; 1] = [&log];
+    let query = graph::parse_request(path, Some("%24skip=5"), &logs).expect("valid");
     let (from, to, skip) = graph::window_ticks(&query);
-    assert_eq!(from, model::TICKS_PER_SEC + 1);
-    assert_eq!(to, 86_400 * model::TICKS_PER_SEC);
+    assert_eq!(from, time::TICKS_PER_SEC + 1);
+    assert_eq!(to, 86_400 * time::TICKS_PER_SEC);
     assert_eq!(skip, 5);
 
     let encoded = "/v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=2026-01-01T00%3A00%3A00Z,toDateTime=2026-01-02)";
-    assert!(graph::parse_request(encoded, None).is_ok());
+    assert!(graph::parse_request(encoded, None, &logs).is_ok());
     let broken = "/v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=2026-01-01%2,toDateTime=2026-01-02)";
-    let error = graph::parse_request(broken, None).expect_err("cut escape");
+    let error = graph::parse_request(broken, None, &logs).expect_err("cut escape");
     assert_eq!(graph::error_status(&error).0, 400);
     let error = graph::parse_request(
         "/v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=2026-01-01,toDateTime=2026-01-02,top=5)",
         None,
+        &logs,
     )
     .expect_err("unknown parameter");
     assert_eq!(graph::error_status(&error).1, "BadRequest");
@@ -909,7 +917,7 @@ fn request_parsing_rounds_window_edges_up_to_ticks() {
 
 #[test]
 fn late_rows_stay_hidden_until_release() {
-    let rows = model::scenario_rows(
+    let rows = direct_routing::scenario_rows(
         5,
         &scenario(3, 4, 5),
         1_800_000_000_000,

@@ -1,0 +1,167 @@
+//! The random model of one Direct Routing call: its call type, outcome, duration, people,
+//! timestamp format and quirks, and when its row is published.
+//!
+//! Every random choice is drawn from a seeded `StdRng` in a fixed order, so a seed and a
+//! start time always give the same calls; changing the order of draws changes every row.
+
+use rand::rngs::StdRng;
+use rand::Rng;
+
+use super::degradation::{Degradation, DEGRADED_FAILURE_SHARE};
+use super::row::{quirk, CallRow, Origin};
+use super::tables::{
+    CallType, CALL_TYPES, DEGRADED_408, DEGRADED_503, EXTERNAL_PREFIXES, OUTCOMES, PEOPLE,
+    SUCCESS,
+};
+use crate::ids::random_uuid;
+use crate::time::{TimeStyle, MS_PER_HOUR, MS_PER_MIN, MS_PER_SEC, TICKS_PER_MS};
+
+const SUCCESS_SHARE: f64 = 0.80;
+const EMERGENCY_SUCCESS_SHARE: f64 = 0.97;
+
+/// How often each quirk appears; drawn in this order so a seed gives the same rows.
+const QUIRK_ODDS: [(u8, f64); 6] = [
+    (quirk::EXTRA_FIELDS, 0.01),
+    (quirk::NULL_SUB_REASON, 0.005),
+    (quirk::NULL_MEDIA_PATH, 0.005),
+    (quirk::NULL_CALL_TYPE, 0.003),
+    (quirk::NULL_SIP_CODE, 0.003),
+    (quirk::UPPER_CASE_TRUNK, 0.01),
+];
+
+/// Draws one call on `trunk` that starts at `start_ms`, visible once its publication delay
+/// after the call's end has passed.
+pub(crate) fn draw_call(
+    rng: &mut StdRng,
+    trunk: usize,
+    start_ms: i64,
+    degradation: Degradation,
+) -> CallRow {
+    let style = time_style(rng);
+    let start = style.quantize(start_ms * TICKS_PER_MS + rng.gen_range(0..TICKS_PER_MS));
+    let call_type = pick_weighted(rng, &CALL_TYPES, |c| c.weight);
+    let outcome = draw_outcome(rng, trunk, &CALL_TYPES[call_type], start_ms, degradation);
+    let duration_s = if outcome == SUCCESS {
+        talk_seconds(rng)
+    } else {
+        0
+    };
+    let quirks = QUIRK_ODDS
+        .iter()
+        .filter(|(_, odds)| rng.gen_bool(*odds))
+        .fold(0, |quirks, (flag, _)| quirks | flag);
+    let mut row = CallRow {
+        id: random_uuid(rng),
+        correlation_id: random_uuid(rng),
+        start,
+        visible_ms: 0,
+        arrival_ms: 0,
+        setup_ms: rng.gen_range(1_000..=25_000),
+        duration_s,
+        user_digits: rng.gen_range(0..1000),
+        other_digits: rng.gen_range(0..1000),
+        user: rng.gen_range(0..PEOPLE.len()) as u8,
+        other_prefix: rng.gen_range(0..EXTERNAL_PREFIXES.len()) as u8,
+        trunk: trunk as u8,
+        copy: 0,
+        call_type: call_type as u8,
+        outcome,
+        style,
+        quirks,
+        origin: Origin::Live,
+    };
+    row.visible_ms = row.end_ms() + publication_delay_ms(rng);
+    row
+}
+
+fn draw_outcome(
+    rng: &mut StdRng,
+    trunk: usize,
+    call_type: &CallType,
+    start_ms: i64,
+    degradation: Degradation,
+) -> u8 {
+    if degradation.fails(trunk, start_ms) && rng.gen_bool(DEGRADED_FAILURE_SHARE) {
+        return if rng.gen_bool(0.7) {
+            DEGRADED_503
+        } else {
+            DEGRADED_408
+        };
+    }
+    let success_share = if call_type.emergency {
+        EMERGENCY_SUCCESS_SHARE
+    } else {
+        SUCCESS_SHARE
+    };
+    if rng.gen_bool(success_share) {
+        SUCCESS
+    } else {
+        pick_weighted(rng, &OUTCOMES, |o| o.weight) as u8
+    }
+}
+
+/// The index of an item drawn with probability proportional to its weight.
+pub(super) fn pick_weighted<T>(
+    rng: &mut StdRng,
+    items: &[T],
+    weight: impl Fn(&T) -> f64,
+) -> usize {
+    let total: f64 = items.iter().map(&weight).sum();
+    let mut target = rng.gen::<f64>() * total;
+    for (index, item) in items.iter().enumerate() {
+        let w = weight(item);
+        if target < w {
+            return index;
+        }
+        target -= w;
+    }
+    // Rounding can leave a sliver past the last weight; the last item with weight takes it.
+    items
+        .iter()
+        .rposition(|item| weight(item) > 0.0)
+        .unwrap_or(0)
+}
+
+fn standard_normal(rng: &mut StdRng) -> f64 {
+    // Box–Muller; `1 - u` keeps the logarithm's argument in (0, 1].
+    let u1 = 1.0 - rng.gen::<f64>();
+    let u2 = rng.gen::<f64>();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Conversation length of an established call: log-normal around three minutes, at most 4 h.
+fn talk_seconds(rng: &mut StdRng) -> u32 {
+    let seconds = (180_f64.ln() + 1.1 * standard_normal(rng)).exp();
+    seconds.round().clamp(1.0, 4.0 * 3600.0) as u32
+}
+
+/// How long after a call ends its row shows up in Graph: mostly minutes, sometimes days,
+/// so rows arrive out of order.
+fn publication_delay_ms(rng: &mut StdRng) -> i64 {
+    let bucket = rng.gen::<f64>();
+    let (low, high) = if bucket < 0.55 {
+        (30 * MS_PER_SEC, 5 * MS_PER_MIN)
+    } else if bucket < 0.85 {
+        (5 * MS_PER_MIN, MS_PER_HOUR)
+    } else if bucket < 0.97 {
+        (MS_PER_HOUR, 6 * MS_PER_HOUR)
+    } else {
+        (6 * MS_PER_HOUR, 48 * MS_PER_HOUR)
+    };
+    rng.gen_range(low..high)
+}
+
+fn time_style(rng: &mut StdRng) -> TimeStyle {
+    // Most rows print milliseconds or ticks, the rest anything from none to six digits.
+    let digits = match rng.gen_range(0..10) {
+        0..=3 => 7,
+        4..=6 => 3,
+        _ => rng.gen_range(0..=6),
+    };
+    let offset = if rng.gen_bool(0.2) {
+        TimeStyle::OFFSET
+    } else {
+        0
+    };
+    TimeStyle(digits | offset)
+}

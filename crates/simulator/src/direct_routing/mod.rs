@@ -1,0 +1,79 @@
+//! Direct Routing: `getDirectRoutingCalls` and its `directRoutingLogRow`s, the one
+//! call-log function the simulated tenant fills with calls.
+//!
+//! Everything specific to Direct Routing lives below this module: the function's name and
+//! parameters ([`FUNCTION`]), the tenant's trunks and people (`tables`), a stored call
+//! (`row`), the random model of a call (`draw`), live traffic (`live`), scenarios
+//! (`scenario`), which trunk fails (`degradation`), a row's JSON (`render`) and the ground
+//! truth (`truth`). The generic paging, faults and store serve it as a [`Log`].
+
+mod degradation;
+mod draw;
+mod live;
+mod render;
+mod row;
+mod scenario;
+mod tables;
+mod truth;
+
+pub(crate) use degradation::Degradation;
+pub(crate) use live::LiveTraffic;
+pub(crate) use row::CallRow;
+pub(crate) use truth::ground_truth;
+pub use tables::{trunk_fqdns, DEMO_TRUNKS, MAX_TRUNKS};
+pub use truth::{GroundTruth, TruthRow};
+
+#[cfg(test)]
+pub(crate) use {
+    draw::draw_call,
+    live::LiveGenerator,
+    render::write_row,
+    row::Origin,
+    scenario::scenario_rows,
+    tables::{DEGRADING_TRUNK, TRUNKS},
+    truth::truth_row,
+};
+
+use crate::call_log::{Function, StoredLog};
+use crate::traffic::Traffic;
+
+pub(crate) static FUNCTION: Function = Function {
+    name: "getDirectRoutingCalls",
+    row_type: "directRoutingLogRow",
+    from_parameter: "fromDateTime",
+    to_parameter: "toDateTime",
+};
+
+/// The tenant's Direct Routing call log.
+pub(crate) type Log = StoredLog<CallRow>;
+
+/// The log a tenant holds at bind time, and for live traffic what continues it.
+pub(crate) fn start(
+    traffic: &Traffic,
+    seed: u64,
+    bind_ms: i64,
+    degradation: Degradation,
+) -> (Log, Option<LiveTraffic>) {
+    let (rows, live) = match traffic {
+        Traffic::Scenario(scenario) => (
+            scenario::scenario_rows(seed, scenario, bind_ms, degradation),
+            None,
+        ),
+        Traffic::Live {
+            calls_per_day,
+            history,
+            trunks,
+        } => {
+            let (rows, live) = LiveTraffic::start(
+                seed,
+                *calls_per_day,
+                *history,
+                *trunks,
+                bind_ms,
+                degradation,
+            );
+            (rows, Some(live))
+        }
+    };
+    (Log::new(&FUNCTION, rows), live)
+}

@@ -1,0 +1,230 @@
+//! The Direct Routing tenant's fixed data: its trunks (SBCs), people, call types, call
+//! outcomes and the numbers its calls reach. Rows refer to these tables by index, which
+//! keeps a stored call small.
+//!
+//! The tables are data, not logic; the longest of them, [`OUTCOMES`], mirrors the SIP
+//! answers and `callEndSubReason` codes of the reference (`graph-call-logs.md`).
+
+/// One Direct Routing trunk, i.e. one SBC the tenant has paired with Teams.
+pub(crate) struct Trunk {
+    pub fqdn: &'static str,
+    /// Data centre carrying media; `None` when media bypass keeps media off Microsoft's network.
+    pub media_location: Option<&'static str>,
+    pub signaling_location: &'static str,
+    /// Start of the users' numbers behind this trunk (country and area code).
+    pub number_prefix: &'static str,
+    pub emergency_number: &'static str,
+    pub country: &'static str,
+    /// Offset of the trunk's office hours from UTC, which shapes its daily volume.
+    pub utc_offset_hours: i64,
+    /// Share of the tenant's calls at equal time of day.
+    pub share: f64,
+}
+
+pub(crate) static TRUNKS: [Trunk; 6] = [
+    Trunk {
+        fqdn: "sbc01.contoso.com",
+        media_location: Some("EUWE"),
+        signaling_location: "EUWE",
+        number_prefix: "+4930",
+        emergency_number: "112",
+        country: "DE",
+        utc_offset_hours: 1,
+        share: 0.22,
+    },
+    Trunk {
+        fqdn: "sbc02.contoso.com",
+        media_location: Some("EUNO"),
+        signaling_location: "EUNO",
+        number_prefix: "+4940",
+        emergency_number: "112",
+        country: "DE",
+        utc_offset_hours: 1,
+        share: 0.18,
+    },
+    Trunk {
+        fqdn: "sbc-us-east.contoso.com",
+        media_location: Some("USEA"),
+        signaling_location: "USEA",
+        number_prefix: "+1212",
+        emergency_number: "911",
+        country: "US",
+        utc_offset_hours: -5,
+        share: 0.20,
+    },
+    Trunk {
+        fqdn: "sbc-us-west.contoso.com",
+        media_location: None,
+        signaling_location: "USWE",
+        number_prefix: "+1415",
+        emergency_number: "911",
+        country: "US",
+        utc_offset_hours: -8,
+        share: 0.14,
+    },
+    Trunk {
+        fqdn: "sbc-apac.contoso.com",
+        media_location: Some("APSE"),
+        signaling_location: "APSE",
+        number_prefix: "+6562",
+        emergency_number: "995",
+        country: "SG",
+        utc_offset_hours: 8,
+        share: 0.16,
+    },
+    Trunk {
+        fqdn: "sbc-legacy.fabrikam.com",
+        media_location: Some("EUWE"),
+        signaling_location: "EUNO",
+        number_prefix: "+4420",
+        emergency_number: "999",
+        country: "GB",
+        utc_offset_hours: 0,
+        share: 0.10,
+    },
+];
+
+/// Trunks of the demo tenant.
+pub const DEMO_TRUNKS: usize = TRUNKS.len();
+
+/// The most trunks a simulated tenant can have (`--simulate.trunks`).
+pub const MAX_TRUNKS: usize = 6_000;
+
+/// The FQDNs of the simulated tenant's trunks.
+pub fn trunk_fqdns() -> impl Iterator<Item = &'static str> {
+    TRUNKS.iter().map(|t| t.fqdn)
+}
+
+/// The trunk that falls over for a quarter of every hour, so that alerts have something to
+/// fire on in the demo.
+pub(crate) const DEGRADING_TRUNK: usize = 5;
+
+pub(crate) struct CallType {
+    pub name: &'static str,
+    pub weight: f64,
+    pub inbound: bool,
+    /// Calls to a resource account (call queue, auto attendant) carry no Teams user.
+    pub without_user: bool,
+    pub emergency: bool,
+}
+
+pub(crate) static CALL_TYPES: [CallType; 7] = [
+    call_type("ByotIn", 45.0, true),
+    call_type("ByotOut", 40.0, false),
+    call_type("ByotOutUserForwarding", 5.0, false),
+    call_type("ByotOutUserTransfer", 4.0, false),
+    call_type("ByotOutUserConf", 3.0, false),
+    CallType {
+        without_user: true,
+        ..call_type("ByotInUcap", 2.5, true)
+    },
+    CallType {
+        emergency: true,
+        ..call_type("ByotOutEmergency", 0.5, false)
+    },
+];
+
+const fn call_type(name: &'static str, weight: f64, inbound: bool) -> CallType {
+    CallType {
+        name,
+        weight,
+        inbound,
+        without_user: false,
+        emergency: false,
+    }
+}
+
+/// How `callEndSubReason` follows from the final SIP code.
+#[derive(Clone, Copy)]
+pub(crate) enum SubReason {
+    /// The SBC sent the final response: 540xxx inbound, 560xxx outbound (xxx = 000 for BYE).
+    FromSbc,
+    /// A Microsoft service generated the response, or the sub-reason is pinned regardless of
+    /// direction.
+    Fixed(i64),
+}
+
+pub(crate) struct Outcome {
+    pub code: i64,
+    pub phrase: &'static str,
+    /// Relative weight among failures; 0 for outcomes only the degradation model picks.
+    pub weight: f64,
+    pub sub_reason: SubReason,
+}
+
+const fn outcome(code: i64, phrase: &'static str, weight: f64) -> Outcome {
+    Outcome {
+        code,
+        phrase,
+        weight,
+        sub_reason: SubReason::FromSbc,
+    }
+}
+
+/// Indices into [`OUTCOMES`] that the model picks by name.
+pub(crate) const SUCCESS: u8 = 0;
+pub(crate) const DEGRADED_503: u8 = 13;
+pub(crate) const DEGRADED_408: u8 = 14;
+
+pub(crate) static OUTCOMES: [Outcome; 15] = [
+    outcome(0, "BYE", 0.0),
+    outcome(486, "Busy Here", 25.0),
+    outcome(487, "Request Terminated", 28.0),
+    outcome(480, "Temporarily Unavailable", 14.0),
+    outcome(408, "Request Timeout", 7.0),
+    outcome(404, "Not Found", 6.0),
+    outcome(603, "Decline", 7.0),
+    outcome(503, "Service Unavailable", 4.0),
+    outcome(500, "Server Internal Error", 2.0),
+    outcome(488, "Not Acceptable Here", 2.0),
+    outcome(403, "Forbidden", 2.0),
+    Outcome {
+        sub_reason: SubReason::Fixed(510403),
+        ..outcome(403, "Forbidden", 1.5)
+    },
+    Outcome {
+        sub_reason: SubReason::Fixed(531000),
+        ..outcome(480, "Temporarily Unavailable", 1.5)
+    },
+    Outcome {
+        sub_reason: SubReason::Fixed(560503),
+        ..outcome(503, "Service Unavailable", 0.0)
+    },
+    Outcome {
+        sub_reason: SubReason::Fixed(560408),
+        ..outcome(408, "Request Timeout", 0.0)
+    },
+];
+
+/// The tenant's people: (given name, surname). UPNs are `given.surname@contoso.com`.
+pub(crate) static PEOPLE: [(&str, &str); 24] = [
+    ("Adele", "Vance"),
+    ("Alex", "Wilber"),
+    ("Allan", "Deyoung"),
+    ("Christie", "Cline"),
+    ("Debra", "Berger"),
+    ("Diego", "Siciliani"),
+    ("Emily", "Braun"),
+    ("Enrico", "Cattaneo"),
+    ("Gerhart", "Moller"),
+    ("Grady", "Archie"),
+    ("Henrietta", "Mueller"),
+    ("Irvin", "Sayers"),
+    ("Isaiah", "Langer"),
+    ("Johanna", "Lorenz"),
+    ("Joni", "Sherman"),
+    ("Lee", "Gu"),
+    ("Lidia", "Holloway"),
+    ("Lynne", "Robbins"),
+    ("Megan", "Bowen"),
+    ("Miriam", "Graham"),
+    ("Nestor", "Wilke"),
+    ("Patti", "Fernandez"),
+    ("Pradeep", "Gupta"),
+    ("Richard", "Malk"),
+];
+
+/// Country and area codes of the other party.
+pub(crate) static EXTERNAL_PREFIXES: [&str; 10] = [
+    "+4989", "+4930", "+4969", "+33142", "+44207", "+1312", "+1646", "+6531", "+8190", "+3120",
+];

@@ -1,0 +1,196 @@
+//! A running simulated tenant: binding its listener, building its logs, routing requests to
+//! the services, and the task that keeps live traffic coming.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hyper::body::Incoming;
+use hyper::Request;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use exporter_web::serve::{self, HttpResponse};
+use tve_clock::Clock;
+
+use crate::config::SimConfig;
+use crate::direct_routing::{self, Degradation, GroundTruth, LiveTraffic};
+use crate::faults::Faults;
+use crate::stats::SimStats;
+use crate::tenant::Tenant;
+use crate::{control, graph, token};
+
+/// A running simulated tenant. Dropping it stops serving; [`SimHandle::shutdown`] also waits
+/// for the tasks to end.
+pub struct SimHandle {
+    pub(crate) tenant: Arc<Tenant>,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// Binds `addr` (port 0 allowed), creates the tenant's rows and starts serving (and, for
+    /// live traffic, generating calls).
+    pub async fn bind(config: SimConfig, addr: SocketAddr) -> std::io::Result<SimHandle> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let base_url = base_url_for(addr);
+        let bind_ms = config.clock.now().timestamp_millis();
+
+        // Drawing days of live history takes a moment; keep it off the async workers.
+        let traffic = config.traffic.clone();
+        let seed = config.seed;
+        let degradation = Degradation::for_failing_trunk(config.faults.failing_trunk.as_deref());
+        let (direct_routing, live) = tokio::task::spawn_blocking(move || {
+            direct_routing::start(&traffic, seed, bind_ms, degradation)
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        let tenant = Arc::new(Tenant::new(config, base_url, bind_ms, direct_routing));
+        let (rows, visible) = {
+            let store = tenant.direct_routing.read();
+            (store.len(), store.visible(bind_ms).count())
+        };
+        tracing::info!(
+            base_url = %tenant.base_url,
+            tenant_id = %tenant.tenant_id,
+            mode = ?tenant.mode,
+            rows,
+            visible,
+            "simulated tenant listening"
+        );
+
+        let shutdown = CancellationToken::new();
+        let mut tasks = Vec::new();
+        let handler_tenant = Arc::clone(&tenant);
+        let handler = move |request: Request<Incoming>, _peer: SocketAddr| {
+            route(Arc::clone(&handler_tenant), request)
+        };
+        tasks.push(tokio::spawn(serve::serve(
+            listener,
+            shutdown.clone(),
+            handler,
+        )));
+        if let Some(live) = live {
+            tasks.push(tokio::spawn(generate_live_traffic(
+                Arc::clone(&tenant),
+                live,
+                shutdown.clone(),
+            )));
+        }
+        Ok(SimHandle {
+            tenant,
+            addr,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`: the value for both the exporter's Graph endpoint and its
+    /// authority host.
+    pub fn base_url(&self) -> String {
+        self.tenant.base_url.clone()
+    }
+
+    /// Starts the late arrivals of a scenario; later calls do nothing.
+    pub fn release(&self) {
+        self.tenant.release();
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        self.tenant.set_faults(faults);
+    }
+
+    pub fn faults(&self) -> Faults {
+        self.tenant.gate.lock().faults.clone()
+    }
+
+    pub fn stats(&self) -> SimStats {
+        self.tenant.stats().clone()
+    }
+
+    /// Ground truth now; in live mode counting rows that became visible since bind.
+    pub fn ground_truth(&self) -> GroundTruth {
+        self.tenant.ground_truth(None)
+    }
+
+    /// Ground truth now; in live mode counting rows that became visible after `since`.
+    pub fn ground_truth_since(&self, since: DateTime<Utc>) -> GroundTruth {
+        self.tenant.ground_truth(Some(since))
+    }
+
+    /// The clock the tenant runs on.
+    pub fn clock(&self) -> &Clock {
+        &self.tenant.clock
+    }
+
+    /// Stops accepting requests, lets those in flight finish and ends the traffic task.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        for task in std::mem::take(&mut self.tasks) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Hands a request to the service its path belongs to.
+async fn route(tenant: Arc<Tenant>, request: Request<Incoming>) -> HttpResponse {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = if path == "/" || path.starts_with("/_sim/") || path == "/_sim" {
+        control::handle(&tenant, request).await
+    } else if path.starts_with("/v1.0/") || path == "/v1.0" {
+        graph::handle(&tenant, request).await
+    } else if token::is_token_path(&path) {
+        token::handle(&tenant, request).await
+    } else if path == token::IMDS_TOKEN_PATH {
+        token::imds(&tenant, &request)
+    } else {
+        graph::not_found(&tenant, &request)
+    };
+    tracing::debug!(%method, %path, status = response.status().as_u16(), "simulated tenant answered");
+    response
+}
+
+/// Adds the calls that started since the last pass every clock second, with the failing
+/// trunk the faults ask for at that moment.
+async fn generate_live_traffic(
+    tenant: Arc<Tenant>,
+    mut live: LiveTraffic,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tenant.clock.sleep(Duration::from_secs(1)) => {}
+        }
+        let now_ms = tenant.now_ms();
+        let degradation = Degradation::for_failing_trunk(
+            tenant.gate.lock().faults.failing_trunk.as_deref(),
+        );
+        live.step(&tenant.direct_routing, now_ms, degradation);
+    }
+}
+
+/// The URL clients use to reach a listener: a wildcard bind is reached over loopback.
+fn base_url_for(addr: SocketAddr) -> String {
+    let host = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    format!("http://{}", SocketAddr::new(host, addr.port()))
+}
