@@ -3,24 +3,18 @@
 //! tenant's ground truth at the end; state files that must stop the start; a directory
 //! that refuses writes; and writes that start failing mid-run, as on a full disk.
 
-mod common;
-
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::truth::{check_histogram, expected, simulator, tail};
-use common::{run, wait_for, Exporter, Metrics, CLIENT, SECRET, TENANT};
+use crate::common::markers::{self, COMMITTED, COMMIT_STARTING, COMMIT_WRITING};
+use crate::common::process::{message, BIN};
+use crate::common::truth::{check_histogram, expected, simulator, tail};
+use crate::common::{wait_for, Exporter, ExporterCommand, Metrics, Series};
 use rand::{Rng, SeedableRng};
 use tve_simulator::{Faults, GroundTruth, Scenario};
 
-const COMMIT_STARTING: &str = "state commit starting";
-/// Logged just before redb writes and fsyncs a commit.
-const COMMIT_WRITING: &str = "state commit writing to disk";
-const COMMITTED: &str = "state committed";
-
 /// The series that must never go back across a restart: every call metric and counted row.
-fn counted(metrics: &Metrics) -> Vec<(common::Series, f64)> {
+fn counted(metrics: &Metrics) -> Vec<(Series, f64)> {
     metrics
         .samples
         .iter()
@@ -63,7 +57,14 @@ fn assert_equals_ground_truth(metrics: &Metrics, truth: &GroundTruth, rows: f64)
 
 /// Whether the log ends after `marker` without the commit having finished.
 fn killed_after(log: &str, marker: &str) -> bool {
-    match (log.rfind(marker), log.rfind(COMMITTED)) {
+    let last = |wanted: &str| {
+        log.lines()
+            .enumerate()
+            .filter(|(_, line)| message(line).as_deref() == Some(wanted))
+            .last()
+            .map(|(index, _)| index)
+    };
+    match (last(marker), last(COMMITTED)) {
         (Some(started), Some(finished)) => started > finished,
         (Some(_), None) => true,
         _ => false,
@@ -180,22 +181,12 @@ fn valid_state_file(base_url: &str, path: &Path) {
 /// the choices, and that the file was left exactly as it was.
 fn refused(base_url: &str, path: &Path) -> String {
     let before = std::fs::read(path).unwrap();
-    let graph = format!("--graph.endpoint={base_url}");
-    let authority = format!("--azure.authority-host={base_url}");
-    let flag = format!("--state.path={}", path.display());
-    let (code, text) = run(
-        &[
-            "--web.listen-address=127.0.0.1:0",
-            &graph,
-            &authority,
-            &flag,
-        ],
-        &[
-            ("AZURE_TENANT_ID", TENANT),
-            ("AZURE_CLIENT_ID", CLIENT),
-            ("AZURE_CLIENT_SECRET", SECRET),
-        ],
-    );
+    let ran = ExporterCommand::new(&["--web.listen-address=127.0.0.1:0"])
+        .against(base_url)
+        .arg(format!("--state.path={}", path.display()))
+        .client_secret()
+        .run();
+    let (code, text) = (ran.code, ran.text());
     assert_eq!(code, 1, "{text}");
     assert!(text.contains(&path.display().to_string()), "{text}");
     assert!(
@@ -273,27 +264,29 @@ fn damaged_newer_and_foreign_state_files_stop_the_start_with_the_choices() {
     let flag = format!("--state.path={}", damaged.display());
     let exporter = Exporter::start(&base, &[&flag, "--state.reset"]);
     exporter.wait_ready(Duration::from_secs(60));
-    assert!(exporter.log().contains("--state.reset"));
+    assert!(exporter.logged(markers::STATE_RESET), "{}", exporter.log());
     exporter.terminate(Duration::from_secs(20)).expect("stops");
     valid_state_file(&base, &damaged);
 }
 
-/// The exporter runs as an unprivileged user when the tests run as root, for whom a
-/// directory's mode does not stop writes.
-fn unprivileged(command: &mut Command) {
-    use std::os::unix::process::CommandExt;
-    const NOBODY: libc::uid_t = 65534;
-    // SAFETY: between fork and exec only async-signal-safe calls are made.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setgid(NOBODY) != 0
-                || libc::setuid(NOBODY) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
+/// The exporter at `program` on the state file of `flag`, as an unprivileged user when the
+/// tests run as root, for whom a directory's mode does not stop writes.
+fn unprivileged(base_url: &str, flag: &str, program: &Path, as_root: bool) -> Exporter {
+    // `nobody`. Setting its user id drops root's supplementary groups too.
+    const NOBODY: u32 = 65534;
+    let command = ExporterCommand::polling(base_url)
+        .client_secret()
+        .arg(flag)
+        .program(program);
+    if as_root {
+        command
+            .configure(|command| {
+                use std::os::unix::process::CommandExt;
+                command.uid(NOBODY).gid(NOBODY);
+            })
+            .spawn()
+    } else {
+        command.spawn()
     }
 }
 
@@ -312,8 +305,7 @@ fn a_read_only_state_directory_keeps_polling_and_serving_and_is_counted() {
         malformed_rows: 0,
     };
     let (_runtime, sim) = simulator(scenario, Faults::default());
-    // SAFETY: geteuid has no preconditions.
-    let as_root = unsafe { libc::geteuid() } == 0;
+    let as_root = rustix::process::geteuid().is_root();
     // The unprivileged user must reach the directory and the binary: under /tmp, with a
     // copy of the binary (the build directory may be private to root).
     let dir = if as_root {
@@ -322,7 +314,7 @@ fn a_read_only_state_directory_keeps_polling_and_serving_and_is_counted() {
         tempfile::tempdir().unwrap()
     };
     let program = dir.path().join("teams-voice-exporter");
-    std::fs::copy(common::BIN, &program).unwrap();
+    std::fs::copy(BIN, &program).unwrap();
     let state_dir = dir.path().join("state");
     std::fs::create_dir(&state_dir).unwrap();
     let state_file = state_dir.join("state.redb");
@@ -338,13 +330,8 @@ fn a_read_only_state_directory_keeps_polling_and_serving_and_is_counted() {
             "the directory must refuse writes for this test to mean anything"
         );
     }
-    let configure = |command: &mut Command| {
-        if as_root {
-            unprivileged(command);
-        }
-    };
     let flag = format!("--state.path={}", state_file.display());
-    let exporter = Exporter::start_with(&sim.base_url(), &[&flag], &program, configure);
+    let exporter = unprivileged(&sim.base_url(), &flag, &program, as_root);
     exporter.wait_ready(Duration::from_secs(60));
     sim.release();
     wait_for(Duration::from_secs(60), "late rows counted", || {
@@ -372,7 +359,11 @@ fn a_read_only_state_directory_keeps_polling_and_serving_and_is_counted() {
         page.contains("Not saved") && page.contains(&state_file.display().to_string()),
         "the landing page shows the problem: {page}"
     );
-    assert!(exporter.log().contains("cannot save the state"));
+    assert!(
+        exporter.logged(markers::STATE_NOT_SAVED),
+        "{}",
+        exporter.log()
+    );
 
     // Writable again: the next commit writes everything counted so far.
     chmod(&state_dir, 0o777);
@@ -382,7 +373,7 @@ fn a_read_only_state_directory_keeps_polling_and_serving_and_is_counted() {
     .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&exporter.log())));
     let before = exporter.metrics();
     exporter.kill();
-    let restarted = Exporter::start_with(&sim.base_url(), &[&flag], &program, configure);
+    let restarted = unprivileged(&sim.base_url(), &flag, &program, as_root);
     let after = restarted.metrics();
     assert_eq!(
         after.sum("teams_voice_exporter_rows_ingested_total", &[]),
@@ -404,7 +395,7 @@ fn a_read_only_state_directory_keeps_polling_and_serving_and_is_counted() {
     } else {
         chmod(&state_file, 0o444);
     }
-    let read_only = Exporter::start_with(&sim.base_url(), &[&flag], &program, configure);
+    let read_only = unprivileged(&sim.base_url(), &flag, &program, as_root);
     assert_eq!(
         read_only.metrics().of("teams_direct_routing_calls_total"),
         before.of("teams_direct_routing_calls_total"),
@@ -418,30 +409,9 @@ fn a_read_only_state_directory_keeps_polling_and_serving_and_is_counted() {
     assert_eq!(read_only.get("/-/ready").0, 200);
 }
 
-/// Sets the exporter's file size limit (soft and hard): writes past it fail with EFBIG,
-/// as on a full disk, for root too.
-#[cfg(target_os = "linux")]
-fn limit_file_size(pid: u32, bytes: libc::rlim_t) {
-    let limit = libc::rlimit {
-        rlim_cur: bytes,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: prlimit reads `limit` and writes nothing when the old value is not asked for.
-    let result = unsafe {
-        libc::prlimit(
-            pid as libc::pid_t,
-            libc::RLIMIT_FSIZE,
-            &limit,
-            std::ptr::null_mut(),
-        )
-    };
-    assert_eq!(result, 0, "{}", std::io::Error::last_os_error());
-}
-
 #[cfg(target_os = "linux")]
 #[test]
 fn writes_failing_mid_run_are_counted_and_caught_up_when_the_disk_is_back() {
-    use std::os::unix::process::CommandExt;
     let scenario = Scenario {
         preexisting_rows: 2000,
         late_rows: 2500,
@@ -452,22 +422,11 @@ fn writes_failing_mid_run_are_counted_and_caught_up_when_the_disk_is_back() {
     let (_runtime, sim) = simulator(scenario, Faults::default());
     let dir = tempfile::tempdir().unwrap();
     let flag = format!("--state.path={}", dir.path().join("state.redb").display());
-    // Past the limit a write fails with EFBIG instead of raising SIGXFSZ.
-    let ignore_sigxfsz = |command: &mut Command| {
-        // SAFETY: signal(2) is async-signal-safe.
-        unsafe {
-            command.pre_exec(|| {
-                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-                Ok(())
-            });
-        }
-    };
-    let exporter = Exporter::start_with(
-        &sim.base_url(),
-        &[&flag],
-        common::BIN.as_ref(),
-        ignore_sigxfsz,
-    );
+    let exporter = ExporterCommand::polling(&sim.base_url())
+        .client_secret()
+        .arg(&flag)
+        .ignore_sigxfsz()
+        .spawn();
     exporter.wait_ready(Duration::from_secs(60));
     let errors = |e: &Exporter| {
         e.metrics()
@@ -476,7 +435,7 @@ fn writes_failing_mid_run_are_counted_and_caught_up_when_the_disk_is_back() {
     assert_eq!(errors(&exporter), 0.0);
 
     // The disk fills up while the exporter runs and rows keep arriving.
-    limit_file_size(exporter.pid(), 0);
+    exporter.set_file_size_limit(Some(0));
     sim.release();
     wait_for(Duration::from_secs(60), "late rows counted", || {
         exporter
@@ -493,14 +452,14 @@ fn writes_failing_mid_run_are_counted_and_caught_up_when_the_disk_is_back() {
     assert!(exporter.get("/").1.contains("Not saved"));
 
     // Space again: the next commit writes everything counted meanwhile.
-    limit_file_size(exporter.pid(), libc::RLIM_INFINITY);
+    exporter.set_file_size_limit(None);
     wait_for(Duration::from_secs(10), "the state saved", || {
         exporter.get("/").1.contains("Saved to")
     })
     .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&exporter.log())));
     let log = exporter.log();
     assert!(log.contains("File too large"), "writes really failed");
-    assert!(log.contains("the state is saved again"));
+    assert!(exporter.logged(markers::STATE_SAVED_AGAIN), "{log}");
     let before = exporter.metrics();
     exporter.kill();
     let restarted = Exporter::start(&sim.base_url(), &[&flag]);
@@ -520,28 +479,11 @@ fn writes_failing_mid_run_are_counted_and_caught_up_when_the_disk_is_back() {
     // a file after an unclean stop, which must not stop the start. The exporter restores
     // from the file, runs on, and counts its failed writes.
     restarted.kill();
-    let full_from_the_start = |command: &mut Command| {
-        let limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: libc::RLIM_INFINITY,
-        };
-        // SAFETY: signal(2) and setrlimit(2) are async-signal-safe.
-        unsafe {
-            command.pre_exec(move || {
-                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    };
-    let on_full_disk = Exporter::start_with(
-        &sim.base_url(),
-        &[&flag],
-        common::BIN.as_ref(),
-        full_from_the_start,
-    );
+    let on_full_disk = ExporterCommand::polling(&sim.base_url())
+        .client_secret()
+        .arg(&flag)
+        .disk_full()
+        .spawn();
     on_full_disk.wait_ready(Duration::from_secs(60));
     wait_for(Duration::from_secs(10), "failed writes counted", || {
         errors(&on_full_disk) >= 1.0

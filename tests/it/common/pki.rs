@@ -1,16 +1,18 @@
 //! Test-only keys and certificates, made at run time so that no private key is committed:
 //! RSA keys, self-signed certificates as PEM and PKCS#12, and JWTs signed with them (the
-//! federated tokens a Kubernetes issuer would sign).
+//! federated tokens a Kubernetes issuer would sign). The issuer signs with `jsonwebtoken`,
+//! not the exporter's own JWS code, so that a fault there cannot hide on both sides.
 
 use std::sync::OnceLock;
 
-use rsa::pkcs1::EncodeRsaPublicKey;
+use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey};
 use rsa::pkcs8::EncodePrivateKey;
-use teams_voice_exporter::source::auth::jws::{self, Algorithm};
 
 /// An RSA key pair.
 pub struct TestKey {
     pub pkcs8_der: Vec<u8>,
+    /// PKCS#1 `RSAPrivateKey` DER, as `jsonwebtoken` takes it.
+    pkcs1_der: Vec<u8>,
     /// PKCS#1 `RSAPublicKey` DER, as a JWKS or certificate carries it.
     pub public_der: Vec<u8>,
 }
@@ -49,6 +51,7 @@ pub fn rsa_key() -> TestKey {
     let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
     TestKey {
         pkcs8_der: key.to_pkcs8_der().unwrap().as_bytes().to_vec(),
+        pkcs1_der: key.to_pkcs1_der().unwrap().as_bytes().to_vec(),
         public_der: key
             .to_public_key()
             .to_pkcs1_der()
@@ -77,7 +80,7 @@ pub fn certificate(common_name: &str) -> TestCert {
     }
 }
 
-/// Two certificates shared by the tests of one binary: key generation is the slow part.
+/// Two certificates shared by every test: key generation is the slow part.
 pub fn shared_certificates() -> &'static (TestCert, TestCert) {
     static CERTS: OnceLock<(TestCert, TestCert)> = OnceLock::new();
     CERTS.get_or_init(|| {
@@ -90,7 +93,8 @@ pub fn shared_certificates() -> &'static (TestCert, TestCert) {
 
 /// A JWT signed RS256 with `key`, as a Kubernetes service-account issuer signs tokens.
 pub fn sign_jwt(key: &TestKey, claims: &serde_json::Value) -> String {
-    let pair = ring::signature::RsaKeyPair::from_pkcs8(&key.pkcs8_der).unwrap();
-    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "test-issuer-key"});
-    jws::sign(Algorithm::Rs256, &pair, &header, claims).unwrap()
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("test-issuer-key".into());
+    let key = jsonwebtoken::EncodingKey::from_rsa_der(&key.pkcs1_der);
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
 }

@@ -1,13 +1,10 @@
 //! `teams-voice-exporter check` against the simulated tenant: one healthy setup (exit 0)
 //! and each failure a new deployment meets, with the diagnosis the report must give.
 
-mod common;
-
-use std::process::Command;
 use std::time::Duration;
 
-use common::pki::shared_certificates;
-use common::{simulated_tenant, BIN, CLIENT, SECRET, TENANT};
+use crate::common::pki::shared_certificates;
+use crate::common::{simulated_tenant, ExporterCommand, CLIENT, SECRET, TENANT};
 use tve_simulator::{Faults, Scenario, SimHandle, SimIdentity};
 
 const ROWS: usize = 25;
@@ -25,28 +22,19 @@ fn tenant(faults: Faults, identity: SimIdentity) -> (tokio::runtime::Runtime, Si
 /// Runs `check` with only `env` as Azure variables; returns exit code and stdout, and
 /// asserts that no secret or token reached either output.
 fn check(base_url: &str, extra: &[&str], env: &[(&str, &str)]) -> (i32, String) {
-    let mut command = Command::new(BIN);
-    command.arg("check");
-    if !extra.iter().any(|e| e.starts_with("--graph.endpoint")) {
-        command.arg(format!("--graph.endpoint={base_url}"));
-    }
-    command
-        .arg(format!("--azure.authority-host={base_url}"))
-        .arg("--graph.retry-backoff=50ms")
-        .args(extra);
-    common::without_azure_environment(&mut command);
-    command.envs(env.iter().copied());
-    let output = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    for text in [stdout.as_str(), &stderr] {
+    let ran = ExporterCommand::new(&["check", "--graph.retry-backoff=50ms"])
+        .against(base_url)
+        .args(extra)
+        .envs(env)
+        .run();
+    for text in [&ran.stdout, &ran.stderr] {
         assert!(!text.contains(SECRET), "the secret was printed:\n{text}");
         assert!(
             !text.contains("eyJ"),
             "a token or assertion was printed:\n{text}"
         );
     }
-    (output.status.code().unwrap_or(-1), stdout)
+    (ran.code, ran.stdout)
 }
 
 fn secret_env(tenant: &'static str, secret: &'static str) -> [(&'static str, &'static str); 3] {

@@ -1,12 +1,12 @@
 //! The exporter's `/metrics`, compared exactly with the simulated tenant's ground truth,
 //! through paging, late rows, throttling, outages, short-lived tokens and malformed rows.
 
-mod common;
-
 use std::time::Duration;
 
-use common::truth::{check_histogram, expected, simulator, tail};
-use common::{wait_for, Exporter, Metrics, CLIENT, SECRET, TENANT};
+use crate::common::truth::{check_histogram, expected, simulator, tail};
+use crate::common::{
+    markers, wait_for, Exporter, ExporterCommand, Metrics, CLIENT, SECRET, TENANT,
+};
 use tve_simulator::{Faults, Scenario};
 
 #[test]
@@ -216,27 +216,23 @@ fn a_wrong_secret_names_the_aadsts_code_and_never_shows_the_secret() {
         ..Scenario::default()
     };
     let (_runtime, sim) = simulator(scenario, Faults::default());
-    let base = sim.base_url();
-    let args: Vec<String> = vec![
-        "--web.listen-address=127.0.0.1:0".into(),
-        "--log.format=json".into(),
-        format!("--graph.endpoint={base}"),
-        format!("--azure.authority-host={base}"),
-        "--poll.interval=500ms".into(),
-    ];
     let wrong = "wrong~secret~value~12345";
-    let exporter = Exporter::spawn(
-        &args,
-        &[
+    let exporter = ExporterCommand::new(&["--poll.interval=500ms"])
+        .against(&sim.base_url())
+        .envs(&[
             ("AZURE_TENANT_ID", TENANT),
             ("AZURE_CLIENT_ID", CLIENT),
             ("AZURE_CLIENT_SECRET", wrong),
-        ],
-    );
+        ])
+        .spawn();
     wait_for(Duration::from_secs(20), "a refused token", || {
-        exporter.log().contains("AADSTS7000215")
+        exporter.logged_where(markers::POLL_FAILED, |line| {
+            line["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("AADSTS7000215"))
+        })
     })
-    .unwrap();
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", exporter.log()));
     let log = exporter.log();
     assert!(
         log.contains("not its Secret ID"),
@@ -414,7 +410,7 @@ fn parallel_sub_windows_count_every_row_exactly_once() {
     let exporter = Exporter::start(&sim.base_url(), &["--graph.concurrency=8"]);
     exporter.wait_ready(Duration::from_secs(60));
     assert!(
-        exporter.log().contains("\"parts\":16"),
+        exporter.logged_where(markers::POLL_STARTING, |line| line["parts"] == 16),
         "the 72-hour lookback is read as 16 sub-windows"
     );
     sim.release();

@@ -5,14 +5,14 @@
 //! service's `Metadata: true` header. Each kind must get a token and the real binary must
 //! poll with it.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::common::pki::{self, shared_certificates, TestKey};
+use crate::common::{
+    markers, simulated_tenant, wait_for, Exporter, ExporterCommand, CLIENT, SECRET, TENANT,
+};
 use base64::Engine;
-use common::pki::{self, shared_certificates, TestKey};
-use common::{simulated_tenant, wait_for, Exporter, CLIENT, SECRET, TENANT};
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 use teams_voice_exporter::source::auth::certificate::{CertificateError, ClientCertificate};
@@ -98,6 +98,15 @@ enum Assertions {
     Reused,
 }
 
+/// Whether the exporter logged that it uses the credential of `kind`.
+fn chose(exporter: &Exporter, kind: &str) -> bool {
+    exporter.logged_where(markers::CREDENTIAL_CHOSEN, |line| {
+        line["credential"]
+            .as_str()
+            .is_some_and(|credential| credential.contains(kind))
+    })
+}
+
 /// Polls succeed with the credential and the simulator saw the expected assertions.
 fn assert_polls(exporter: &Exporter, sim: &SimHandle, assertions: Assertions) {
     exporter.wait_ready(Duration::from_secs(30));
@@ -147,18 +156,16 @@ fn certificate_pem_with_ps256_gets_tokens_and_polls() {
     let dir = tempfile::tempdir().unwrap();
     let cert = &shared_certificates().0;
     let path = write(dir.path(), "exporter.pem", cert.pem());
-    let exporter = Exporter::start_with_env(
-        &sim.base_url(),
-        &[],
-        &[
+    let exporter = ExporterCommand::polling(&sim.base_url())
+        .envs(&[
             ("AZURE_TENANT_ID", TENANT),
             ("AZURE_CLIENT_ID", CLIENT),
             ("AZURE_CLIENT_CERTIFICATE_PATH", &path),
-        ],
-    );
+        ])
+        .spawn();
     assert_polls(&exporter, &sim, Assertions::Fresh);
     let log = exporter.log();
-    assert!(log.contains("certificate"), "{log}");
+    assert!(chose(&exporter, "certificate"), "{log}");
     let key_body = cert.key_pem.lines().nth(1).unwrap();
     assert!(!log.contains(key_body), "the key reached the log");
     assert!(
@@ -178,16 +185,15 @@ fn certificate_pkcs12_with_rs256_gets_tokens_and_polls() {
         "exporter.pfx",
         shared_certificates().0.pkcs12(password),
     );
-    let exporter = Exporter::start_with_env(
-        &sim.base_url(),
-        &["--azure.client-assertion-algorithm=RS256"],
-        &[
+    let exporter = ExporterCommand::polling(&sim.base_url())
+        .arg("--azure.client-assertion-algorithm=RS256")
+        .envs(&[
             ("AZURE_TENANT_ID", TENANT),
             ("AZURE_CLIENT_ID", CLIENT),
             ("AZURE_CLIENT_CERTIFICATE_PATH", &path),
             ("AZURE_CLIENT_CERTIFICATE_PASSWORD", password),
-        ],
-    );
+        ])
+        .spawn();
     assert_polls(&exporter, &sim, Assertions::Fresh);
     assert!(!exporter.log().contains(password));
 }
@@ -199,15 +205,13 @@ fn workload_identity_gets_tokens_and_polls() {
     let dir = tempfile::tempdir().unwrap();
     let token = federated_token(&issuer, SUBJECT, FEDERATED_AUDIENCE, 3600);
     let path = write(dir.path(), "azure-identity-token", &token);
-    let exporter = Exporter::start_with_env(
-        &sim.base_url(),
-        &[],
-        &[
+    let exporter = ExporterCommand::polling(&sim.base_url())
+        .envs(&[
             ("AZURE_TENANT_ID", TENANT),
             ("AZURE_CLIENT_ID", CLIENT),
             ("AZURE_FEDERATED_TOKEN_FILE", &path),
-        ],
-    );
+        ])
+        .spawn();
     assert_polls(&exporter, &sim, Assertions::Reused);
     assert!(!exporter.log().contains(&token));
 }
@@ -217,32 +221,35 @@ fn managed_identity_gets_tokens_and_polls() {
     let issuer = pki::rsa_key();
     let (_runtime, sim) = simulated_tenant(scenario(), short_tokens(), identity(&issuer));
     let endpoint = format!("--azure.managed-identity-endpoint={}", sim.base_url());
-    let exporter = Exporter::start_with_env(
-        &sim.base_url(),
-        &["--azure.auth=managed-identity", &endpoint],
-        &[],
-    );
+    let exporter = ExporterCommand::polling(&sim.base_url())
+        .args(&["--azure.auth=managed-identity", &endpoint])
+        .spawn();
     assert_polls(&exporter, &sim, Assertions::None);
-    assert!(exporter
-        .log()
-        .contains("managed identity (system-assigned)"));
+    assert!(
+        chose(&exporter, "managed identity (system-assigned)"),
+        "{}",
+        exporter.log()
+    );
 }
 
 #[test]
 fn user_assigned_managed_identity_is_chosen_by_client_id() {
     let issuer = pki::rsa_key();
     let (_runtime, sim) = simulated_tenant(scenario(), short_tokens(), identity(&issuer));
-    let exporter = Exporter::start_with_env(
-        &sim.base_url(),
-        &["--azure.auth=managed-identity"],
-        &[
+    let exporter = ExporterCommand::polling(&sim.base_url())
+        .arg("--azure.auth=managed-identity")
+        .envs(&[
             ("AZURE_CLIENT_ID", "88888888-0000-0000-0000-00000000bbbb"),
             // The variable the Azure SDKs read to move the metadata endpoint.
             ("AZURE_POD_IDENTITY_AUTHORITY_HOST", &sim.base_url()),
-        ],
-    );
+        ])
+        .spawn();
     assert_polls(&exporter, &sim, Assertions::None);
-    assert!(exporter.log().contains("managed identity (user-assigned)"));
+    assert!(
+        chose(&exporter, "managed identity (user-assigned)"),
+        "{}",
+        exporter.log()
+    );
 }
 
 fn cache(sim: &SimHandle, credential: Credential) -> TokenCache {
@@ -601,18 +608,13 @@ fn none_or_two_credentials_stop_the_start_with_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "cert.pem", shared_certificates().0.pem());
     let run = |env: &[(&str, &str)]| {
-        let mut command = std::process::Command::new(common::BIN);
-        command.arg("--web.listen-address=127.0.0.1:0");
-        common::without_azure_environment(&mut command);
-        command.envs(env.iter().copied());
-        let output = command.output().unwrap();
-        (
-            output.status.code(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        let ran = ExporterCommand::new(&["--web.listen-address=127.0.0.1:0"])
+            .envs(env)
+            .run();
+        (ran.code, ran.stderr)
     };
     let (code, text) = run(&[("AZURE_TENANT_ID", TENANT), ("AZURE_CLIENT_ID", CLIENT)]);
-    assert_eq!(code, Some(2), "{text}");
+    assert_eq!(code, 2, "{text}");
     assert!(text.contains("AZURE_CLIENT_CERTIFICATE_PATH") && text.contains("managed-identity"));
     let (code, text) = run(&[
         ("AZURE_TENANT_ID", TENANT),
@@ -620,7 +622,7 @@ fn none_or_two_credentials_stop_the_start_with_what_to_do() {
         ("AZURE_CLIENT_SECRET", SECRET),
         ("AZURE_CLIENT_CERTIFICATE_PATH", &path),
     ]);
-    assert_eq!(code, Some(2), "{text}");
+    assert_eq!(code, 2, "{text}");
     assert!(
         text.contains("several credentials") && text.contains("--azure.auth"),
         "{text}"

@@ -1,12 +1,15 @@
 //! The command line and HTTP surface of the real binary: start-up errors, the demo, the
 //! landing and health endpoints, and a clean stop on SIGTERM.
 
-mod common;
-
-use std::process::Command;
 use std::time::Duration;
 
-use common::{run, wait_for, Exporter, BIN, SECRET};
+use crate::common::{markers, wait_for, ExporterCommand, Metrics, SECRET};
+
+/// Runs the binary to its end; returns the exit code and everything it printed.
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let ran = ExporterCommand::new(args).envs(env).run();
+    (ran.code, ran.text())
+}
 
 #[test]
 fn a_bad_duration_names_the_flag_and_exits_non_zero() {
@@ -83,17 +86,12 @@ fn help_lists_the_exporter_flags() {
 
 #[test]
 fn demo_serves_calls_on_several_trunks_and_stops_on_sigterm() {
-    let args: Vec<String> = [
+    let exporter = ExporterCommand::new(&[
         "--demo",
-        "--web.listen-address=127.0.0.1:0",
-        "--log.format=json",
         "--simulate.calls-per-day=40000",
         "--poll.interval=1s",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    let exporter = Exporter::spawn(&args, &[]);
+    ])
+    .spawn();
     assert_eq!(exporter.get("/-/healthy"), (200, "Healthy\n".to_owned()));
     let (status, page) = exporter.get("/");
     assert_eq!(status, 200);
@@ -153,7 +151,7 @@ fn demo_serves_calls_on_several_trunks_and_stops_on_sigterm() {
         &mut text,
     )
     .unwrap();
-    assert!(common::Metrics::parse(&text).sum("teams_direct_routing_calls_total", &[]) > 0.0);
+    assert!(Metrics::parse(&text).sum("teams_direct_routing_calls_total", &[]) > 0.0);
 
     let status = exporter
         .terminate(Duration::from_secs(10))
@@ -163,46 +161,25 @@ fn demo_serves_calls_on_several_trunks_and_stops_on_sigterm() {
 
 #[test]
 fn the_exporter_reads_a_separately_running_simulator() {
-    use std::io::{BufRead, BufReader};
     use tve_simulator::{DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID};
 
-    let mut simulator = Command::new(BIN)
-        .args([
-            "simulate",
-            "--listen=127.0.0.1:0",
-            "--log.format=json",
-            "--simulate.calls-per-day=20000",
-        ])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = BufReader::new(simulator.stderr.take().unwrap());
-    let url = stderr
-        .lines()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            let value: serde_json::Value = serde_json::from_str(&line).ok()?;
-            value["message"]
-                .as_str()?
-                .contains("simulated Graph tenant serving")
-                .then(|| value["url"].as_str().unwrap().to_owned())
-        })
-        .expect("the simulator logs its URL");
+    let (simulator, serving) = ExporterCommand::new(&[
+        "simulate",
+        "--listen=127.0.0.1:0",
+        "--log.format=json",
+        "--simulate.calls-per-day=20000",
+    ])
+    .spawn_until(markers::SIMULATOR_SERVING);
+    let url = serving["url"].as_str().expect("the simulator logs its URL");
 
-    let args: Vec<String> = vec![
-        "--web.listen-address=127.0.0.1:0".into(),
-        "--log.format=json".into(),
-        format!("--graph.endpoint={url}"),
-        format!("--azure.authority-host={url}"),
-    ];
-    let exporter = Exporter::spawn(
-        &args,
-        &[
+    let exporter = ExporterCommand::new(&[])
+        .against(url)
+        .envs(&[
             ("AZURE_TENANT_ID", DEMO_TENANT_ID),
             ("AZURE_CLIENT_ID", DEMO_CLIENT_ID),
             ("AZURE_CLIENT_SECRET", DEMO_CLIENT_SECRET),
-        ],
-    );
+        ])
+        .spawn();
     exporter.wait_ready(Duration::from_secs(60));
     let remembered = exporter
         .metrics()
@@ -211,6 +188,5 @@ fn the_exporter_reads_a_separately_running_simulator() {
         remembered > 1000.0,
         "the baseline read the simulated history: {remembered}"
     );
-    let _ = simulator.kill();
-    let _ = simulator.wait();
+    simulator.kill();
 }

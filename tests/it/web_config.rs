@@ -2,15 +2,12 @@
 //! rotation without a restart, and start-up refusal of broken files. Certificates are made
 //! here at run time; no key is committed.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
-use common::{wait_for, Exporter, BIN};
+use crate::common::{markers, wait_for, Exporter, ExporterCommand};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
@@ -95,14 +92,9 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 /// The demo exporter with `web_config` as its web configuration file.
 fn start(dir: &Path, web_config: &str) -> Exporter {
     let file = write(dir, "web.yml", web_config);
-    let args: Vec<String> = vec![
-        "--demo".into(),
-        "--web.listen-address=127.0.0.1:0".into(),
-        "--log.format=json".into(),
-        "--simulate.calls-per-day=5000".into(),
-        format!("--web.config.file={}", file.display()),
-    ];
-    Exporter::spawn(&args, &[])
+    ExporterCommand::new(&["--demo", "--simulate.calls-per-day=5000"])
+        .arg(format!("--web.config.file={}", file.display()))
+        .spawn()
 }
 
 /// An HTTPS client that trusts only `ca` (PEM), presenting `identity` if given.
@@ -216,7 +208,7 @@ fn tls_serves_clients_that_trust_the_ca_and_never_plain_http() {
         String::from_utf8_lossy(&answer)
     );
     assert!(
-        exporter.log().contains("\"tls\":true"),
+        exporter.logged_where(markers::LISTENING, |line| line["tls"] == true),
         "the start-up line says TLS is on: {}",
         exporter.log()
     );
@@ -427,7 +419,7 @@ fn basic_auth_guards_every_path_and_follows_the_file() {
         || {
             // The file is looked at when a request comes.
             let _ = get(&plain, &url, None);
-            exporter.log().contains("does not load")
+            exporter.logged(markers::WEB_CONFIG_REJECTED)
         },
     )
     .unwrap_or_else(|e| panic!("{e}; log:\n{}", exporter.log()));
@@ -516,40 +508,12 @@ fn a_renewed_certificate_is_served_without_a_restart() {
     assert!(!exporter.log().contains(new.key.lines().nth(1).unwrap()));
 }
 
-/// Runs the exporter with `web_config`, expecting it to refuse to start within 30 s.
+/// Runs the exporter with `web_config`, expecting it to refuse to start.
 fn run(web_config: &Path) -> (i32, String) {
-    let mut child = Command::new(BIN)
-        .args([
-            "--demo",
-            "--web.listen-address=127.0.0.1:0",
-            &format!("--web.config.file={}", web_config.display()),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let started = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the exporter started with the broken {}",
-                web_config.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status.code().unwrap_or(-1), reader.join().unwrap())
+    let ran = ExporterCommand::new(&["--demo", "--web.listen-address=127.0.0.1:0"])
+        .arg(format!("--web.config.file={}", web_config.display()))
+        .run();
+    (ran.code, ran.stderr)
 }
 
 #[test]

@@ -1,0 +1,14 @@
+//! The integration tests, in one binary so that the shared code in `common` is compiled
+//! and linked once. They share one process, and run in parallel: a test must not change
+//! anything process-wide (environment, umask, limits, signal dispositions), only its own
+//! children, through `common::ExporterCommand`.
+
+mod auth;
+mod check;
+mod cli;
+mod common;
+mod credentials;
+mod ground_truth;
+mod lookback;
+mod state;
+mod web_config;
