@@ -100,7 +100,7 @@ async fn tenant(clock: Clock, page_ms: u64) -> SimHandle {
     .expect("the simulated tenant binds a loopback port")
 }
 
-fn poller(sim: &SimHandle, schedule: Schedule, readers: usize) -> Poller {
+fn poller(sim: &SimHandle, schedule: Schedule, readers: usize) -> Poller<DirectRouting> {
     let base: reqwest::Url = sim.base_url().parse().unwrap();
     let metrics = SelfMetrics::register(&prometheus::Registry::new()).unwrap();
     let http = reqwest::Client::new();

@@ -97,7 +97,8 @@ fn run(ids: usize, polls: usize, dir: &Path) {
         reset: false,
     };
     let errors = IntCounter::new("errors", "errors").unwrap();
-    let (mut store, _) = StateStore::open(&options, TENANT, errors.clone()).expect("opens");
+    let (mut store, _) =
+        StateStore::<DirectRouting>::open(&options, TENANT, errors.clone()).expect("opens");
     let state = Mutex::new(TenantState::durable(HashMap::new(), Aggregates::default()));
     let origin: DateTime<Utc> = "2026-11-24T00:00:00Z".parse().unwrap();
     let spacing = chrono::Duration::microseconds((LOOKBACK_SECS / ids as f64 * 1e6) as i64);
@@ -166,7 +167,8 @@ fn run(ids: usize, polls: usize, dir: &Path) {
             reset: false,
         };
         let started = Instant::now();
-        let (store, saved) = StateStore::open(&options, TENANT, errors.clone()).expect("restores");
+        let (store, saved) =
+            StateStore::<DirectRouting>::open(&options, TENANT, errors.clone()).expect("restores");
         let saved = saved.expect("saved state");
         let restored = TenantState::durable(saved.remembered, saved.aggregates);
         let took = started.elapsed();

@@ -8,6 +8,7 @@ mod check;
 mod cli;
 mod common;
 mod credentials;
+mod golden;
 mod ground_truth;
 mod lookback;
 mod state;

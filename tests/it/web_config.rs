@@ -710,7 +710,7 @@ fn client_allowed_sans_admit_only_the_named_clients_of_the_ca() {
 fn the_readme_sample_loads() {
     use exporter_web::web_config::{ClientAuth, WebConfig};
 
-    let readme = include_str!("../README.md");
+    let readme = include_str!("../../README.md");
     let section = &readme[readme.find("## Protecting /metrics").unwrap()..];
     let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
     let sample = &section[start..start + section[start..].find("```").unwrap()];

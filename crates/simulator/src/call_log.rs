@@ -112,9 +112,13 @@ impl<R: LogRow> CallLog for StoredLog<R> {
             .more
             .then(|| (request.next_link)(request.skip.saturating_add(page.rows.len())));
         out.reserve(page.rows.len() * R::JSON_BYTES + 512);
-        write_page(out, request.context, &page.rows, link.as_deref(), |out, row| {
-            row.write_json(out)
-        });
+        write_page(
+            out,
+            request.context,
+            &page.rows,
+            link.as_deref(),
+            |out, row| row.write_json(out),
+        );
         Served {
             rows: page.rows.len(),
             next_link: link.is_some(),

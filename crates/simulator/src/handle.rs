@@ -178,9 +178,8 @@ async fn generate_live_traffic(
             _ = tenant.clock.sleep(Duration::from_secs(1)) => {}
         }
         let now_ms = tenant.now_ms();
-        let degradation = Degradation::for_failing_trunk(
-            tenant.gate.lock().faults.failing_trunk.as_deref(),
-        );
+        let degradation =
+            Degradation::for_failing_trunk(tenant.gate.lock().faults.failing_trunk.as_deref());
         live.step(&tenant.direct_routing, now_ms, degradation);
     }
 }

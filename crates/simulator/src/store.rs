@@ -107,7 +107,11 @@ impl<R: StoredRow> Store<R> {
             return false;
         }
         self.released_ms = Some(now_ms);
-        for row in self.rows.iter_mut().filter(|row| row.visible_ms() == HIDDEN) {
+        for row in self
+            .rows
+            .iter_mut()
+            .filter(|row| row.visible_ms() == HIDDEN)
+        {
             row.set_visible_ms(now_ms.saturating_add(i64::from(row.arrival_ms())));
         }
         true
@@ -120,6 +124,8 @@ impl<R: StoredRow> Store<R> {
 
     /// Visible malformed rows; each has distinct content, so each is one invalid row.
     pub fn visible_malformed(&self, now_ms: i64) -> u64 {
-        self.visible(now_ms).filter(|row| row.is_malformed()).count() as u64
+        self.visible(now_ms)
+            .filter(|row| row.is_malformed())
+            .count() as u64
     }
 }

@@ -129,7 +129,12 @@ fn ids(pages: &[Value]) -> Vec<String> {
 
 fn stored_rows(sim: &SimHandle) -> Vec<CallRow> {
     let now_ms = sim.tenant.now_ms();
-    sim.tenant.direct_routing.read().visible(now_ms).cloned().collect()
+    sim.tenant
+        .direct_routing
+        .read()
+        .visible(now_ms)
+        .cloned()
+        .collect()
 }
 
 #[tokio::test]
@@ -836,9 +841,11 @@ fn rows_carry_all_properties_in_varied_formats() {
     assert!(null_sub_reason > 20, "{null_sub_reason}");
     let share = successful as f64 / 20_000.0;
     assert!((0.70..0.85).contains(&share), "{share}");
-    assert!(rows.windows(2).all(
-        |pair| pair[0].start / time::TICKS_PER_SEC <= pair[1].start / time::TICKS_PER_SEC + 1
-    ));
+    assert!(
+        rows.windows(2)
+            .all(|pair| pair[0].start / time::TICKS_PER_SEC
+                <= pair[1].start / time::TICKS_PER_SEC + 1)
+    );
 }
 
 #[test]
@@ -877,7 +884,8 @@ fn a_failing_trunk_fails_all_the_time_and_alone() {
     let mut failed = |trunk: usize, minute: i64| {
         (0..1000)
             .filter(|_| {
-                !direct_routing::draw_call(&mut rng, trunk, hour_ms + minute * 60_000, failing).successful()
+                !direct_routing::draw_call(&mut rng, trunk, hour_ms + minute * 60_000, failing)
+                    .successful()
             })
             .count()
     };

@@ -10,8 +10,7 @@ use rand::Rng;
 use super::degradation::{Degradation, DEGRADED_FAILURE_SHARE};
 use super::row::{quirk, CallRow, Origin};
 use super::tables::{
-    CallType, CALL_TYPES, DEGRADED_408, DEGRADED_503, EXTERNAL_PREFIXES, OUTCOMES, PEOPLE,
-    SUCCESS,
+    CallType, CALL_TYPES, DEGRADED_408, DEGRADED_503, EXTERNAL_PREFIXES, OUTCOMES, PEOPLE, SUCCESS,
 };
 use crate::ids::random_uuid;
 use crate::time::{TimeStyle, MS_PER_HOUR, MS_PER_MIN, MS_PER_SEC, TICKS_PER_MS};
@@ -101,11 +100,7 @@ fn draw_outcome(
 }
 
 /// The index of an item drawn with probability proportional to its weight.
-pub(super) fn pick_weighted<T>(
-    rng: &mut StdRng,
-    items: &[T],
-    weight: impl Fn(&T) -> f64,
-) -> usize {
+pub(super) fn pick_weighted<T>(rng: &mut StdRng, items: &[T], weight: impl Fn(&T) -> f64) -> usize {
     let total: f64 = items.iter().map(&weight).sum();
     let mut target = rng.gen::<f64>() * total;
     for (index, item) in items.iter().enumerate() {

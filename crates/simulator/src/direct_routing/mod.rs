@@ -19,8 +19,8 @@ mod truth;
 pub(crate) use degradation::Degradation;
 pub(crate) use live::LiveTraffic;
 pub(crate) use row::CallRow;
-pub(crate) use truth::ground_truth;
 pub use tables::{trunk_fqdns, DEMO_TRUNKS, MAX_TRUNKS};
+pub(crate) use truth::ground_truth;
 pub use truth::{GroundTruth, TruthRow};
 
 #[cfg(test)]

@@ -4,9 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::tables::{
-    CallType, Outcome, SubReason, Trunk, CALL_TYPES, OUTCOMES, SUCCESS, TRUNKS,
-};
+use super::tables::{CallType, Outcome, SubReason, Trunk, CALL_TYPES, OUTCOMES, SUCCESS, TRUNKS};
 use crate::store::StoredRow;
 use crate::time::{TimeStyle, TICKS_PER_MS, TICKS_PER_SEC};
 

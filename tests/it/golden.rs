@@ -3,17 +3,14 @@
 //! label names and values, the call counts and the command line, so that a redesign can
 //! show byte for byte that none of it changed.
 //!
-//! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the files instead of comparing
+//! `UPDATE_GOLDEN=1 cargo test --locked --test it golden::` rewrites the files instead of comparing
 //! (node_exporter's `e2e-output.txt` habit); review the diff before committing it.
 
-mod common;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::truth::{simulator, tail};
-use common::{wait_for, Exporter, BIN};
+use crate::common::truth::{simulator, tail};
+use crate::common::{wait_for, Exporter, ExporterCommand};
 use tve_simulator::{Faults, Scenario};
 
 /// Stands in for a sample value (or a label value) that differs from run to run.
@@ -267,7 +264,7 @@ fn check_golden(name: &str, actual: &str) {
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "cannot read {}: {e}; create it with `UPDATE_GOLDEN=1 cargo test --test golden`",
+            "cannot read {}: {e}; create it with `UPDATE_GOLDEN=1 cargo test --locked --test it golden::`",
             path.display()
         )
     });
@@ -275,7 +272,7 @@ fn check_golden(name: &str, actual: &str) {
         panic!(
             "{} differs from the output (- golden, + now):\n{}\n\
              If the change is intended, update the file with \
-             `UPDATE_GOLDEN=1 cargo test --test golden` and review its diff.",
+             `UPDATE_GOLDEN=1 cargo test --locked --test it golden::` and review its diff.",
             path.display(),
             diff(&expected, actual, 40)
         );
@@ -386,24 +383,20 @@ fn help_matches_golden_file() {
         &["check", "--help"],
         &["simulate", "--help"],
     ] {
-        let output = Command::new(BIN)
-            .args(args)
-            .env_clear()
-            .env("COLUMNS", "100")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .output()
-            .expect("the exporter binary runs");
+        let output = ExporterCommand::new(args)
+            .configure(|command| {
+                command.env_clear().env("COLUMNS", "100");
+            })
+            .run();
         let shown = args.join(" ");
         assert!(
-            output.status.success() && output.stderr.is_empty(),
-            "`{shown}`: {:?}\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
+            output.code == 0 && output.stderr.is_empty(),
+            "`{shown}`: exit {}\n{}",
+            output.code,
+            output.stderr
         );
         text.push_str(&format!("===== teams-voice-exporter {shown} =====\n"));
-        text.push_str(&String::from_utf8(output.stdout).expect("help is UTF-8"));
+        text.push_str(&output.stdout);
     }
     check_golden("help.txt", &text);
 }
