@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::SimulateArgs;
 use crate::cli::{Config, ConfigError, EnvSecrets, ExporterArgs};
 use crate::counting::poller::{Poller, PollerStatus};
-use crate::counting::store::{self, StateError};
+use crate::counting::store::{self, StateError, StoreStatus};
 use crate::exposition::calls::StateCollector;
 use crate::exposition::http::{About, Web};
 use crate::exposition::render::Exposition;
@@ -26,7 +26,7 @@ use crate::source::cloud::UrlError;
 use crate::source::direct_routing::DirectRouting;
 use crate::source::graph::GraphClient;
 use crate::source::metrics::SourceMetrics;
-use crate::source::CallLog;
+use crate::source::{CallLog, Tenant};
 use exporter_web::web_config::WebConfig;
 use tve_clock::Clock;
 #[cfg(feature = "demo")]
@@ -70,7 +70,6 @@ impl StartError {
 pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), StartError> {
     let mut config = args.config()?;
     let web_config = Arc::new(WebConfig::load(args.web.web_config_file.as_deref())?);
-    let shutdown = CancellationToken::new();
     let clock = Clock::system();
 
     let (credential, simulator) = credential(&args, &env, &mut config, &clock).await?;
@@ -84,15 +83,11 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         .counting
         .poll_interval
         .set(config.schedule.poll_interval.as_secs_f64());
-    let function = DirectRouting::FUNCTION;
-    metrics.initialise(function);
     let http = http_client(&config)?;
 
+    let tenant = credential.tenant();
     let about = About {
-        tenant_id: credential
-            .tenant_id()
-            .unwrap_or("(the managed identity's own)")
-            .to_owned(),
+        tenant_id: tenant.as_str().to_owned(),
         credential: credential.kind(),
         graph_endpoint: config.graph_endpoint.to_string(),
         schedule: config.schedule.clone(),
@@ -112,29 +107,8 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     if config.state.is_none() && !args.demo {
         tracing::warn!("no --state.path: counted calls and remembered row ids are kept in memory only, so a restart sets the counters back to zero and calls that appear while the exporter is down are never counted; give it a file on a persistent volume with --state.path");
     }
-    let restored = store::restore::<DirectRouting>(
-        config.state.as_ref(),
-        &about.tenant_id,
-        metrics.counting.state_write_errors.clone(),
-    )?;
-    metrics
-        .counting
-        .remembered_rows
-        .with_label_values(&[function.name()])
-        .set(restored.state.remembered_rows() as i64);
-    let state = Arc::new(Mutex::new(restored.state));
-    let calls = StateCollector::new(state.clone());
-    let status = Arc::new(PollerStatus::default());
-    let poller = Poller {
-        graph: Arc::new(graph),
-        state,
-        status: status.clone(),
-        metrics: metrics.counting,
-        clock,
-        schedule: config.schedule.clone(),
-        progress: restored.progress,
-        store: restored.store,
-    };
+    let source =
+        Source::<DirectRouting>::start(Arc::new(graph), &tenant, &config, &metrics, clock)?;
 
     let listener = bind(&config.listen_address).await?;
     let address = listener
@@ -150,15 +124,80 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         "teams-voice-exporter listening"
     );
     let web = Arc::new(Web {
-        exposition: Exposition::new(registry, Box::new(calls)),
+        exposition: Exposition::new(registry, Box::new(source.calls)),
         telemetry_path: config.telemetry_path.clone(),
-        status,
+        status: source.status,
         about,
         web_config,
         basic_auth: Default::default(),
-        state: restored.status,
+        state: source.store_status,
     });
+    let outcome = serve_until_signal(source.poller, listener, web).await;
+    #[cfg(feature = "demo")]
+    if let Some(sim) = simulator {
+        sim.shutdown().await;
+    }
+    #[cfg(not(feature = "demo"))]
+    drop(simulator);
+    outcome
+}
 
+/// One source's counting, ready to run: its poller, the collector of its call metrics, and
+/// what the HTTP server shows about both.
+struct Source<L: CallLog> {
+    poller: Poller<L>,
+    calls: StateCollector<L>,
+    status: Arc<PollerStatus>,
+    store_status: Option<Arc<StoreStatus>>,
+}
+
+impl<L: CallLog> Source<L> {
+    /// Restores the source's state (`--state.path`) and sets up its poller.
+    fn start(
+        graph: Arc<GraphClient>,
+        tenant: &Tenant,
+        config: &Config,
+        metrics: &SelfMetrics,
+        clock: Clock,
+    ) -> Result<Self, StartError> {
+        metrics.initialise(L::FUNCTION);
+        let restored = store::restore::<L>(
+            config.state.as_ref(),
+            tenant.as_str(),
+            metrics.counting.state_write_errors.clone(),
+        )?;
+        metrics
+            .counting
+            .remembered_rows
+            .with_label_values(&[L::FUNCTION.name()])
+            .set(restored.state.remembered_rows() as i64);
+        let state = Arc::new(Mutex::new(restored.state));
+        let status = Arc::new(PollerStatus::default());
+        Ok(Source {
+            calls: StateCollector::new(state.clone()),
+            poller: Poller {
+                graph,
+                state,
+                status: status.clone(),
+                metrics: metrics.counting.clone(),
+                clock,
+                schedule: config.schedule.clone(),
+                progress: restored.progress,
+                store: restored.store,
+            },
+            status,
+            store_status: restored.status,
+        })
+    }
+}
+
+/// Serves `web` and runs the poller until SIGTERM or Ctrl-C, then stops both cleanly.
+async fn serve_until_signal<L: CallLog>(
+    poller: Poller<L>,
+    listener: TcpListener,
+    web: Arc<Web>,
+) -> Result<(), StartError> {
+    let shutdown = CancellationToken::new();
     let mut poll_task = tokio::spawn(poller.run(shutdown.clone()));
     let server = tokio::spawn(crate::exposition::http::run(
         listener,
@@ -183,12 +222,6 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     if !poll_task.is_finished() {
         let _ = poll_task.await;
     }
-    #[cfg(feature = "demo")]
-    if let Some(sim) = simulator {
-        sim.shutdown().await;
-    }
-    #[cfg(not(feature = "demo"))]
-    drop(simulator);
     outcome
 }
 

@@ -142,15 +142,7 @@ pub struct ExporterArgs {
     pub state: StateArgs,
 }
 
-/// Parses durations in human form: `90s`, `5m`, `1h`, `1h30m`, `500ms`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(text.trim()) {
-        Ok(d) => Ok(d),
-        Err(_) => Err(format!(
-            "'{text}' is not a duration; write a number with a unit, such as 90s, 5m, 1h or 1h30m"
-        )),
-    }
-}
+pub use crate::flag::parse_duration;
 
 /// A configuration problem, with what to do about it: the component's own error, which
 /// names the flag or variable at fault.

@@ -1,26 +1,28 @@
 //! # teams-voice-exporter
 //!
-//! A Prometheus exporter for Microsoft Teams Direct Routing calls. It reads the call log
-//! rows that Microsoft Graph publishes (`getDirectRoutingCalls`), counts each row exactly
-//! once into counters and histograms labelled by SBC trunk, call type, SIP code, success and
-//! media location, and serves them on `/metrics`.
+//! A Prometheus exporter for Microsoft Teams telephony. It reads the call-log rows that
+//! Microsoft Graph publishes (`getDirectRoutingCalls`), counts each row exactly once into
+//! counters and histograms labelled by SBC trunk, call type, SIP code, success and media
+//! location, and serves them on `/metrics`.
 //!
-//! The modules follow the path a row takes:
+//! What is read is a *source*: one tenant and one call-log function. The modules follow
+//! the path a row takes, and each depends only on those before it:
 //!
-//! 1. [`auth`]: access tokens from Microsoft Entra ID, cached and refreshed;
-//! 2. [`graph`]: reads a call window page by page, with retries and `Retry-After`;
-//! 3. [`row`]: parses each row leniently;
-//! 4. [`poller`]: decides which windows to read and when (baseline, recent, sweep);
-//! 5. [`state`]: remembers row ids and counts each row once into the aggregates, and
-//!    with `--state.path` saves both after every poll ([`state::store`]);
-//! 6. [`metrics`]: renders the aggregates and the exporter's own metrics;
-//! 7. [`server`]: serves `/metrics`, the landing page and health endpoints, guarded by
-//!    [`web_config`] (TLS, mutual TLS) and [`basic_auth`] when `--web.config.file` is given.
+//! 1. [`source`]: tokens from Microsoft Entra ID ([`source::auth`]), a call window read page
+//!    by page with retries and `Retry-After` ([`source::graph`]), and everything specific to
+//!    a call-log function behind the [`source::CallLog`] trait
+//!    ([`source::direct_routing`]);
+//! 2. [`counting`]: which window to read and when ([`counting::schedule`], pure planning),
+//!    the poller that reads it ([`counting::poller`]), the exactly-once state
+//!    ([`counting::state`]) and its durable copy with `--state.path`
+//!    ([`counting::store`]);
+//! 3. [`exposition`]: the call metrics and the exporter's own, and the HTTP interface that
+//!    serves them (TLS and basic authentication from the `exporter-web` crate).
 //!
-//! [`simulator`] is a simulated Graph tenant (token endpoint included) for the demo and the
-//! tests; [`cli`] and [`app`] turn flags into a running exporter, and [`check`] tries
-//! the whole path once for a diagnosis; [`clock`] lets tests
-//! and the simulator run faster than real time.
+//! On top, [`cli`] turns flags into a configuration (each component owns and checks its own
+//! flags; [`flag`] holds the value parsers they share), [`app`] wires a running exporter
+//! (with `--demo`, on the simulated tenant of the `tve-simulator` crate), and [`check`]
+//! tries the whole path once for a diagnosis.
 
 #![forbid(unsafe_code)]
 
@@ -29,4 +31,5 @@ pub mod check;
 pub mod cli;
 pub mod counting;
 pub mod exposition;
+pub mod flag;
 pub mod source;

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::parse_duration;
 use crate::counting::schedule::Schedule;
+use crate::flag::parse_duration;
 use crate::source::graph::MAX_WINDOW;
 
 /// Graph keeps call logs 150 days by default; reading further back finds nothing.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Args;
 use reqwest::Url;
 
-use crate::cli::parse_duration;
+use crate::flag::parse_duration;
 use crate::source::cloud::{root_url, Cloud, UrlError};
 use crate::source::graph::{RetryPolicy, DEFAULT_CONCURRENCY, MAX_CONCURRENCY};
 

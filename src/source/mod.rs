@@ -58,6 +58,49 @@ pub trait CallLog: Send + Sync + 'static {
     fn restore(saved: Self::Saved) -> Result<Self::Totals, DamagedTotals>;
 }
 
+/// The tenant a source reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tenant {
+    /// A directory (tenant) id.
+    Id(String),
+    /// The managed identity's own tenant: Entra ID names it only in the tokens it issues.
+    ManagedIdentityOwn,
+}
+
+impl Tenant {
+    /// How the landing page and the state file show the managed identity's tenant.
+    const MANAGED_IDENTITY_OWN: &'static str = "(the managed identity's own)";
+
+    /// The tenant as shown and saved: its id, or a parenthesised description.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Tenant::Id(id) => id,
+            Tenant::ManagedIdentityOwn => Self::MANAGED_IDENTITY_OWN,
+        }
+    }
+
+    /// The tenant [`Tenant::as_str`] wrote: anything in parentheses is a managed
+    /// identity's (older versions wrote the same sentence).
+    pub fn parse(text: &str) -> Tenant {
+        if text.starts_with('(') {
+            Tenant::ManagedIdentityOwn
+        } else {
+            Tenant::Id(text.to_owned())
+        }
+    }
+
+    /// Whether state saved for this tenant may be restored for `other`. A managed
+    /// identity's tenant is unknown before its first token, so it matches any: switching a
+    /// deployment between a managed identity and a secret or certificate must not cost the
+    /// saved counters.
+    pub fn may_share_state(&self, other: &Tenant) -> bool {
+        match (self, other) {
+            (Tenant::Id(a), Tenant::Id(b)) => a == b,
+            _ => true,
+        }
+    }
+}
+
 /// Saved totals that do not add up: the state file is damaged.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -15,7 +15,7 @@ use super::saved::{decode_key, row_digest, Summary};
 // `Progress` through the parent, which alone names where it lives.
 use super::{Progress, FORMAT_MARK, FORMAT_VERSION, META, ROWS};
 use crate::counting::state::{Aggregates, RowKey};
-use crate::source::CallLog;
+use crate::source::{CallLog, Tenant};
 
 /// What a file held at start.
 pub struct Saved<L: CallLog> {
@@ -152,11 +152,7 @@ fn read_meta<S: serde::de::DeserializeOwned + serde::Serialize>(
     let saved_tenant = get("tenant_id")?
         .map(|v| String::from_utf8_lossy(&v).into_owned())
         .unwrap_or_default();
-    // A managed identity's tenant is its own and unknown before its first token, so it is
-    // recorded as "(…)" and matches any tenant: switching a deployment between a managed
-    // identity and a secret or certificate must not cost the saved counters.
-    let unknown = |tenant: &str| tenant.starts_with('(');
-    if saved_tenant != tenant_id && !unknown(&saved_tenant) && !unknown(tenant_id) {
+    if !Tenant::parse(&saved_tenant).may_share_state(&Tenant::parse(tenant_id)) {
         return Err(LoadError::OtherTenant(saved_tenant));
     }
     let record = get("summary")?.ok_or(Damage::NoSummary)?;

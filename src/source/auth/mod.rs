@@ -68,6 +68,14 @@ pub enum Credential {
 }
 
 impl Credential {
+    /// The tenant the credential reads: its id, or the managed identity's own.
+    pub fn tenant(&self) -> crate::source::Tenant {
+        self.tenant_id()
+            .map_or(crate::source::Tenant::ManagedIdentityOwn, |id| {
+                crate::source::Tenant::Id(id.to_owned())
+            })
+    }
+
     /// The tenant the token is requested from; a managed identity's is implicit.
     pub fn tenant_id(&self) -> Option<&str> {
         match self {

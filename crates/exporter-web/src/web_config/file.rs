@@ -5,14 +5,14 @@
 //! a log by accident.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use hyper::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use super::access::{RateLimit, WebAccess};
 use super::error::{Fail, WebConfigError};
-use super::tls;
+use super::tls::{self, TlsFile};
 use super::watch::Watched;
 
 /// The file as written; field names and meanings are the exporter-toolkit's.
@@ -34,25 +34,6 @@ struct FileFormat {
 struct RateLimitFile {
     interval: Option<String>,
     burst: Option<u32>,
-}
-
-/// `tls_server_config`, read by [`tls::server_config`].
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub(super) struct TlsFile {
-    pub(super) cert: Option<String>,
-    pub(super) key: Option<String>,
-    pub(super) client_ca: Option<String>,
-    pub(super) cert_file: Option<PathBuf>,
-    pub(super) key_file: Option<PathBuf>,
-    pub(super) client_auth_type: Option<String>,
-    pub(super) client_ca_file: Option<PathBuf>,
-    pub(super) client_allowed_sans: Option<Vec<String>>,
-    pub(super) min_version: Option<String>,
-    pub(super) max_version: Option<String>,
-    pub(super) cipher_suites: Option<Vec<String>>,
-    pub(super) prefer_server_cipher_suites: Option<bool>,
-    pub(super) curve_preferences: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]

@@ -13,12 +13,31 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use serde::Deserialize;
 
 use super::access::ClientAuth;
 use super::error::{Fail, WebConfigError};
-use super::file::TlsFile;
 use super::verify::{AllowedSans, AnyClientCert};
 use super::watch::Watched;
+
+/// `tls_server_config` as the file writes it, read by [`server_config`].
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TlsFile {
+    pub(super) cert: Option<String>,
+    pub(super) key: Option<String>,
+    pub(super) client_ca: Option<String>,
+    pub(super) cert_file: Option<PathBuf>,
+    pub(super) key_file: Option<PathBuf>,
+    pub(super) client_auth_type: Option<String>,
+    pub(super) client_ca_file: Option<PathBuf>,
+    pub(super) client_allowed_sans: Option<Vec<String>>,
+    pub(super) min_version: Option<String>,
+    pub(super) max_version: Option<String>,
+    pub(super) cipher_suites: Option<Vec<String>>,
+    pub(super) prefer_server_cipher_suites: Option<bool>,
+    pub(super) curve_preferences: Option<Vec<String>>,
+}
 
 /// Builds the rustls configuration, or `None` when the section configures no TLS.
 pub(super) fn server_config(
