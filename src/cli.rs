@@ -142,8 +142,6 @@ pub struct ExporterArgs {
     pub state: StateArgs,
 }
 
-pub use crate::flag::parse_duration;
-
 /// A configuration problem, with what to do about it: the component's own error, which
 /// names the flag or variable at fault.
 #[derive(Debug, thiserror::Error)]

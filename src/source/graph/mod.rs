@@ -8,53 +8,30 @@
 //! fix, with Graph's error code, message and request-id.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use parking_lot::Mutex;
 use rand::Rng;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
 mod error;
+mod retry;
+mod window;
 
 pub use error::{refusal_hint, GraphError, PollErrorReason};
+pub use retry::{parse_retry_after, RetryPolicy, MAX_RETRY_AFTER};
+pub use window::{CallWindow, WindowRead, MAX_WINDOW};
+
+use retry::TenantGate;
 
 use super::metrics::{Endpoint, RetryReason, SourceMetrics};
-pub use super::Function;
+use super::Function;
 use crate::source::auth::{error_chain, AccessToken, AuthError, TokenCache};
 use crate::source::row::Page;
 
-/// Graph's documented limit on one request's call-start range.
-pub const MAX_WINDOW: Duration = Duration::from_secs(90 * 86_400);
-
-/// The longest `Retry-After` obeyed; longer values are taken as this.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
 /// Pages one window may have: 10 million rows. More means a nextLink loop.
 const MAX_PAGES_PER_WINDOW: u64 = 10_000;
-
-/// A half-open range of call start times `[from, to)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CallWindow {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
-}
-
-impl CallWindow {
-    /// Splits the window into consecutive windows no longer than `max`.
-    pub fn split(self, max: Duration) -> Vec<CallWindow> {
-        let max = chrono::Duration::from_std(max).unwrap_or(chrono::Duration::days(90));
-        let mut windows = Vec::new();
-        let mut from = self.from;
-        while from < self.to {
-            let to = (from + max).min(self.to);
-            windows.push(CallWindow { from, to });
-            from = to;
-        }
-        windows
-    }
-}
 
 /// Graph's error body.
 #[derive(Deserialize, Default)]
@@ -77,69 +54,6 @@ struct ErrorDetail {
 struct InnerError {
     #[serde(default, rename = "request-id")]
     request_id: Option<String>,
-}
-
-/// How the client retries.
-#[derive(Debug, Clone)]
-pub struct RetryPolicy {
-    /// Attempts after the first, for one page.
-    pub max_retries: u32,
-    /// First backoff; it doubles with each retry, with full jitter.
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            max_retries: 6,
-            initial_backoff: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(60),
-        }
-    }
-}
-
-/// What reading a window took.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct WindowRead {
-    pub pages: u64,
-    pub rows: u64,
-}
-
-/// Holds back every request to a tenant while a `Retry-After` is pending.
-#[derive(Debug, Default)]
-struct TenantGate {
-    not_before: Mutex<Option<tokio::time::Instant>>,
-}
-
-impl TenantGate {
-    async fn wait(&self) {
-        loop {
-            let until = *self.not_before.lock();
-            match until {
-                Some(until) if until > tokio::time::Instant::now() => {
-                    tokio::time::sleep_until(until).await
-                }
-                _ => return,
-            }
-        }
-    }
-
-    fn is_open(&self) -> bool {
-        self.not_before
-            .lock()
-            .is_none_or(|until| until <= tokio::time::Instant::now())
-    }
-
-    fn hold_for(&self, delay: Duration) {
-        // A Retry-After beyond an hour is a broken header, not a plan; an hour bounds it.
-        let delay = delay.min(MAX_RETRY_AFTER);
-        let until = tokio::time::Instant::now() + delay;
-        let mut not_before = self.not_before.lock();
-        if not_before.is_none_or(|current| current < until) {
-            *not_before = Some(until);
-        }
-    }
 }
 
 /// A Graph client for one tenant.
@@ -543,25 +457,10 @@ fn describe_transport(error: reqwest::Error) -> String {
     }
 }
 
-/// Parses `Retry-After` as seconds or an HTTP date; a date in the past means "now".
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(seconds) = value.parse::<u64>() {
-        return Some(Duration::from_secs(seconds));
-    }
-    if let Ok(seconds) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(seconds).ok();
-    }
-    let date = httpdate::parse_http_date(value).ok()?;
-    Some(
-        date.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     #[test]
     fn windows_split_at_the_limit_without_gaps() {
