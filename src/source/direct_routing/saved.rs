@@ -126,3 +126,58 @@ impl SavedTotals {
         Ok(t)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::direct_routing::DirectRoutingRow;
+
+    fn totals() -> DirectRoutingTotals {
+        let row = DirectRoutingRow::parse(
+            r#"{"id":"a","startDateTime":"2026-11-27T10:00:25Z","inviteDateTime":"2026-11-27T10:00:21Z",
+            "duration":300,"callType":"ByotIn","successfulCall":true,"finalSipCode":0,
+            "trunkFullyQualifiedDomainName":"sbc1.contoso.com"}"#,
+        )
+        .unwrap();
+        let mut totals = DirectRoutingTotals::default();
+        totals.count(&row);
+        totals
+    }
+
+    #[test]
+    fn saved_totals_come_back_equal() {
+        let totals = totals();
+        assert_eq!(SavedTotals::from(&totals).restore().unwrap(), totals);
+    }
+
+    // The messages name what is damaged as the store's did before the totals moved here.
+    #[test]
+    fn damaged_totals_are_refused_with_what_is_wrong() {
+        let refused = |saved: SavedTotals| saved.restore().unwrap_err().to_string();
+        let mut twice = SavedTotals::from(&totals());
+        let first = &twice.calls[0];
+        let again = SavedCall {
+            trunk_fqdn: first.trunk_fqdn.clone(),
+            call_type: first.call_type.clone(),
+            final_sip_code: first.final_sip_code.clone(),
+            successful: first.successful,
+            media_path_location: first.media_path_location.clone(),
+            count: 1,
+        };
+        twice.calls.push(again);
+        assert_eq!(refused(twice), "a call series is saved twice");
+        let mut bounds = SavedTotals::from(&totals());
+        bounds.duration_bounds.push(1e9);
+        assert_eq!(
+            refused(bounds),
+            "its duration histogram has other buckets than this version's"
+        );
+        let mut histogram = SavedTotals::from(&totals());
+        histogram.setup[0] = SavedHistogram::save("sbc1.contoso.com", "ByotIn", &{
+            let mut h = crate::source::family::Histogram::new(SETUP_BUCKETS);
+            h.count = 5;
+            h
+        });
+        assert_eq!(refused(histogram), "a histogram does not add up");
+    }
+}
