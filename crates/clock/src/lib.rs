@@ -6,6 +6,10 @@
 
 #![forbid(unsafe_code)]
 
+mod rate;
+
+pub use rate::{Rate, RateError};
+
 use std::sync::Arc;
 use std::time::Duration;
 
