@@ -24,7 +24,7 @@ use crate::exposition::web_args::listen_candidates;
 use crate::source::auth::{Credential, TokenCache};
 use crate::source::cloud::UrlError;
 use crate::source::direct_routing::DirectRouting;
-use crate::source::graph::GraphClient;
+use crate::source::graph::{GraphClient, RequestBudget};
 use crate::source::metrics::SourceMetrics;
 use crate::source::{CallLog, Tenant};
 use exporter_web::web_config::WebConfig;
@@ -91,6 +91,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         credential: credential.kind(),
         graph_endpoint: config.graph_endpoint.to_string(),
         schedule: config.schedule.clone(),
+        budget: config.budget,
         demo: args.demo,
     };
     tracing::info!(credential = ?credential, "credential chosen");
@@ -102,7 +103,8 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         config.retry.clone(),
         metrics.source.clone(),
     )
-    .with_concurrency(config.graph_concurrency);
+    .with_concurrency(config.graph_concurrency)
+    .with_budget(Arc::new(RequestBudget::new(config.budget, clock.clone())));
 
     if config.state.is_none() && !args.demo {
         tracing::warn!("no --state.path: counted calls and remembered row ids are kept in memory only, so a restart sets the counters back to zero and calls that appear while the exporter is down are never counted; give it a file on a persistent volume with --state.path");

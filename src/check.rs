@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use crate::app::{self, DemoTenant, StartError};
 use crate::cli::{Config, EnvSecrets, ExporterArgs};
 use crate::source::auth::{AccessToken, Credential, TokenCache};
-use crate::source::graph::{CallWindow, GraphClient, RetryPolicy};
+use crate::source::graph::{CallWindow, GraphClient, Priority, RetryPolicy};
 use crate::source::metrics::SourceMetrics;
 use crate::source::Function;
 use tve_clock::Clock;
@@ -294,7 +294,7 @@ async fn reach_graph<W: Write>(
 /// The `call logs` step: the last hour, read as a poll reads it.
 async fn read_call_logs<W: Write>(report: &mut Report<W>, graph: &GraphClient, window: CallWindow) {
     match graph
-        .read_window(Function::DirectRoutingCalls, window, |_| {})
+        .read_window(Function::DirectRoutingCalls, window, Priority::Recent, |_| {})
         .await
     {
         Ok(read) => report.line(

@@ -29,7 +29,7 @@ use crate::exposition::web_args::{WebArgs, WebArgsError};
 use crate::source::auth::args::AzureArgs;
 use crate::source::auth::credential_source::CredentialError;
 use crate::source::cloud::{warn_on_mixed_clouds, UrlError};
-use crate::source::graph::RetryPolicy;
+use crate::source::graph::{BudgetLimits, RetryPolicy};
 use crate::source::graph_args::{GraphArgs, GraphArgsError};
 
 /// Read by `main` and handed to the credential; declared beside the credential flags.
@@ -184,6 +184,8 @@ pub struct Config {
     pub retry: RetryPolicy,
     /// `--graph.concurrency`.
     pub graph_concurrency: usize,
+    /// `--graph.rate-limit` and `--graph.tenant-rate-limit`.
+    pub budget: BudgetLimits,
     pub schedule: Schedule,
     pub state: Option<StateOptions>,
 }
@@ -198,7 +200,7 @@ impl ExporterArgs {
         warn_on_mixed_clouds(&graph_endpoint, &authority_host);
         self.web.check()?;
         let schedule = self.poll.schedule(self.demo)?;
-        let graph = self.graph.options()?;
+        let graph = self.graph.options(self.demo)?;
         Ok(Config {
             listen_address: self.web.listen_address.clone(),
             telemetry_path: self.web.telemetry_path.clone(),
@@ -207,6 +209,7 @@ impl ExporterArgs {
             graph_timeout: graph.timeout,
             retry: graph.retry,
             graph_concurrency: graph.concurrency,
+            budget: graph.budget,
             schedule,
             state: self.state.options(),
         })
@@ -246,6 +249,8 @@ mod tests {
             "graph.max-retries",
             "graph.retry-backoff",
             "graph.concurrency",
+            "graph.rate-limit",
+            "graph.tenant-rate-limit",
             "azure.authority-host",
             "azure.cloud",
             "azure.auth",

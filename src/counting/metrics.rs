@@ -18,6 +18,9 @@ pub struct CountingMetrics {
     pub last_success: GaugeVec,
     pub poll_errors: IntCounterVec,
     pub poll_duration: HistogramVec,
+    pub polls_delayed: IntCounterVec,
+    pub schedule_pages_per_hour: GaugeVec,
+    pub budget_utilisation: GaugeVec,
     pub remembered_rows: IntGaugeVec,
     pub ready: IntGauge,
     pub poll_interval: Gauge,
@@ -38,15 +41,27 @@ impl CountingMetrics {
                 &["endpoint", "reason"],
             )?,
             poll_duration: HistogramVec::new(
-                HistogramOpts::new(p("poll_duration_seconds"), "Time a poll took, by kind: baseline (first start), recent window, late window, or sweep of the lookback.")
+                HistogramOpts::new(p("poll_duration_seconds"), "Time a poll took, by kind: recent window, late window, or sweep of the lookback.")
                     .buckets(vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0]),
                 &["endpoint", "kind"],
+            )?,
+            polls_delayed: IntCounterVec::new(
+                Opts::new(p("polls_delayed_total"), "Polls that started later than their interval asked: a recent poll after one that outlasted --poll.interval, a late poll or sweep that waited for another long read. Windows reach back, so nothing is lost, only counted later."),
+                &["endpoint", "kind"],
+            )?,
+            schedule_pages_per_hour: GaugeVec::new(
+                Opts::new(p("schedule_pages_per_hour"), "Graph pages an hour the poll schedule needs, by kind, at the call rate seen so far."),
+                &["endpoint", "kind"],
+            )?,
+            budget_utilisation: GaugeVec::new(
+                Opts::new(p("schedule_budget_utilisation_ratio"), "Pages an hour the poll schedule needs over the requests an hour the request budget allows (--graph.rate-limit); above 1 the schedule does not fit and sweeps are stretched first."),
+                &["endpoint"],
             )?,
             remembered_rows: IntGaugeVec::new(
                 Opts::new(p("remembered_rows"), "Row ids remembered for exactly-once counting (until their call start leaves the lookback)."),
                 &["endpoint"],
             )?,
-            ready: IntGauge::new(p("ready"), "1 once the first poll has read its whole window (what /-/ready reports).")?,
+            ready: IntGauge::new(p("ready"), "1 once a poll has read its whole window (what /-/ready reports).")?,
             // Alerts need it to tell a stale exporter ("no success for three poll
             // intervals") from a slowly polling one.
             poll_interval: Gauge::new(p("poll_interval_seconds"), "How often the recent window is read (--poll.interval).")?,
@@ -55,6 +70,9 @@ impl CountingMetrics {
         registry.register(Box::new(metrics.last_success.clone()))?;
         registry.register(Box::new(metrics.poll_errors.clone()))?;
         registry.register(Box::new(metrics.poll_duration.clone()))?;
+        registry.register(Box::new(metrics.polls_delayed.clone()))?;
+        registry.register(Box::new(metrics.schedule_pages_per_hour.clone()))?;
+        registry.register(Box::new(metrics.budget_utilisation.clone()))?;
         registry.register(Box::new(metrics.remembered_rows.clone()))?;
         registry.register(Box::new(metrics.ready.clone()))?;
         registry.register(Box::new(metrics.poll_interval.clone()))?;
@@ -63,16 +81,18 @@ impl CountingMetrics {
     }
 
     /// Creates the series of `function` at zero, so that alerts and `increase()` see the
-    /// first failure, baseline and sweep rather than a series appearing from nothing.
+    /// first failure and sweep rather than a series appearing from nothing.
     pub fn initialise(&self, function: Function) {
         let endpoint = function.name();
         for reason in PollErrorReason::ALL {
             self.poll_errors
                 .with_label_values(&[endpoint, reason.as_str()]);
         }
-        // The stale-poll alert allows for the duration of baselines and sweeps.
+        // The stale-poll alert allows for the duration of sweeps.
         for kind in PollKind::ALL {
             self.poll_duration
+                .with_label_values(&[endpoint, kind.as_str()]);
+            self.polls_delayed
                 .with_label_values(&[endpoint, kind.as_str()]);
         }
         self.remembered_rows.with_label_values(&[endpoint]);

@@ -1,15 +1,17 @@
 //! The background fetcher: which call windows to read, and when.
 //!
-//! At first start it reads the whole lookback once and only remembers the rows (the
-//! baseline), so counters start at zero. Then every poll interval it reads the recent window,
-//! widened back to the end of the last complete read if polls failed meanwhile, so an outage
-//! leaves no silent gap; every late interval it reads the late window instead (the hours in
-//! which Graph publishes most of its stragglers); and every sweep interval it reads the whole
-//! lookback to catch rows Graph published days late. Long windows are read as time
-//! sub-windows in parallel (`--graph.concurrency`), and a sweep that fails part-way resumes
-//! with the sub-windows it did not finish. Rows are counted by [`TenantState`], exactly once,
-//! whatever windows overlap. A failed poll is counted, logged with what to do, and retried at
-//! the next tick.
+//! At first start nothing is read before counting begins: the boundary is set one recent
+//! window before the start (see [`Progress::first_start`]), so the exporter is ready after
+//! its first recent poll, in seconds, whatever the lookback holds. Then two lanes run side
+//! by side. The recent lane reads the recent window every poll interval, widened back to
+//! the end of the last complete read if polls failed meanwhile, so an outage leaves no
+//! silent gap. The long-read lane reads the late window every late interval (the hours in
+//! which Graph publishes most of its stragglers) and the whole lookback every sweep
+//! interval (rows Graph published days late), one read at a time, newest part first. Both
+//! take every request from the tenant's request budget, the recent lane first, so a sweep
+//! never holds new calls back; a sweep that fails part-way resumes with the parts it did
+//! not finish. Rows are counted by [`TenantState`], exactly once, whatever windows overlap.
+//! A failed poll is counted, logged with what to do, and retried at the next tick.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,11 +22,12 @@ use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
 
+use super::feasibility::{self, Feasibility};
 use super::metrics::CountingMetrics;
-use super::schedule::{PollKind, Progress, Schedule};
+use super::schedule::{to_chrono, PollKind, Progress, Schedule};
 use crate::counting::state::{Ingest, TenantState};
 use crate::counting::store::StateStore;
-use crate::source::graph::{CallWindow, GraphClient, GraphError, WindowRead};
+use crate::source::graph::{CallWindow, GraphClient, GraphError, Priority, WindowRead};
 use crate::source::CallLog;
 use tve_clock::Clock;
 
@@ -45,10 +48,12 @@ pub struct PollerStatus {
     ready: AtomicBool,
     last: Mutex<Option<PollReport>>,
     last_success: Mutex<Option<DateTime<Utc>>>,
+    counting_since: Mutex<Option<DateTime<Utc>>>,
+    feasibility: Mutex<Option<Feasibility>>,
 }
 
 impl PollerStatus {
-    /// True once the first poll (the baseline) read its whole window.
+    /// True once a poll has read its whole window.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
@@ -60,9 +65,20 @@ impl PollerStatus {
     pub fn last_success(&self) -> Option<DateTime<Utc>> {
         *self.last_success.lock()
     }
+
+    /// The first start's boundary: calls that started earlier are history, not counted.
+    pub fn counting_since(&self) -> Option<DateTime<Utc>> {
+        *self.counting_since.lock()
+    }
+
+    /// The schedule against the request budget, once a poll has shown the call rate.
+    pub fn feasibility(&self) -> Option<Feasibility> {
+        *self.feasibility.lock()
+    }
 }
 
-/// Polls one source: a tenant's calls of the call-log function `L`.
+/// Polls one source: a tenant's calls of the call-log function `L`. Built by the caller,
+/// then [`Poller::start`]ed.
 pub struct Poller<L: CallLog> {
     pub graph: Arc<GraphClient>,
     pub state: Arc<Mutex<TenantState<L>>>,
@@ -75,68 +91,173 @@ pub struct Poller<L: CallLog> {
     pub store: Option<StateStore<L>>,
 }
 
+/// A started poller: the two lanes' shared state.
+pub struct Polling<L: CallLog> {
+    graph: Arc<GraphClient>,
+    state: Arc<Mutex<TenantState<L>>>,
+    status: Arc<PollerStatus>,
+    metrics: CountingMetrics,
+    clock: Clock,
+    schedule: Schedule,
+    progress: Mutex<Progress>,
+    store: tokio::sync::Mutex<Option<StateStore<L>>>,
+    /// Where the reads in flight start, by lane: rows above the lowest are not forgotten,
+    /// since a read in flight may still return them.
+    in_flight: Mutex<[Option<DateTime<Utc>>; 2]>,
+    /// The call rate each kind of read last showed (rows per hour), for the feasibility
+    /// estimate; every read underestimates (rows are still to come), so the largest wins.
+    rate_seen: Mutex<[f64; 3]>,
+}
+
+/// Which lane a read runs in.
+#[derive(Debug, Clone, Copy)]
+enum Lane {
+    Recent = 0,
+    Long = 1,
+}
+
 impl<L: CallLog> Poller<L> {
-    /// The next poll and its window, at `now`.
-    pub fn plan(&self, now: DateTime<Utc>) -> (PollKind, CallWindow) {
-        self.schedule.plan(&self.progress, now)
-    }
-
-    /// The sub-windows to read for `window` (see [`Progress::sub_windows`]).
-    pub fn sub_windows(&self, kind: PollKind, window: CallWindow) -> Vec<CallWindow> {
-        self.progress
-            .sub_windows(kind, window, self.graph.concurrency())
-    }
-
-    /// Polls until `shutdown` is cancelled, then saves what was counted (a poll cut short
-    /// leaves its counted rows remembered with them, so a restart does not count them again).
-    pub async fn run(mut self, shutdown: CancellationToken) {
-        loop {
-            let started = Instant::now();
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = self.poll_once() => {}
-            }
-            // Keep a steady cadence: a slow poll shortens the wait, not the rate.
-            let wait = self
-                .clock
-                .real_duration(self.schedule.poll_interval)
-                .saturating_sub(started.elapsed());
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(wait) => {}
-            }
+    /// Sets where counting begins if this is the first start (and saves it, so a crash
+    /// does not move it), and returns the poller ready to run.
+    pub async fn start(self) -> Polling<L> {
+        let mut progress = self.progress;
+        let first_start = !progress.first_start_done;
+        if first_start {
+            let boundary = progress.first_start(self.clock.now(), &self.schedule);
+            tracing::info!(
+                counting_since = %boundary.to_rfc3339(),
+                "first start: calls that started from one recent window before now are counted when their rows appear; older calls are history and are not counted"
+            );
         }
+        *self.status.counting_since.lock() = progress.forgotten_before;
+        let polling = Polling {
+            graph: self.graph,
+            state: self.state,
+            status: self.status,
+            metrics: self.metrics,
+            clock: self.clock,
+            schedule: self.schedule,
+            progress: Mutex::new(progress),
+            store: tokio::sync::Mutex::new(self.store),
+            in_flight: Mutex::new([None, None]),
+            rate_seen: Mutex::new([0.0; 3]),
+        };
+        if first_start {
+            polling.persist().await;
+        }
+        polling
+    }
+
+    /// Starts and polls until `shutdown` is cancelled, then saves what was counted.
+    pub async fn run(self, shutdown: CancellationToken) {
+        self.start().await.run(shutdown).await
+    }
+}
+
+impl<L: CallLog> Polling<L> {
+    /// Runs both lanes until `shutdown` is cancelled, then saves what was counted (a poll
+    /// cut short leaves its counted rows remembered with them, so a restart does not count
+    /// them again).
+    pub async fn run(&self, shutdown: CancellationToken) {
+        tokio::join!(self.recent_lane(&shutdown), self.long_lane(&shutdown));
         self.persist().await;
     }
 
-    /// Commits the state, the aggregates and the progress in one transaction, then shows
-    /// the aggregates on `/metrics`: what a scrape has seen is never lost by a crash.
-    async fn persist(&mut self) {
-        let Some(mut store) = self.store.take() else {
-            return;
-        };
-        let state = Arc::clone(&self.state);
-        let progress = self.progress.clone();
-        let commit = tokio::task::spawn_blocking(move || {
-            store.commit(&state, &progress);
-            store
-        });
-        match commit.await {
-            Ok(store) => self.store = Some(store),
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            // The runtime is shutting down: the commit either finished or never began.
-            Err(_) => return,
+    async fn recent_lane(&self, shutdown: &CancellationToken) {
+        let interval = self.clock.real_duration(self.schedule.poll_interval);
+        loop {
+            let started = Instant::now();
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.poll_recent() => {}
+            }
+            let took = started.elapsed();
+            if took > interval {
+                // The next poll starts late: its window reaches back, nothing is lost.
+                self.delayed(PollKind::Recent);
+            }
+            // Keep a steady cadence: a slow poll shortens the wait, not the rate.
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(interval.saturating_sub(took)) => {}
+            }
         }
-        self.state.lock().publish();
     }
 
-    /// Runs the poll that is due now.
-    pub async fn poll_once(&mut self) -> Result<WindowRead, GraphError> {
-        let (kind, window) = self.plan(self.clock.now());
-        let parts = self.sub_windows(kind, window);
+    async fn long_lane(&self, shutdown: &CancellationToken) {
+        let tick = self.clock.real_duration(self.schedule.poll_interval);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.poll_long() => {}
+            }
+            // Checked every poll interval: a late poll or sweep starts at most that late,
+            // and one that failed is tried again after it.
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(tick) => {}
+            }
+        }
+    }
+
+    /// Reads the recent window now.
+    pub async fn poll_recent(&self) -> Result<WindowRead, GraphError> {
+        let window = self.schedule.recent(&self.progress.lock(), self.clock.now());
+        self.poll(Lane::Recent, PollKind::Recent, window).await
+    }
+
+    /// Runs the long read that is due now (a late poll or a sweep), if one is.
+    pub async fn poll_long(&self) -> Option<(PollKind, Result<WindowRead, GraphError>)> {
+        let now = self.clock.now();
+        let (kind, window) = {
+            let progress = self.progress.lock();
+            let (kind, window) = self.schedule.long_read(&progress, now)?;
+            let due = match kind {
+                PollKind::Sweep => progress.last_sweep.map(|t| t + to_chrono(self.schedule.sweep_interval)),
+                _ => progress.last_late.map(|t| t + to_chrono(self.schedule.late_interval)),
+            };
+            if due.is_some_and(|due| now - due > to_chrono(2 * self.schedule.poll_interval)) {
+                self.delayed(kind);
+            }
+            (kind, window)
+        };
+        Some((kind, self.poll(Lane::Long, kind, window).await))
+    }
+
+    /// The progress so far.
+    pub fn progress(&self) -> Progress {
+        self.progress.lock().clone()
+    }
+
+    pub fn status(&self) -> &Arc<PollerStatus> {
+        &self.status
+    }
+
+    fn delayed(&self, kind: PollKind) {
+        self.metrics
+            .polls_delayed
+            .with_label_values(&[L::FUNCTION.name(), kind.as_str()])
+            .inc();
+    }
+
+    async fn poll(
+        &self,
+        lane: Lane,
+        kind: PollKind,
+        window: CallWindow,
+    ) -> Result<WindowRead, GraphError> {
+        let parts = self
+            .progress
+            .lock()
+            .sub_windows(kind, window, self.graph.concurrency());
+        self.in_flight.lock()[lane as usize] = Some(window.from);
         let started = Instant::now();
         tracing::debug!(kind = kind.as_str(), from = %window.from, to = %window.to, parts = parts.len(), "poll starting");
-        let read = self.read_parts(kind, parts).await;
+        let priority = match kind {
+            PollKind::Recent => Priority::Recent,
+            PollKind::Late | PollKind::Sweep => Priority::Background,
+        };
+        let read = self.read_parts(priority, parts).await;
         let took = started.elapsed();
         self.metrics
             .poll_duration
@@ -155,14 +276,16 @@ impl<L: CallLog> Poller<L> {
         };
         let horizon = self
             .progress
+            .lock()
             .finish(kind, window, outcome, self.schedule.lookback);
         let report_result = match &result {
             Ok(()) => {
-                let forgotten = horizon.map_or(0, |h| self.state.lock().forget_before(h));
-                self.succeeded(kind, &total, ingested, forgotten, took, finished_at);
+                let forgotten = horizon.map_or(0, |h| self.forget_before(lane, h));
+                self.succeeded(kind, window, &total, ingested, forgotten, took, finished_at);
                 Ok(total)
             }
             Err(error) => {
+                self.in_flight.lock()[lane as usize] = None;
                 self.failed(kind, error, &total, ingested);
                 Err(error.to_string())
             }
@@ -172,9 +295,8 @@ impl<L: CallLog> Poller<L> {
             .remembered_rows
             .with_label_values(&[L::FUNCTION.name()])
             .set(self.state.lock().remembered_rows() as i64);
-        if result.is_ok() && self.progress.baseline_done {
-            // Ready once the baseline is saved (a crash before that repeats it), or after
-            // a restart once the first poll has read its window.
+        if result.is_ok() {
+            // Ready once a read is saved: counting has begun and what it counted survives.
             self.status.ready.store(true, Ordering::Release);
             self.metrics.ready.set(1);
         }
@@ -189,26 +311,57 @@ impl<L: CallLog> Poller<L> {
         result.map(|()| total)
     }
 
+    /// Forgets rows below `horizon`, but none a read in flight in the other lane may still
+    /// return: it was planned earlier and may reach further back.
+    fn forget_before(&self, lane: Lane, horizon: DateTime<Utc>) -> usize {
+        let floor = {
+            let mut in_flight = self.in_flight.lock();
+            in_flight[lane as usize] = None;
+            in_flight.iter().flatten().min().copied()
+        };
+        let horizon = floor.map_or(horizon, |floor| floor.min(horizon));
+        self.state.lock().forget_before(horizon)
+    }
+
+    /// Commits the state, the aggregates and the progress in one transaction, then shows
+    /// the aggregates on `/metrics`: what a scrape has seen is never lost by a crash.
+    async fn persist(&self) {
+        let mut guard = self.store.lock().await;
+        let Some(mut store) = guard.take() else {
+            return;
+        };
+        let state = Arc::clone(&self.state);
+        let progress = self.progress.lock().clone();
+        let commit = tokio::task::spawn_blocking(move || {
+            store.commit(&state, &progress);
+            store
+        });
+        match commit.await {
+            Ok(store) => *guard = Some(store),
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // The runtime is shutting down: the commit either finished or never began.
+            Err(_) => return,
+        }
+        drop(guard);
+        self.state.lock().publish();
+    }
+
     /// Reads `parts` with up to `--graph.concurrency` at a time, counting their rows as
     /// pages arrive.
-    async fn read_parts(&self, kind: PollKind, parts: Vec<CallWindow>) -> PartsRead {
-        let mode = match kind {
-            PollKind::Baseline => Ingest::RememberOnly,
-            PollKind::Recent | PollKind::Late | PollKind::Sweep => Ingest::Count,
-        };
+    async fn read_parts(&self, priority: Priority, parts: Vec<CallWindow>) -> PartsRead {
         let graph = &self.graph;
         let state = &self.state;
         let clock = &self.clock;
-        // Each row is counted once whichever sub-window returns it: the state keeps the
-        // ids under its lock, and sub-windows are half-open so they share no start.
+        // Each row is counted once whichever sub-window (or lane) returns it: the state
+        // keeps the ids under its lock, and sub-windows are half-open so they share no start.
         let reads = parts.into_iter().map(|part| async move {
             let mut ingested = 0;
             let read = graph
-                .read_window(L::FUNCTION, part, |page| {
+                .read_window(L::FUNCTION, part, priority, |page| {
                     let now = clock.now();
                     let outcome = state.lock().ingest(
                         page.value.iter().map(|raw| raw.get()),
-                        mode,
+                        Ingest::Count,
                         now,
                         part.from,
                     );
@@ -217,7 +370,8 @@ impl<L: CallLog> Poller<L> {
                 .await;
             (part, read, ingested)
         });
-        let mut reads = futures_util::stream::iter(reads).buffer_unordered(graph.concurrency());
+        // `buffered` keeps the parts' order: a sweep's newest parts are read first.
+        let mut reads = futures_util::stream::iter(reads).buffered(graph.concurrency());
         let mut out = PartsRead {
             total: WindowRead::default(),
             ingested: 0,
@@ -242,9 +396,11 @@ impl<L: CallLog> Poller<L> {
         out
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn succeeded(
         &self,
         kind: PollKind,
+        window: CallWindow,
         total: &WindowRead,
         ingested: u64,
         forgotten: usize,
@@ -256,15 +412,65 @@ impl<L: CallLog> Poller<L> {
             .with_label_values(&[L::FUNCTION.name()])
             .set(finished_at.timestamp_millis() as f64 / 1e3);
         *self.status.last_success.lock() = Some(finished_at);
-        if kind == PollKind::Baseline {
-            tracing::info!(
-                rows = total.rows, pages = total.pages, took = ?took,
-                "baseline read: existing rows remembered, counting starts now"
-            );
+        tracing::info!(
+            kind = kind.as_str(), rows = total.rows, pages = total.pages,
+            new = ingested, forgotten, took = ?took, "poll complete"
+        );
+        if kind == PollKind::Recent {
+            // Room in every budget window for the next recent poll, whatever long read runs.
+            let per_window = self.graph.budget().limits().per_function.per;
+            let polls_per_window = (per_window.as_secs_f64()
+                / self.schedule.poll_interval.as_secs_f64())
+            .ceil()
+            .max(1.0);
+            let reserve = (total.pages + 1) as f64 * polls_per_window;
+            self.graph
+                .budget()
+                .reserve_for_recent(L::FUNCTION, reserve.min(f64::from(u32::MAX)) as u32);
+        }
+        self.assess(kind, window, total);
+    }
+
+    /// Updates the schedule's feasibility from the call rate this read showed, and says so
+    /// when the verdict changes.
+    fn assess(&self, kind: PollKind, window: CallWindow, total: &WindowRead) {
+        let hours = (window.to - window.from).num_seconds() as f64 / 3600.0;
+        if hours <= 0.0 {
+            return;
+        }
+        let rate = {
+            let mut seen = self.rate_seen.lock();
+            seen[kind as usize] = total.rows as f64 / hours;
+            seen.iter().copied().fold(0.0, f64::max)
+        };
+        let assessed = feasibility::assess(&self.schedule, rate, self.graph.budget().limits(), 1);
+        let endpoint = L::FUNCTION.name();
+        for (kind, pages) in [
+            (PollKind::Recent, assessed.recent_pages_per_hour),
+            (PollKind::Late, assessed.late_pages_per_hour),
+            (PollKind::Sweep, assessed.sweep_pages_per_hour),
+        ] {
+            self.metrics
+                .schedule_pages_per_hour
+                .with_label_values(&[endpoint, kind.as_str()])
+                .set(pages);
+        }
+        self.metrics
+            .budget_utilisation
+            .with_label_values(&[endpoint])
+            .set(assessed.utilisation());
+        let previous = self.status.feasibility.lock().replace(assessed);
+        if previous.map(|p| p.verdict) == Some(assessed.verdict) {
+            return;
+        }
+        if assessed.verdict.fits() {
+            tracing::info!(endpoint, "the poll schedule fits the request budget: {assessed}");
         } else {
-            tracing::info!(
-                kind = kind.as_str(), rows = total.rows, pages = total.pages,
-                new = ingested, forgotten, took = ?took, "poll complete"
+            tracing::warn!(
+                endpoint,
+                verdict = ?assessed.verdict,
+                "the poll schedule does not fit the request budget: {assessed}; {}",
+                assessed.remedy()
             );
         }
     }

@@ -1,10 +1,11 @@
 //! The schedule: which call window to read next, and what a finished poll changes.
 //!
 //! Pure planning code, testable without a Graph client: from the configured [`Schedule`],
-//! the [`Progress`] so far and the time, it picks the poll (baseline, recent, late or
-//! sweep) and its window, cuts long windows into sub-windows for parallel readers, and
-//! records how a poll ended, so that a failed poll leaves no silent gap and a failed sweep
-//! resumes where it stopped. The poller carries the plans out.
+//! the [`Progress`] so far and the time, it plans the two lanes the poller runs side by
+//! side, the recent poll and the long reads (a late poll or a sweep), cuts long windows
+//! into sub-windows, sets where counting begins at first start, and records how a poll
+//! ended, so that a failed poll leaves no silent gap and a failed sweep resumes where it
+//! stopped. The poller carries the plans out.
 
 use std::time::Duration;
 
@@ -51,66 +52,78 @@ impl Schedule {
             && self.late_interval < self.sweep_interval
     }
 
-    /// The next poll and its window, at `now`.
-    pub fn plan(&self, progress: &Progress, now: DateTime<Utc>) -> (PollKind, CallWindow) {
-        let now = now
-            .duration_trunc(chrono::Duration::seconds(1))
-            .unwrap_or(now);
-        let lookback_start = now - to_chrono(self.lookback);
+    /// The recent poll's window at `now`: the recent window, widened back to the end of the
+    /// last complete read if polls failed meanwhile, so that an outage leaves no gap.
+    pub fn recent(&self, progress: &Progress, now: DateTime<Utc>) -> CallWindow {
+        let now = whole_seconds(now);
+        let from = self.tier_start(progress, self.recent_window, now);
+        CallWindow {
+            from,
+            to: now.max(from),
+        }
+    }
+
+    /// The long read due at `now`, if any: a sweep (or what a failed one left), else a late
+    /// poll. One runs at a time, so a sweep that outlasts the sweep interval is stretched,
+    /// not stacked, and late polls wait for it (it reads the late window first).
+    pub fn long_read(
+        &self,
+        progress: &Progress,
+        now: DateTime<Utc>,
+    ) -> Option<(PollKind, CallWindow)> {
+        let now = whole_seconds(now);
         let due = |last: Option<DateTime<Utc>>, interval: Duration| {
             last.is_none_or(|at| now - at >= to_chrono(interval))
         };
-        let sweep_due = due(progress.last_sweep, self.sweep_interval);
-        let late_due = self.has_late_tier() && due(progress.last_late, self.late_interval);
-        // After a failed sweep or late poll, a recent poll comes first whatever else is due:
-        // the late window lies inside the sweep's, so one bad page there fails both, and
-        // letting them take turns would never count a new call.
-        let tier_failed = progress.sweep_failed || progress.late_failed;
-        let kind = if !progress.baseline_done {
-            PollKind::Baseline
-        } else if sweep_due && !tier_failed {
+        let floor = progress.forgotten_before;
+        if let Some(pending) = self.resumable_sweep(progress, now) {
+            let from = pending
+                .window
+                .from
+                .max(floor.unwrap_or(pending.window.from));
+            return Some((
+                PollKind::Sweep,
+                CallWindow {
+                    from,
+                    to: pending.window.to.max(from),
+                },
+            ));
+        }
+        let kind = if due(progress.last_sweep, self.sweep_interval) {
             PollKind::Sweep
-        } else if late_due && !tier_failed {
+        } else if self.has_late_tier() && due(progress.last_late, self.late_interval) {
             PollKind::Late
         } else {
-            PollKind::Recent
-        };
-        let floor = progress.forgotten_before;
-        if matches!(kind, PollKind::Baseline | PollKind::Sweep) {
-            if let Some(pending) = self.resumable_sweep(progress, now) {
-                let from = pending
-                    .window
-                    .from
-                    .max(floor.unwrap_or(pending.window.from));
-                return (
-                    kind,
-                    CallWindow {
-                        from,
-                        to: pending.window.to.max(from),
-                    },
-                );
-            }
-        }
-        let tier_start = |window: Duration| {
-            let start = now - to_chrono(window);
-            progress
-                .covered_until
-                .map_or(start, |covered| covered.min(start))
-                .max(lookback_start)
+            return None;
         };
         let from = match kind {
-            PollKind::Baseline | PollKind::Sweep => lookback_start,
-            PollKind::Recent => tier_start(self.recent_window),
-            PollKind::Late => tier_start(self.late_window),
+            PollKind::Sweep => self.lookback_start(progress, now),
+            _ => self.tier_start(progress, self.late_window, now),
         };
-        let from = from.max(floor.unwrap_or(from));
-        (
+        Some((
             kind,
             CallWindow {
                 from,
                 to: now.max(from),
             },
-        )
+        ))
+    }
+
+    /// The oldest call start any window may reach at `now`: the lookback, never below
+    /// forgotten rows (even if the system clock steps back).
+    fn lookback_start(&self, progress: &Progress, now: DateTime<Utc>) -> DateTime<Utc> {
+        let start = now - to_chrono(self.lookback);
+        progress.forgotten_before.map_or(start, |f| f.max(start))
+    }
+
+    /// Where a tier's window starts: `window` back from now, or earlier where the last
+    /// complete read ended, within the lookback.
+    fn tier_start(&self, progress: &Progress, window: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+        let start = now - to_chrono(window);
+        progress
+            .covered_until
+            .map_or(start, |covered| covered.min(start))
+            .max(self.lookback_start(progress, now))
     }
 
     /// The sweep that failed part-way, while resuming it is still worth it: once a whole
@@ -127,15 +140,23 @@ impl Schedule {
     }
 }
 
+fn whole_seconds(now: DateTime<Utc>) -> DateTime<Utc> {
+    now.duration_trunc(chrono::Duration::seconds(1))
+        .unwrap_or(now)
+}
+
 /// Long windows are cut into sub-windows no shorter than this, so that cutting adds few
 /// pages (each sub-window ends with a partly filled page).
 pub const MIN_SUB_WINDOW: Duration = Duration::from_secs(3 * 3600);
 
+/// A sweep is read in parts of this length, newest first: the late window's rows are
+/// counted in its first minutes however long the rest takes under the budget, and a sweep
+/// that fails resumes from the parts it did not finish.
+pub const SWEEP_PART: Duration = Duration::from_secs(6 * 3600);
+
 /// What a poll reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PollKind {
-    /// First start: the lookback, remembered but not counted.
-    Baseline,
     /// The recent window.
     Recent,
     /// The late window: rows published hours after their call.
@@ -146,22 +167,11 @@ pub enum PollKind {
 
 impl PollKind {
     /// Every kind, for series that must exist from the start.
-    pub const ALL: [PollKind; 4] = [
-        PollKind::Baseline,
-        PollKind::Recent,
-        PollKind::Late,
-        PollKind::Sweep,
-    ];
-
-    /// Whether this kind reads the whole lookback (and can resume part-way).
-    pub fn reads_whole_lookback(self) -> bool {
-        matches!(self, PollKind::Baseline | PollKind::Sweep)
-    }
+    pub const ALL: [PollKind; 3] = [PollKind::Recent, PollKind::Late, PollKind::Sweep];
 
     /// The `kind` label value.
     pub fn as_str(self) -> &'static str {
         match self {
-            PollKind::Baseline => "baseline",
             PollKind::Recent => "recent",
             PollKind::Late => "late",
             PollKind::Sweep => "sweep",
@@ -172,20 +182,18 @@ impl PollKind {
 /// Where a poller resumes: enough to decide the next window.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
-    pub baseline_done: bool,
+    /// The first start has set where counting begins (`forgotten_before`); saved, so a
+    /// restart with `--state.path` continues rather than starting anew.
+    pub first_start_done: bool,
     pub last_sweep: Option<DateTime<Utc>>,
     /// End of the last window read completely; the next recent window starts no later.
     pub covered_until: Option<DateTime<Utc>>,
-    /// Rows that started before this were forgotten; no window may reach below it again,
-    /// even if the system clock steps back.
+    /// Rows that started before this are not read again: forgotten ones, and at first
+    /// start the history before the counting boundary. No window may reach below it, even
+    /// if the system clock steps back.
     pub forgotten_before: Option<DateTime<Utc>>,
-    /// The last sweep failed: the next poll reads the recent window, so that a sweep that
-    /// keeps failing does not stop new calls from being counted.
-    pub sweep_failed: bool,
     /// End of the last late window (or sweep) read completely. Not saved: a restart sweeps.
     pub last_late: Option<DateTime<Utc>>,
-    /// The last late poll failed; like `sweep_failed`. Not saved.
-    pub late_failed: bool,
     /// A sweep that failed part-way: the next sweep reads only its unfinished sub-windows.
     /// Not saved: a restart sweeps the whole lookback anyway.
     pub pending_sweep: Option<PendingSweep>,
@@ -195,53 +203,79 @@ pub struct Progress {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingSweep {
     pub window: CallWindow,
+    /// Newest first, the order they are read in.
     pub parts: Vec<CallWindow>,
 }
 
 impl Progress {
+    /// The first start at `now`: counting begins with calls that started one recent window
+    /// before it (the boundary, returned), and everything older is history, never read.
+    ///
+    /// The rule depends on a call's start alone, so it is exact however long reading takes:
+    /// Graph gives no time a row was published and a read of many pages is no snapshot, so
+    /// a rule of "rows already there at start" could not tell a row published during the
+    /// read from one that was there before. The boundary lies one recent window back so
+    /// that calls which ended just before the start, and whose rows Graph publishes after
+    /// it, are counted too.
+    pub fn first_start(&mut self, now: DateTime<Utc>, schedule: &Schedule) -> DateTime<Utc> {
+        let now = whole_seconds(now);
+        let boundary = now - to_chrono(schedule.recent_window);
+        let boundary = self.forgotten_before.map_or(boundary, |f| f.max(boundary));
+        self.first_start_done = true;
+        self.forgotten_before = Some(boundary);
+        // Read from the boundary until a poll succeeds, however long that takes.
+        self.covered_until = Some(boundary);
+        // Nothing older than the boundary is read, so a sweep or late poll now would only
+        // repeat the recent window.
+        self.last_sweep = Some(now);
+        self.last_late = Some(now);
+        boundary
+    }
+
     /// The saved progress of an earlier run, with a sweep due at once: rows that appeared
-    /// while the exporter was down are counted by the first poll.
+    /// while the exporter was down are counted by it, while recent polls go on.
     pub fn resumed(self) -> Progress {
         Progress {
             last_sweep: None,
-            sweep_failed: false,
             last_late: None,
-            late_failed: false,
             pending_sweep: None,
             ..self
         }
     }
 
-    /// The sub-windows to read for `window`: the unfinished ones of a resumed sweep, else
-    /// the window cut for `readers` parallel readers (`--graph.concurrency`).
+    /// The sub-windows to read for `window`: the unfinished ones of a resumed sweep, a
+    /// sweep's parts newest first, else the window cut for `readers` parallel readers
+    /// (`--graph.concurrency`).
     pub fn sub_windows(
         &self,
         kind: PollKind,
         window: CallWindow,
         readers: usize,
     ) -> Vec<CallWindow> {
-        if matches!(kind, PollKind::Baseline | PollKind::Sweep) {
-            if let Some(pending) = self.pending_sweep.as_ref() {
-                if pending.window.to == window.to {
-                    // Rows below `window.from` were forgotten meanwhile: never read them again.
-                    return pending
-                        .parts
-                        .iter()
-                        .map(|part| CallWindow {
-                            from: part.from.max(window.from),
-                            to: part.to,
-                        })
-                        .filter(|part| part.from < part.to)
-                        .collect();
-                }
+        if kind != PollKind::Sweep {
+            return split_for_readers(window, readers);
+        }
+        if let Some(pending) = self.pending_sweep.as_ref() {
+            if pending.window.to == window.to {
+                // Rows below `window.from` were forgotten meanwhile: never read them again.
+                return pending
+                    .parts
+                    .iter()
+                    .map(|part| CallWindow {
+                        from: part.from.max(window.from),
+                        to: part.to,
+                    })
+                    .filter(|part| part.from < part.to)
+                    .collect();
             }
         }
-        split_for_readers(window, readers)
+        sweep_parts(window)
     }
 
     /// Records how a poll of `kind` over `window` ended: `Ok` when it read the whole
     /// window, else the sub-windows it did not finish. After a complete read, returns the
-    /// horizon below which remembered rows may be forgotten.
+    /// horizon below which remembered rows may be forgotten (once no read in flight reaches
+    /// below it).
     pub fn finish(
         &mut self,
         kind: PollKind,
@@ -249,15 +283,10 @@ impl Progress {
         outcome: Result<(), Vec<CallWindow>>,
         lookback: Duration,
     ) -> Option<DateTime<Utc>> {
-        if kind != PollKind::Baseline {
-            self.sweep_failed = kind == PollKind::Sweep && outcome.is_err();
-            self.late_failed = kind == PollKind::Late && outcome.is_err();
-        }
-        let whole = kind.reads_whole_lookback();
         if let Err(mut unfinished) = outcome {
-            if whole {
-                // Sub-windows finish in any order; keep the unfinished ones in time order.
-                unfinished.sort_by_key(|part| part.from);
+            if kind == PollKind::Sweep {
+                // Sub-windows finish in any order; keep the unfinished ones newest first.
+                unfinished.sort_by_key(|part| std::cmp::Reverse(part.from));
                 self.pending_sweep = Some(PendingSweep {
                     window,
                     parts: unfinished,
@@ -265,7 +294,7 @@ impl Progress {
             }
             return None;
         }
-        if whole {
+        if kind == PollKind::Sweep {
             self.pending_sweep = None;
             self.last_sweep = Some(window.to);
         }
@@ -277,11 +306,25 @@ impl Progress {
         let horizon = window.to - to_chrono(lookback);
         let horizon = self.forgotten_before.map_or(horizon, |h| h.max(horizon));
         self.forgotten_before = Some(horizon);
-        if kind == PollKind::Baseline {
-            self.baseline_done = true;
-        }
         Some(horizon)
     }
+}
+
+/// A sweep's window in parts of [`SWEEP_PART`] (and Graph's 90-day limit), newest first;
+/// the oldest part takes the remainder. Parts are half-open, contiguous, and end on whole
+/// seconds.
+pub fn sweep_parts(window: CallWindow) -> Vec<CallWindow> {
+    let mut parts = Vec::new();
+    let mut to = window.to;
+    while to > window.from {
+        let from = (to - to_chrono(SWEEP_PART)).max(window.from);
+        parts.extend(CallWindow { from, to }.split(MAX_WINDOW).into_iter().rev());
+        to = from;
+    }
+    if parts.is_empty() {
+        parts.push(window);
+    }
+    parts
 }
 
 /// Cuts `window` into parts no longer than Graph's 90-day limit and, for several readers,
@@ -311,116 +354,118 @@ pub(crate) fn to_chrono(d: Duration) -> chrono::Duration {
 mod tests {
     use super::*;
 
-    /// A schedule and its progress, planned for eight readers.
-    struct Planner {
-        schedule: Schedule,
-        progress: Progress,
-    }
-
-    impl Planner {
-        fn plan(&self, now: DateTime<Utc>) -> (PollKind, CallWindow) {
-            self.schedule.plan(&self.progress, now)
-        }
-
-        fn sub_windows(&self, kind: PollKind, window: CallWindow) -> Vec<CallWindow> {
-            self.progress.sub_windows(kind, window, 8)
-        }
-    }
-
-    fn poller(progress: Progress) -> Planner {
-        Planner {
-            schedule: Schedule::default(),
-            progress,
-        }
-    }
-
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
     }
 
-    #[test]
-    fn first_poll_is_the_baseline_over_the_lookback() {
-        let (kind, window) = poller(Progress::default()).plan(at("2026-11-27T10:00:00.700Z"));
-        assert_eq!(kind, PollKind::Baseline);
-        assert_eq!(window.to, at("2026-11-27T10:00:00Z"), "whole seconds");
-        assert_eq!(window.from, at("2026-11-24T10:00:00Z"));
+    fn running(progress: Progress) -> (Schedule, Progress) {
+        (Schedule::default(), progress)
     }
 
     #[test]
-    fn recent_window_then_late_window_then_sweep_when_due() {
-        let mut p = poller(Progress {
-            baseline_done: true,
+    fn first_start_counts_from_one_recent_window_back_and_reads_no_history() {
+        let schedule = Schedule::default();
+        let mut progress = Progress::default();
+        let now = at("2026-11-27T10:00:00.700Z");
+        let boundary = progress.first_start(now, &schedule);
+        assert_eq!(boundary, at("2026-11-27T09:45:00Z"), "whole seconds");
+        assert_eq!(progress.forgotten_before, Some(boundary));
+        let window = schedule.recent(&progress, now);
+        assert_eq!((window.from, window.to), (boundary, at("2026-11-27T10:00:00Z")));
+        assert_eq!(schedule.long_read(&progress, now), None, "no read of the history");
+        // Recent polls fail for half an hour: the next one still starts at the boundary.
+        let later = at("2026-11-27T10:30:00Z");
+        assert_eq!(schedule.recent(&progress, later).from, boundary);
+        // The late poll and the sweep, when due, never reach below it either.
+        let (kind, late) = schedule.long_read(&progress, at("2026-11-27T10:15:00Z")).unwrap();
+        assert_eq!((kind, late.from), (PollKind::Late, boundary));
+        let (kind, sweep) = schedule.long_read(&progress, at("2026-11-27T16:00:00Z")).unwrap();
+        assert_eq!((kind, sweep.from), (PollKind::Sweep, boundary));
+    }
+
+    #[test]
+    fn an_unfinished_first_start_keeps_what_was_forgotten() {
+        let schedule = Schedule::default();
+        let mut progress = Progress {
+            forgotten_before: Some(at("2026-11-27T09:50:00Z")),
+            ..Progress::default()
+        };
+        let boundary = progress.first_start(at("2026-11-27T10:00:00Z"), &schedule);
+        assert_eq!(boundary, at("2026-11-27T09:50:00Z"));
+    }
+
+    #[test]
+    fn recent_polls_go_on_whatever_long_read_is_due() {
+        let (schedule, mut progress) = running(Progress {
+            first_start_done: true,
             last_sweep: Some(at("2026-11-27T04:30:00Z")),
             last_late: Some(at("2026-11-27T09:50:00Z")),
             covered_until: Some(at("2026-11-27T09:59:00Z")),
             ..Progress::default()
         });
-        let (kind, window) = p.plan(at("2026-11-27T10:00:00Z"));
-        assert_eq!(kind, PollKind::Recent);
-        assert_eq!(window.from, at("2026-11-27T09:45:00Z"));
-        p.progress.last_late = Some(at("2026-11-27T09:45:00Z"));
-        let (kind, window) = p.plan(at("2026-11-27T10:00:00Z"));
-        assert_eq!(kind, PollKind::Late);
-        assert_eq!(window.from, at("2026-11-27T04:00:00Z"));
-        p.progress.last_sweep = Some(at("2026-11-27T04:00:00Z"));
-        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Sweep);
+        let now = at("2026-11-27T10:00:00Z");
+        assert_eq!(schedule.recent(&progress, now).from, at("2026-11-27T09:45:00Z"));
+        assert_eq!(schedule.long_read(&progress, now), None);
+        progress.last_late = Some(at("2026-11-27T09:45:00Z"));
+        let (kind, window) = schedule.long_read(&progress, now).unwrap();
+        assert_eq!((kind, window.from), (PollKind::Late, at("2026-11-27T04:00:00Z")));
+        progress.last_sweep = Some(at("2026-11-27T04:00:00Z"));
+        let (kind, window) = schedule.long_read(&progress, now).unwrap();
+        assert_eq!((kind, window.from), (PollKind::Sweep, at("2026-11-24T10:00:00Z")));
+        assert_eq!(schedule.recent(&progress, now).from, at("2026-11-27T09:45:00Z"));
     }
 
     #[test]
     fn the_late_tier_can_be_switched_off() {
-        let mut p = poller(Progress {
-            baseline_done: true,
+        let (mut schedule, progress) = running(Progress {
+            first_start_done: true,
             last_sweep: Some(at("2026-11-27T09:30:00Z")),
             covered_until: Some(at("2026-11-27T09:59:00Z")),
             ..Progress::default()
         });
-        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Late);
-        p.schedule.late_interval = Duration::ZERO;
-        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Recent);
-        p.schedule.late_interval = Duration::from_secs(900);
-        p.schedule.late_window = p.schedule.recent_window;
-        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Recent);
+        let now = at("2026-11-27T10:00:00Z");
+        assert_eq!(schedule.long_read(&progress, now).unwrap().0, PollKind::Late);
+        schedule.late_interval = Duration::ZERO;
+        assert_eq!(schedule.long_read(&progress, now), None);
+        schedule.late_interval = Duration::from_secs(900);
+        schedule.late_window = schedule.recent_window;
+        assert_eq!(schedule.long_read(&progress, now), None);
     }
 
     #[test]
-    fn a_failed_late_poll_lets_a_recent_poll_through() {
-        let mut p = poller(Progress {
-            baseline_done: true,
+    fn a_failed_late_poll_is_due_again() {
+        let (schedule, mut progress) = running(Progress {
+            first_start_done: true,
             last_sweep: Some(at("2026-11-27T09:30:00Z")),
-            last_late: Some(at("2026-11-27T09:00:00Z")),
-            covered_until: Some(at("2026-11-27T09:59:00Z")),
-            late_failed: true,
-            ..Progress::default()
-        });
-        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Recent);
-        p.progress.late_failed = false;
-        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Late);
-    }
-
-    #[test]
-    fn a_failing_sweep_and_late_poll_cannot_shut_out_the_recent_poll() {
-        // Both due, both failing on the same bad page (the late window lies inside the
-        // sweep's): every failure is followed by a recent poll.
-        let mut p = poller(Progress {
-            baseline_done: true,
-            last_sweep: Some(at("2026-11-27T01:00:00Z")),
             last_late: Some(at("2026-11-27T09:00:00Z")),
             covered_until: Some(at("2026-11-27T09:59:00Z")),
             ..Progress::default()
         });
         let now = at("2026-11-27T10:00:00Z");
-        assert_eq!(p.plan(now).0, PollKind::Sweep);
-        p.progress.sweep_failed = true;
-        assert_eq!(p.plan(now).0, PollKind::Recent, "after the failed sweep");
-        p.progress.sweep_failed = false;
-        p.progress.late_failed = true;
-        assert_eq!(p.plan(now).0, PollKind::Recent, "after a failed late poll");
-        p.progress.late_failed = false;
-        assert_eq!(
-            p.plan(now).0,
-            PollKind::Sweep,
-            "the recent poll cleared both"
-        );
+        let (kind, window) = schedule.long_read(&progress, now).unwrap();
+        assert_eq!(kind, PollKind::Late);
+        assert_eq!(progress.finish(kind, window, Err(vec![window]), schedule.lookback), None);
+        assert_eq!(schedule.long_read(&progress, now), Some((kind, window)));
+    }
+
+    #[test]
+    fn sweeps_are_read_newest_first_in_parts() {
+        let window = CallWindow {
+            from: at("2026-11-24T10:00:07Z"),
+            to: at("2026-11-27T10:00:00Z"),
+        };
+        let parts = sweep_parts(window);
+        assert_eq!(parts.len(), 12);
+        assert_eq!(parts[0].to, window.to, "the newest part first");
+        assert_eq!(parts[0].from, at("2026-11-27T04:00:00Z"));
+        assert_eq!(parts.last().unwrap().from, window.from);
+        assert!(parts.windows(2).all(|w| w[1].to == w[0].from), "{parts:?}");
+        assert!(parts.iter().all(|p| p.from < p.to));
+        let short = CallWindow {
+            from: at("2026-11-27T09:45:00Z"),
+            to: at("2026-11-27T10:00:00Z"),
+        };
+        assert_eq!(sweep_parts(short), vec![short]);
     }
 
     #[test]
@@ -461,116 +506,92 @@ mod tests {
             from: at("2026-11-24T10:00:00Z"),
             to: at("2026-11-27T10:00:00Z"),
         };
-        let parts = split_for_readers(window, 4);
-        let mut p = poller(Progress {
-            baseline_done: true,
+        let parts = sweep_parts(window);
+        let (schedule, mut progress) = running(Progress {
+            first_start_done: true,
             last_sweep: Some(at("2026-11-27T04:00:00Z")),
             covered_until: Some(at("2026-11-27T10:01:00Z")),
-            // A recent poll after the failure moved the horizon on by a minute.
-            forgotten_before: Some(at("2026-11-24T10:01:00Z")),
-            pending_sweep: Some(PendingSweep {
-                window,
-                parts: vec![parts[0], parts[5]],
-            }),
             ..Progress::default()
         });
-        let (kind, resumed) = p.plan(at("2026-11-27T10:02:00Z"));
+        let unfinished = vec![parts[11], parts[5]];
+        assert_eq!(
+            progress.finish(PollKind::Sweep, window, Err(unfinished), schedule.lookback),
+            None
+        );
+        // A recent poll after the failure moved the horizon on by a minute.
+        progress.forgotten_before = Some(at("2026-11-24T10:01:00Z"));
+        let (kind, resumed) = schedule.long_read(&progress, at("2026-11-27T10:02:00Z")).unwrap();
         assert_eq!(kind, PollKind::Sweep);
         assert_eq!(resumed.to, window.to);
         assert_eq!(resumed.from, at("2026-11-24T10:01:00Z"));
-        let to_read = p.sub_windows(kind, resumed);
         assert_eq!(
-            to_read,
+            progress.sub_windows(kind, resumed, 1),
             vec![
+                parts[5],
                 CallWindow {
                     from: at("2026-11-24T10:01:00Z"),
-                    to: parts[0].to
+                    to: parts[11].to
                 },
-                parts[5]
             ],
-            "only the unfinished parts, never below the forgotten rows"
+            "only the unfinished parts, newest first, never below the forgotten rows"
         );
         // A sweep interval later a fresh sweep reads more for the same pages.
-        let (kind, fresh) = p.plan(at("2026-11-27T16:00:00Z"));
+        let (kind, fresh) = schedule.long_read(&progress, at("2026-11-27T16:00:00Z")).unwrap();
         assert_eq!(kind, PollKind::Sweep);
         assert_eq!(fresh.to, at("2026-11-27T16:00:00Z"));
-        assert_eq!(p.sub_windows(kind, fresh).len(), 16);
-        p.progress.pending_sweep = None;
-        assert_eq!(p.sub_windows(kind, resumed).len(), 16);
+        assert_eq!(progress.sub_windows(kind, fresh, 1).len(), 12);
     }
 
     #[test]
     fn recent_window_reaches_back_over_failed_polls() {
-        let p = poller(Progress {
-            baseline_done: true,
+        let (schedule, progress) = running(Progress {
+            first_start_done: true,
             last_sweep: Some(at("2026-11-27T09:59:00Z")),
             last_late: Some(at("2026-11-27T09:59:00Z")),
             covered_until: Some(at("2026-11-27T07:15:00Z")),
             ..Progress::default()
         });
-        let (kind, window) = p.plan(at("2026-11-27T10:00:00Z"));
-        assert_eq!(kind, PollKind::Recent);
-        assert_eq!(window.from, at("2026-11-27T07:15:00Z"));
-        let p = poller(Progress {
+        let now = at("2026-11-27T10:00:00Z");
+        assert_eq!(schedule.recent(&progress, now).from, at("2026-11-27T07:15:00Z"));
+        let progress = Progress {
             covered_until: Some(at("2026-11-01T00:00:00Z")),
-            ..p.progress.clone()
-        });
+            ..progress
+        };
         assert_eq!(
-            p.plan(at("2026-11-27T10:00:00Z")).1.from,
+            schedule.recent(&progress, now).from,
             at("2026-11-24T10:00:00Z"),
             "never beyond the lookback"
         );
     }
 
     #[test]
-    fn a_restart_sweeps_at_once() {
+    fn a_restart_sweeps_at_once_beside_recent_polls() {
         let saved = Progress {
-            baseline_done: true,
+            first_start_done: true,
             last_sweep: Some(at("2026-11-27T09:59:00Z")),
             covered_until: Some(at("2026-11-27T09:59:30Z")),
             forgotten_before: Some(at("2026-11-24T09:59:00Z")),
-            sweep_failed: true,
             ..Progress::default()
         };
-        let p = poller(saved.clone().resumed());
-        let (kind, window) = p.plan(at("2026-11-27T10:00:00Z"));
-        assert_eq!(kind, PollKind::Sweep);
-        assert_eq!(window.from, at("2026-11-24T10:00:00Z"));
-        assert_eq!(p.progress.forgotten_before, saved.forgotten_before);
-        let unfinished = poller(Progress::default().resumed());
-        assert_eq!(
-            unfinished.plan(at("2026-11-27T10:00:00Z")).0,
-            PollKind::Baseline,
-            "a baseline cut short is read again"
-        );
-    }
-
-    #[test]
-    fn a_failing_sweep_lets_recent_polls_through() {
-        let mut p = poller(Progress {
-            baseline_done: true,
-            last_sweep: Some(at("2026-11-27T03:00:00Z")),
-            last_late: Some(at("2026-11-27T09:59:00Z")),
-            covered_until: Some(at("2026-11-27T09:59:00Z")),
-            ..Progress::default()
-        });
-        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Sweep);
-        p.progress.sweep_failed = true;
-        assert_eq!(p.plan(at("2026-11-27T10:00:00Z")).0, PollKind::Recent);
+        let (schedule, progress) = running(saved.clone().resumed());
+        let now = at("2026-11-27T10:00:00Z");
+        let (kind, window) = schedule.long_read(&progress, now).unwrap();
+        assert_eq!((kind, window.from), (PollKind::Sweep, at("2026-11-24T10:00:00Z")));
+        assert_eq!(schedule.recent(&progress, now).from, at("2026-11-27T09:45:00Z"));
+        assert_eq!(progress.forgotten_before, saved.forgotten_before);
     }
 
     #[test]
     fn windows_never_reach_below_forgotten_rows_even_if_the_clock_steps_back() {
-        let p = poller(Progress {
-            baseline_done: true,
+        let (schedule, progress) = running(Progress {
+            first_start_done: true,
             last_sweep: None,
             covered_until: Some(at("2026-11-27T10:00:00Z")),
             forgotten_before: Some(at("2026-11-24T10:00:00Z")),
-            sweep_failed: false,
             ..Progress::default()
         });
         // The clock stepped back ten minutes: the sweep must not re-read forgotten rows.
-        let (kind, window) = p.plan(at("2026-11-27T09:50:00Z"));
+        let (kind, window) = schedule.long_read(&progress, at("2026-11-27T09:50:00Z")).unwrap();
         assert_eq!(kind, PollKind::Sweep);
         assert_eq!(window.from, at("2026-11-24T10:00:00Z"));
     }

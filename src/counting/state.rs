@@ -104,8 +104,8 @@ fn parse_guid(id: &str) -> Option<[u8; 16]> {
 pub enum Ingest {
     /// Normal operation: new rows are counted.
     Count,
-    /// The first-start baseline: rows that already exist are remembered, not counted, so
-    /// counters start at zero like any exporter's.
+    /// Rows are remembered, not counted: a state that knows rows it never counted (the
+    /// benchmarks fill large states this way; the poller always counts).
     RememberOnly,
 }
 

@@ -17,8 +17,8 @@ pub struct StateArgs {
     // The demo tenant starts afresh every run, so there is nothing to keep.
     #[arg(long = "state.path", value_name = "PATH", conflicts_with = "demo")]
     pub state_path: Option<PathBuf>,
-    /// Delete the state saved at --state.path and start afresh (counters from zero, a new
-    /// baseline); for a state file that cannot be used.
+    /// Delete the state saved at --state.path and start afresh (counters from zero, counting
+    /// from one recent window before the start); for a state file that cannot be used.
     #[arg(long = "state.reset", requires = "state_path")]
     pub state_reset: bool,
 }

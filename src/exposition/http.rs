@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::counting::poller::PollerStatus;
 use crate::counting::schedule::Schedule;
+use crate::source::graph::BudgetLimits;
 use crate::counting::store::StoreStatus;
 use crate::exposition::render::{Exposition, CONTENT_TYPE};
 use exporter_web::basic_auth::BasicAuth;
@@ -32,6 +33,8 @@ pub struct About {
     pub credential: &'static str,
     pub graph_endpoint: String,
     pub schedule: Schedule,
+    /// `--graph.rate-limit` and `--graph.tenant-rate-limit`.
+    pub budget: BudgetLimits,
     pub demo: bool,
 }
 
@@ -206,7 +209,7 @@ impl Web {
         let ready = if self.status.is_ready() {
             "yes"
         } else {
-            "no: waiting for the first complete read of the lookback"
+            "no: waiting for the first poll to read its window"
         };
         let _ = write!(page, "<tr><td>Ready</td><td>{ready}</td></tr>");
         let last_success = self
@@ -235,10 +238,41 @@ impl Web {
                 took = poll.took,
             );
         }
+        if let Some(since) = self.status.counting_since() {
+            let _ = write!(
+                page,
+                "<tr><td>Counting since</td><td>calls that started from {} (calls before the first start are history, not counted)</td></tr>",
+                since.to_rfc3339()
+            );
+        }
         page.push_str("</table>");
+        self.budget_section(&mut page);
         self.state_section(&mut page);
         page.push_str("</body></html>\n");
         page
+    }
+
+    fn budget_section(&self, page: &mut String) {
+        let budget = &self.about.budget;
+        let _ = write!(
+            page,
+            "<h2>Request budget</h2><p>At most {} requests per call-log function and {} per tenant (Graph allows 50/1m and 200/1m). ",
+            budget.per_function, budget.per_tenant
+        );
+        match self.status.feasibility() {
+            None => page.push_str("The schedule's need is estimated after the first poll.</p>"),
+            Some(f) if f.verdict.fits() => {
+                let _ = write!(page, "The schedule fits: {}.</p>", escape(&f.to_string()));
+            }
+            Some(f) => {
+                let _ = write!(
+                    page,
+                    "<strong>The schedule does not fit</strong>: {}. So {}.</p>",
+                    escape(&f.to_string()),
+                    escape(f.remedy())
+                );
+            }
+        }
     }
 
     fn state_section(&self, page: &mut String) {

@@ -9,9 +9,19 @@ use std::time::Duration;
 use clap::Args;
 use reqwest::Url;
 
+use tve_clock::Rate;
+
 use crate::flag::parse_duration;
 use crate::source::cloud::{root_url, Cloud, UrlError};
-use crate::source::graph::{RetryPolicy, DEFAULT_CONCURRENCY, MAX_CONCURRENCY};
+use crate::source::graph::{
+    BudgetLimits, RetryPolicy, DEFAULT_CONCURRENCY, DEFAULT_FUNCTION_BUDGET,
+    DEFAULT_TENANT_BUDGET, GRAPH_APP_LIMIT, GRAPH_FUNCTION_LIMIT, MAX_CONCURRENCY,
+};
+
+/// How much faster the `--demo` schedule runs than the default one (a poll every 2 s, not
+/// every minute); its simulated tenant's limits and the budget are sped up alike, so the
+/// demo keeps to its budget as a real deployment does.
+pub const DEMO_SPEED: u32 = 30;
 
 /// Microsoft Graph's flags.
 #[derive(Debug, Args)]
@@ -33,9 +43,20 @@ pub struct GraphArgs {
     #[arg(long = "graph.retry-backoff", default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
     pub graph_retry_backoff: Duration,
     /// Time sub-windows of a long read (a sweep of the lookback) fetched at the same time;
-    /// a Retry-After from Graph holds all of them back.
+    /// a Retry-After from Graph holds all of them back. The request budget sets the pace:
+    /// more readers help only when Graph answers a page slower than the budget allows.
     #[arg(long = "graph.concurrency", default_value_t = DEFAULT_CONCURRENCY, value_name = "N")]
     pub graph_concurrency: usize,
+    /// Requests the exporter sends to each call-log function of a tenant, at most, within
+    /// any DURATION: Graph allows 50 per 60s and throttles beyond [default: 45/60s; 45/2s
+    /// with --demo].
+    #[arg(long = "graph.rate-limit", value_name = "N/DURATION")]
+    pub rate_limit: Option<Rate>,
+    /// Requests the exporter sends to all call-log functions of a tenant together, at most,
+    /// within any DURATION: Graph allows an app 200 per 60s per tenant [default: 180/60s;
+    /// 180/2s with --demo].
+    #[arg(long = "graph.tenant-rate-limit", value_name = "N/DURATION")]
+    pub tenant_rate_limit: Option<Rate>,
 }
 
 /// How the Graph client reads, from valid `--graph.*` flags.
@@ -47,6 +68,8 @@ pub struct GraphOptions {
     pub retry: RetryPolicy,
     /// `--graph.concurrency`.
     pub concurrency: usize,
+    /// `--graph.rate-limit` and `--graph.tenant-rate-limit`.
+    pub budget: BudgetLimits,
 }
 
 /// A `--graph.*` flag whose value the client cannot work with.
@@ -54,8 +77,10 @@ pub struct GraphOptions {
 pub enum GraphArgsError {
     #[error("--graph.timeout must be longer than zero, e.g. 60s")]
     ZeroTimeout,
-    #[error("--graph.concurrency must be between 1 and {MAX_CONCURRENCY} ({DEFAULT_CONCURRENCY} is the default): Graph allows an app 75 requests a second per tenant, and more readers only draw throttling")]
+    #[error("--graph.concurrency must be between 1 and {MAX_CONCURRENCY} ({DEFAULT_CONCURRENCY} is the default): the request budget (--graph.rate-limit) sets the pace, and more readers only wait for it")]
     Concurrency,
+    #[error("--graph.rate-limit ({function}) allows more requests than --graph.tenant-rate-limit ({tenant}) over the same time; the tenant's limit covers all its call-log functions, so raise it or lower --graph.rate-limit")]
+    BudgetAboveTenant { function: Rate, tenant: Rate },
     #[error("--graph.retry-backoff must be at least 10ms (1s is the default), so retries never hammer Graph")]
     RetryBackoff,
 }
@@ -67,6 +92,7 @@ impl GraphArgsError {
             GraphArgsError::ZeroTimeout => "--graph.timeout",
             GraphArgsError::Concurrency => "--graph.concurrency",
             GraphArgsError::RetryBackoff => "--graph.retry-backoff",
+            GraphArgsError::BudgetAboveTenant { .. } => "--graph.rate-limit",
         }
     }
 }
@@ -81,8 +107,9 @@ impl GraphArgs {
         )
     }
 
-    /// Checks the flags that shape each request.
-    pub fn options(&self) -> Result<GraphOptions, GraphArgsError> {
+    /// Checks the flags that shape each request; `demo` speeds the default budget up as
+    /// the demo's schedule is.
+    pub fn options(&self, demo: bool) -> Result<GraphOptions, GraphArgsError> {
         if self.graph_timeout.is_zero() {
             return Err(GraphArgsError::ZeroTimeout);
         }
@@ -92,6 +119,26 @@ impl GraphArgs {
         if self.graph_retry_backoff < Duration::from_millis(10) {
             return Err(GraphArgsError::RetryBackoff);
         }
+        let speed = if demo { DEMO_SPEED } else { 1 };
+        let sped_up = |rate: Rate| Rate::new(rate.requests, rate.per / speed);
+        let budget = BudgetLimits {
+            per_function: self
+                .rate_limit
+                .unwrap_or_else(|| sped_up(DEFAULT_FUNCTION_BUDGET)),
+            per_tenant: self
+                .tenant_rate_limit
+                .unwrap_or_else(|| sped_up(DEFAULT_TENANT_BUDGET)),
+        };
+        if budget.per_function.per_hour() > budget.per_tenant.per_hour() {
+            return Err(GraphArgsError::BudgetAboveTenant {
+                function: budget.per_function,
+                tenant: budget.per_tenant,
+            });
+        }
+        if !demo {
+            warn_above_graph(budget.per_function, GRAPH_FUNCTION_LIMIT, "--graph.rate-limit");
+            warn_above_graph(budget.per_tenant, GRAPH_APP_LIMIT, "--graph.tenant-rate-limit");
+        }
         Ok(GraphOptions {
             timeout: self.graph_timeout,
             retry: RetryPolicy {
@@ -100,6 +147,20 @@ impl GraphArgs {
                 max_backoff: Duration::from_secs(60).max(self.graph_retry_backoff),
             },
             concurrency: self.graph_concurrency,
+            budget,
         })
+    }
+}
+
+/// A budget above Graph's documented limit is allowed (Microsoft may raise it, or a proxy
+/// may stand in for Graph) but draws 429s from Graph as it is documented today.
+fn warn_above_graph(budget: Rate, graph: Rate, flag: &str) {
+    if budget.per_hour() > graph.per_hour() {
+        tracing::warn!(
+            flag,
+            budget = %budget,
+            graph_limit = %graph,
+            "the request budget is above Graph's documented limit: Graph will throttle, and every throttled request holds the tenant back for its Retry-After"
+        );
     }
 }

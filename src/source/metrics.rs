@@ -6,10 +6,11 @@
 //! rest. Every label value is a typed, bounded set written once ([`Endpoint`],
 //! [`RetryReason`]), so a series cannot drift from the value that initialised it.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
+use super::graph::Priority;
 use super::Function;
 
 /// The `endpoint` label: a call-log function, or Entra ID's token endpoint.
@@ -76,6 +77,8 @@ pub struct SourceMetrics {
     pub graph_retries: IntCounterVec,
     pub rows_received: IntCounterVec,
     pub token_refreshes: IntCounterVec,
+    pub budget_delayed: IntCounterVec,
+    pub budget_wait: CounterVec,
 }
 
 impl SourceMetrics {
@@ -104,6 +107,14 @@ impl SourceMetrics {
                 Opts::new(p("rows_received_total"), "Rows read from Graph, every read counted, repeats across windows and sweeps included."),
                 &["endpoint"],
             )?,
+            budget_delayed: IntCounterVec::new(
+                Opts::new(p("graph_budget_delayed_requests_total"), "Requests to Graph that waited for the exporter's request budget (--graph.rate-limit, --graph.tenant-rate-limit) before they were sent, by priority: recent (the recent poll) or background (late polls and sweeps)."),
+                &["endpoint", "priority"],
+            )?,
+            budget_wait: CounterVec::new(
+                Opts::new(p("graph_budget_wait_seconds_total"), "Time requests to Graph waited for the exporter's request budget, by priority."),
+                &["endpoint", "priority"],
+            )?,
             token_refreshes: IntCounterVec::new(
                 Opts::new(p("token_refreshes_total"), "Access token requests to Entra ID, by result (success, or the AADSTS error)."),
                 &["result"],
@@ -115,6 +126,8 @@ impl SourceMetrics {
         registry.register(Box::new(metrics.graph_retries.clone()))?;
         registry.register(Box::new(metrics.rows_received.clone()))?;
         registry.register(Box::new(metrics.token_refreshes.clone()))?;
+        registry.register(Box::new(metrics.budget_delayed.clone()))?;
+        registry.register(Box::new(metrics.budget_wait.clone()))?;
         Ok(metrics)
     }
 
@@ -136,10 +149,28 @@ impl SourceMetrics {
             .inc();
     }
 
+    /// Counts a request that waited `waited` for the request budget.
+    pub fn record_budget_wait(&self, function: Function, priority: Priority, waited: Duration) {
+        if waited.is_zero() {
+            return;
+        }
+        let labels = [function.name(), priority.as_str()];
+        self.budget_delayed.with_label_values(&labels).inc();
+        self.budget_wait
+            .with_label_values(&labels)
+            .inc_by(waited.as_secs_f64());
+    }
+
     /// Creates the series of `function` at zero, so that alerts and `increase()` see the
     /// first event rather than a series appearing from nothing.
     pub fn initialise(&self, function: Function) {
         let endpoint = function.name();
+        for priority in [Priority::Recent, Priority::Background] {
+            self.budget_delayed
+                .with_label_values(&[endpoint, priority.as_str()]);
+            self.budget_wait
+                .with_label_values(&[endpoint, priority.as_str()]);
+        }
         for reason in RetryReason::ALL {
             self.graph_retries
                 .with_label_values(&[endpoint, reason.as_str()]);

@@ -15,7 +15,7 @@ use redb::{DatabaseError, StorageError, TableError, TransactionError};
 use super::FORMAT_VERSION;
 
 /// The user's two ways out of a file the exporter refuses.
-const CHOICES: &str = "Either move the file aside (keep it if you want to report a problem) and start again, or start with --state.reset to begin afresh: counters restart at zero and the first poll is a new baseline";
+const CHOICES: &str = "Either move the file aside (keep it if you want to report a problem) and start again, or start with --state.reset to begin afresh: counters restart at zero and counting begins anew one recent window before the start";
 
 /// Why the exporter refuses to start with the state file it was given.
 #[derive(Debug, thiserror::Error)]

@@ -125,7 +125,7 @@ pub fn restore<L: CallLog>(
                 rows_counted = saved.aggregates.rows_ingested,
                 saved_at = %saved.saved_at.to_rfc3339(),
                 written_by = %saved.written_by,
-                baseline_done = saved.progress.baseline_done,
+                first_start_done = saved.progress.first_start_done,
                 "state restored; counters continue from the saved values, and a sweep of the lookback runs now to count calls that appeared meanwhile"
             );
             Restored {

@@ -270,7 +270,7 @@ fn reset(path: &Path) -> Result<(), StateError> {
     })?;
     tracing::warn!(
         path = %shown,
-        "--state.reset: the saved state was deleted; counters restart at zero and the first poll is a new baseline. Remove --state.reset so that the next restart resumes instead"
+        "--state.reset: the saved state was deleted; counters restart at zero and the next start is a first start (counting begins one recent window back). Remove --state.reset so that the next restart resumes instead"
     );
     Ok(())
 }

@@ -89,25 +89,29 @@ impl<S: Serialize + serde::de::DeserializeOwned> Summary<S> {
     }
 }
 
-/// The poller's resume point, times as Unix microseconds.
+/// The poller's resume point, times as Unix microseconds. Postcard writes fields by
+/// position, so the file keeps every field of version 1: `first_start_done` was
+/// `baseline_done` (the first start read the whole lookback then), and the last one, whether
+/// the last sweep failed, is written false and ignored (long reads no longer hold recent
+/// polls back).
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct SavedProgress {
-    baseline_done: bool,
+    pub(super) first_start_done: bool,
     last_sweep: Option<i64>,
     covered_until: Option<i64>,
     forgotten_before: Option<i64>,
-    sweep_failed: bool,
+    unused_sweep_failed: bool,
 }
 
 impl From<&Progress> for SavedProgress {
     fn from(p: &Progress) -> Self {
         let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
         SavedProgress {
-            baseline_done: p.baseline_done,
+            first_start_done: p.first_start_done,
             last_sweep: micros(p.last_sweep),
             covered_until: micros(p.covered_until),
             forgotten_before: micros(p.forgotten_before),
-            sweep_failed: p.sweep_failed,
+            unused_sweep_failed: false,
         }
     }
 }
@@ -119,11 +123,10 @@ impl SavedProgress {
                 .transpose()
         };
         Ok(Progress {
-            baseline_done: self.baseline_done,
+            first_start_done: self.first_start_done,
             last_sweep: time(self.last_sweep)?,
             covered_until: time(self.covered_until)?,
             forgotten_before: time(self.forgotten_before)?,
-            sweep_failed: self.sweep_failed,
             ..Progress::default()
         })
     }

@@ -58,11 +58,10 @@ fn open(options: &StateOptions) -> Result<(StateStore, Option<Saved>), StateErro
 
 fn progress() -> Progress {
     Progress {
-        baseline_done: true,
+        first_start_done: true,
         last_sweep: Some(at("2026-11-27T11:00:00Z")),
         covered_until: Some(at("2026-11-27T11:59:00Z")),
         forgotten_before: Some(at("2026-11-24T11:59:00Z")),
-        sweep_failed: true,
         ..Progress::default()
     }
 }

@@ -5,7 +5,8 @@
 //! talking to Graph politely: retries with capped, jittered exponential backoff for
 //! transient failures, `Retry-After` honoured tenant-wide (while one is pending no request
 //! goes to that tenant), one token refresh on a 401, and errors that tell the user what to
-//! fix, with Graph's error code, message and request-id.
+//! fix, with Graph's error code, message and request-id. Before any of that, every request
+//! takes its place in the tenant's [`RequestBudget`], so that Graph need not throttle at all.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,9 +16,15 @@ use rand::Rng;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
+mod budget;
 mod error;
 mod retry;
 mod window;
+
+pub use budget::{
+    BudgetLimits, Priority, RequestBudget, DEFAULT_FUNCTION_BUDGET, DEFAULT_TENANT_BUDGET,
+    GRAPH_APP_LIMIT, GRAPH_FUNCTION_LIMIT,
+};
 
 pub use error::{refusal_hint, GraphError, PollErrorReason};
 pub use retry::{parse_retry_after, RetryPolicy, MAX_RETRY_AFTER};
@@ -62,16 +69,18 @@ pub struct GraphClient {
     endpoint: Url,
     tokens: Arc<TokenCache>,
     gate: TenantGate,
+    budget: Arc<RequestBudget>,
     retry: RetryPolicy,
     metrics: SourceMetrics,
     /// Sub-windows read at the same time (`--graph.concurrency`).
     concurrency: usize,
 }
 
-/// Sub-windows read at the same time unless `--graph.concurrency` says otherwise. One: with
-/// a single request in flight, none is ever on its way while a `Retry-After` is pending, as
-/// Graph asks; more readers (8 reach Graph's per-app rate at ~100 ms a page, see
-/// BENCHMARKS.md) trade that for speed against a slow Graph.
+/// Sub-windows read at the same time unless `--graph.concurrency` says otherwise. One: the
+/// request budget, not the readers, sets the pace (45 requests a minute is one request every
+/// 1.3 s, which one reader keeps up with while Graph answers a page in under a second), and
+/// with a single request in flight none is on its way while a `Retry-After` is pending, as
+/// Graph asks. More readers help only when Graph is slower than the budget.
 pub const DEFAULT_CONCURRENCY: usize = 1;
 /// The most `--graph.concurrency` accepts.
 pub const MAX_CONCURRENCY: usize = 32;
@@ -102,6 +111,7 @@ impl GraphClient {
             endpoint,
             tokens,
             gate: TenantGate::default(),
+            budget: Arc::new(RequestBudget::new(BudgetLimits::default(), tve_clock::Clock::system())),
             retry,
             metrics,
             concurrency: DEFAULT_CONCURRENCY,
@@ -118,6 +128,17 @@ impl GraphClient {
         self.concurrency
     }
 
+    /// Takes every request's place from `budget` (the tenant's, shared by its sources).
+    pub fn with_budget(mut self, budget: Arc<RequestBudget>) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// The tenant's request budget.
+    pub fn budget(&self) -> &Arc<RequestBudget> {
+        &self.budget
+    }
+
     /// The URL of the first page of `function` over `window`.
     pub fn function_url(&self, function: Function, window: CallWindow) -> Url {
         let base = self.endpoint.as_str().trim_end_matches('/');
@@ -132,18 +153,21 @@ impl GraphClient {
     }
 
     /// Reads every page of `function` over `window`, handing each page's rows to `on_page`
-    /// as they arrive, so that a failure on page 7 keeps what pages 1–6 held.
+    /// as they arrive, so that a failure on page 7 keeps what pages 1–6 held. Each request
+    /// takes its place in the budget at `priority` first, so a long read yields to recent
+    /// polls between its pages.
     pub async fn read_window(
         &self,
         function: Function,
         window: CallWindow,
+        priority: Priority,
         mut on_page: impl FnMut(&Page<'_>),
     ) -> Result<WindowRead, GraphError> {
         let mut url = self.function_url(function, window);
         let mut read = WindowRead::default();
         loop {
             let next_link = self
-                .fetch(function, &url, |page| {
+                .fetch(function, priority, &url, |page| {
                     read.pages += 1;
                     read.rows += page.value.len() as u64;
                     self.metrics
@@ -193,13 +217,14 @@ impl GraphClient {
     async fn fetch(
         &self,
         function: Function,
+        priority: Priority,
         url: &Url,
         on_page: impl FnOnce(&Page<'_>),
     ) -> Result<Option<String>, GraphError> {
         let mut retries = 0;
         let mut refreshed_after_401 = false;
         loop {
-            let token = match self.ready_to_send().await {
+            let token = match self.ready_to_send(function, priority).await {
                 Ok(token) => token,
                 // Entra ID hiccups like any service: retry it within the page's budget.
                 Err(GraphError::Auth(error)) if error.is_transient() => {
@@ -298,12 +323,19 @@ impl GraphClient {
         true
     }
 
-    /// Waits until no Retry-After is pending and returns a usable token. Getting a token
-    /// can take a while, so the gate is checked again afterwards.
-    async fn ready_to_send(&self) -> Result<AccessToken, GraphError> {
+    /// Waits until no Retry-After is pending and the budget has room, and returns a usable
+    /// token. Getting a token and a place in the budget can take a while, so the gate is
+    /// checked again afterwards (a place taken but not used only makes the exporter gentler).
+    async fn ready_to_send(
+        &self,
+        function: Function,
+        priority: Priority,
+    ) -> Result<AccessToken, GraphError> {
         loop {
             self.gate.wait().await;
             let token = self.tokens.token().await?;
+            let waited = self.budget.take(function, priority).await;
+            self.metrics.record_budget_wait(function, priority, waited);
             if self.gate.is_open() {
                 return Ok(token);
             }
@@ -407,6 +439,18 @@ impl GraphClient {
             .unwrap_or_else(|| "-".into());
         let code = detail.code.unwrap_or_else(|| "no error code".into());
         let message = detail.message.unwrap_or_else(|| "no message".into());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // Throttled despite the budget: another app of the tenant shares the tenant-wide
+            // limit, or the budget is set above Graph's limits. Which limit Graph names, if
+            // it names one, tells them apart.
+            tracing::warn!(
+                endpoint = function.name(),
+                limit = throttling_scope(&message).unwrap_or("not named"),
+                retry_after = ?retry_after,
+                request_id = %request_id,
+                "Graph throttled a request despite the request budget; every request to the tenant waits for its Retry-After. If the limit is the tenant's, another app of the tenant uses most of it; otherwise lower --graph.rate-limit or --graph.tenant-rate-limit"
+            );
+        }
         let reason = match status.as_u16() {
             429 => RetryReason::Throttled,
             408 | 500 | 502 | 503 | 504 => RetryReason::ServerError,
@@ -435,7 +479,11 @@ impl GraphClient {
             // A Retry-After is about the tenant, not this request: every request waits.
             // A 429 without one still holds the tenant back for one backoff.
             self.gate
-                .hold_for(retry_after.unwrap_or_else(|| self.backoff(1)));
+                .hold_for(match retry_after {
+                    // Graph's seconds are its clock's; the gate waits in real time.
+                    Some(wait) => self.budget.clock().real_duration(wait),
+                    None => self.backoff(1),
+                });
         }
         Ok(Attempt::Transient {
             reason,
@@ -446,6 +494,17 @@ impl GraphClient {
             wait: retry_after,
         })
     }
+}
+
+/// The limit a 429's message names: Graph writes "... under category:X.", X being the
+/// function, `CallRecords` (the app's limit) or the tenant.
+fn throttling_scope(message: &str) -> Option<&str> {
+    let (_, rest) = message.split_once("category:")?;
+    let scope = rest
+        .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+        .next()?
+        .trim_end_matches('.');
+    (!scope.is_empty()).then_some(scope)
 }
 
 fn describe_transport(error: reqwest::Error) -> String {
@@ -549,6 +608,15 @@ pub(crate) mod tests {
         let gate = TenantGate::default();
         gate.hold_for(Duration::from_secs(u64::MAX));
         assert!(!gate.is_open());
+    }
+
+    #[test]
+    fn throttling_names_the_limit_when_graph_does() {
+        let message = "Too many requests from Identifier:t+c under category:getDirectRoutingCalls. Please try again later.";
+        assert_eq!(throttling_scope(message), Some("getDirectRoutingCalls"));
+        assert_eq!(throttling_scope("under category:Tenant."), Some("Tenant"));
+        assert_eq!(throttling_scope("Too many requests"), None);
+        assert_eq!(throttling_scope("category:"), None);
     }
 
     #[test]
