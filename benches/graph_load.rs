@@ -1,58 +1,65 @@
-//! What the exporter asks of Microsoft Graph, measured on the simulated tenant.
+//! What the exporter asks of Microsoft Graph under Graph's documented call-log limits
+//! (50 requests per 60 s per function, 200 per app, 1,000 per tenant), measured on the
+//! simulated tenant, which enforces them as sliding windows and answers 429 beyond.
 //!
-//! `cost` (`cost default`, `cost before`): the Graph pages and rows the poll schedule reads per hour for a tenant of
-//! 100,000 calls a day, on a clock sped up so that hours pass in minutes. The simulator and
-//! the poller run in this process on the same sped-up clock; the figures are the
-//! simulator's own request counters (`GET /_sim/stats`) after the first-start baseline.
-//! It runs the default schedule and the one before issue #7 (recent window 1 h every
-//! minute, sweep every hour), then forces a sweep and checks that every row the simulator
-//! published was counted exactly once (within the rows that appeared while the baseline
-//! was being read, which may count either way).
+//! `schedule`: the default schedule and request budget (45/60s per function) for six
+//! simulated hours on a tenant of 100,000 and one of 300,000 calls a day, with a 72-hour
+//! lookback. The poller's two lanes run as in production, on a clock sped up so that hours
+//! pass in minutes; the simulator's windows run on the same clock. Before the run the
+//! lookback is read once without limits, as a long-running exporter would have, and the
+//! last sweep is set five hours back, so a full 72-hour sweep runs one hour in. Reported:
+//! 429s (must be zero), every call counted exactly once (the rows visible when the last
+//! sweep started, against the row ids the state remembers, and rows counted against the
+//! distinct rows the simulator served), the time from a row appearing in Graph to it being
+//! counted (p50, p99), by tier and during or outside sweeps, the sweep's duration against
+//! the ideal `pages / budget`, Graph requests per hour, and the exporter's own feasibility
+//! verdict.
 //!
-//! `sweep`: how long a sweep of the 72-hour lookback (300,000 rows) takes when the
-//! simulator throttles at Graph's documented per-app rate (1,500 requests per 20 s,
-//! sliding; 429 with Retry-After), for 1, 2, 4 and 8 parallel sub-window readers, against
-//! the ideal the throttle allows (pages / 75 per second). Sweeps run back to back for at
-//! least a minute, so the throttle's burst allowance is amortised; the first (cold) sweep
-//! is reported on its own.
+//! `ready`: time to ready at a first start against each tenant (74 hours of history), on
+//! the real clock, with Graph's limits and 150 ms per page standing for Graph's latency.
 //!
-//! Run with `cargo bench --bench graph_load` (both), `cargo bench --bench graph_load --
-//! cost` or `-- sweep`. `TVE_BENCH_HOURS` (default 12) sets the simulated hours per
-//! schedule, `TVE_BENCH_SPEED` (default 120) how many simulated seconds pass per real
-//! second, `TVE_BENCH_SWEEP_SECS` (default 60) how long sweeps run back to back, and
-//! `TVE_BENCH_READERS` (default `1,2,4,8`) the concurrencies, and `TVE_BENCH_PAGE_MS`
-//! (default 0) a latency the simulator adds to every answer, standing for Graph's own.
-//! `TVE_BENCH_RECENT_WINDOW` and `TVE_BENCH_LATE_INTERVAL` (e.g. `30m`) try other values
-//! in the default schedule.
+//! Run with `cargo bench --bench graph_load` (both), or `-- schedule` / `-- ready`.
+//! `TVE_BENCH_HOURS` (default 6) sets the simulated hours, `TVE_BENCH_SPEED` (default 120)
+//! the simulated seconds per real second, `TVE_BENCH_CALLS` (default `100000,300000`) the
+//! tenants, and `TVE_BENCH_PAGE_MS` (default 0 for `schedule`) a real-time latency the
+//! simulator adds to every page.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
-use teams_voice_exporter::counting::poller::{Poller, PollerStatus};
+use teams_voice_exporter::counting::poller::{Poller, PollerStatus, Polling};
 use teams_voice_exporter::counting::schedule::{PollKind, Progress, Schedule};
-use teams_voice_exporter::source::direct_routing::DirectRouting;
-
-type TenantState = teams_voice_exporter::counting::state::TenantState<DirectRouting>;
+use teams_voice_exporter::counting::state::RowKey;
 use teams_voice_exporter::exposition::self_metrics::SelfMetrics;
 use teams_voice_exporter::source::auth::{Credential, TokenCache};
-use teams_voice_exporter::source::graph::{GraphClient, RetryPolicy};
-use tve_clock::Clock;
+use teams_voice_exporter::source::direct_routing::DirectRouting;
+use teams_voice_exporter::source::graph::{
+    BudgetLimits, GraphClient, RequestBudget, RetryPolicy,
+};
+use tokio_util::sync::CancellationToken;
+use tve_clock::{Clock, Rate};
 use tve_simulator::{
-    Faults, RateLimit, SimConfig, SimHandle, SimStats, Traffic, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
+    Faults, GraphLimits, SimConfig, SimHandle, Traffic, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
     DEMO_TENANT_ID, DEMO_TRUNKS,
 };
 
-const CALLS_PER_DAY: f64 = 100_000.0;
-/// Readers in the cost runs: parallel sub-windows, so that the exactness check covers them.
-const COST_READERS: usize = 8;
+type TenantState = teams_voice_exporter::counting::state::TenantState<DirectRouting>;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+fn tenants() -> Vec<f64> {
+    std::env::var("TVE_BENCH_CALLS")
+        .unwrap_or_else(|_| "100000,300000".into())
+        .split(',')
+        .map(|n| n.trim().parse().expect("TVE_BENCH_CALLS: numbers"))
+        .collect()
 }
 
 fn main() {
@@ -64,16 +71,20 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        if runs("cost default") || runs("cost before") {
-            cost(&runs).await;
+        if runs("ready") {
+            for calls in tenants() {
+                ready(calls).await;
+            }
         }
-        if runs("sweep") {
-            sweep().await;
+        if runs("schedule") {
+            for calls in tenants() {
+                schedule(calls).await;
+            }
         }
     });
 }
 
-async fn tenant(clock: Clock, page_ms: u64) -> SimHandle {
+async fn tenant(clock: Clock, calls_per_day: f64, limits: GraphLimits, page_ms: u64) -> SimHandle {
     SimHandle::bind(
         SimConfig {
             tenant_id: DEMO_TENANT_ID.into(),
@@ -81,12 +92,12 @@ async fn tenant(clock: Clock, page_ms: u64) -> SimHandle {
             client_secret: DEMO_CLIENT_SECRET.into(),
             seed: 7,
             traffic: Traffic::Live {
-                calls_per_day: CALLS_PER_DAY,
+                calls_per_day,
                 history: Duration::from_secs(74 * 3600),
                 trunks: DEMO_TRUNKS,
             },
             faults: Faults {
-                rate_limit: Some(RateLimit::GRAPH_PER_APP),
+                limits,
                 slow_page_ms: page_ms,
                 ..Faults::default()
             },
@@ -100,9 +111,15 @@ async fn tenant(clock: Clock, page_ms: u64) -> SimHandle {
     .expect("the simulated tenant binds a loopback port")
 }
 
-fn poller(sim: &SimHandle, schedule: Schedule, readers: usize) -> Poller<DirectRouting> {
+/// A poller of `sim` with `budget`, sharing `state`.
+fn poller(
+    sim: &SimHandle,
+    metrics: &SelfMetrics,
+    budget: BudgetLimits,
+    state: Arc<Mutex<TenantState>>,
+    progress: Progress,
+) -> Poller<DirectRouting> {
     let base: reqwest::Url = sim.base_url().parse().unwrap();
-    let metrics = SelfMetrics::register(&prometheus::Registry::new()).unwrap();
     let http = reqwest::Client::new();
     let credential = Credential::ClientSecret {
         tenant_id: DEMO_TENANT_ID.into(),
@@ -124,230 +141,255 @@ fn poller(sim: &SimHandle, schedule: Schedule, readers: usize) -> Poller<DirectR
         RetryPolicy::default(),
         metrics.source.clone(),
     )
-    .with_concurrency(readers);
+    .with_budget(Arc::new(RequestBudget::new(budget, sim.clock().clone())));
     Poller {
         graph: Arc::new(graph),
-        state: Arc::new(Mutex::new(TenantState::new())),
+        state,
         status: Arc::new(PollerStatus::default()),
-        metrics: metrics.counting,
+        metrics: metrics.counting.clone(),
         clock: sim.clock().clone(),
-        schedule,
-        progress: Progress::default(),
+        schedule: Schedule::default(),
+        progress,
         store: None,
     }
 }
 
-/// The simulator's counters, read over HTTP as a separate `simulate` process would be.
-async fn stats(sim: &SimHandle) -> SimStats {
-    reqwest::get(format!("{}/_sim/stats", sim.base_url()))
-        .await
-        .and_then(|r| r.error_for_status())
-        .expect("GET /_sim/stats")
-        .json()
-        .await
-        .expect("/_sim/stats is JSON")
+/// Runs `polling`'s lanes in a task until the returned token is cancelled.
+fn spawn(polling: Polling<DirectRouting>) -> (Arc<Polling<DirectRouting>>, CancellationToken, tokio::task::JoinHandle<()>) {
+    let polling = Arc::new(polling);
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn({
+        let polling = Arc::clone(&polling);
+        let shutdown = shutdown.clone();
+        async move { polling.run(shutdown).await }
+    });
+    (polling, shutdown, task)
 }
 
-fn counted(state: &Mutex<TenantState>) -> u64 {
-    state.lock().aggregates.function.calls.values().sum()
-}
-
-#[derive(Default, Clone, Copy)]
-struct Tally {
-    polls: u64,
-    pages: u64,
-    rows: u64,
-    new: u64,
-}
-
-async fn cost(runs: &dyn Fn(&str) -> bool) {
-    let hours: f64 = env("TVE_BENCH_HOURS", 12.0);
-    let speed: f64 = env("TVE_BENCH_SPEED", 120.0);
-    println!(
-        "Graph cost per hour: {CALLS_PER_DAY} calls a day, {hours} simulated hours per schedule, clock x{speed}"
-    );
-    let before = Schedule {
-        recent_window: Duration::from_secs(3600),
-        late_interval: Duration::ZERO,
-        sweep_interval: Duration::from_secs(3600),
-        ..Schedule::default()
-    };
-    let mut default = Schedule::default();
-    if let Ok(window) = std::env::var("TVE_BENCH_RECENT_WINDOW") {
-        default.recent_window =
-            humantime::parse_duration(&window).expect("TVE_BENCH_RECENT_WINDOW");
+async fn ready(calls_per_day: f64) {
+    let sim = tenant(Clock::system(), calls_per_day, GraphLimits::DOCUMENTED, 150).await;
+    let metrics = SelfMetrics::register(&prometheus::Registry::new()).unwrap();
+    let state = Arc::new(Mutex::new(TenantState::new()));
+    let started = Instant::now();
+    let polling = poller(&sim, &metrics, BudgetLimits::default(), state.clone(), Progress::default())
+        .start()
+        .await;
+    let (polling, shutdown, task) = spawn(polling);
+    while !polling.status().is_ready() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    if let Ok(interval) = std::env::var("TVE_BENCH_LATE_INTERVAL") {
-        default.late_interval =
-            humantime::parse_duration(&interval).expect("TVE_BENCH_LATE_INTERVAL");
-    }
-    for (name, schedule) in [("default", default), ("before #7", before)] {
-        if runs(&format!("cost {name}")) {
-            cost_of(name, schedule, hours, speed).await;
-        }
-    }
-}
-
-async fn cost_of(name: &str, schedule: Schedule, hours: f64, speed: f64) {
-    let clock = Clock::scaled(Utc::now(), speed);
-    let sim = tenant(clock.clone(), 0).await;
-    let mut poller = poller(&sim, schedule.clone(), COST_READERS);
-    let baseline_started = clock.now();
-    poller.poll_once().await.expect("baseline");
-    let baseline_done = clock.now();
-    let start_stats = stats(&sim).await;
-    let started = clock.now();
-    let mut tally = [Tally::default(); 4];
-    let mut largest_recent = 0;
-    // The poller's own cadence (`Poller::run`), driven here so each poll can be tallied.
-    while (clock.now() - started).num_seconds() as f64 <= hours * 3600.0 {
-        let tick = Instant::now();
-        poller.poll_once().await.expect("poll");
-        let report = poller.status.last_poll().unwrap();
-        let read = report.result.as_ref().unwrap();
-        let t = &mut tally[report.kind as usize];
-        t.polls += 1;
-        t.pages += read.pages;
-        t.rows += read.rows;
-        t.new += report.ingested;
-        if report.kind == PollKind::Recent {
-            largest_recent = largest_recent.max(read.pages);
-        }
-        let wait = clock
-            .real_duration(schedule.poll_interval)
-            .saturating_sub(tick.elapsed());
-        tokio::time::sleep(wait).await;
-    }
-    let end_stats = stats(&sim).await;
-    let elapsed_h = (clock.now() - started).num_seconds() as f64 / 3600.0;
-    let per_hour = |n: u64| n as f64 / elapsed_h;
-    let pages = end_stats.pages_served - start_stats.pages_served;
-    let requests = end_stats.data_requests - start_stats.data_requests;
-    let rows = end_stats.rows_served - start_stats.rows_served;
+    let took = started.elapsed();
+    shutdown.cancel();
+    let _ = task.await;
+    let stats = sim.stats();
     println!(
-        "\n{name}: interval {:?}, recent window {:?}, late window {:?} every {:?}, sweep every {:?}, lookback {:?}",
-        schedule.poll_interval,
-        schedule.recent_window,
-        schedule.late_window,
-        schedule.late_interval,
-        schedule.sweep_interval,
-        schedule.lookback
-    );
-    println!(
-        "  {elapsed_h:.1} simulated hours: {:.0} pages/h, {:.0} requests/h, {:.0} rows/h; {} throttled",
-        per_hour(pages),
-        per_hour(requests),
-        per_hour(rows),
-        end_stats.throttled_responses - start_stats.throttled_responses
-    );
-    for kind in [PollKind::Recent, PollKind::Late, PollKind::Sweep] {
-        let t = tally[kind as usize];
-        if t.polls == 0 {
-            continue;
-        }
-        println!(
-            "  {:>6}: {:>5} polls, {:>6.0} pages/h ({:.1} a poll), {:>8.0} rows/h, counted {} new rows",
-            kind.as_str(),
-            t.polls,
-            per_hour(t.pages),
-            t.pages as f64 / t.polls as f64,
-            per_hour(t.rows),
-            t.new
-        );
-    }
-    println!("  largest recent poll: {largest_recent} pages");
-
-    // Read everything once more: what the schedule had not yet counted shows here.
-    let before_final = counted(&poller.state);
-    // Every row visible now is read by the sweep; rows that appear while it runs may or may
-    // not be, so they only widen the upper bound.
-    let lower = sim.ground_truth_since(baseline_done).rows.len() as u64;
-    poller.progress.last_sweep = None;
-    poller.progress.pending_sweep = None;
-    poller.poll_once().await.expect("final sweep");
-    let report = poller.status.last_poll().unwrap();
-    let sweep_pages = report.result.as_ref().unwrap().pages;
-    let total = counted(&poller.state);
-    let upper = sim.ground_truth_since(baseline_started).rows.len() as u64;
-    println!(
-        "  final sweep ({sweep_pages} pages) counted {} rows the schedule had not reached yet; counted {total}, the simulator published {lower} after the baseline and before this sweep ({upper} counting those that appeared during either): {}",
-        total - before_final,
-        if (lower..=upper).contains(&total) { "within range" } else { "OUT OF RANGE" }
-    );
-    println!(
-        "  reading the whole lookback at every poll instead: {sweep_pages} pages x {:.0} polls/h = {:.0} pages/h",
-        3600.0 / schedule.poll_interval.as_secs_f64(),
-        sweep_pages as f64 * 3600.0 / schedule.poll_interval.as_secs_f64()
-    );
-    assert!(
-        (lower..=upper).contains(&total),
-        "counted {total}, expected {lower}..={upper}"
+        "ready {calls_per_day} calls/day: ready {took:.2?} after start; {} requests, {} pages, {} rows counted, {} throttled; history of {} rows not read",
+        stats.data_requests,
+        stats.pages_served,
+        state.lock().aggregates.rows_ingested,
+        stats.throttled_responses,
+        sim.ground_truth_started_from(Utc::now() - chrono::Duration::hours(80)).visible_rows
     );
     sim.shutdown().await;
 }
 
-async fn sweep() {
-    let sustain = Duration::from_secs(env("TVE_BENCH_SWEEP_SECS", 60));
-    let readers: Vec<usize> = std::env::var("TVE_BENCH_READERS")
-        .unwrap_or_else(|_| "1,2,4,8".to_owned())
-        .split(',')
-        .filter_map(|v| v.trim().parse().ok())
-        .collect();
-    let page_ms: u64 = env("TVE_BENCH_PAGE_MS", 0);
-    let limit = RateLimit::GRAPH_PER_APP;
-    let allowed_per_sec = f64::from(limit.requests) / limit.window_secs as f64;
-    println!(
-        "\nFull sweep under throttling: {CALLS_PER_DAY} calls a day, 72 h lookback, {} requests per {} s (sliding), {page_ms} ms added to every answer, sweeps back to back for {sustain:?}",
-        limit.requests, limit.window_secs
-    );
-    println!(
-        "{:>7} {:>6} {:>7} {:>10} {:>7} {:>7} {:>10} {:>9} {:>8} {:>6} {:>10}",
-        "readers",
-        "pages",
-        "rows",
-        "cold sweep",
-        "sweeps",
-        "429s",
-        "violations",
-        "mean",
-        "ideal",
-        "ratio",
-        "pages/s"
-    );
-    for readers in readers {
-        // A fresh tenant per run: each starts with an empty throttle window.
-        let sim = tenant(Clock::system(), page_ms).await;
-        let mut poller = poller(&sim, Schedule::default(), readers);
-        let first = stats(&sim).await;
-        let started = Instant::now();
-        poller.poll_once().await.expect("the first sweep");
-        let cold = started.elapsed();
-        let read = *poller.status.last_poll().unwrap().result.as_ref().unwrap();
-        let mut sweeps = 1;
-        while started.elapsed() < sustain {
-            poller.progress.last_sweep = None;
-            let kind = poller.plan(poller.clock.now()).0;
-            assert_eq!(kind, PollKind::Sweep);
-            poller.poll_once().await.expect("a sweep");
-            sweeps += 1;
-        }
-        let elapsed = started.elapsed();
-        let last = stats(&sim).await;
-        let pages = last.pages_served - first.pages_served;
-        let mean = elapsed / sweeps;
-        let ideal = Duration::from_secs_f64(read.pages as f64 / allowed_per_sec);
-        println!(
-            "{readers:>7} {:>6} {:>7} {:>9.2}s {sweeps:>7} {:>7} {:>10} {:>8.2}s {:>7.2}s {:>6.2} {:>10.1}",
-            read.pages,
-            read.rows,
-            cold.as_secs_f64(),
-            last.throttled_responses - first.throttled_responses,
-            last.retry_after_violations - first.retry_after_violations,
-            mean.as_secs_f64(),
-            ideal.as_secs_f64(),
-            mean.as_secs_f64() / ideal.as_secs_f64(),
-            pages as f64 / elapsed.as_secs_f64()
-        );
-        sim.shutdown().await;
+/// A period during which a sweep ran (clock time).
+#[derive(Debug, Clone, Copy)]
+struct Sweep {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
     }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn summary(name: &str, mut values: Vec<f64>) -> String {
+    values.sort_by(f64::total_cmp);
+    format!(
+        "{name}: n={} p50={:.1}s p99={:.1}s max={:.1}s",
+        values.len(),
+        percentile(&values, 50.0),
+        percentile(&values, 99.0),
+        values.last().copied().unwrap_or(f64::NAN)
+    )
+}
+
+async fn schedule(calls_per_day: f64) {
+    let hours: f64 = env("TVE_BENCH_HOURS", 6.0);
+    let speed: f64 = env("TVE_BENCH_SPEED", 120.0);
+    let page_ms: u64 = env("TVE_BENCH_PAGE_MS", 0);
+    let clock = Clock::scaled(Utc::now(), speed);
+    let sim = tenant(clock.clone(), calls_per_day, GraphLimits::OFF, page_ms).await;
+    let metrics = SelfMetrics::register(&prometheus::Registry::new()).unwrap();
+    let state = Arc::new(Mutex::new(TenantState::new()));
+    let schedule = Schedule::default();
+
+    // Warm-up: the state of an exporter that has run for days, read without limits.
+    let now = clock.now();
+    let lookback_start = now - chrono::Duration::from_std(schedule.lookback).unwrap();
+    let warm = Progress {
+        first_start_done: true,
+        forgotten_before: Some(lookback_start),
+        covered_until: Some(lookback_start),
+        ..Progress::default()
+    };
+    let unlimited = BudgetLimits {
+        per_function: Rate::new(100_000, Duration::from_secs(1)),
+        per_tenant: Rate::new(100_000, Duration::from_secs(1)),
+    };
+    let warm_metrics = SelfMetrics::register(&prometheus::Registry::new()).unwrap();
+    let warm = poller(&sim, &warm_metrics, unlimited, state.clone(), warm).start().await;
+    let (kind, read) = warm.poll_long().await.expect("the warm-up sweep is due");
+    assert_eq!(kind, PollKind::Sweep);
+    let read = read.expect("the warm-up reads the lookback");
+    let mut progress = warm.progress();
+    drop(warm);
+    println!(
+        "schedule {calls_per_day} calls/day: warm-up read {} rows in {} pages",
+        read.rows, read.pages
+    );
+
+    // The run: Graph's limits, the default budget, the last sweep five hours back.
+    sim.set_faults(Faults {
+        limits: GraphLimits::DOCUMENTED,
+        slow_page_ms: page_ms,
+        ..Faults::default()
+    });
+    let run_start = clock.now();
+    progress.last_sweep = Some(run_start - chrono::Duration::hours(5));
+    progress.last_late = Some(run_start);
+    let before = sim.stats();
+    let served_before = sim.served_rows().len();
+    let polling = poller(&sim, &metrics, BudgetLimits::default(), state.clone(), progress)
+        .start()
+        .await;
+    let (polling, shutdown, task) = spawn(polling);
+
+    let mut sweeps: Vec<Sweep> = Vec::new();
+    let mut running: Option<DateTime<Utc>> = None;
+    // Rows visible when the last sweep started, with a start it reads: it must count them.
+    let mut due: Option<(DateTime<Utc>, Vec<(String, DateTime<Utc>)>)> = None;
+    let end = run_start + chrono::Duration::seconds((hours * 3600.0) as i64);
+    loop {
+        clock.sleep(Duration::from_secs(5)).await;
+        let now = clock.now();
+        match (polling.status().long_read(), running) {
+            (Some((PollKind::Sweep, since)), None) => {
+                running = Some(since);
+                let floor = polling.progress().forgotten_before.unwrap();
+                let truth = sim.ground_truth_started_from(floor);
+                let rows = truth
+                    .rows
+                    .into_iter()
+                    .map(|row| {
+                        let start = DateTime::parse_from_rfc3339(&row.start).unwrap().with_timezone(&Utc);
+                        (row.id, start)
+                    })
+                    .collect();
+                due = Some((since, rows));
+            }
+            (None, Some(since)) | (Some((PollKind::Late, _)), Some(since)) => {
+                sweeps.push(Sweep { from: since, to: now });
+                running = None;
+            }
+            _ => {}
+        }
+        if now >= end && running.is_none() && !sweeps.is_empty() {
+            break;
+        }
+    }
+    shutdown.cancel();
+    let _ = task.await;
+    let after = sim.stats();
+    let run_hours = (clock.now() - run_start).num_seconds() as f64 / 3600.0;
+
+    // Exactly once.
+    let state = state.lock();
+    let floor = polling.progress().forgotten_before.unwrap();
+    let (sweep_started, visible) = due.expect("a sweep ran");
+    let missing = visible
+        .iter()
+        .filter(|(_, start)| *start >= floor)
+        .filter(|(id, _)| state.remembered_until(&RowKey::from_id(id)).is_none())
+        .count();
+    let served = sim.served_rows();
+    let counted = state.aggregates.rows_ingested;
+    println!(
+        "  exactly once: {counted} rows counted, {} distinct rows served ({}); {missing} of {} rows visible when the last sweep started ({sweep_started}) not counted",
+        served.len(),
+        if counted == served.len() as u64 { "equal" } else { "DIFFERENT" },
+        visible.len()
+    );
+    drop(state);
+
+    // Throttling and cost.
+    let throttled = after.throttled_responses - before.throttled_responses;
+    let requests = after.data_requests - before.data_requests;
+    println!(
+        "  {throttled} answered 429; {requests} Graph requests in {run_hours:.2} h = {:.0} an hour",
+        requests as f64 / run_hours
+    );
+
+    // Latency from appearing to being counted, by tier, during and outside sweeps.
+    let recent = chrono::Duration::from_std(Schedule::default().recent_window).unwrap();
+    let late = chrono::Duration::from_std(Schedule::default().late_window).unwrap();
+    let in_sweep = |t: DateTime<Utc>| sweeps.iter().any(|s| s.from <= t && t <= s.to);
+    let mut buckets: [Vec<f64>; 4] = Default::default();
+    for row in served.iter().skip(served_before) {
+        if row.visible_at < run_start {
+            continue;
+        }
+        let latency = (row.first_served_at - row.visible_at).num_milliseconds() as f64 / 1e3;
+        let age = row.visible_at - row.start;
+        let index = if age <= recent {
+            usize::from(in_sweep(row.first_served_at))
+        } else if age <= late {
+            2
+        } else {
+            3
+        };
+        buckets[index].push(latency);
+    }
+    let [outside, during, late_tier, sweep_tier] = buckets;
+    println!("  {}", summary("recent-window rows, outside sweeps", outside));
+    println!("  {}", summary("recent-window rows, during sweeps", during));
+    println!("  {}", summary("late-window rows (counted by late polls)", late_tier));
+    println!("  {}", summary("older rows (counted by sweeps)", sweep_tier));
+
+    // Sweeps against the ideal.
+    for sweep in &sweeps {
+        let took = (sweep.to - sweep.from).num_seconds();
+        println!("  sweep ran {} .. {}: about {took} s of clock time (sampled every 5 s)", sweep.from, sweep.to);
+    }
+    let budget = BudgetLimits::default().per_function;
+    if let Some(report) = polling.status().last_sweep() {
+        if let Ok(read) = &report.result {
+            let took = report.took.as_secs_f64() * speed;
+            let ideal = budget.time_for(read.pages as f64).as_secs_f64();
+            println!(
+                "  last sweep: {} pages in {took:.0} s against an ideal of {ideal:.0} s at {budget}: {:.2}x",
+                read.pages,
+                took / ideal
+            );
+        }
+    }
+    for priority in ["recent", "background"] {
+        println!(
+            "  requests that waited for the budget, {priority}: {}",
+            metrics
+                .source
+                .budget_delayed
+                .with_label_values(&["getDirectRoutingCalls", priority])
+                .get()
+        );
+    }
+    if let Some(feasibility) = polling.status().feasibility() {
+        println!("  the exporter's estimate: {:?}: {feasibility}", feasibility.verdict);
+    }
+    sim.shutdown().await;
 }

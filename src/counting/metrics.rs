@@ -19,6 +19,7 @@ pub struct CountingMetrics {
     pub poll_errors: IntCounterVec,
     pub poll_duration: HistogramVec,
     pub polls_delayed: IntCounterVec,
+    pub counting_since: GaugeVec,
     pub schedule_pages_per_hour: GaugeVec,
     pub budget_utilisation: GaugeVec,
     pub remembered_rows: IntGaugeVec,
@@ -49,6 +50,10 @@ impl CountingMetrics {
                 Opts::new(p("polls_delayed_total"), "Polls that started later than their interval asked: a recent poll after one that outlasted --poll.interval, a late poll or sweep that waited for another long read. Windows reach back, so nothing is lost, only counted later."),
                 &["endpoint", "kind"],
             )?,
+            counting_since: GaugeVec::new(
+                Opts::new(p("counting_since_timestamp_seconds"), "Unix time from which calls are counted: one recent window before the first start (kept across restarts with --state.path, then moved on as calls leave the lookback). Calls that started earlier are history and are not counted."),
+                &["endpoint"],
+            )?,
             schedule_pages_per_hour: GaugeVec::new(
                 Opts::new(p("schedule_pages_per_hour"), "Graph pages an hour the poll schedule needs, by kind, at the call rate seen so far."),
                 &["endpoint", "kind"],
@@ -71,6 +76,7 @@ impl CountingMetrics {
         registry.register(Box::new(metrics.poll_errors.clone()))?;
         registry.register(Box::new(metrics.poll_duration.clone()))?;
         registry.register(Box::new(metrics.polls_delayed.clone()))?;
+        registry.register(Box::new(metrics.counting_since.clone()))?;
         registry.register(Box::new(metrics.schedule_pages_per_hour.clone()))?;
         registry.register(Box::new(metrics.budget_utilisation.clone()))?;
         registry.register(Box::new(metrics.remembered_rows.clone()))?;

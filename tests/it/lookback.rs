@@ -67,7 +67,7 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
     let graph = GraphClient::new(http, base, Arc::new(tokens), retry, metrics.source.clone());
     let state = Arc::new(Mutex::new(TenantState::new()));
     let lookback = Duration::from_secs(2 * 3600);
-    let mut poller = Poller {
+    let poller = Poller {
         graph: Arc::new(graph),
         state: state.clone(),
         status: Arc::new(PollerStatus::default()),
@@ -83,18 +83,23 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
         },
         progress: Progress::default(),
         store: None,
-    };
+    }
+    .start()
+    .await;
 
-    poller.poll_once().await.unwrap();
-    let baseline_at = clock.now();
+    let started_at = clock.now();
+    let boundary = poller.progress().forgotten_before.unwrap();
+    poller.poll_recent().await.unwrap();
     let mut remembered = Vec::new();
     let mut sweeps = 0;
-    // Three simulated hours: every id remembered at the baseline leaves the lookback.
-    while clock.now() - baseline_at < chrono::Duration::hours(3) {
+    // Three simulated hours: every id remembered at the start leaves the lookback.
+    while clock.now() - started_at < chrono::Duration::hours(3) {
         clock.sleep(Duration::from_secs(60)).await;
-        let kind = poller.plan(clock.now()).0;
-        poller.poll_once().await.unwrap();
-        sweeps += usize::from(kind == PollKind::Sweep);
+        poller.poll_recent().await.unwrap();
+        if let Some((kind, read)) = poller.poll_long().await {
+            read.unwrap();
+            sweeps += usize::from(kind == PollKind::Sweep);
+        }
         remembered.push(state.lock().remembered_rows());
     }
     assert!(sweeps >= 10, "{sweeps} sweeps");
@@ -102,7 +107,7 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
     // Bounded memory: ids are forgotten, so what is held is about two hours of calls
     // (20,000 a day is ~1,700 in two hours), not everything seen.
     let held = *remembered.last().unwrap();
-    let seen = sim.ground_truth_since(baseline_at - chrono::Duration::days(30));
+    let seen = sim.ground_truth_since(started_at - chrono::Duration::days(30));
     assert!(held < 4000, "remembered {held} ids");
     assert!(
         seen.visible_rows as usize > 2 * held,
@@ -110,9 +115,10 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
         seen.visible_rows
     );
 
-    // Exactly once: per trunk, nothing counted exceeds the rows that appeared after the
-    // baseline, although every row was read many times by overlapping windows and sweeps.
-    let truth = sim.ground_truth_since(baseline_at);
+    // Exactly once: per trunk, nothing counted exceeds the rows of calls that started from
+    // the first start's boundary on, although every row was read many times by
+    // overlapping windows and sweeps.
+    let truth = sim.ground_truth_started_from(boundary);
     let mut appeared: BTreeMap<String, u64> = BTreeMap::new();
     for row in &truth.rows {
         *appeared

@@ -4,6 +4,7 @@
 //! children, through `common::ExporterCommand`.
 
 mod auth;
+mod budget;
 mod check;
 mod cli;
 mod common;

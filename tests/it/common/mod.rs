@@ -24,7 +24,16 @@ pub fn simulated_tenant(
     faults: tve_simulator::Faults,
     identity: tve_simulator::SimIdentity,
 ) -> (tokio::runtime::Runtime, tve_simulator::SimHandle) {
-    use tve_simulator::{SimConfig, SimHandle, Traffic};
+    simulated_traffic(tve_simulator::Traffic::Scenario(scenario), faults, identity)
+}
+
+/// A simulated tenant with `traffic` (a scenario, or live calls on the system clock).
+pub fn simulated_traffic(
+    traffic: tve_simulator::Traffic,
+    faults: tve_simulator::Faults,
+    identity: tve_simulator::SimIdentity,
+) -> (tokio::runtime::Runtime, tve_simulator::SimHandle) {
+    use tve_simulator::{SimConfig, SimHandle};
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -35,7 +44,7 @@ pub fn simulated_tenant(
         client_id: CLIENT.into(),
         client_secret: SECRET.into(),
         seed: 7,
-        traffic: Traffic::Scenario(scenario),
+        traffic,
         faults,
         page_size: 1000,
         clock: tve_clock::Clock::system(),

@@ -77,13 +77,19 @@ impl ExporterCommand {
     }
 
     /// The exporter against the simulated tenant at `base_url`, polling fast and logging
-    /// at debug level, with no credential yet.
+    /// at debug level, with no credential yet. Its recent window is the whole lookback, so
+    /// its first start counts every call of the tenant's scenario (all of them started
+    /// within it) and the tests compare with all of them; its request budget is far above
+    /// what the simulated tenant allows unless a test sets Graph's limits.
     pub fn polling(base_url: &str) -> ExporterCommand {
         ExporterCommand::new(&[
             "--log.level=debug",
             "--poll.interval=300ms",
+            "--poll.recent-window=72h",
             "--poll.sweep-interval=2s",
             "--graph.retry-backoff=50ms",
+            "--graph.rate-limit=1000/1s",
+            "--graph.tenant-rate-limit=1000/1s",
         ])
         .against(base_url)
     }

@@ -12,6 +12,20 @@ pub fn simulator(scenario: Scenario, faults: Faults) -> (tokio::runtime::Runtime
     super::simulated_tenant(scenario, faults, Default::default())
 }
 
+/// The first start's boundary, as the exporter reports it: it counts the calls that
+/// started from then on.
+pub fn counting_since(metrics: &super::Metrics) -> DateTime<Utc> {
+    let seconds = metrics.sum("teams_voice_exporter_counting_since_timestamp_seconds", &[]);
+    assert!(seconds > 0.0, "the exporter reports where counting began");
+    DateTime::from_timestamp(seconds as i64, 0).expect("a time")
+}
+
+/// What `exporter` must have counted: every well-formed row visible now whose call started
+/// from its boundary on.
+pub fn counted_truth(sim: &SimHandle, exporter: &super::Exporter) -> GroundTruth {
+    sim.ground_truth_started_from(counting_since(&exporter.metrics()))
+}
+
 fn time(text: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(text)
         .unwrap()
