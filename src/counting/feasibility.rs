@@ -71,7 +71,7 @@ impl Feasibility {
         match self.verdict {
             Verdict::Fits => "",
             Verdict::SweepsStretched => "sweeps run one after another and rows published days late are counted later than --poll.sweep-interval; lengthen --poll.sweep-interval or shorten --poll.lookback, or raise --graph.rate-limit if Graph's limit allows",
-            Verdict::LatePollsDelayed => "late polls and sweeps wait for each other, so rows published hours late are counted later; lengthen --poll.late-interval, shorten --poll.late-window, or lengthen --poll.sweep-interval",
+            Verdict::LatePollsDelayed => "late polls and sweeps wait for each other, so rows published hours late are counted later; lengthen --poll.late-interval or shorten --poll.late-window",
             Verdict::RecentPollsDelayed => "the recent poll alone needs more requests than the budget, so new calls are counted late; shorten --poll.recent-window or lengthen --poll.interval",
         }
     }

@@ -59,7 +59,7 @@ impl CountingMetrics {
                 &["endpoint", "kind"],
             )?,
             budget_utilisation: GaugeVec::new(
-                Opts::new(p("schedule_budget_utilisation_ratio"), "Pages an hour the poll schedule needs over the requests an hour the request budget allows (--graph.rate-limit); above 1 the schedule does not fit and sweeps are stretched first."),
+                Opts::new(p("schedule_budget_utilisation_ratio"), "Pages an hour the poll schedule needs (with a full lookback) over the requests an hour the request budget allows (--graph.rate-limit, or the source's share of --graph.tenant-rate-limit if smaller); above 1 the schedule does not fit and sweeps are stretched first."),
                 &["endpoint"],
             )?,
             remembered_rows: IntGaugeVec::new(

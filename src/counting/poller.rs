@@ -141,6 +141,8 @@ impl<L: CallLog> Poller<L> {
                 counting_since = %boundary.to_rfc3339(),
                 "first start: calls that started from one recent window before now are counted when their rows appear; older calls are history and are not counted"
             );
+        } else if progress.last_sweep.is_none() {
+            progress.restarted(self.clock.now());
         }
         *self.status.counting_since.lock() = progress.forgotten_before;
         if let Some(since) = progress.forgotten_before {
@@ -161,6 +163,15 @@ impl<L: CallLog> Poller<L> {
             in_flight: Mutex::new([None, None]),
             rate_seen: Mutex::new([0.0; 3]),
         };
+        // Until the first recent poll shows its size, room for two pages a poll.
+        polling.reserve_for_recent(2);
+        let budget = polling.graph.budget().limits();
+        tracing::info!(
+            endpoint = L::FUNCTION.name(),
+            per_function = %budget.per_function,
+            per_tenant = %budget.per_tenant,
+            "request budget: every request to Graph waits for room in these sliding windows, recent polls first"
+        );
         if first_start {
             polling.persist().await;
         }
@@ -453,18 +464,23 @@ impl<L: CallLog> Polling<L> {
             new = ingested, forgotten, took = ?took, "poll complete"
         );
         if kind == PollKind::Recent {
-            // Room in every budget window for the next recent poll, whatever long read runs.
-            let per_window = self.graph.budget().limits().per_function.per;
-            let polls_per_window = (per_window.as_secs_f64()
-                / self.schedule.poll_interval.as_secs_f64())
-            .ceil()
-            .max(1.0);
-            let reserve = (total.pages + 1) as f64 * polls_per_window;
-            self.graph
-                .budget()
-                .reserve_for_recent(L::FUNCTION, reserve.min(f64::from(u32::MAX)) as u32);
+            self.reserve_for_recent(total.pages);
         }
         self.assess(kind, window, total);
+    }
+
+    /// Keeps room in every budget window for recent polls of `pages` pages (and one more),
+    /// whatever long read runs.
+    fn reserve_for_recent(&self, pages: u64) {
+        let per_window = self.graph.budget().limits().per_function.per;
+        let polls_per_window = (per_window.as_secs_f64()
+            / self.schedule.poll_interval.as_secs_f64())
+        .ceil()
+        .max(1.0);
+        let reserve = (pages + 1) as f64 * polls_per_window;
+        self.graph
+            .budget()
+            .reserve_for_recent(L::FUNCTION, reserve.min(f64::from(u32::MAX)) as u32);
     }
 
     /// Updates the schedule's feasibility from the call rate this read showed, and says so

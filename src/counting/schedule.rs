@@ -243,6 +243,14 @@ impl Progress {
         }
     }
 
+    /// A restart at `now` with a sweep due: the sweep reads the gap since the last
+    /// complete read (and resumes where it failed, if it does), so the recent poll reads
+    /// only its own window and the exporter is ready in seconds after any outage.
+    pub fn restarted(&mut self, now: DateTime<Utc>) {
+        let now = whole_seconds(now);
+        self.covered_until = Some(self.covered_until.map_or(now, |c| c.max(now)));
+    }
+
     /// The sub-windows to read for `window`: the unfinished ones of a resumed sweep, a
     /// sweep's parts newest first, else the window cut for `readers` parallel readers
     /// (`--graph.concurrency`).
@@ -579,6 +587,18 @@ mod tests {
         assert_eq!((kind, window.from), (PollKind::Sweep, at("2026-11-24T10:00:00Z")));
         assert_eq!(schedule.recent(&progress, now).from, at("2026-11-27T09:45:00Z"));
         assert_eq!(progress.forgotten_before, saved.forgotten_before);
+        // After a day down, the sweep reads the gap; the recent poll only its window.
+        let (schedule, mut progress) = running(saved.clone().resumed());
+        let later = at("2026-11-28T10:00:00Z");
+        progress.restarted(later);
+        assert_eq!(schedule.recent(&progress, later).from, at("2026-11-28T09:45:00Z"));
+        let (kind, window) = schedule.long_read(&progress, later).unwrap();
+        assert_eq!((kind, window.from), (PollKind::Sweep, at("2026-11-25T10:00:00Z")));
+        // Recent polls that fail from then on widen back to the restart, not further.
+        let hour_later = at("2026-11-28T11:00:00Z");
+        assert_eq!(schedule.recent(&progress, hour_later).from, later);
+        progress.restarted(now);
+        assert_eq!(progress.covered_until, Some(later), "never moved back");
     }
 
     #[test]

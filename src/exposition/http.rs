@@ -252,8 +252,14 @@ impl Web {
         let budget = &self.about.budget;
         let _ = write!(
             page,
-            "<h2>Request budget</h2><p>At most {} requests per call-log function and {} per tenant (Graph allows 50/1m and 200/1m). ",
-            budget.per_function, budget.per_tenant
+            "<h2>Request budget</h2><p>At most {} requests per call-log function and {} per tenant ({}). ",
+            budget.per_function,
+            budget.per_tenant,
+            if self.about.demo {
+                "the simulated tenant enforces Graph's limits 30 times faster, as the demo polls"
+            } else {
+                "Graph documents 50/1m and 200/1m"
+            }
         );
         match self.status.feasibility() {
             None => page.push_str("The schedule's need is estimated after the first poll.</p>"),

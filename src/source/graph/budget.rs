@@ -270,13 +270,14 @@ impl RequestBudget {
     }
 
     /// Waits until one request to `function` fits the budget and takes its place; returns
-    /// how long it waited, in clock time.
+    /// how long it waited, in clock time (zero when it did not wait).
     pub async fn take(&self, function: Function, priority: Priority) -> Duration {
         let started = self.clock.now();
         let mut waiting = RecentWaiting {
             budget: self,
             counted: false,
         };
+        let mut waited = false;
         loop {
             // Registered before the check, so a recent request going meanwhile still wakes it.
             let recent_gone = self.recent_gone.notified();
@@ -290,6 +291,7 @@ impl RequestBudget {
                 verdict
             };
             let until_ms = match verdict {
+                Ok(()) if !waited => return Duration::ZERO,
                 Ok(()) => {
                     drop(waiting);
                     return (self.clock.now() - started).to_std().unwrap_or_default();
@@ -308,6 +310,7 @@ impl RequestBudget {
                     None => std::future::pending().await,
                 }
             };
+            waited = true;
             tokio::select! {
                 _ = sleep => {}
                 _ = recent_gone => {}
