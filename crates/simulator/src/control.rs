@@ -35,8 +35,16 @@ Control:
                                         rows the exporter must have counted (JSON);
                                         `since` applies to live traffic (default: start)
   POST /_sim/release                    start the late arrivals of a scenario
-  GET  /_sim/faults                     current faults (JSON)
-  PUT  /_sim/faults                     replace the faults (JSON body, missing fields = off)
+  GET  /_sim/faults                     current faults and limits (JSON)
+  PUT  /_sim/faults                     replace them (JSON body, missing fields = off)
+
+Graph's limits, over the tenant's clock (`limits` in /_sim/faults; `null` = off):
+  per_function  requests to one call-log function        (Graph: 50 per 60 s)
+  per_app       this app's requests to all of them        (Graph: 200 per 60 s)
+  per_tenant    all apps of the tenant                    (Graph: 1,000 per 60 s)
+  other_apps    steady load of the tenant's other apps on per_tenant (none by default)
+Each is {\"requests\": N, \"window_secs\": S}. Requests over a limit get 429 with
+Retry-After, and count against the limits all the same.
 ";
 
 pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> HttpResponse {

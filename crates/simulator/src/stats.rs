@@ -1,6 +1,8 @@
 //! What the simulated tenant has served so far, for tests and benchmarks to check the
 //! exporter's behaviour against (`SimHandle::stats`, `GET /_sim/stats`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// What the tenant has served so far.
@@ -12,8 +14,19 @@ pub struct SimStats {
     pub pages_served: u64,
     /// Rows on those pages, malformed ones included.
     pub rows_served: u64,
-    /// 429 answers, including those to requests that ignored a pending Retry-After.
+    /// Data requests by the call-log function their path names (`getDirectRoutingCalls`,
+    /// ...), whatever their answer; requests that name none are not in here.
+    pub data_requests_by_function: BTreeMap<String, u64>,
+    /// 429 answers, all causes: the rate limits, the "every Nth" throttling fault and
+    /// requests that ignored a pending Retry-After of that fault.
     pub throttled_responses: u64,
+    /// 429s of the per-function rate limit. A request several limits refused counts under
+    /// the one that kept it waiting longest (on a tie, the narrowest).
+    pub throttled_per_function: u64,
+    /// 429s of the per-app rate limit.
+    pub throttled_per_app: u64,
+    /// 429s of the tenant-wide rate limit (this app's requests and the other apps' load).
+    pub throttled_per_tenant: u64,
     pub unavailable_responses: u64,
     pub invalid_json_responses: u64,
     /// 401 answers to data requests.
@@ -22,7 +35,8 @@ pub struct SimStats {
     pub token_requests: u64,
     pub tokens_issued: u64,
     pub token_errors: u64,
-    /// Data requests received while a Retry-After sent earlier was still pending.
+    /// Data requests received while a Retry-After sent earlier (by a rate limit or a fault)
+    /// was still pending.
     pub retry_after_violations: u64,
     /// Pages whose nextLink pointed at the foreign base URL.
     pub foreign_next_links_served: u64,

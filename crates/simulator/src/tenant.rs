@@ -66,7 +66,7 @@ impl Tenant {
             bind_ms,
             direct_routing,
             pstn: NoPstnCalls,
-            gate: Mutex::new(Gate::new(config.faults)),
+            gate: Mutex::new(Gate::new(config.faults, bind_ms)),
             stats: Mutex::new(SimStats::default()),
             tokens: IssuedTokens::default(),
             graph_resource: config

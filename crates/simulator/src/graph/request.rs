@@ -9,7 +9,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::reply::GraphError;
-use crate::call_log::CallLog;
+use crate::call_log::{CallLog, Function};
 use crate::http::percent_decode;
 use crate::time::TICKS_PER_SEC;
 
@@ -103,6 +103,15 @@ pub(crate) fn parse_request<'a>(
         raw_to,
         skip: parse_skip(query)?,
     })
+}
+
+/// The call-log function a request's path names, if it names one of `logs`', whatever
+/// else is wrong with the request: the rate limit it counts against.
+pub(crate) fn function_named(path: &str, logs: &[&dyn CallLog]) -> Option<&'static Function> {
+    let decoded = percent_decode(path)?;
+    resolve_function(&decoded, logs)
+        .ok()
+        .map(|(log, _)| log.function())
 }
 
 /// The log whose function a decoded path calls, with the text after the function's
