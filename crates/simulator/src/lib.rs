@@ -84,6 +84,6 @@ pub use config::{
 pub use direct_routing::{trunk_fqdns, GroundTruth, TruthRow, DEMO_TRUNKS, MAX_TRUNKS};
 pub use faults::{Faults, GraphLimits, RateLimit};
 pub use handle::SimHandle;
-pub use stats::SimStats;
+pub use stats::{ServedRow, SimStats};
 pub use token::{IMDS_TOKEN_PATH, JWT_BEARER};
 pub use traffic::{Scenario, Traffic};

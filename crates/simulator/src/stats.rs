@@ -1,9 +1,13 @@
 //! What the simulated tenant has served so far, for tests and benchmarks to check the
-//! exporter's behaviour against (`SimHandle::stats`, `GET /_sim/stats`).
+//! exporter's behaviour against (`SimHandle::stats`, `GET /_sim/stats`), and when each row
+//! was first served (`SimHandle::served_rows`), the ground truth of the exporter's latency.
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::time::{datetime_of_ms, datetime_of_ticks};
 
 /// What the tenant has served so far.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,4 +50,35 @@ pub struct SimStats {
     pub client_assertions_accepted: u64,
     /// Accepted assertions whose `jti` had been seen before.
     pub repeated_assertion_ids: u64,
+}
+
+/// A well-formed row the tenant has served on a page: when its call started, when it
+/// became visible and when a page first carried it. Benchmarks measure the exporter's
+/// latency against these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServedRow {
+    /// The call's start, as the row prints it.
+    pub start: DateTime<Utc>,
+    /// When the row became visible in results (clock time).
+    pub visible_at: DateTime<Utc>,
+    /// When a page first carried it (clock time).
+    pub first_served_at: DateTime<Utc>,
+}
+
+/// A [`ServedRow`] as a log keeps it: ticks and clock milliseconds, 24 bytes a row.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ServedRecord {
+    pub start_ticks: i64,
+    pub visible_ms: i64,
+    pub served_ms: i64,
+}
+
+impl From<ServedRecord> for ServedRow {
+    fn from(record: ServedRecord) -> ServedRow {
+        ServedRow {
+            start: datetime_of_ticks(record.start_ticks),
+            visible_at: datetime_of_ms(record.visible_ms),
+            first_served_at: datetime_of_ms(record.served_ms),
+        }
+    }
 }

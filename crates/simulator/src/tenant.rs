@@ -21,7 +21,7 @@ use crate::gate::Gate;
 use crate::ids::{random_uuid, uuid};
 use crate::issued::IssuedTokens;
 use crate::pstn::NoPstnCalls;
-use crate::stats::SimStats;
+use crate::stats::{ServedRow, SimStats};
 use crate::traffic::Mode;
 
 /// State shared by the request handlers and the traffic task.
@@ -108,6 +108,15 @@ impl Tenant {
     pub fn ground_truth(&self, since: Option<DateTime<Utc>>) -> GroundTruth {
         let since_ms = since.map_or(self.bind_ms, |since| since.timestamp_millis());
         direct_routing::ground_truth(&self.direct_routing, self.mode, since_ms, self.now_ms())
+    }
+
+    /// The well-formed rows of every log served so far, each once.
+    pub fn served_rows(&self) -> Vec<ServedRow> {
+        let mut rows = Vec::new();
+        for log in self.call_logs() {
+            log.served_rows(&mut rows);
+        }
+        rows
     }
 
     pub fn release(&self) -> bool {
