@@ -126,6 +126,15 @@ impl SimHandle {
         self.tenant.ground_truth(Some(since))
     }
 
+    /// Ground truth now by call start: every well-formed row visible now whose call started
+    /// at or after `from`, whatever its origin (history, live, preexisting or late), with
+    /// `invalid_rows` and `visible_rows` as in [`SimHandle::ground_truth`]. An exporter that
+    /// counts the calls that started from a time on (its first start minus one recent
+    /// window) must have counted exactly these.
+    pub fn ground_truth_started_from(&self, from: DateTime<Utc>) -> GroundTruth {
+        self.tenant.ground_truth_started_from(from)
+    }
+
     /// Every well-formed row served on a page since bind, once, in the order first served:
     /// its call's start, when it became visible and when it was first served. The ground
     /// truth of the exporter's latency (from call start or from visibility to its metrics).

@@ -22,6 +22,7 @@ use crate::ids::{random_uuid, uuid};
 use crate::issued::IssuedTokens;
 use crate::pstn::NoPstnCalls;
 use crate::stats::{ServedRow, SimStats};
+use crate::time::ceil_ticks;
 use crate::traffic::Mode;
 
 /// State shared by the request handlers and the traffic task.
@@ -117,6 +118,17 @@ impl Tenant {
             log.served_rows(&mut rows);
         }
         rows
+    }
+
+    /// Every well-formed row visible now whose call started at or after `from`.
+    pub fn ground_truth_started_from(&self, from: DateTime<Utc>) -> GroundTruth {
+        // Rows start in whole ticks: `start >= ceil(from)` exactly when `start >= from`.
+        let from_ticks = ceil_ticks(from).unwrap_or(if from.timestamp() < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        });
+        direct_routing::ground_truth_started_from(&self.direct_routing, from_ticks, self.now_ms())
     }
 
     pub fn release(&self) -> bool {

@@ -91,3 +91,12 @@ pub(crate) fn datetime_of_ticks(ticks: i64) -> DateTime<Utc> {
 pub(crate) fn datetime_of_ms(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
+
+/// Ticks of `time`, rounded up: with stored starts in whole ticks, `start >= ceil(t)` holds
+/// exactly when `start >= t`.
+pub(crate) fn ceil_ticks(time: DateTime<Utc>) -> Option<i64> {
+    let nanos = i64::from(time.timestamp_subsec_nanos());
+    time.timestamp()
+        .checked_mul(TICKS_PER_SEC)?
+        .checked_add((nanos + 99) / 100)
+}

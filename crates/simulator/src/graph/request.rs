@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::reply::GraphError;
 use crate::call_log::{CallLog, Function};
 use crate::http::percent_decode;
-use crate::time::TICKS_PER_SEC;
+use crate::time::ceil_ticks;
 
 /// Where Graph's call-log functions live.
 const CALL_RECORDS_PATH: &str = "/v1.0/communications/callRecords/";
@@ -232,15 +232,6 @@ fn parse_skip(query: Option<&str>) -> Result<usize, GraphError> {
         }
     }
     Ok(skip)
-}
-
-/// Ticks of `time`, rounded up: with stored starts in whole ticks, `start >= ceil(t)` holds
-/// exactly when `start >= t`.
-fn ceil_ticks(time: DateTime<Utc>) -> Option<i64> {
-    let nanos = i64::from(time.timestamp_subsec_nanos());
-    time.timestamp()
-        .checked_mul(TICKS_PER_SEC)?
-        .checked_add((nanos + 99) / 100)
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
