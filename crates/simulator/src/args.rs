@@ -59,7 +59,11 @@ fn parse_limit(text: &str) -> Result<Option<RateLimit>, String> {
         return Ok(None);
     }
     let rate: Rate = text.parse().map_err(|error| format!("{error}, or off"))?;
-    RateLimit::try_from(rate).map(Some)
+    RateLimit::try_from(rate).map(Some).map_err(|_| {
+        format!(
+            "the window of '{text}' is not a whole number of seconds; write it as 10/2s, 50/60s or 1000/1m"
+        )
+    })
 }
 
 fn parse_simulated_trunks(text: &str) -> Result<usize, String> {

@@ -159,7 +159,8 @@ impl TryFrom<Rate> for RateLimit {
     fn try_from(rate: Rate) -> Result<RateLimit, String> {
         if rate.per.subsec_nanos() != 0 || rate.per.is_zero() {
             return Err(format!(
-                "the window of {rate} is not a whole number of seconds; write it as 10/2s, 50/60s or 1000/1m"
+                "the window of {} requests per {:?} is not a whole number of seconds",
+                rate.requests, rate.per
             ));
         }
         Ok(RateLimit {
