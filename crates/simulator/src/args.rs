@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use clap::Args;
-use tve_clock::Clock;
+use tve_clock::{Clock, Rate};
 
 use crate::config::{SimConfig, DEMO_CALLS_PER_DAY};
 use crate::direct_routing::{trunk_fqdns, DEMO_TRUNKS, MAX_TRUNKS};
+use crate::faults::{GraphLimits, RateLimit};
 use crate::traffic::Traffic;
 
 /// The simulated tenant's traffic, for `--demo` and `simulate`.
@@ -31,6 +32,38 @@ pub struct SimulationArgs {
     /// ...) that share their calls, for as many series as the largest tenants have.
     #[arg(long = "simulate.trunks", default_value_t = DEMO_TRUNKS, value_parser = parse_simulated_trunks, value_name = "N")]
     pub trunks: usize,
+    // The limits are written `std::option::Option` so that clap takes `off` as a value
+    // (None) instead of making the flag optional.
+    /// Graph's limit on requests to one call-log function of the simulated tenant, per
+    /// window of the tenant's clock: more get 429 with Retry-After, and throttled requests
+    /// count too. `off` switches it off.
+    #[arg(long = "simulate.rate-limit", default_value = "50/60s", value_parser = parse_limit, value_name = "N/DURATION")]
+    pub rate_limit: std::option::Option<RateLimit>,
+    /// Graph's limit on the app's requests to all call-log functions together; `off`
+    /// switches it off.
+    #[arg(long = "simulate.app-rate-limit", default_value = "200/60s", value_parser = parse_limit, value_name = "N/DURATION")]
+    pub app_rate_limit: std::option::Option<RateLimit>,
+    /// Graph's limit on the requests of all apps of the simulated tenant together, the
+    /// exporter's and --simulate.other-apps'; `off` switches it off.
+    #[arg(long = "simulate.tenant-rate-limit", default_value = "1000/60s", value_parser = parse_limit, value_name = "N/DURATION")]
+    pub tenant_rate_limit: std::option::Option<RateLimit>,
+    /// Requests the simulated tenant's other apps send, evenly spread over time: they count
+    /// against --simulate.tenant-rate-limit and leave the exporter less of it (e.g. 900/60s).
+    #[arg(long = "simulate.other-apps", default_value = "off", value_parser = parse_limit, value_name = "N/DURATION")]
+    pub other_apps: std::option::Option<RateLimit>,
+}
+
+/// A rate limit flag: `N/DURATION` with a whole number of seconds, or `off`.
+fn parse_limit(text: &str) -> Result<Option<RateLimit>, String> {
+    if text.trim().eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let rate: Rate = text.parse().map_err(|error| format!("{error}, or off"))?;
+    RateLimit::try_from(rate).map(Some).map_err(|_| {
+        format!(
+            "the window of '{text}' is not a whole number of seconds; write it as 10/2s, 50/60s or 1000/1m"
+        )
+    })
 }
 
 fn parse_simulated_trunks(text: &str) -> Result<usize, String> {
@@ -57,8 +90,8 @@ fn parse_simulated_trunk(text: &str) -> Result<String, String> {
 }
 
 impl SimulationArgs {
-    /// The demo tenant with the traffic these flags ask for; `default_history` when
-    /// `--simulate.history` is not given.
+    /// The demo tenant with the traffic, failing trunk and limits these flags ask for;
+    /// `default_history` when `--simulate.history` is not given.
     pub fn config(&self, default_history: Duration, clock: Clock) -> SimConfig {
         let mut config = SimConfig::demo(clock);
         config.seed = self.seed;
@@ -68,7 +101,18 @@ impl SimulationArgs {
             trunks: self.trunks,
         };
         config.faults.failing_trunk = self.failing_trunk.clone();
+        config.faults.limits = self.limits();
         config
+    }
+
+    /// The limits these flags ask for (by default Graph's documented ones, no other apps).
+    pub fn limits(&self) -> GraphLimits {
+        GraphLimits {
+            per_function: self.rate_limit,
+            per_app: self.app_rate_limit,
+            per_tenant: self.tenant_rate_limit,
+            other_apps: self.other_apps,
+        }
     }
 }
 

@@ -10,8 +10,9 @@
 
 use std::fmt::Write;
 
-use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::stats::{ServedRecord, ServedRow};
 use crate::store::{Store, StoredRow};
 
 /// A call-log function as its requests name it.
@@ -59,6 +60,9 @@ pub(crate) trait CallLog: Send + Sync {
     /// Starts the late arrivals of a scenario; `false` if they had started already (or the
     /// log has none).
     fn release(&self, now_ms: i64) -> bool;
+
+    /// Appends the well-formed rows served so far, each once, in the order first served.
+    fn served_rows(&self, out: &mut Vec<ServedRow>);
 }
 
 /// A row that can be served: stored by time, and rendered as the JSON Graph sends.
@@ -71,10 +75,11 @@ pub(crate) trait LogRow: StoredRow + Send + Sync {
     fn write_json(&self, out: &mut String);
 }
 
-/// A call log kept in a [`Store`].
+/// A call log kept in a [`Store`], with the first serve of each well-formed row.
 pub(crate) struct StoredLog<R> {
     function: &'static Function,
     store: RwLock<Store<R>>,
+    served: Mutex<Vec<ServedRecord>>,
 }
 
 impl<R: LogRow> StoredLog<R> {
@@ -82,6 +87,7 @@ impl<R: LogRow> StoredLog<R> {
         StoredLog {
             function,
             store: RwLock::new(Store::new(rows)),
+            served: Mutex::new(Vec::new()),
         }
     }
 
@@ -111,6 +117,19 @@ impl<R: LogRow> CallLog for StoredLog<R> {
         let link = page
             .more
             .then(|| (request.next_link)(request.skip.saturating_add(page.rows.len())));
+        let first_served: Vec<ServedRecord> = page
+            .rows
+            .iter()
+            .filter(|row| !row.is_malformed() && row.mark_served())
+            .map(|row| ServedRecord {
+                start_ticks: row.start(),
+                visible_ms: row.visible_ms(),
+                served_ms: request.now_ms,
+            })
+            .collect();
+        if !first_served.is_empty() {
+            self.served.lock().extend(first_served);
+        }
         out.reserve(page.rows.len() * R::JSON_BYTES + 512);
         write_page(
             out,
@@ -127,6 +146,15 @@ impl<R: LogRow> CallLog for StoredLog<R> {
 
     fn release(&self, now_ms: i64) -> bool {
         self.write().release(now_ms)
+    }
+
+    fn served_rows(&self, out: &mut Vec<ServedRow>) {
+        out.extend(
+            self.served
+                .lock()
+                .iter()
+                .map(|&record| ServedRow::from(record)),
+        );
     }
 }
 

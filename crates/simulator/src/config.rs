@@ -7,7 +7,7 @@ use std::time::Duration;
 use tve_clock::Clock;
 
 use crate::direct_routing::DEMO_TRUNKS;
-use crate::faults::{Faults, RateLimit};
+use crate::faults::{Faults, GraphLimits};
 use crate::traffic::Traffic;
 
 /// Tenant id of the demo tenant.
@@ -45,7 +45,7 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Rows per page; Graph uses 1,000.
     pub page_size: usize,
-    /// Time for visibility, token expiry, throttling and live traffic.
+    /// Time for visibility, token expiry, the rate limits' windows and live traffic.
     pub clock: Clock,
     /// Credentials accepted besides the client secret, and the managed identities.
     pub identity: SimIdentity,
@@ -93,7 +93,8 @@ pub struct ManagedIdentities {
 
 impl SimConfig {
     /// Live realistic traffic for the demo: [`DEMO_CALLS_PER_DAY`] with [`DEMO_HISTORY`]
-    /// pre-generated, served to the [`DEMO_CLIENT_ID`] of [`DEMO_TENANT_ID`].
+    /// pre-generated, served to the [`DEMO_CLIENT_ID`] of [`DEMO_TENANT_ID`] within Graph's
+    /// documented limits ([`GraphLimits::DOCUMENTED`]).
     pub fn demo(clock: Clock) -> Self {
         SimConfig {
             tenant_id: DEMO_TENANT_ID.to_owned(),
@@ -106,7 +107,7 @@ impl SimConfig {
                 trunks: DEMO_TRUNKS,
             },
             faults: Faults {
-                rate_limit: Some(RateLimit::GRAPH_PER_APP),
+                limits: GraphLimits::DOCUMENTED,
                 ..Faults::default()
             },
             page_size: 1000,

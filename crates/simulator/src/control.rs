@@ -34,9 +34,20 @@ Control:
   GET  /_sim/ground-truth[?since=RFC3339]
                                         rows the exporter must have counted (JSON);
                                         `since` applies to live traffic (default: start)
+  GET  /_sim/ground-truth?started_from=RFC3339
+                                        every well-formed visible row whose call
+                                        started then or later (JSON)
   POST /_sim/release                    start the late arrivals of a scenario
-  GET  /_sim/faults                     current faults (JSON)
-  PUT  /_sim/faults                     replace the faults (JSON body, missing fields = off)
+  GET  /_sim/faults                     current faults and limits (JSON)
+  PUT  /_sim/faults                     replace them (JSON body, missing fields = off)
+
+Graph's limits, over the tenant's clock (`limits` in /_sim/faults; `null` = off):
+  per_function  requests to one call-log function        (Graph: 50 per 60 s)
+  per_app       this app's requests to all of them        (Graph: 200 per 60 s)
+  per_tenant    all apps of the tenant                    (Graph: 1,000 per 60 s)
+  other_apps    steady load of the tenant's other apps on per_tenant (none by default)
+Each is {\"requests\": N, \"window_secs\": S}. Requests over a limit get 429 with
+Retry-After, and count against the limits all the same.
 ";
 
 pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> HttpResponse {
@@ -45,10 +56,20 @@ pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> 
     match (path.as_str(), &method) {
         ("/", &Method::GET) => response(200, "text/plain; charset=utf-8", INDEX),
         ("/_sim/stats", &Method::GET) => json(200, &tenant.stats().clone()),
-        ("/_sim/ground-truth", &Method::GET) => match since(request.uri().query()) {
-            Ok(since) => json(200, &tenant.ground_truth(since)),
-            Err(message) => text(400, message),
-        },
+        ("/_sim/ground-truth", &Method::GET) => {
+            let query = request.uri().query();
+            match (
+                time_param(query, "since"),
+                time_param(query, "started_from"),
+            ) {
+                (Ok(Some(_)), Ok(Some(_))) => {
+                    text(400, "give since or started_from, not both".to_owned())
+                }
+                (Ok(_), Ok(Some(from))) => json(200, &tenant.ground_truth_started_from(from)),
+                (Ok(since), Ok(None)) => json(200, &tenant.ground_truth(since)),
+                (Err(message), _) | (_, Err(message)) => text(400, message),
+            }
+        }
         ("/_sim/release", &Method::POST) => {
             let released = tenant.release();
             let mode = match tenant.mode {
@@ -80,11 +101,11 @@ pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> 
     }
 }
 
-/// The optional `since` of a ground-truth request.
-fn since(query: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
+/// The optional time parameter `name` (`since`, `started_from`) of a ground-truth request.
+fn time_param(query: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, String> {
     let Some(query) = query else { return Ok(None) };
     let Some((_, value)) =
-        url::form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == "since")
+        url::form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == name)
     else {
         return Ok(None);
     };
@@ -92,7 +113,7 @@ fn since(query: Option<&str>) -> Result<Option<DateTime<Utc>>, String> {
     DateTime::parse_from_rfc3339(&value)
         .or_else(|_| DateTime::parse_from_rfc3339(&value.replace(' ', "+")))
         .map(|time| Some(time.with_timezone(&Utc)))
-        .map_err(|error| format!("since must be an RFC 3339 timestamp: {error}"))
+        .map_err(|error| format!("{name} must be an RFC 3339 timestamp: {error}"))
 }
 
 fn json(status: u16, value: &impl Serialize) -> HttpResponse {

@@ -1,10 +1,13 @@
 //! The faults a simulated tenant can inject, as set at start or while running (through
-//! `SimHandle::set_faults` or `PUT /_sim/faults`), and Graph's request rate limit.
+//! `SimHandle::set_faults` or `PUT /_sim/faults`), and Graph's request rate limits.
 //!
 //! Only settings live here; `gate` applies them to each data request, `graph` and `token`
 //! answer accordingly.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
+use tve_clock::Rate;
 
 /// Faults the tenant injects; all off by default.
 ///
@@ -14,16 +17,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Faults {
-    /// Graph's throttling: more than `requests` data requests within any `window_secs`
-    /// (real time) answer 429 with a Retry-After that says when the window has room
-    /// again. Throttled requests count against the limit, as Graph's do. Off by default;
-    /// the demo tenant (`--demo`, `simulate`) uses [`RateLimit::GRAPH_PER_APP`].
-    pub rate_limit: Option<RateLimit>,
+    /// Graph's throttling of the call-log functions (per function, per app, per tenant),
+    /// checked before any other fault. Off by default; the demo tenant (`--demo`,
+    /// `simulate`) enforces [`GraphLimits::DOCUMENTED`].
+    pub limits: GraphLimits,
     /// Every Nth data request answers 429 with Retry-After; 0 = off.
     pub throttle_every: u32,
-    /// Retry-After on 429 (and on 503 when `unavailable_retry_after`); 0 means 1.
+    /// Retry-After on the 429s of `throttle_every` (and on 503 when
+    /// `unavailable_retry_after`); 0 means 1. The limits' Retry-After says when their
+    /// windows have room.
     pub retry_after_secs: u64,
-    /// Send Retry-After as an HTTP date (rounded up to a whole second) instead of seconds.
+    /// Send Retry-After as an HTTP date (rounded up to a whole second) instead of seconds,
+    /// for the limits too.
     pub retry_after_http_date: bool,
     /// Every Nth data request answers 503 `serviceNotAvailable`; 0 = off.
     pub unavailable_every: u32,
@@ -56,7 +61,54 @@ pub struct Faults {
     pub failing_trunk: Option<String>,
 }
 
-/// A request rate limit over a sliding window.
+/// Graph's request limits for the call-log functions (`getDirectRoutingCalls`,
+/// `getPstnCalls`, ...), as `shared/reference/graph-call-logs.md` documents them; each is
+/// off when `None`.
+///
+/// Every data request counts in every window it belongs to, throttled or not, as Graph's
+/// do: the window of the function its path names (none if it names no call-log function),
+/// the app's and the tenant's. A request that finds any of them full answers 429 with a
+/// Retry-After of the whole seconds until there is room again, and a message naming the
+/// limit that refused it. Windows slide over the tenant's clock time, not real time, so a
+/// clock that runs N times faster runs the limits N times faster too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GraphLimits {
+    /// Requests to one call-log function of the tenant (Graph: "per collection");
+    /// documented: 50 per 60 s.
+    pub per_function: Option<RateLimit>,
+    /// Requests of the app (the tenant's client) to all call-log functions together;
+    /// documented: 200 per 60 s.
+    pub per_app: Option<RateLimit>,
+    /// Requests of all apps of the tenant together: this app's, and those of
+    /// `other_apps`; documented: 1,000 per 60 s.
+    pub per_tenant: Option<RateLimit>,
+    /// The steady load the tenant's other apps put on `per_tenant`: `requests` every
+    /// `window_secs`, evenly spaced in clock time (and before bind as after). None: this
+    /// app is the tenant's only one.
+    pub other_apps: Option<RateLimit>,
+}
+
+impl GraphLimits {
+    /// Graph's documented limits for the call-log functions, no other apps.
+    pub const DOCUMENTED: GraphLimits = GraphLimits {
+        per_function: Some(RateLimit::PER_FUNCTION),
+        per_app: Some(RateLimit::PER_APP),
+        per_tenant: Some(RateLimit::PER_TENANT),
+        other_apps: None,
+    };
+
+    /// No limits at all.
+    pub const OFF: GraphLimits = GraphLimits {
+        per_function: None,
+        per_app: None,
+        per_tenant: None,
+        other_apps: None,
+    };
+}
+
+/// A request rate limit over a sliding window: at most `requests` within any `window_secs`
+/// of the tenant's clock. 0 in either field counts as 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimit {
     pub requests: u32,
@@ -64,12 +116,64 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
-    /// Graph's documented call-records limit for one app in one tenant: 1,500 requests per
-    /// 20 seconds (the tenant-wide 10,000 per 20 seconds is never reached by one app).
-    pub const GRAPH_PER_APP: RateLimit = RateLimit {
-        requests: 1500,
-        window_secs: 20,
+    /// Graph's limit per call-log function per tenant: 50 requests per 60 seconds.
+    pub const PER_FUNCTION: RateLimit = RateLimit {
+        requests: 50,
+        window_secs: 60,
     };
+    /// Graph's limit per app per tenant for the call-log functions together: 200 requests
+    /// per 60 seconds.
+    pub const PER_APP: RateLimit = RateLimit {
+        requests: 200,
+        window_secs: 60,
+    };
+    /// Graph's limit per tenant, shared by all its apps: 1,000 requests per 60 seconds.
+    pub const PER_TENANT: RateLimit = RateLimit {
+        requests: 1000,
+        window_secs: 60,
+    };
+
+    /// Requests allowed in a window (at least 1).
+    pub(crate) fn requests(&self) -> u32 {
+        self.requests.max(1)
+    }
+
+    /// The window's length in clock milliseconds (at least a second).
+    pub(crate) fn window_ms(&self) -> i64 {
+        i64::try_from(self.window_secs.max(1))
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000)
+    }
+}
+
+impl From<RateLimit> for Rate {
+    fn from(limit: RateLimit) -> Rate {
+        Rate::new(limit.requests, Duration::from_secs(limit.window_secs))
+    }
+}
+
+impl TryFrom<Rate> for RateLimit {
+    /// Why the rate is not a limit: its window is not a whole number of seconds.
+    type Error = String;
+
+    fn try_from(rate: Rate) -> Result<RateLimit, String> {
+        if rate.per.subsec_nanos() != 0 || rate.per.is_zero() {
+            return Err(format!(
+                "the window of {} requests per {:?} is not a whole number of seconds",
+                rate.requests, rate.per
+            ));
+        }
+        Ok(RateLimit {
+            requests: rate.requests,
+            window_secs: rate.per.as_secs(),
+        })
+    }
+}
+
+impl std::fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}s", self.requests, self.window_secs)
+    }
 }
 
 impl Faults {

@@ -18,7 +18,7 @@ use tve_clock::Clock;
 use crate::config::SimConfig;
 use crate::direct_routing::{self, Degradation, GroundTruth, LiveTraffic};
 use crate::faults::Faults;
-use crate::stats::SimStats;
+use crate::stats::{ServedRow, SimStats};
 use crate::tenant::Tenant;
 use crate::{control, graph, token};
 
@@ -124,6 +124,22 @@ impl SimHandle {
     /// Ground truth now; in live mode counting rows that became visible after `since`.
     pub fn ground_truth_since(&self, since: DateTime<Utc>) -> GroundTruth {
         self.tenant.ground_truth(Some(since))
+    }
+
+    /// Ground truth now by call start: every well-formed row visible now whose call started
+    /// at or after `from`, whatever its origin (history, live, preexisting or late), with
+    /// `invalid_rows` and `visible_rows` as in [`SimHandle::ground_truth`]. An exporter that
+    /// counts the calls that started from a time on (its first start minus one recent
+    /// window) must have counted exactly these.
+    pub fn ground_truth_started_from(&self, from: DateTime<Utc>) -> GroundTruth {
+        self.tenant.ground_truth_started_from(from)
+    }
+
+    /// Every well-formed row served on a page since bind, once, in the order first served:
+    /// its call's start, when it became visible and when it was first served. The ground
+    /// truth of the exporter's latency (from call start or from visibility to its metrics).
+    pub fn served_rows(&self) -> Vec<ServedRow> {
+        self.tenant.served_rows()
     }
 
     /// The clock the tenant runs on.

@@ -8,6 +8,20 @@
 //! services, with faults that can be switched on at start or while running (through
 //! [`SimHandle::set_faults`] or `PUT /_sim/faults`).
 //!
+//! # Graph's limits
+//!
+//! The tenant throttles the call-log functions as Graph documents it ([`GraphLimits`],
+//! `Faults::limits`; the demo tenant and the `--simulate.*-rate-limit` flags default to
+//! [`GraphLimits::DOCUMENTED`]): 50 requests per 60 s per function, 200 per 60 s for the
+//! app's requests to all functions together, and 1,000 per 60 s for the whole tenant,
+//! which its other apps share ([`GraphLimits::other_apps`], a steady load spread evenly
+//! over time, none by default). The windows slide over the tenant's clock time, not real
+//! time: on a clock sped up N times (benchmarks run hours in minutes) the limits allow N
+//! times as many requests per real second. A request over any limit gets 429 with a
+//! Retry-After (whole seconds until there is room again) and a message naming the limit;
+//! throttled requests count against the limits, as Graph's do, and requests sent while a
+//! Retry-After is pending are counted as violations ([`SimStats`]).
+//!
 //! # Layout
 //!
 //! Generic parts, which know no particular call-log function:
@@ -15,7 +29,7 @@
 //! - `handle`: the running tenant ([`SimHandle`]) and the routing of requests;
 //! - `tenant`: the state the services share, and the list of call logs it serves;
 //! - `graph`: the simulated Graph (request parsing, paging, throttling, error bodies);
-//! - `gate`: the fault and rate-limit state every data request passes;
+//! - `gate`: the fault state and the rate limits' windows every data request passes;
 //! - `call_log`: what Graph needs of a call-log function; `store`: rows kept by time;
 //! - `token`: the simulated Entra ID (secrets, client assertions, managed identity);
 //!   `issued`: the tokens it issued, which Graph accepts;
@@ -68,8 +82,8 @@ pub use config::{
     FEDERATED_AUDIENCE, QUICK_DEMO_HISTORY,
 };
 pub use direct_routing::{trunk_fqdns, GroundTruth, TruthRow, DEMO_TRUNKS, MAX_TRUNKS};
-pub use faults::{Faults, RateLimit};
+pub use faults::{Faults, GraphLimits, RateLimit};
 pub use handle::SimHandle;
-pub use stats::SimStats;
+pub use stats::{ServedRow, SimStats};
 pub use token::{IMDS_TOKEN_PATH, JWT_BEARER};
 pub use traffic::{Scenario, Traffic};

@@ -6,6 +6,7 @@
 //! `StoredLog` of `pstnCallLogRow`s drawn by this module is all the generic code needs.
 
 use crate::call_log::{self, CallLog, Function, PageRequest, Served};
+use crate::stats::ServedRow;
 
 pub(crate) static FUNCTION: Function = Function {
     name: "getPstnCalls",
@@ -33,4 +34,6 @@ impl CallLog for NoPstnCalls {
     fn release(&self, _now_ms: i64) -> bool {
         false
     }
+
+    fn served_rows(&self, _out: &mut Vec<ServedRow>) {}
 }

@@ -9,6 +9,7 @@
 //! page is always evaluated against the log as it is at that moment.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `visible_ms` of a row that waits for `SimHandle::release`.
 pub(crate) const HIDDEN: i64 = i64::MAX;
@@ -26,9 +27,29 @@ pub(crate) trait StoredRow {
     fn arrival_ms(&self) -> u32;
     /// Whether the row's JSON is deliberately broken (counted as one invalid row).
     fn is_malformed(&self) -> bool;
+    /// Notes that the row is on a page; `true` the first time.
+    fn mark_served(&self) -> bool;
 
     fn is_visible(&self, now_ms: i64) -> bool {
         self.visible_ms() <= now_ms
+    }
+}
+
+/// Whether a row has been on a page yet. Set while pages are rendered under the store's
+/// read lock, hence atomic; a clone copies the state.
+#[derive(Debug, Default)]
+pub(crate) struct ServedFlag(AtomicBool);
+
+impl ServedFlag {
+    /// Marks the row served; `true` if it was not yet.
+    pub fn mark(&self) -> bool {
+        !self.0.swap(true, Ordering::Relaxed)
+    }
+}
+
+impl Clone for ServedFlag {
+    fn clone(&self) -> Self {
+        ServedFlag(AtomicBool::new(self.0.load(Ordering::Relaxed)))
     }
 }
 

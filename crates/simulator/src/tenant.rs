@@ -21,7 +21,8 @@ use crate::gate::Gate;
 use crate::ids::{random_uuid, uuid};
 use crate::issued::IssuedTokens;
 use crate::pstn::NoPstnCalls;
-use crate::stats::SimStats;
+use crate::stats::{ServedRow, SimStats};
+use crate::time::ceil_ticks;
 use crate::traffic::Mode;
 
 /// State shared by the request handlers and the traffic task.
@@ -66,7 +67,7 @@ impl Tenant {
             bind_ms,
             direct_routing,
             pstn: NoPstnCalls,
-            gate: Mutex::new(Gate::new(config.faults)),
+            gate: Mutex::new(Gate::new(config.faults, bind_ms)),
             stats: Mutex::new(SimStats::default()),
             tokens: IssuedTokens::default(),
             graph_resource: config
@@ -108,6 +109,26 @@ impl Tenant {
     pub fn ground_truth(&self, since: Option<DateTime<Utc>>) -> GroundTruth {
         let since_ms = since.map_or(self.bind_ms, |since| since.timestamp_millis());
         direct_routing::ground_truth(&self.direct_routing, self.mode, since_ms, self.now_ms())
+    }
+
+    /// The well-formed rows of every log served so far, each once.
+    pub fn served_rows(&self) -> Vec<ServedRow> {
+        let mut rows = Vec::new();
+        for log in self.call_logs() {
+            log.served_rows(&mut rows);
+        }
+        rows
+    }
+
+    /// Every well-formed row visible now whose call started at or after `from`.
+    pub fn ground_truth_started_from(&self, from: DateTime<Utc>) -> GroundTruth {
+        // Rows start in whole ticks: `start >= ceil(from)` exactly when `start >= from`.
+        let from_ticks = ceil_ticks(from).unwrap_or(if from.timestamp() < 0 {
+            i64::MIN
+        } else {
+            i64::MAX
+        });
+        direct_routing::ground_truth_started_from(&self.direct_routing, from_ticks, self.now_ms())
     }
 
     pub fn release(&self) -> bool {

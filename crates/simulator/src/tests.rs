@@ -15,9 +15,11 @@ use super::call_log::CallLog;
 use super::direct_routing::{
     self, CallRow, Degradation, LiveGenerator, Origin, DEGRADING_TRUNK, TRUNKS,
 };
-use super::gate::RateWindow;
 use super::time::{self, TimeStyle};
 use super::*;
+
+mod limits;
+mod truth;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
 const CLIENT: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
@@ -949,6 +951,7 @@ fn index_and_debug_do_not_leak_the_secret() {
     let demo = SimConfig::demo(Clock::system());
     assert_eq!(demo.tenant_id, DEMO_TENANT_ID);
     assert!(matches!(demo.traffic, Traffic::Live { .. }));
+    assert_eq!(demo.faults.limits, GraphLimits::DOCUMENTED);
 }
 
 #[test]
@@ -982,33 +985,4 @@ fn more_trunks_are_copies_of_the_tenant_s_six() {
         ids(LiveGenerator::new(3, 100_000.0, from_ms)),
         ids(LiveGenerator::new(3, 100_000.0, from_ms).with_trunks(super::DEMO_TRUNKS))
     );
-}
-
-#[test]
-fn rate_limit_counts_every_request_over_a_sliding_window() {
-    let limit = RateLimit {
-        requests: 3,
-        window_secs: 2,
-    };
-    let mut window = RateWindow::default();
-    let start = std::time::Instant::now();
-    let at = |ms: u64| start + Duration::from_millis(ms);
-    for ms in [0, 100, 200] {
-        let verdict = window.admit(limit, at(ms));
-        assert_eq!(verdict.retry_after_secs, None);
-        assert!(!verdict.violated);
-    }
-    // The fourth within two seconds counts too: room for one more once the first two have
-    // left the window, 1.8 s later, rounded up to whole seconds.
-    let verdict = window.admit(limit, at(300));
-    assert_eq!(verdict.retry_after_secs, Some(2));
-    assert!(!verdict.violated);
-    // Coming back early is a violation and, counted too, pushes the room further out.
-    let verdict = window.admit(limit, at(900));
-    assert!(verdict.violated);
-    assert_eq!(verdict.retry_after_secs, Some(2));
-    // After the Retry-After, and with the window drained, requests pass again.
-    let verdict = window.admit(limit, at(4000));
-    assert_eq!(verdict.retry_after_secs, None);
-    assert!(!verdict.violated);
 }

@@ -8,7 +8,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, Timelike};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 pub(crate) const TICKS_PER_SEC: i64 = 10_000_000;
 pub(crate) const TICKS_PER_MS: i64 = 10_000;
@@ -79,4 +79,24 @@ pub(crate) fn timestamp(ticks: i64, style: TimeStyle) -> String {
 /// Milliseconds of `duration`, saturating: configured spans may be absurdly long.
 pub(crate) fn duration_ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The time `ticks` stand for (the epoch if out of range).
+pub(crate) fn datetime_of_ticks(ticks: i64) -> DateTime<Utc> {
+    let nanos = ticks.rem_euclid(TICKS_PER_SEC) * 100;
+    DateTime::from_timestamp(ticks.div_euclid(TICKS_PER_SEC), nanos as u32).unwrap_or_default()
+}
+
+/// The time of clock milliseconds `ms` (the epoch if out of range).
+pub(crate) fn datetime_of_ms(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+/// Ticks of `time`, rounded up: with stored starts in whole ticks, `start >= ceil(t)` holds
+/// exactly when `start >= t`.
+pub(crate) fn ceil_ticks(time: DateTime<Utc>) -> Option<i64> {
+    let nanos = i64::from(time.timestamp_subsec_nanos());
+    time.timestamp()
+        .checked_mul(TICKS_PER_SEC)?
+        .checked_add((nanos + 99) / 100)
 }

@@ -25,8 +25,7 @@ pub enum Traffic {
 /// A deterministic set of rows around the bind time.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Scenario {
-    /// Calls started over the last `span`, already visible at bind time (the exporter's
-    /// first-start baseline must remember but not count these).
+    /// Calls started over the last `span`, already visible at bind time.
     pub preexisting_rows: usize,
     /// Calls started over the last `span` before bind, hidden until `SimHandle::release`;
     /// each then becomes visible at release + uniform(0, `arrival_spread`).

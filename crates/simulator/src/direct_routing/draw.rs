@@ -13,6 +13,7 @@ use super::tables::{
     CallType, CALL_TYPES, DEGRADED_408, DEGRADED_503, EXTERNAL_PREFIXES, OUTCOMES, PEOPLE, SUCCESS,
 };
 use crate::ids::random_uuid;
+use crate::store::ServedFlag;
 use crate::time::{TimeStyle, MS_PER_HOUR, MS_PER_MIN, MS_PER_SEC, TICKS_PER_MS};
 
 const SUCCESS_SHARE: f64 = 0.80;
@@ -68,6 +69,7 @@ pub(crate) fn draw_call(
         style,
         quirks,
         origin: Origin::Live,
+        served: ServedFlag::default(),
     };
     row.visible_ms = row.end_ms() + publication_delay_ms(rng);
     row

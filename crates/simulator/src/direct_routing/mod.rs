@@ -20,7 +20,7 @@ pub(crate) use degradation::Degradation;
 pub(crate) use live::LiveTraffic;
 pub(crate) use row::CallRow;
 pub use tables::{trunk_fqdns, DEMO_TRUNKS, MAX_TRUNKS};
-pub(crate) use truth::ground_truth;
+pub(crate) use truth::{ground_truth, ground_truth_started_from};
 pub use truth::{GroundTruth, TruthRow};
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 use super::tables::{CallType, Outcome, SubReason, Trunk, CALL_TYPES, OUTCOMES, SUCCESS, TRUNKS};
-use crate::store::StoredRow;
+use crate::store::{ServedFlag, StoredRow};
 use crate::time::{TimeStyle, TICKS_PER_MS, TICKS_PER_SEC};
 
 /// Which malformed shape a released malformed row takes.
@@ -76,6 +76,8 @@ pub(crate) struct CallRow {
     pub style: TimeStyle,
     pub quirks: u8,
     pub origin: Origin,
+    /// Whether the row has been on a page since bind (for `SimHandle::served_rows`).
+    pub served: ServedFlag,
 }
 
 impl CallRow {
@@ -187,5 +189,9 @@ impl StoredRow for CallRow {
 
     fn is_malformed(&self) -> bool {
         matches!(self.origin, Origin::Malformed { .. })
+    }
+
+    fn mark_served(&self) -> bool {
+        self.served.mark()
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::row::{CallRow, Origin};
 use crate::call_log::StoredLog;
 use crate::ids::uuid;
+use crate::store::StoredRow;
 use crate::time::timestamp;
 use crate::traffic::Mode;
 
@@ -13,7 +14,9 @@ use crate::traffic::Mode;
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroundTruth {
     /// Rows the exporter must have counted. Scenario: the late rows visible now. Live: rows
-    /// that became visible after `since` (default: bind time) and are still retained.
+    /// that became visible after `since` (default: bind time) and are still retained. By
+    /// call start (`SimHandle::ground_truth_started_from`): every well-formed row visible
+    /// now that started at or after the time given.
     pub rows: Vec<TruthRow>,
     /// Distinct malformed rows visible now, which the exporter must count as invalid.
     pub invalid_rows: u64,
@@ -49,11 +52,29 @@ pub(crate) fn ground_truth(
     since_ms: i64,
     now_ms: i64,
 ) -> GroundTruth {
-    let store = log.read();
-    let counted = |row: &CallRow| match mode {
+    truth_of(log, now_ms, |row| match mode {
         Mode::Scenario => row.origin == Origin::Late,
         Mode::Live => row.origin == Origin::Live && row.visible_ms > since_ms,
-    };
+    })
+}
+
+/// The ground truth of `log` at `now_ms` by call start: every well-formed row visible now
+/// that started at or after `from` (ticks), whatever its origin.
+pub(crate) fn ground_truth_started_from(
+    log: &StoredLog<CallRow>,
+    from: i64,
+    now_ms: i64,
+) -> GroundTruth {
+    truth_of(log, now_ms, |row| !row.is_malformed() && row.start >= from)
+}
+
+/// The rows visible at `now_ms` that `counted` selects, with the counts of all.
+fn truth_of(
+    log: &StoredLog<CallRow>,
+    now_ms: i64,
+    counted: impl Fn(&CallRow) -> bool,
+) -> GroundTruth {
+    let store = log.read();
     let mut visible_rows = 0;
     let mut rows = Vec::new();
     for row in store.visible(now_ms) {

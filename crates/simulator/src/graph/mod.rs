@@ -1,18 +1,20 @@
 //! The simulated Microsoft Graph: the call-log functions of the tenant's logs
 //! (`getDirectRoutingCalls`, and an always-empty `getPstnCalls`) with Graph's parameter
-//! checks, paging, headers and error bodies, and the injected faults (throttling,
-//! unavailability, broken JSON, revoked tokens, 403).
+//! checks, paging, headers and error bodies, Graph's rate limits, and the injected faults
+//! (throttling, unavailability, broken JSON, revoked tokens, 403).
 //!
 //! Every request to `/v1.0/...` is a data request: it counts towards the "every Nth"
-//! faults and is checked against a pending Retry-After before anything else, because a
-//! throttled client must send nothing to the tenant until the time it was given. Nothing
-//! here knows a row type: pages come from the `CallLog` a request names.
+//! faults and in the windows of Graph's rate limits (its function's, if its path names
+//! one, the app's and the tenant's; see `gate`), and is checked against them and against
+//! a pending Retry-After before anything else, because a throttled client must send
+//! nothing to the tenant until the time it was given. Nothing here knows a row type:
+//! pages come from the `CallLog` a request names.
 
 mod reply;
 mod request;
 mod retry;
 
-pub(crate) use request::parse_request;
+pub(crate) use request::{function_named, parse_request};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,13 +24,13 @@ use hyper::{Method, Request};
 
 use crate::call_log::PageRequest;
 use crate::faults::{is_every, Faults};
-use crate::gate::Admission;
+use crate::gate::{Admission, Scope};
 use crate::issued::TokenStatus;
 use crate::tenant::Tenant;
 use exporter_web::serve::HttpResponse;
 use reply::{build_response, GraphError, Reply, RequestIds};
 use request::CallQuery;
-use retry::{rate_limit_retry_after, retry_after_value, start_retry_after};
+use retry::{retry_after_value, start_retry_after};
 
 /// Answers one data request.
 pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> HttpResponse {
@@ -51,8 +53,20 @@ pub(crate) fn not_found(tenant: &Tenant, request: &Request<Incoming>) -> HttpRes
 /// Decides the answer; returns it with the delay to apply before sending it.
 fn answer(tenant: &Tenant, request: &Request<Incoming>) -> (Reply, u64) {
     let now_ms = tenant.now_ms();
-    let admission = tenant.gate.lock().admit(now_ms);
-    tenant.stats().data_requests += 1;
+    let function = function_named(request.uri().path(), &tenant.call_logs()).map(|f| f.name);
+    let admission = tenant.gate.lock().admit(now_ms, function);
+    {
+        let mut stats = tenant.stats();
+        stats.data_requests += 1;
+        if let Some(name) = function {
+            match stats.data_requests_by_function.get_mut(name) {
+                Some(count) => *count += 1,
+                None => {
+                    stats.data_requests_by_function.insert(name.to_owned(), 1);
+                }
+            }
+        }
+    }
     let delay_ms = admission.faults.slow_page_ms;
     if let Some(error) = throttled(tenant, &admission, now_ms) {
         return (Reply::Error(error), delay_ms);
@@ -80,24 +94,29 @@ fn answer(tenant: &Tenant, request: &Request<Incoming>) -> (Reply, u64) {
     (reply, delay_ms)
 }
 
-/// The 429 for a request over the rate limit or during a pending Retry-After, if it is one.
+/// The 429 for a request over a rate limit or during a pending Retry-After of a fault, if
+/// it is one; counts violations of any pending Retry-After.
 fn throttled(tenant: &Tenant, admission: &Admission, now_ms: i64) -> Option<GraphError> {
     let faults = &admission.faults;
     let request_number = admission.request_number;
-    if let Some(rate) = &admission.rate {
-        if rate.violated {
-            tenant.stats().retry_after_violations += 1;
+    let mut stats = tenant.stats();
+    if admission.violated {
+        stats.retry_after_violations += 1;
+    }
+    if let Some(refusal) = admission.refused {
+        stats.throttled_responses += 1;
+        match refusal.scope {
+            Scope::Function(_) => stats.throttled_per_function += 1,
+            Scope::App => stats.throttled_per_app += 1,
+            Scope::Tenant => stats.throttled_per_tenant += 1,
         }
-        if let Some(secs) = rate.retry_after_secs {
-            tenant.stats().throttled_responses += 1;
-            tracing::debug!(request_number, secs, "data request over the rate limit");
-            let retry_after = rate_limit_retry_after(faults, secs, now_ms);
-            return Some(GraphError::too_many_requests().with_retry_after(Some(retry_after)));
-        }
+        drop(stats);
+        let category = refusal.scope.category();
+        tracing::debug!(request_number, category, "data request over a rate limit");
+        let retry_after = retry_after_value(faults, refusal.until_ms, now_ms);
+        return Some(GraphError::over_limit(tenant, category).with_retry_after(Some(retry_after)));
     }
     let until_ms = admission.pending_until_ms?;
-    let mut stats = tenant.stats();
-    stats.retry_after_violations += 1;
     stats.throttled_responses += 1;
     drop(stats);
     tracing::debug!(request_number, "data request ignored a pending Retry-After");

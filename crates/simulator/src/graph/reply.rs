@@ -63,11 +63,25 @@ impl GraphError {
         )
     }
 
+    /// The 429 of an "every Nth" throttling fault, or of a request during its Retry-After.
     pub fn too_many_requests() -> Self {
         GraphError::new(
             429,
             "TooManyRequests",
             "Too many requests from Identifier:tenant+app under category:CallRecords. Please try again later.",
+        )
+    }
+
+    /// The 429 of a request over one of Graph's rate limits, naming the limit as Graph
+    /// does: the function's name, `CallRecords` for the app's, `Tenant` for the tenant's.
+    pub fn over_limit(tenant: &Tenant, category: &str) -> Self {
+        GraphError::new(
+            429,
+            "TooManyRequests",
+            format!(
+                "Too many requests from Identifier:{}+{} under category:{category}. Please try again later.",
+                tenant.tenant_id, tenant.client_id
+            ),
         )
     }
 

@@ -9,9 +9,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::reply::GraphError;
-use crate::call_log::CallLog;
+use crate::call_log::{CallLog, Function};
 use crate::http::percent_decode;
-use crate::time::TICKS_PER_SEC;
+use crate::time::ceil_ticks;
 
 /// Where Graph's call-log functions live.
 const CALL_RECORDS_PATH: &str = "/v1.0/communications/callRecords/";
@@ -103,6 +103,15 @@ pub(crate) fn parse_request<'a>(
         raw_to,
         skip: parse_skip(query)?,
     })
+}
+
+/// The call-log function a request's path names, if it names one of `logs`', whatever
+/// else is wrong with the request: the rate limit it counts against.
+pub(crate) fn function_named(path: &str, logs: &[&dyn CallLog]) -> Option<&'static Function> {
+    let decoded = percent_decode(path)?;
+    resolve_function(&decoded, logs)
+        .ok()
+        .map(|(log, _)| log.function())
 }
 
 /// The log whose function a decoded path calls, with the text after the function's
@@ -223,15 +232,6 @@ fn parse_skip(query: Option<&str>) -> Result<usize, GraphError> {
         }
     }
     Ok(skip)
-}
-
-/// Ticks of `time`, rounded up: with stored starts in whole ticks, `start >= ceil(t)` holds
-/// exactly when `start >= t`.
-fn ceil_ticks(time: DateTime<Utc>) -> Option<i64> {
-    let nanos = i64::from(time.timestamp_subsec_nanos());
-    time.timestamp()
-        .checked_mul(TICKS_PER_SEC)?
-        .checked_add((nanos + 99) / 100)
 }
 
 fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {

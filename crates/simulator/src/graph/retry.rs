@@ -1,5 +1,6 @@
 //! Retry-After as the simulated Graph sends it: in seconds or as an HTTP date, and the
-//! promise behind it, which the gate holds against clients that come back too early.
+//! promise behind it, which the gate holds against clients that come back too early. (The
+//! rate limits' Retry-After comes from the gate, which knows when its windows have room.)
 
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -33,15 +34,6 @@ pub(crate) fn retry_after_value(faults: &Faults, until_ms: i64, now_ms: i64) -> 
             .div_euclid(1000)
             .saturating_add(i64::from(remaining_ms % 1000 != 0))
             .to_string()
-    }
-}
-
-/// Retry-After for the rate limit, which counts in whole seconds of real time.
-pub(crate) fn rate_limit_retry_after(faults: &Faults, secs: u64, now_ms: i64) -> String {
-    if faults.retry_after_http_date {
-        http_date(now_ms.saturating_add(secs.saturating_mul(1000) as i64))
-    } else {
-        secs.to_string()
     }
 }
 
