@@ -35,9 +35,7 @@ use teams_voice_exporter::counting::state::RowKey;
 use teams_voice_exporter::exposition::self_metrics::SelfMetrics;
 use teams_voice_exporter::source::auth::{Credential, TokenCache};
 use teams_voice_exporter::source::direct_routing::DirectRouting;
-use teams_voice_exporter::source::graph::{
-    BudgetLimits, GraphClient, RequestBudget, RetryPolicy,
-};
+use teams_voice_exporter::source::graph::{BudgetLimits, GraphClient, RequestBudget, RetryPolicy};
 use tokio_util::sync::CancellationToken;
 use tve_clock::{Clock, Rate};
 use tve_simulator::{
@@ -155,7 +153,13 @@ fn poller(
 }
 
 /// Runs `polling`'s lanes in a task until the returned token is cancelled.
-fn spawn(polling: Polling<DirectRouting>) -> (Arc<Polling<DirectRouting>>, CancellationToken, tokio::task::JoinHandle<()>) {
+fn spawn(
+    polling: Polling<DirectRouting>,
+) -> (
+    Arc<Polling<DirectRouting>>,
+    CancellationToken,
+    tokio::task::JoinHandle<()>,
+) {
     let polling = Arc::new(polling);
     let shutdown = CancellationToken::new();
     let task = tokio::spawn({
@@ -171,9 +175,15 @@ async fn ready(calls_per_day: f64) {
     let metrics = SelfMetrics::register(&prometheus::Registry::new()).unwrap();
     let state = Arc::new(Mutex::new(TenantState::new()));
     let started = Instant::now();
-    let polling = poller(&sim, &metrics, BudgetLimits::default(), state.clone(), Progress::default())
-        .start()
-        .await;
+    let polling = poller(
+        &sim,
+        &metrics,
+        BudgetLimits::default(),
+        state.clone(),
+        Progress::default(),
+    )
+    .start()
+    .await;
     let (polling, shutdown, task) = spawn(polling);
     while !polling.status().is_ready() {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -243,7 +253,9 @@ async fn schedule(calls_per_day: f64) {
         per_tenant: Rate::new(100_000, Duration::from_secs(1)),
     };
     let warm_metrics = SelfMetrics::register(&prometheus::Registry::new()).unwrap();
-    let warm = poller(&sim, &warm_metrics, unlimited, state.clone(), warm).start().await;
+    let warm = poller(&sim, &warm_metrics, unlimited, state.clone(), warm)
+        .start()
+        .await;
     let (kind, read) = warm.poll_long().await.expect("the warm-up sweep is due");
     assert_eq!(kind, PollKind::Sweep);
     let read = read.expect("the warm-up reads the lookback");
@@ -265,9 +277,15 @@ async fn schedule(calls_per_day: f64) {
     progress.last_late = Some(run_start);
     let before = sim.stats();
     let served_before = sim.served_rows().len();
-    let polling = poller(&sim, &metrics, BudgetLimits::default(), state.clone(), progress)
-        .start()
-        .await;
+    let polling = poller(
+        &sim,
+        &metrics,
+        BudgetLimits::default(),
+        state.clone(),
+        progress,
+    )
+    .start()
+    .await;
     let (polling, shutdown, task) = spawn(polling);
 
     let mut sweeps: Vec<Sweep> = Vec::new();
@@ -287,14 +305,19 @@ async fn schedule(calls_per_day: f64) {
                     .rows
                     .into_iter()
                     .map(|row| {
-                        let start = DateTime::parse_from_rfc3339(&row.start).unwrap().with_timezone(&Utc);
+                        let start = DateTime::parse_from_rfc3339(&row.start)
+                            .unwrap()
+                            .with_timezone(&Utc);
                         (row.id, start)
                     })
                     .collect();
                 due = Some((since, rows));
             }
             (None, Some(since)) | (Some((PollKind::Late, _)), Some(since)) => {
-                sweeps.push(Sweep { from: since, to: now });
+                sweeps.push(Sweep {
+                    from: since,
+                    to: now,
+                });
                 running = None;
             }
             _ => {}
@@ -356,15 +379,27 @@ async fn schedule(calls_per_day: f64) {
         buckets[index].push(latency);
     }
     let [outside, during, late_tier, sweep_tier] = buckets;
-    println!("  {}", summary("recent-window rows, outside sweeps", outside));
+    println!(
+        "  {}",
+        summary("recent-window rows, outside sweeps", outside)
+    );
     println!("  {}", summary("recent-window rows, during sweeps", during));
-    println!("  {}", summary("late-window rows (counted by late polls)", late_tier));
-    println!("  {}", summary("older rows (counted by sweeps)", sweep_tier));
+    println!(
+        "  {}",
+        summary("late-window rows (counted by late polls)", late_tier)
+    );
+    println!(
+        "  {}",
+        summary("older rows (counted by sweeps)", sweep_tier)
+    );
 
     // Sweeps against the ideal.
     for sweep in &sweeps {
         let took = (sweep.to - sweep.from).num_seconds();
-        println!("  sweep ran {} .. {}: about {took} s of clock time (sampled every 5 s)", sweep.from, sweep.to);
+        println!(
+            "  sweep ran {} .. {}: about {took} s of clock time (sampled every 5 s)",
+            sweep.from, sweep.to
+        );
     }
     let budget = BudgetLimits::default().per_function;
     if let Some(report) = polling.status().last_sweep() {
@@ -389,7 +424,10 @@ async fn schedule(calls_per_day: f64) {
         );
     }
     if let Some(feasibility) = polling.status().feasibility() {
-        println!("  the exporter's estimate: {:?}: {feasibility}", feasibility.verdict);
+        println!(
+            "  the exporter's estimate: {:?}: {feasibility}",
+            feasibility.verdict
+        );
     }
     sim.shutdown().await;
 }

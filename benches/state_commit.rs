@@ -105,7 +105,7 @@ fn run(ids: usize, polls: usize, dir: &Path) {
     let start_of = |n: usize| origin + spacing * n as i32;
     let floor = DateTime::<Utc>::UNIX_EPOCH;
     let progress = Progress {
-        baseline_done: true,
+        first_start_done: true,
         ..Progress::default()
     };
 

@@ -264,9 +264,15 @@ async fn demo_credential(
     config: &mut Config,
     clock: &Clock,
 ) -> Result<(Credential, Option<DemoTenant>), StartError> {
-    let sim_config = args
+    let mut sim_config = args
         .simulation
         .config(tve_simulator::QUICK_DEMO_HISTORY, clock.clone());
+    if sim_config.faults.limits == tve_simulator::GraphLimits::DOCUMENTED {
+        // The demo polls 30 times as often as the defaults do; Graph's limits and the
+        // budget (see `GraphArgs::options`) run as much faster, so the demo keeps to its
+        // budget the way a real deployment does.
+        sim_config.faults.limits = demo_limits();
+    }
     let sim = SimHandle::bind(sim_config, ([127, 0, 0, 1], 0).into())
         .await
         .map_err(StartError::Simulator)?;
@@ -282,6 +288,24 @@ async fn demo_credential(
         secret: tve_simulator::DEMO_CLIENT_SECRET.to_owned().into(),
     };
     Ok((credential, Some(sim)))
+}
+
+/// Graph's documented limits, sped up as the demo's schedule is.
+#[cfg(feature = "demo")]
+fn demo_limits() -> tve_simulator::GraphLimits {
+    use crate::source::graph_args::DEMO_SPEED;
+    use tve_simulator::{GraphLimits, RateLimit};
+    let faster = |limit: RateLimit| RateLimit {
+        requests: limit.requests,
+        window_secs: (limit.window_secs / u64::from(DEMO_SPEED)).max(1),
+    };
+    let documented = GraphLimits::DOCUMENTED;
+    GraphLimits {
+        per_function: documented.per_function.map(faster),
+        per_app: documented.per_app.map(faster),
+        per_tenant: documented.per_tenant.map(faster),
+        other_apps: None,
+    }
 }
 
 /// The client for Graph and Entra ID.

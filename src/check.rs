@@ -294,7 +294,12 @@ async fn reach_graph<W: Write>(
 /// The `call logs` step: the last hour, read as a poll reads it.
 async fn read_call_logs<W: Write>(report: &mut Report<W>, graph: &GraphClient, window: CallWindow) {
     match graph
-        .read_window(Function::DirectRoutingCalls, window, Priority::Recent, |_| {})
+        .read_window(
+            Function::DirectRoutingCalls,
+            window,
+            Priority::Recent,
+            |_| {},
+        )
         .await
     {
         Ok(read) => report.line(

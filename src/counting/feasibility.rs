@@ -126,7 +126,9 @@ pub fn assess(
     };
     // A sweep is read in parts, each ending with a partly filled page.
     let full_parts = (schedule.lookback.as_secs() / SWEEP_PART.as_secs()) as f64;
-    let rest = schedule.lookback.saturating_sub(SWEEP_PART.mul_f64(full_parts));
+    let rest = schedule
+        .lookback
+        .saturating_sub(SWEEP_PART.mul_f64(full_parts));
     let sweep_pages = full_parts * pages(rows_per_hour, SWEEP_PART)
         + if rest.is_zero() {
             0.0
@@ -147,7 +149,10 @@ pub fn assess(
     } else if stretched {
         (left_for_sweeps, Verdict::SweepsStretched)
     } else {
-        (sweep_pages * per_hour(schedule.sweep_interval), Verdict::Fits)
+        (
+            sweep_pages * per_hour(schedule.sweep_interval),
+            Verdict::Fits,
+        )
     };
     Feasibility {
         rows_per_hour,
@@ -176,7 +181,12 @@ mod tests {
 
     #[test]
     fn the_default_schedule_fits_a_large_tenant() {
-        let f = assess(&Schedule::default(), hour_rate(100_000.0), BudgetLimits::default(), 1);
+        let f = assess(
+            &Schedule::default(),
+            hour_rate(100_000.0),
+            BudgetLimits::default(),
+            1,
+        );
         assert_eq!(f.verdict, Verdict::Fits);
         // 60 recent polls of 2 pages, 4 late polls of 25, a sweep of 12 parts of 25 pages
         // every six hours.
@@ -199,8 +209,14 @@ mod tests {
         };
         let rate = hour_rate(100_000.0);
         // Recent and late take 220 an hour; 230 leaves 10 for a 300-page sweep.
-        assert_eq!(assess(&schedule, rate, tight(230), 1).verdict, Verdict::SweepsStretched);
-        assert_eq!(assess(&schedule, rate, tight(200), 1).verdict, Verdict::LatePollsDelayed);
+        assert_eq!(
+            assess(&schedule, rate, tight(230), 1).verdict,
+            Verdict::SweepsStretched
+        );
+        assert_eq!(
+            assess(&schedule, rate, tight(200), 1).verdict,
+            Verdict::LatePollsDelayed
+        );
         let f = assess(&schedule, rate, tight(100), 1);
         assert_eq!(f.verdict, Verdict::RecentPollsDelayed);
         assert!(f.remedy().contains("--poll.recent-window"));

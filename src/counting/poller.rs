@@ -232,7 +232,9 @@ impl<L: CallLog> Polling<L> {
 
     /// Reads the recent window now.
     pub async fn poll_recent(&self) -> Result<WindowRead, GraphError> {
-        let window = self.schedule.recent(&self.progress.lock(), self.clock.now());
+        let window = self
+            .schedule
+            .recent(&self.progress.lock(), self.clock.now());
         self.poll(Lane::Recent, PollKind::Recent, window).await
     }
 
@@ -243,8 +245,12 @@ impl<L: CallLog> Polling<L> {
             let progress = self.progress.lock();
             let (kind, window) = self.schedule.long_read(&progress, now)?;
             let due = match kind {
-                PollKind::Sweep => progress.last_sweep.map(|t| t + to_chrono(self.schedule.sweep_interval)),
-                _ => progress.last_late.map(|t| t + to_chrono(self.schedule.late_interval)),
+                PollKind::Sweep => progress
+                    .last_sweep
+                    .map(|t| t + to_chrono(self.schedule.sweep_interval)),
+                _ => progress
+                    .last_late
+                    .map(|t| t + to_chrono(self.schedule.late_interval)),
             };
             if due.is_some_and(|due| now - due > to_chrono(2 * self.schedule.poll_interval)) {
                 self.delayed(kind);
@@ -516,7 +522,10 @@ impl<L: CallLog> Polling<L> {
             return;
         }
         if assessed.verdict.fits() {
-            tracing::info!(endpoint, "the poll schedule fits the request budget: {assessed}");
+            tracing::info!(
+                endpoint,
+                "the poll schedule fits the request budget: {assessed}"
+            );
         } else {
             tracing::warn!(
                 endpoint,

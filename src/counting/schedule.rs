@@ -118,7 +118,12 @@ impl Schedule {
 
     /// Where a tier's window starts: `window` back from now, or earlier where the last
     /// complete read ended, within the lookback.
-    fn tier_start(&self, progress: &Progress, window: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+    fn tier_start(
+        &self,
+        progress: &Progress,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> DateTime<Utc> {
         let start = now - to_chrono(window);
         progress
             .covered_until
@@ -379,15 +384,26 @@ mod tests {
         assert_eq!(boundary, at("2026-11-27T09:45:00Z"), "whole seconds");
         assert_eq!(progress.forgotten_before, Some(boundary));
         let window = schedule.recent(&progress, now);
-        assert_eq!((window.from, window.to), (boundary, at("2026-11-27T10:00:00Z")));
-        assert_eq!(schedule.long_read(&progress, now), None, "no read of the history");
+        assert_eq!(
+            (window.from, window.to),
+            (boundary, at("2026-11-27T10:00:00Z"))
+        );
+        assert_eq!(
+            schedule.long_read(&progress, now),
+            None,
+            "no read of the history"
+        );
         // Recent polls fail for half an hour: the next one still starts at the boundary.
         let later = at("2026-11-27T10:30:00Z");
         assert_eq!(schedule.recent(&progress, later).from, boundary);
         // The late poll and the sweep, when due, never reach below it either.
-        let (kind, late) = schedule.long_read(&progress, at("2026-11-27T10:15:00Z")).unwrap();
+        let (kind, late) = schedule
+            .long_read(&progress, at("2026-11-27T10:15:00Z"))
+            .unwrap();
         assert_eq!((kind, late.from), (PollKind::Late, boundary));
-        let (kind, sweep) = schedule.long_read(&progress, at("2026-11-27T16:00:00Z")).unwrap();
+        let (kind, sweep) = schedule
+            .long_read(&progress, at("2026-11-27T16:00:00Z"))
+            .unwrap();
         assert_eq!((kind, sweep.from), (PollKind::Sweep, boundary));
     }
 
@@ -412,15 +428,27 @@ mod tests {
             ..Progress::default()
         });
         let now = at("2026-11-27T10:00:00Z");
-        assert_eq!(schedule.recent(&progress, now).from, at("2026-11-27T09:45:00Z"));
+        assert_eq!(
+            schedule.recent(&progress, now).from,
+            at("2026-11-27T09:45:00Z")
+        );
         assert_eq!(schedule.long_read(&progress, now), None);
         progress.last_late = Some(at("2026-11-27T09:45:00Z"));
         let (kind, window) = schedule.long_read(&progress, now).unwrap();
-        assert_eq!((kind, window.from), (PollKind::Late, at("2026-11-27T04:00:00Z")));
+        assert_eq!(
+            (kind, window.from),
+            (PollKind::Late, at("2026-11-27T04:00:00Z"))
+        );
         progress.last_sweep = Some(at("2026-11-27T04:00:00Z"));
         let (kind, window) = schedule.long_read(&progress, now).unwrap();
-        assert_eq!((kind, window.from), (PollKind::Sweep, at("2026-11-24T10:00:00Z")));
-        assert_eq!(schedule.recent(&progress, now).from, at("2026-11-27T09:45:00Z"));
+        assert_eq!(
+            (kind, window.from),
+            (PollKind::Sweep, at("2026-11-24T10:00:00Z"))
+        );
+        assert_eq!(
+            schedule.recent(&progress, now).from,
+            at("2026-11-27T09:45:00Z")
+        );
     }
 
     #[test]
@@ -432,7 +460,10 @@ mod tests {
             ..Progress::default()
         });
         let now = at("2026-11-27T10:00:00Z");
-        assert_eq!(schedule.long_read(&progress, now).unwrap().0, PollKind::Late);
+        assert_eq!(
+            schedule.long_read(&progress, now).unwrap().0,
+            PollKind::Late
+        );
         schedule.late_interval = Duration::ZERO;
         assert_eq!(schedule.long_read(&progress, now), None);
         schedule.late_interval = Duration::from_secs(900);
@@ -452,7 +483,10 @@ mod tests {
         let now = at("2026-11-27T10:00:00Z");
         let (kind, window) = schedule.long_read(&progress, now).unwrap();
         assert_eq!(kind, PollKind::Late);
-        assert_eq!(progress.finish(kind, window, Err(vec![window]), schedule.lookback), None);
+        assert_eq!(
+            progress.finish(kind, window, Err(vec![window]), schedule.lookback),
+            None
+        );
         assert_eq!(schedule.long_read(&progress, now), Some((kind, window)));
     }
 
@@ -528,7 +562,9 @@ mod tests {
         );
         // A recent poll after the failure moved the horizon on by a minute.
         progress.forgotten_before = Some(at("2026-11-24T10:01:00Z"));
-        let (kind, resumed) = schedule.long_read(&progress, at("2026-11-27T10:02:00Z")).unwrap();
+        let (kind, resumed) = schedule
+            .long_read(&progress, at("2026-11-27T10:02:00Z"))
+            .unwrap();
         assert_eq!(kind, PollKind::Sweep);
         assert_eq!(resumed.to, window.to);
         assert_eq!(resumed.from, at("2026-11-24T10:01:00Z"));
@@ -544,7 +580,9 @@ mod tests {
             "only the unfinished parts, newest first, never below the forgotten rows"
         );
         // A sweep interval later a fresh sweep reads more for the same pages.
-        let (kind, fresh) = schedule.long_read(&progress, at("2026-11-27T16:00:00Z")).unwrap();
+        let (kind, fresh) = schedule
+            .long_read(&progress, at("2026-11-27T16:00:00Z"))
+            .unwrap();
         assert_eq!(kind, PollKind::Sweep);
         assert_eq!(fresh.to, at("2026-11-27T16:00:00Z"));
         assert_eq!(progress.sub_windows(kind, fresh, 1).len(), 12);
@@ -560,7 +598,10 @@ mod tests {
             ..Progress::default()
         });
         let now = at("2026-11-27T10:00:00Z");
-        assert_eq!(schedule.recent(&progress, now).from, at("2026-11-27T07:15:00Z"));
+        assert_eq!(
+            schedule.recent(&progress, now).from,
+            at("2026-11-27T07:15:00Z")
+        );
         let progress = Progress {
             covered_until: Some(at("2026-11-01T00:00:00Z")),
             ..progress
@@ -584,16 +625,28 @@ mod tests {
         let (schedule, progress) = running(saved.clone().resumed());
         let now = at("2026-11-27T10:00:00Z");
         let (kind, window) = schedule.long_read(&progress, now).unwrap();
-        assert_eq!((kind, window.from), (PollKind::Sweep, at("2026-11-24T10:00:00Z")));
-        assert_eq!(schedule.recent(&progress, now).from, at("2026-11-27T09:45:00Z"));
+        assert_eq!(
+            (kind, window.from),
+            (PollKind::Sweep, at("2026-11-24T10:00:00Z"))
+        );
+        assert_eq!(
+            schedule.recent(&progress, now).from,
+            at("2026-11-27T09:45:00Z")
+        );
         assert_eq!(progress.forgotten_before, saved.forgotten_before);
         // After a day down, the sweep reads the gap; the recent poll only its window.
         let (schedule, mut progress) = running(saved.clone().resumed());
         let later = at("2026-11-28T10:00:00Z");
         progress.restarted(later);
-        assert_eq!(schedule.recent(&progress, later).from, at("2026-11-28T09:45:00Z"));
+        assert_eq!(
+            schedule.recent(&progress, later).from,
+            at("2026-11-28T09:45:00Z")
+        );
         let (kind, window) = schedule.long_read(&progress, later).unwrap();
-        assert_eq!((kind, window.from), (PollKind::Sweep, at("2026-11-25T10:00:00Z")));
+        assert_eq!(
+            (kind, window.from),
+            (PollKind::Sweep, at("2026-11-25T10:00:00Z"))
+        );
         // Recent polls that fail from then on widen back to the restart, not further.
         let hour_later = at("2026-11-28T11:00:00Z");
         assert_eq!(schedule.recent(&progress, hour_later).from, later);
@@ -611,7 +664,9 @@ mod tests {
             ..Progress::default()
         });
         // The clock stepped back ten minutes: the sweep must not re-read forgotten rows.
-        let (kind, window) = schedule.long_read(&progress, at("2026-11-27T09:50:00Z")).unwrap();
+        let (kind, window) = schedule
+            .long_read(&progress, at("2026-11-27T09:50:00Z"))
+            .unwrap();
         assert_eq!(kind, PollKind::Sweep);
         assert_eq!(window.from, at("2026-11-24T10:00:00Z"));
     }

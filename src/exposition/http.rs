@@ -19,9 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::counting::poller::{PollReport, PollerStatus};
 use crate::counting::schedule::Schedule;
-use crate::source::graph::BudgetLimits;
 use crate::counting::store::StoreStatus;
 use crate::exposition::render::{Exposition, CONTENT_TYPE};
+use crate::source::graph::BudgetLimits;
 use exporter_web::basic_auth::BasicAuth;
 use exporter_web::serve::{response, serve_with, HttpResponse, Transport};
 use exporter_web::web_config::{ClientAuth, WebConfig};

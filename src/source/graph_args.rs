@@ -14,8 +14,8 @@ use tve_clock::Rate;
 use crate::flag::parse_duration;
 use crate::source::cloud::{root_url, Cloud, UrlError};
 use crate::source::graph::{
-    BudgetLimits, RetryPolicy, DEFAULT_CONCURRENCY, DEFAULT_FUNCTION_BUDGET,
-    DEFAULT_TENANT_BUDGET, GRAPH_APP_LIMIT, GRAPH_FUNCTION_LIMIT, MAX_CONCURRENCY,
+    BudgetLimits, RetryPolicy, DEFAULT_CONCURRENCY, DEFAULT_FUNCTION_BUDGET, DEFAULT_TENANT_BUDGET,
+    GRAPH_APP_LIMIT, GRAPH_FUNCTION_LIMIT, MAX_CONCURRENCY,
 };
 
 /// How much faster the `--demo` schedule runs than the default one (a poll every 2 s, not
@@ -51,12 +51,12 @@ pub struct GraphArgs {
     /// any DURATION: Graph allows 50 per 60s and throttles beyond [default: 45/60s; 45/2s
     /// with --demo].
     #[arg(long = "graph.rate-limit", value_name = "N/DURATION")]
-    pub rate_limit: Option<Rate>,
+    pub graph_rate_limit: Option<Rate>,
     /// Requests the exporter sends to all call-log functions of a tenant together, at most,
     /// within any DURATION: Graph allows an app 200 per 60s per tenant [default: 180/60s;
     /// 180/2s with --demo].
     #[arg(long = "graph.tenant-rate-limit", value_name = "N/DURATION")]
-    pub tenant_rate_limit: Option<Rate>,
+    pub graph_tenant_rate_limit: Option<Rate>,
 }
 
 /// How the Graph client reads, from valid `--graph.*` flags.
@@ -123,10 +123,10 @@ impl GraphArgs {
         let sped_up = |rate: Rate| Rate::new(rate.requests, rate.per / speed);
         let budget = BudgetLimits {
             per_function: self
-                .rate_limit
+                .graph_rate_limit
                 .unwrap_or_else(|| sped_up(DEFAULT_FUNCTION_BUDGET)),
             per_tenant: self
-                .tenant_rate_limit
+                .graph_tenant_rate_limit
                 .unwrap_or_else(|| sped_up(DEFAULT_TENANT_BUDGET)),
         };
         if budget.per_function.per_hour() > budget.per_tenant.per_hour() {
@@ -136,8 +136,16 @@ impl GraphArgs {
             });
         }
         if !demo {
-            warn_above_graph(budget.per_function, GRAPH_FUNCTION_LIMIT, "--graph.rate-limit");
-            warn_above_graph(budget.per_tenant, GRAPH_APP_LIMIT, "--graph.tenant-rate-limit");
+            warn_above_graph(
+                budget.per_function,
+                GRAPH_FUNCTION_LIMIT,
+                "--graph.rate-limit",
+            );
+            warn_above_graph(
+                budget.per_tenant,
+                GRAPH_APP_LIMIT,
+                "--graph.tenant-rate-limit",
+            );
         }
         Ok(GraphOptions {
             timeout: self.graph_timeout,

@@ -143,7 +143,11 @@ fn sigkill_at_random_instants_and_mid_commit_loses_no_call_and_counts_none_twice
     // Let a sweep pass, so that anything counted twice would show.
     std::thread::sleep(Duration::from_secs(3));
     let truth = counted_truth(&sim, &exporter);
-    assert_eq!(truth.rows.len(), ROWS + 5000, "the double released every row");
+    assert_eq!(
+        truth.rows.len(),
+        ROWS + 5000,
+        "the double released every row"
+    );
     assert!(truth.invalid_rows >= 10, "the double served malformed rows");
     let metrics = exporter.metrics();
     assert_equals_ground_truth(&metrics, &truth, all);

@@ -167,7 +167,12 @@ impl Ledger {
     }
 
     /// Takes a place for one request of `function` at `now_ms`, or says how long to wait.
-    fn try_take(&mut self, function: Function, priority: Priority, now_ms: i64) -> Result<(), Wait> {
+    fn try_take(
+        &mut self,
+        function: Function,
+        priority: Priority,
+        now_ms: i64,
+    ) -> Result<(), Wait> {
         let background = priority == Priority::Background;
         if background && self.recent_waiting > 0 {
             return Err(Wait::ForRecent);

@@ -74,6 +74,8 @@ pub struct GraphClient {
     metrics: SourceMetrics,
     /// Sub-windows read at the same time (`--graph.concurrency`).
     concurrency: usize,
+    /// Requests in flight to the tenant, at most `concurrency`.
+    in_flight: tokio::sync::Semaphore,
 }
 
 /// Sub-windows read at the same time unless `--graph.concurrency` says otherwise. One: the
@@ -111,16 +113,21 @@ impl GraphClient {
             endpoint,
             tokens,
             gate: TenantGate::default(),
-            budget: Arc::new(RequestBudget::new(BudgetLimits::default(), tve_clock::Clock::system())),
+            budget: Arc::new(RequestBudget::new(
+                BudgetLimits::default(),
+                tve_clock::Clock::system(),
+            )),
             retry,
             metrics,
             concurrency: DEFAULT_CONCURRENCY,
+            in_flight: tokio::sync::Semaphore::new(DEFAULT_CONCURRENCY),
         }
     }
 
     /// Reads up to `readers` sub-windows at the same time (at least one).
     pub fn with_concurrency(mut self, readers: usize) -> Self {
         self.concurrency = readers.max(1);
+        self.in_flight = tokio::sync::Semaphore::new(self.concurrency);
         self
     }
 
@@ -224,8 +231,8 @@ impl GraphClient {
         let mut retries = 0;
         let mut refreshed_after_401 = false;
         loop {
-            let token = match self.ready_to_send(function, priority).await {
-                Ok(token) => token,
+            let (token, in_flight) = match self.ready_to_send(function, priority).await {
+                Ok(ready) => ready,
                 // Entra ID hiccups like any service: retry it within the page's budget.
                 Err(GraphError::Auth(error)) if error.is_transient() => {
                     let description = error.to_string();
@@ -245,7 +252,9 @@ impl GraphClient {
                 }
                 Err(error) => return Err(error),
             };
-            let (reason, description, wait) = match self.attempt(function, url, &token).await? {
+            let attempt = self.attempt(function, url, &token).await;
+            drop(in_flight);
+            let (reason, description, wait) = match attempt? {
                 Attempt::Page(body) => match serde_json::from_slice::<Page>(&body) {
                     Ok(page) => {
                         on_page(&page);
@@ -326,18 +335,25 @@ impl GraphClient {
     /// Waits until no Retry-After is pending and the budget has room, and returns a usable
     /// token. Getting a token and a place in the budget can take a while, so the gate is
     /// checked again afterwards (a place taken but not used only makes the exporter gentler).
+    ///
+    /// The returned permit is one of `--graph.concurrency` places for a request in flight,
+    /// shared by every reader of the tenant (the recent poll and a long read included): with
+    /// one, no request is on its way when a `Retry-After` arrives, as Graph asks.
     async fn ready_to_send(
         &self,
         function: Function,
         priority: Priority,
-    ) -> Result<AccessToken, GraphError> {
+    ) -> Result<(AccessToken, tokio::sync::SemaphorePermit<'_>), GraphError> {
         loop {
             self.gate.wait().await;
             let token = self.tokens.token().await?;
             let waited = self.budget.take(function, priority).await;
             self.metrics.record_budget_wait(function, priority, waited);
+            let Ok(in_flight) = self.in_flight.acquire().await else {
+                unreachable!("the semaphore is never closed");
+            };
             if self.gate.is_open() {
-                return Ok(token);
+                return Ok((token, in_flight));
             }
         }
     }
@@ -478,12 +494,11 @@ impl GraphClient {
             }
             // A Retry-After is about the tenant, not this request: every request waits.
             // A 429 without one still holds the tenant back for one backoff.
-            self.gate
-                .hold_for(match retry_after {
-                    // Graph's seconds are its clock's; the gate waits in real time.
-                    Some(wait) => self.budget.clock().real_duration(wait),
-                    None => self.backoff(1),
-                });
+            self.gate.hold_for(match retry_after {
+                // Graph's seconds are its clock's; the gate waits in real time.
+                Some(wait) => self.budget.clock().real_duration(wait),
+                None => self.backoff(1),
+            });
         }
         Ok(Attempt::Transient {
             reason,
