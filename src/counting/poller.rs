@@ -376,8 +376,9 @@ impl<L: CallLog> Polling<L> {
         self.state.lock().forget_before(horizon)
     }
 
-    /// Commits the state, the aggregates and the progress in one transaction, then shows
-    /// the aggregates on `/metrics`: what a scrape has seen is never lost by a crash.
+    /// Commits the state, the aggregates and the progress in one transaction, and shows
+    /// what it wrote on `/metrics` (see [`StateStore::commit`]): what a scrape has seen is
+    /// never lost by a crash. Commits of the two lanes take turns.
     async fn persist(&self) {
         let mut guard = self.store.lock().await;
         let Some(mut store) = guard.take() else {
@@ -393,10 +394,8 @@ impl<L: CallLog> Polling<L> {
             Ok(store) => *guard = Some(store),
             Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
             // The runtime is shutting down: the commit either finished or never began.
-            Err(_) => return,
+            Err(_) => {}
         }
-        drop(guard);
-        self.state.lock().publish();
     }
 
     /// Reads `parts` with up to `--graph.concurrency` at a time, counting their rows as

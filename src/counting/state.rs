@@ -206,6 +206,17 @@ impl<L: CallLog> TenantState<L> {
         self.generation += 1;
     }
 
+    /// Shows `committed`, the aggregates a commit just wrote, on `/metrics`.
+    pub fn publish_committed(&mut self, committed: Aggregates<L::Totals>) {
+        if let Some(published) = &mut self.published {
+            match Arc::get_mut(published) {
+                Some(published) => *published = committed,
+                None => *published = Arc::new(committed),
+            }
+        }
+        self.generation += 1;
+    }
+
     /// The remembered ids and when each may be forgotten.
     pub fn remembered(&self) -> &HashMap<RowKey, i64> {
         &self.remembered

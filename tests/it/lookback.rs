@@ -13,7 +13,7 @@ use teams_voice_exporter::source::direct_routing::DirectRouting;
 type TenantState = teams_voice_exporter::counting::state::TenantState<DirectRouting>;
 use teams_voice_exporter::exposition::self_metrics::SelfMetrics;
 use teams_voice_exporter::source::auth::{Credential, TokenCache};
-use teams_voice_exporter::source::graph::{GraphClient, RetryPolicy};
+use teams_voice_exporter::source::graph::{BudgetLimits, GraphClient, RequestBudget, RetryPolicy};
 use tve_clock::Clock;
 use tve_simulator::{
     Faults, SimConfig, SimHandle, Traffic, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID,
@@ -34,7 +34,10 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
                 history: Duration::from_secs(6 * 3600),
                 trunks: tve_simulator::DEMO_TRUNKS,
             },
-            faults: Faults::default(),
+            faults: Faults {
+                limits: tve_simulator::GraphLimits::DOCUMENTED,
+                ..Faults::default()
+            },
             page_size: 1000,
             clock: clock.clone(),
             identity: Default::default(),
@@ -64,7 +67,11 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
         initial_backoff: Duration::from_millis(20),
         ..RetryPolicy::default()
     };
-    let graph = GraphClient::new(http, base, Arc::new(tokens), retry, metrics.source.clone());
+    // Graph's limits and the default budget, both on the sped-up clock.
+    let graph =
+        GraphClient::new(http, base, Arc::new(tokens), retry, metrics.source.clone()).with_budget(
+            Arc::new(RequestBudget::new(BudgetLimits::default(), clock.clone())),
+        );
     let state = Arc::new(Mutex::new(TenantState::new()));
     let lookback = Duration::from_secs(2 * 3600);
     let poller = Poller {
@@ -103,6 +110,11 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
         remembered.push(state.lock().remembered_rows());
     }
     assert!(sweeps >= 10, "{sweeps} sweeps");
+    let stats = sim.stats();
+    assert_eq!(
+        stats.throttled_responses, 0,
+        "three hours under Graph's limits without a 429: {stats:?}"
+    );
 
     // Bounded memory: ids are forgotten, so what is held is about two hours of calls
     // (20,000 a day is ~1,700 in two hours), not everything seen.

@@ -181,7 +181,11 @@ impl<L: CallLog> StateStore<L> {
         let started = Instant::now();
         tracing::debug!(path = %self.path.display(), "state commit starting");
         match self.try_commit(state, progress) {
-            Ok(written) => {
+            Ok((written, committed)) => {
+                // What the file holds now, not what was counted since: rows another poll
+                // counts meanwhile are shown once a commit holds them too, so a crash never
+                // takes back what a scrape has seen.
+                state.lock().publish_committed(committed);
                 let recovered = self.status.health().problem;
                 self.status.succeeded();
                 tracing::debug!(
@@ -204,6 +208,8 @@ impl<L: CallLog> StateStore<L> {
                 self.db = None;
                 let pending = state.lock().pending_changes();
                 self.failed_with_pending(&error, pending);
+                // Counting goes on in memory while the disk refuses writes.
+                state.lock().publish();
                 None
             }
         }
@@ -213,9 +219,9 @@ impl<L: CallLog> StateStore<L> {
         &mut self,
         state: &Mutex<TenantState<L>>,
         progress: &Progress,
-    ) -> Result<usize, SaveError> {
+    ) -> Result<(usize, Aggregates<L::Totals>), SaveError> {
         self.ensure_open()?;
-        let (changes, rows, aggregates) = {
+        let (changes, rows, aggregates, committed) = {
             let mut state = state.lock();
             let changes = state.take_changes();
             let rows: Vec<(Vec<u8>, Option<i64>)> = if self.rewrite {
@@ -231,13 +237,19 @@ impl<L: CallLog> StateStore<L> {
                     .map(|key| (encode_key(key), state.remembered_until(key)))
                     .collect()
             };
-            (changes, rows, SavedAggregates::save::<L>(&state.aggregates))
+            let committed = state.aggregates.clone();
+            (
+                changes,
+                rows,
+                SavedAggregates::save::<L>(&state.aggregates),
+                committed,
+            )
         };
         match self.write(&rows, aggregates, progress) {
             Ok(mark) => {
                 self.expected = mark;
                 self.rewrite = false;
-                Ok(rows.len())
+                Ok((rows.len(), committed))
             }
             Err(source) => {
                 state.lock().return_changes(changes);

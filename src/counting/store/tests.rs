@@ -374,3 +374,19 @@ fn keys_round_trip_and_content_hashes_are_stable() {
 }
 
 const PINNED_XXH3_OF_17: u64 = 11_694_473_104_765_870_811;
+
+#[test]
+fn a_commit_shows_what_it_wrote_and_nothing_counted_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(&dir);
+    let (mut store, _) = open(&options).unwrap();
+    let state = Mutex::new(TenantState::durable(HashMap::new(), Aggregates::default()));
+    ingest(&state, &[row(1, 1)]);
+    store.commit(&state, &progress()).unwrap();
+    assert_eq!(state.lock().exposed().rows_ingested, 1);
+    // Counted by another poll after that commit: not shown until a commit holds it.
+    ingest(&state, &[row(2, 1)]);
+    assert_eq!(state.lock().exposed().rows_ingested, 1);
+    store.commit(&state, &progress()).unwrap();
+    assert_eq!(state.lock().exposed().rows_ingested, 2);
+}

@@ -36,7 +36,7 @@ pub const STATE_SAVED_AGAIN: &str =
 pub const STATE_NOT_SAVED: &str = "cannot save the state; polling and serving go on with the state in memory and the next poll tries again. Make the file and its directory writable or free disk space: until then a restart loses what was counted since the last save";
 
 /// `--state.reset` deleted the saved state (src/counting/store.rs:826).
-pub const STATE_RESET: &str = "--state.reset: the saved state was deleted; counters restart at zero and the first poll is a new baseline. Remove --state.reset so that the next restart resumes instead";
+pub const STATE_RESET: &str = "--state.reset: the saved state was deleted; counters restart at zero and the next start is a first start (counting begins one recent window back). Remove --state.reset so that the next restart resumes instead";
 
 /// A changed `--web.config.file` was refused (crates/exporter-web/src/web_config.rs:283).
 pub const WEB_CONFIG_REJECTED: &str =
