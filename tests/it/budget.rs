@@ -130,7 +130,7 @@ fn a_long_sweep_under_graphs_limits_draws_no_429_and_recent_rows_stay_fresh() {
     );
     let ready_at = sim.clock().now();
     let boundary = counting_since(&exporter.metrics());
-    let visible_before = expected(&&sim.ground_truth_started_from(boundary));
+    let visible_before = expected(&sim.ground_truth_started_from(boundary));
     wait_for_a_later_sweep(&exporter, &sim, Duration::from_secs(120));
 
     let stats = sim.stats();
@@ -221,7 +221,7 @@ fn another_app_filling_the_tenants_limit_is_waited_out_and_nothing_is_lost() {
         )
     });
     let boundary = counting_since(&exporter.metrics());
-    let visible_before = expected(&&sim.ground_truth_started_from(boundary));
+    let visible_before = expected(&sim.ground_truth_started_from(boundary));
     wait_for_a_later_sweep(&exporter, &sim, Duration::from_secs(120));
 
     let stats = sim.stats();
@@ -284,7 +284,7 @@ fn the_first_start_counts_every_call_from_its_boundary_and_none_of_the_history()
         since_start >= chrono::Duration::minutes(15) && since_start < chrono::Duration::minutes(16),
         "the boundary lies one recent window before the start: {since_start}"
     );
-    let visible_before = expected(&&sim.ground_truth_started_from(boundary));
+    let visible_before = expected(&sim.ground_truth_started_from(boundary));
     wait_for_a_later_sweep(&exporter, &sim, Duration::from_secs(120));
 
     let served = sim.served_rows();
