@@ -203,6 +203,9 @@ async fn ready(calls_per_day: f64) {
     sim.shutdown().await;
 }
 
+/// When a sweep started, and the rows (id, call start) visible then.
+type VisibleAtSweep = (DateTime<Utc>, Vec<(String, DateTime<Utc>)>);
+
 /// A period during which a sweep ran (clock time).
 #[derive(Debug, Clone, Copy)]
 struct Sweep {
@@ -291,7 +294,7 @@ async fn schedule(calls_per_day: f64) {
     let mut sweeps: Vec<Sweep> = Vec::new();
     let mut running: Option<DateTime<Utc>> = None;
     // Rows visible when the last sweep started, with a start it reads: it must count them.
-    let mut due: Option<(DateTime<Utc>, Vec<(String, DateTime<Utc>)>)> = None;
+    let mut due: Option<VisibleAtSweep> = None;
     let end = run_start + chrono::Duration::seconds((hours * 3600.0) as i64);
     loop {
         clock.sleep(Duration::from_secs(5)).await;
@@ -332,23 +335,24 @@ async fn schedule(calls_per_day: f64) {
     let run_hours = (clock.now() - run_start).num_seconds() as f64 / 3600.0;
 
     // Exactly once.
-    let state = state.lock();
     let floor = polling.progress().forgotten_before.unwrap();
     let (sweep_started, visible) = due.expect("a sweep ran");
-    let missing = visible
-        .iter()
-        .filter(|(_, start)| *start >= floor)
-        .filter(|(id, _)| state.remembered_until(&RowKey::from_id(id)).is_none())
-        .count();
+    let (missing, counted) = {
+        let state = state.lock();
+        let missing = visible
+            .iter()
+            .filter(|(_, start)| *start >= floor)
+            .filter(|(id, _)| state.remembered_until(&RowKey::from_id(id)).is_none())
+            .count();
+        (missing, state.aggregates.rows_ingested)
+    };
     let served = sim.served_rows();
-    let counted = state.aggregates.rows_ingested;
     println!(
         "  exactly once: {counted} rows counted, {} distinct rows served ({}); {missing} of {} rows visible when the last sweep started ({sweep_started}) not counted",
         served.len(),
         if counted == served.len() as u64 { "equal" } else { "DIFFERENT" },
         visible.len()
     );
-    drop(state);
 
     // Throttling and cost.
     let throttled = after.throttled_responses - before.throttled_responses;
