@@ -64,13 +64,16 @@ prometheus_port=$(free_port)
 
 echo "--- exporter on 127.0.0.1:${exporter_port}: simulated tenant, ${FAILING_TRUNK} failing"
 # A big tenant (a million calls a day) so that every trunk passes the alerts' minimum volume
-# within a minute; a short history and recent window keep the debug build's polls quick.
+# within a minute; a short history and recent window keep the debug build's polls quick. The
+# lookback matches the short history: with the default 72 hours, a sweep every minute of a
+# million calls a day would not fit the request budget once the lookback filled, and
+# TeamsVoiceExporterScheduleOverBudget would rightly go pending.
 "$EXPORTER" --demo \
   --web.listen-address="127.0.0.1:${exporter_port}" \
   --simulate.failing-trunk="${FAILING_TRUNK}" \
   --simulate.calls-per-day=1000000 \
   --simulate.history=1h \
-  --poll.interval=3s --poll.recent-window=15m --poll.sweep-interval=1m \
+  --poll.interval=3s --poll.recent-window=15m --poll.sweep-interval=1m --poll.lookback=2h \
   --log.level=warn >"$work/exporter.log" 2>&1 &
 pids+=($!)
 
