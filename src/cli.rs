@@ -178,6 +178,8 @@ impl ConfigError {
 pub struct Config {
     pub listen_address: String,
     pub telemetry_path: String,
+    /// `--web.new-series-hold`.
+    pub new_series_hold: Duration,
     pub graph_endpoint: Url,
     pub authority_host: Url,
     pub graph_timeout: Duration,
@@ -202,6 +204,7 @@ impl ExporterArgs {
         Ok(Config {
             listen_address: self.web.listen_address.clone(),
             telemetry_path: self.web.telemetry_path.clone(),
+            new_series_hold: self.web.new_series_hold(self.demo),
             graph_endpoint,
             authority_host,
             graph_timeout: graph.timeout,

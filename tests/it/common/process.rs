@@ -77,13 +77,16 @@ impl ExporterCommand {
     }
 
     /// The exporter against the simulated tenant at `base_url`, polling fast and logging
-    /// at debug level, with no credential yet.
+    /// at debug level, with no credential yet. New series show their counts at once
+    /// (`--web.new-series-hold=0s`), so that tests compare `/metrics` with the ground truth
+    /// as soon as the rows are counted; `first_samples` tests the hold.
     pub fn polling(base_url: &str) -> ExporterCommand {
         ExporterCommand::new(&[
             "--log.level=debug",
             "--poll.interval=300ms",
             "--poll.sweep-interval=2s",
             "--graph.retry-backoff=50ms",
+            "--web.new-series-hold=0s",
         ])
         .against(base_url)
     }
