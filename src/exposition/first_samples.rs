@@ -17,9 +17,12 @@
 //! hold late; rows already reach Graph minutes after their calls.
 //!
 //! Series that exist when the exposition is built were restored from `--state.path`: their
-//! previous values were scraped before the restart, so they are shown with their values at
-//! once. Showing them at 0 would look like a counter reset, and Prometheus would count the
-//! restored totals a second time.
+//! previous values were scraped before the restart, so they are shown with their restored
+//! values at once. Showing them at 0 would look like a counter reset, and Prometheus would
+//! count the restored totals a second time. They keep those values for one hold, so that
+//! what the first poll after the restart adds to them (the calls that appeared while the
+//! exporter was down) is an increase between two scrapes after the restart, which a window
+//! starting at the restart sees.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
@@ -33,7 +36,8 @@ pub const DEFAULT_HOLD: Duration = Duration::from_secs(120);
 /// With `--demo`: two scrapes at the Compose demo stack's interval of 15 seconds.
 pub const DEMO_HOLD: Duration = Duration::from_secs(30);
 
-/// Which series Prometheus may already have seen at 0, and which are still shown at 0.
+/// Which series Prometheus may already have seen at 0, and which are still shown at 0 (or,
+/// after a restart, at their restored values).
 #[derive(Debug)]
 pub struct FirstSamples {
     hold: Duration,
@@ -41,22 +45,37 @@ pub struct FirstSamples {
     shown: HashSet<u64, KeyHash>,
     /// Series shown at 0, and until when.
     held: HashMap<u64, Instant, KeyHash>,
+    /// Restored series with their restored values, shown as restored until the hold that
+    /// began with the first rendering ends; emptied then.
+    restored: HashMap<u64, Metric, KeyHash>,
+    /// When the restored values stop being shown: set by the first rendering.
+    restored_until: Option<Instant>,
 }
 
 impl FirstSamples {
-    /// Every series of `restored` is shown with its values from the first scrape on.
+    /// The series of `restored` (from `--state.path`) are never shown at 0: Prometheus
+    /// scraped their values before the restart. They are shown with the values they were
+    /// restored with for one hold from the first rendering, so that what the first poll
+    /// after the restart adds to them (the calls that appeared while the exporter was down)
+    /// shows as an increase between two scrapes after the restart, not in the gap before
+    /// the first one, where a window that starts at the restart cannot see it.
     pub fn new(hold: Duration, restored: &[MetricFamily]) -> Self {
         let mut shown = HashSet::default();
+        let mut values = HashMap::default();
         let mut buf = Vec::new();
         for family in restored {
             for metric in family.get_metric() {
-                shown.insert(series_key(&mut buf, family.name(), metric));
+                let key = series_key(&mut buf, family.name(), metric);
+                shown.insert(key);
+                values.insert(key, metric.clone());
             }
         }
         FirstSamples {
             hold,
             shown,
             held: HashMap::default(),
+            restored: values,
+            restored_until: None,
         }
     }
 
@@ -66,10 +85,15 @@ impl FirstSamples {
     }
 
     /// Shows at 0 the counters and histograms of `families` still held at `now`, starting
-    /// the hold of those never rendered before. Returns when the next hold ends: the
-    /// rendering is valid until then.
+    /// the hold of those never rendered before, and restored series at their restored
+    /// values during the first hold. Returns when the next hold ends: the rendering is
+    /// valid until then.
     pub fn apply(&mut self, families: &mut [MetricFamily], now: Instant) -> Option<Instant> {
         let mut next_end: Option<Instant> = None;
+        let restored_until = *self.restored_until.get_or_insert(now + self.hold);
+        if now >= restored_until && !self.restored.is_empty() {
+            self.restored = HashMap::default();
+        }
         let mut buf = Vec::with_capacity(256);
         for family in families.iter_mut() {
             let name = family.name().to_owned();
@@ -77,6 +101,10 @@ impl FirstSamples {
             for metric in family.mut_metric() {
                 let key = series_key(&mut buf, &name, metric);
                 if self.shown.contains(&key) {
+                    if let Some(restored) = self.restored.get(&key) {
+                        show_restored(kind, metric, restored);
+                        next_end = Some(next_end.map_or(restored_until, |e| e.min(restored_until)));
+                    }
                     continue;
                 }
                 let until = match self.held.get(&key) {
@@ -130,6 +158,15 @@ fn show_zero(kind: MetricType, metric: &mut Metric) {
             metric.set_histogram(empty);
         }
         // Call metrics are counters and histograms; a gauge's first value is seen as is.
+        _ => {}
+    }
+}
+
+/// `metric` with the values it was restored with.
+fn show_restored(kind: MetricType, metric: &mut Metric, restored: &Metric) {
+    match kind {
+        MetricType::COUNTER => metric.set_counter(restored.get_counter().clone()),
+        MetricType::HISTOGRAM => metric.set_histogram(restored.get_histogram().clone()),
         _ => {}
     }
 }
@@ -266,19 +303,38 @@ mod tests {
     }
 
     #[test]
-    fn restored_series_show_their_values_at_once_and_new_ones_are_held() {
+    fn restored_series_are_never_shown_at_zero_and_new_ones_are_held() {
         let start = Instant::now();
         let hold = Duration::from_secs(10);
         let restored = families(&[("a", "503", 7)]);
         let mut first = FirstSamples::new(hold, &restored);
         let mut f = families(&[("a", "503", 8), ("a", "408", 1), ("b", "503", 1)]);
         assert_eq!(first.apply(&mut f, start), Some(start + hold));
-        // Sorted by label values: a/408, a/503, b/503.
-        assert_eq!(values(&f).0, vec![0.0, 8.0, 0.0]);
+        // Sorted by label values: a/408, a/503, b/503; a/503 as restored.
+        assert_eq!(values(&f).0, vec![0.0, 7.0, 0.0]);
         // The histogram of trunk a was restored; trunk b's is new.
         let histograms = values(&f).1;
-        assert_eq!(histograms[0].0, 9);
+        assert_eq!(histograms[0].0, 7);
         assert_eq!(histograms[1], (0, 0.0, vec![0, 0]));
+        let mut f = families(&[("a", "503", 8), ("a", "408", 1), ("b", "503", 1)]);
+        assert_eq!(first.apply(&mut f, start + hold), None);
+        assert_eq!(values(&f).0, vec![1.0, 8.0, 1.0]);
+    }
+
+    #[test]
+    fn restored_series_keep_their_restored_values_for_one_hold_after_the_first_rendering() {
+        let start = Instant::now();
+        let hold = Duration::from_secs(10);
+        let restored = families(&[("a", "503", 7)]);
+        let mut first = FirstSamples::new(hold, &restored);
+        // The first poll after the restart counted two more calls before the first scrape.
+        let mut f = families(&[("a", "503", 9)]);
+        assert_eq!(first.apply(&mut f, start), Some(start + hold));
+        assert_eq!(values(&f), (vec![7.0], vec![(7, 14.0, vec![0, 7])]));
+        let mut f = families(&[("a", "503", 9)]);
+        assert_eq!(first.apply(&mut f, start + hold), None);
+        assert_eq!(values(&f), (vec![9.0], vec![(9, 18.0, vec![0, 9])]));
+        assert!(first.restored.is_empty(), "restored values are dropped");
     }
 
     #[test]

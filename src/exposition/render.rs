@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
 
 use super::calls::CallMetrics;
 use super::first_samples::{FirstSamples, DEFAULT_HOLD};
@@ -21,6 +21,8 @@ pub struct Exposition {
     /// The self-metrics, `build_info` and the process collector.
     registry: Registry,
     calls: Box<dyn CallMetrics>,
+    /// `teams_voice_exporter_new_series_held`: why a series may read 0 for a while.
+    held: IntGauge,
     /// The rendering of the latest generation and which series it holds at 0; its lock
     /// also makes concurrent scrapes of a new generation wait for one rendering instead of
     /// each doing their own.
@@ -62,9 +64,18 @@ impl Exposition {
     pub fn new(registry: Registry, calls: Box<dyn CallMetrics>) -> Self {
         let (_, restored) = calls.gather();
         let first_samples = FirstSamples::new(DEFAULT_HOLD, &restored);
+        let held = IntGauge::new(
+            "teams_voice_exporter_new_series_held",
+            "Call series that appeared less than --web.new-series-hold ago, shown at 0 until then so that rate() and increase() see their first calls.",
+        )
+        .expect("a valid metric description");
+        registry
+            .register(Box::new(held.clone()))
+            .expect("one exposition per registry");
         Exposition {
             registry,
             calls,
+            held,
             cache: Mutex::new(Cache {
                 rendered: None,
                 first_samples,
@@ -120,6 +131,7 @@ impl Exposition {
         }
         let (generation, mut families) = self.calls.gather();
         let until = cache.first_samples.apply(&mut families, now);
+        self.held.set(cache.first_samples.held() as i64);
         let capacity = cache.rendered.as_ref().map_or(64 * 1024, |r| r.text.len());
         let mut text = Vec::with_capacity(capacity);
         // As `Registry::gather` does: a family without series is left out.
