@@ -134,9 +134,10 @@ class Run:
                 self.args.exporter_bin,
                 "simulate",
                 f"--listen=127.0.0.1:{self.sim_port}",
-                "--simulate.calls-per-day=300000",
+                "--simulate.calls-per-day=600000",
                 "--simulate.history=30m",
                 f"--simulate.failing-trunk={FAILING_FROM_START}",
+                f"--simulate.seed={self.args.seed}",
                 "--log.level=warn",
             ],
             "simulator.log",
@@ -205,10 +206,12 @@ scrape_configs:
                 f"--azure.authority-host={sim}",
                 f"--state.path={os.path.join(self.work, 'state.redb')}",
                 f"--web.new-series-hold={self.args.hold}",
-                # One or two Graph pages a poll, 20 to 40 requests a minute: within
-                # Graph's limit of 50 a minute per function. Short polls make small
-                # steps, which Prometheus' extrapolation at a window's start handles best.
-                "--poll.interval=3s",
+                # One Graph page a poll (the calls of the last 4 minutes published so
+                # far, about 600 rows; 1,000 make a page), 30 requests a minute: within
+                # Graph's limit of 50 a minute per function. Polls as often as scrapes
+                # make steps no larger than what one scrape interval holds, which
+                # Prometheus' extrapolation at a window's start handles best.
+                "--poll.interval=2s",
                 "--poll.recent-window=4m",
                 "--poll.late-interval=0",
                 "--poll.sweep-interval=1h",
@@ -245,24 +248,34 @@ def increase(prometheus, selector, start, seconds):
 
 
 def counted(prometheus, selector, start, seconds):
-    """Calls counted in (start, start + seconds] from the raw samples, and the series that
-    appeared in the window with calls."""
+    """Calls counted in (start, start + seconds] from the raw samples; the series that
+    appeared in the window with calls; what series that appeared in the window held at
+    their first sample (invisible to increase(): 0 when new series are held); and what
+    existing series gained between the last sample at or before the start and the first
+    one after it (which increase() can only extrapolate)."""
     end = start + seconds
     # Ten more minutes before the start: the value at the start of series that existed.
     result = query(prometheus, f"{selector}[{seconds + 600}s]", end)["result"]
-    total, new = 0.0, 0
+    total, new, first_values, straddling = 0.0, 0, 0.0, 0.0
     for series in result:
         samples = [(float(t), float(v)) for t, v in series["values"]]
         for (_, a), (t, b) in zip(samples, samples[1:]):
             if b < a:
                 fail(f"{series['metric']} went back from {a} to {b} at {t} on {prometheus}")
         before = [v for t, v in samples if t <= start]
+        inside = [v for t, v in samples if t > start]
+        if not inside:
+            continue
         at_start = before[-1] if before else 0.0
         at_end = samples[-1][1]
         total += at_end - at_start
-        if not before and at_end > 0:
-            new += 1
-    return total, new
+        if before:
+            straddling += inside[0] - at_start
+        else:
+            first_values += inside[0]
+            if at_end > 0:
+                new += 1
+    return total, new, first_values, straddling
 
 
 def main():
@@ -271,10 +284,20 @@ def main():
     parser.add_argument("--prometheus-bin", default="prometheus")
     parser.add_argument("--json", help="write the figures to this file")
     parser.add_argument(
+        "--seed", type=int, default=1, help="--simulate.seed: other calls for another run"
+    )
+    parser.add_argument(
         "--hold", default=HOLD, help=f"--web.new-series-hold (default {HOLD}; 0s to compare)"
     )
     args = parser.parse_args()
     began = time.monotonic()
+
+    # Stopped from outside (CI cancelled, Ctrl-C): stop the processes started here too.
+    def stop(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
     with tempfile.TemporaryDirectory() as work:
         run = Run(args, work)
@@ -335,7 +358,9 @@ def check(run):
         for what, start in starts:
             for seconds in WINDOWS:
                 for name, selector in METRICS:
-                    total, new = counted(prometheus, selector, start, seconds)
+                    total, new, first_values, straddling = counted(
+                        prometheus, selector, start, seconds
+                    )
                     seen = increase(prometheus, selector, start, seconds)
                     figures.append(
                         {
@@ -346,6 +371,8 @@ def check(run):
                             "counted": total,
                             "increase": seen,
                             "new_series": new,
+                            "first_values": first_values,
+                            "straddling": straddling,
                         }
                     )
     return figures
@@ -355,13 +382,17 @@ def report(figures, json_path):
     if json_path:
         with open(json_path, "w", encoding="utf-8") as f:
             json.dump(figures, f, indent=1)
-    print(f"{'prom':4} {'window from':28} {'W':>4} {'metric':16} {'counted':>8} {'increase':>9} {'ratio':>6} {'new':>4}")
+    print(
+        f"{'prom':4} {'window from':28} {'W':>4} {'metric':16} {'counted':>8} {'increase':>9} "
+        f"{'ratio':>6} {'new':>4} {'first':>6} {'across':>6}"
+    )
     failed = []
     for f in figures:
         ratio = f["increase"] / f["counted"] if f["counted"] else float("nan")
         print(
             f"{f['prometheus']:4} {f['start']:28} {f['window']:>4} {f['metric']:16} "
-            f"{f['counted']:>8.0f} {f['increase']:>9.1f} {ratio:>6.3f} {f['new_series']:>4}"
+            f"{f['counted']:>8.0f} {f['increase']:>9.1f} {ratio:>6.3f} {f['new_series']:>4} "
+            f"{f['first_values']:>6.0f} {f['straddling']:>6.0f}"
         )
         what = f"{f['metric']} over {f['window']}s from {f['start']} on Prometheus {f['prometheus']}"
         if f["counted"] <= 0:
