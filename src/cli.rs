@@ -242,6 +242,7 @@ mod tests {
             "web.listen-address",
             "web.telemetry-path",
             "web.config.file",
+            "web.new-series-hold",
             "log.level",
             "log.format",
             "graph.endpoint",
@@ -444,5 +445,25 @@ mod tests {
             .is_ok());
         assert_eq!(listen_candidates("127.0.0.1:0"), vec!["127.0.0.1:0"]);
         assert_eq!(listen_candidates(":9885").len(), 2);
+    }
+
+    #[test]
+    fn new_series_are_held_two_minutes_or_30s_with_demo_unless_told() {
+        let hold = |extra: &[&str]| {
+            args(extra)
+                .unwrap()
+                .exporter
+                .config()
+                .unwrap()
+                .new_series_hold
+        };
+        assert_eq!(hold(&[]), Duration::from_secs(120));
+        assert_eq!(
+            hold(&["--web.new-series-hold=45s"]),
+            Duration::from_secs(45)
+        );
+        assert_eq!(hold(&["--web.new-series-hold=0s"]), Duration::ZERO);
+        #[cfg(feature = "demo")]
+        assert_eq!(hold(&["--demo"]), Duration::from_secs(30));
     }
 }
