@@ -7,6 +7,9 @@
 # and a Prometheus on loopback that scrapes it every second with the project's rules, and
 # lets .ci/e2e_check.py assert through Prometheus' HTTP API that the failing trunk's alert
 # (and no other trunk's) goes pending or firing and that every dashboard query returns data.
+# Then .ci/e2e_first_samples.py checks, with two Prometheus servers scraping every 2 s, that
+# increase() counts what the exporter counted from its start, from a new failure's start and
+# across a restart on its state file (issue #15).
 # Every process started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -114,6 +117,14 @@ if [ "$status" -ne 0 ]; then
   tail -n 40 "$work/exporter.log" || true
   echo "--- prometheus log (last 40 lines)"
   tail -n 40 "$work/prometheus.log" || true
+  echo "--- e2e-prometheus took $((SECONDS - started))s"
+  exit "$status"
 fi
+# The second check runs alone on the machine: its windows count scrapes every 2 s.
+cleanup
+pids=()
+
+echo "--- what Prometheus counts of new series, across a new failure and a restart (about 9 minutes)"
+python3 .ci/e2e_first_samples.py --exporter-bin "$EXPORTER" --prometheus-bin "$PROMETHEUS" || status=$?
 echo "--- e2e-prometheus took $((SECONDS - started))s"
 exit "$status"

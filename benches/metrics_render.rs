@@ -11,6 +11,10 @@
 //! - `same generation`: nothing was counted since the last scrape, the common case (polls
 //!   run every minute, scrapes come every 15 s from each of several Prometheus servers).
 //!
+//! Each rendering of a new generation also checks every series against those already
+//! shown (`exposition::first_samples`, which shows new series at 0 first); the last column,
+//! `series check`, is that step alone.
+//!
 //! Run with `cargo bench --bench metrics_render`; `TVE_BENCH_SERIES` (default
 //! `1000,10000,50000`) and `TVE_BENCH_ROUNDS` (default 31) change it.
 
@@ -24,7 +28,8 @@ use teams_voice_exporter::counting::state::Ingest;
 use teams_voice_exporter::source::direct_routing::DirectRouting;
 
 type TenantState = teams_voice_exporter::counting::state::TenantState<DirectRouting>;
-use teams_voice_exporter::exposition::calls::StateCollector;
+use teams_voice_exporter::exposition::calls::{CallMetrics, StateCollector};
+use teams_voice_exporter::exposition::first_samples::FirstSamples;
 use teams_voice_exporter::exposition::render::Exposition;
 use teams_voice_exporter::exposition::self_metrics::SelfMetrics;
 
@@ -43,7 +48,7 @@ fn main() {
     let rounds: usize = env_or("TVE_BENCH_ROUNDS", 31);
     println!("/metrics rendering benchmark: {rounds} rounds each, median (best); one core");
     println!(
-        "{:>8} {:>8} {:>10} {:>10} | {:>22} {:>22} | {:>22} {:>22}",
+        "{:>8} {:>8} {:>10} {:>10} | {:>22} {:>22} | {:>22} {:>22} | {:>22}",
         "target",
         "series",
         "plain",
@@ -51,7 +56,8 @@ fn main() {
         "new generation, plain",
         "new generation, gzip",
         "same generation, plain",
-        "same generation, gzip"
+        "same generation, gzip",
+        "series check"
     );
     for target in sizes {
         let registry = Registry::new();
@@ -63,7 +69,11 @@ fn main() {
         state
             .lock()
             .ingest(rows.iter().map(String::as_str), Ingest::Count, now, from);
-        let exposition = Exposition::new(registry, Box::new(StateCollector::new(state.clone())));
+        // The series exist before the exposition, as restored ones would: with no hold they
+        // are shown with their values at once, and every rendering checks each series
+        // against the ones already shown, as in steady state.
+        let exposition = Exposition::new(registry, Box::new(StateCollector::new(state.clone())))
+            .with_new_series_hold(std::time::Duration::ZERO);
         let plain = exposition.render(false).expect("render");
         let series = String::from_utf8_lossy(&plain.bytes)
             .lines()
@@ -88,14 +98,30 @@ fn main() {
         let same_gzip = time_rounds(rounds, || {
             exposition.render(true).expect("render");
         });
+        // The check alone, on the families a new generation renders, all of them shown.
+        let collector = StateCollector::new(state.clone());
+        let (_, families) = collector.gather();
+        let mut first_samples = FirstSamples::new(std::time::Duration::ZERO, &families);
+        let mut check: Vec<_> = (0..rounds)
+            .map(|_| {
+                let mut families = families.clone();
+                let started = std::time::Instant::now();
+                first_samples.apply(&mut families, started);
+                let took = started.elapsed();
+                std::hint::black_box(&families);
+                took
+            })
+            .collect();
+        check.sort();
         println!(
-            "{target:>8} {series:>8} {:>9}K {:>9}K | {:>22} {:>22} | {:>22} {:>22}",
+            "{target:>8} {series:>8} {:>9}K {:>9}K | {:>22} {:>22} | {:>22} {:>22} | {:>22}",
             plain.bytes.len() / 1024,
             gzip.bytes.len() / 1024,
             cell(&new_plain),
             cell(&new_gzip),
             cell(&same_plain),
             cell(&same_gzip),
+            cell(&check),
         );
     }
     println!(

@@ -126,7 +126,8 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         "teams-voice-exporter listening"
     );
     let web = Arc::new(Web {
-        exposition: Exposition::new(registry, Box::new(source.calls)),
+        exposition: Exposition::new(registry, Box::new(source.calls))
+            .with_new_series_hold(config.new_series_hold),
         telemetry_path: config.telemetry_path.clone(),
         status: source.status,
         about,

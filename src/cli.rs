@@ -178,6 +178,8 @@ impl ConfigError {
 pub struct Config {
     pub listen_address: String,
     pub telemetry_path: String,
+    /// `--web.new-series-hold`.
+    pub new_series_hold: Duration,
     pub graph_endpoint: Url,
     pub authority_host: Url,
     pub graph_timeout: Duration,
@@ -204,6 +206,7 @@ impl ExporterArgs {
         Ok(Config {
             listen_address: self.web.listen_address.clone(),
             telemetry_path: self.web.telemetry_path.clone(),
+            new_series_hold: self.web.new_series_hold(self.demo),
             graph_endpoint,
             authority_host,
             graph_timeout: graph.timeout,
@@ -242,6 +245,7 @@ mod tests {
             "web.listen-address",
             "web.telemetry-path",
             "web.config.file",
+            "web.new-series-hold",
             "log.level",
             "log.format",
             "graph.endpoint",
@@ -446,5 +450,25 @@ mod tests {
             .is_ok());
         assert_eq!(listen_candidates("127.0.0.1:0"), vec!["127.0.0.1:0"]);
         assert_eq!(listen_candidates(":9885").len(), 2);
+    }
+
+    #[test]
+    fn new_series_are_held_two_minutes_or_30s_with_demo_unless_told() {
+        let hold = |extra: &[&str]| {
+            args(extra)
+                .unwrap()
+                .exporter
+                .config()
+                .unwrap()
+                .new_series_hold
+        };
+        assert_eq!(hold(&[]), Duration::from_secs(120));
+        assert_eq!(
+            hold(&["--web.new-series-hold=45s"]),
+            Duration::from_secs(45)
+        );
+        assert_eq!(hold(&["--web.new-series-hold=0s"]), Duration::ZERO);
+        #[cfg(feature = "demo")]
+        assert_eq!(hold(&["--demo"]), Duration::from_secs(30));
     }
 }

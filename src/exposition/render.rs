@@ -2,15 +2,17 @@
 //! self-metrics, with gzip that reuses the kept part.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use prometheus::{Encoder, Registry, TextEncoder};
+use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
 
 use super::calls::CallMetrics;
+use super::first_samples::{FirstSamples, DEFAULT_HOLD};
 
 /// What `/metrics` answers: the call metrics, rendered once per change of the aggregates
-/// and kept (as text and as deflated text), then the exporter's own metrics, rendered on
-/// every scrape.
+/// (or when a new series' hold ends, see [`super::first_samples`]) and kept (as text and as
+/// deflated text), then the exporter's own metrics, rendered on every scrape.
 ///
 /// Rendering tens of thousands of call series takes milliseconds and compressing them
 /// more, while they change only when a poll counts rows (with `--state.path`, when it
@@ -19,14 +21,24 @@ pub struct Exposition {
     /// The self-metrics, `build_info` and the process collector.
     registry: Registry,
     calls: Box<dyn CallMetrics>,
-    /// The rendering of the latest generation; its lock also makes concurrent scrapes of a
-    /// new generation wait for one rendering instead of each doing their own.
-    cache: Mutex<Option<Arc<Rendered>>>,
+    /// `teams_voice_exporter_new_series_held`: why a series may read 0 for a while.
+    held: IntGauge,
+    /// The rendering of the latest generation and which series it holds at 0; its lock
+    /// also makes concurrent scrapes of a new generation wait for one rendering instead of
+    /// each doing their own.
+    cache: Mutex<Cache>,
+}
+
+struct Cache {
+    rendered: Option<Arc<Rendered>>,
+    first_samples: FirstSamples,
 }
 
 /// The call metrics of one generation.
 struct Rendered {
     generation: u64,
+    /// When the first hold of a new series shown at 0 ends: the text is stale from then on.
+    until: Option<Instant>,
     text: Vec<u8>,
     /// `text` as raw deflate blocks ending in a full flush: byte-aligned, not final and
     /// without references beyond their own data, so that another deflate stream may follow
@@ -46,12 +58,40 @@ pub struct Body {
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
 
 impl Exposition {
+    /// The exposition of `calls`, whose series so far are restored ones (`--state.path`),
+    /// shown with their values from the first scrape on; series that appear later are shown
+    /// at 0 for [`DEFAULT_HOLD`] first. Build it before anything is counted.
     pub fn new(registry: Registry, calls: Box<dyn CallMetrics>) -> Self {
+        let (_, restored) = calls.gather();
+        let first_samples = FirstSamples::new(DEFAULT_HOLD, &restored);
+        let held = IntGauge::new(
+            "teams_voice_exporter_new_series_held",
+            "Call series that appeared less than --web.new-series-hold ago, shown at 0 until then so that rate() and increase() see their first calls.",
+        )
+        .expect("a valid metric description");
+        registry
+            .register(Box::new(held.clone()))
+            .expect("one exposition per registry");
         Exposition {
             registry,
             calls,
-            cache: Mutex::new(None),
+            held,
+            cache: Mutex::new(Cache {
+                rendered: None,
+                first_samples,
+            }),
         }
+    }
+
+    /// `--web.new-series-hold`: how long a new series is shown at 0 (0 for not at all).
+    pub fn with_new_series_hold(self, hold: Duration) -> Self {
+        self.cache.lock().first_samples.set_hold(hold);
+        self
+    }
+
+    /// New series shown at 0 (as of the last rendering of the call metrics).
+    pub fn held_series(&self) -> usize {
+        self.cache.lock().first_samples.held()
     }
 
     /// The registry of the self-metrics.
@@ -61,7 +101,12 @@ impl Exposition {
 
     /// Renders `/metrics`, gzipped if `gzip`.
     pub fn render(&self, gzip: bool) -> Result<Body, prometheus::Error> {
-        let calls = self.rendered_calls()?;
+        self.render_at(gzip, Instant::now())
+    }
+
+    /// Renders `/metrics` as of `now`, which decides the series still held at 0.
+    fn render_at(&self, gzip: bool, now: Instant) -> Result<Body, prometheus::Error> {
+        let calls = self.rendered_calls(now)?;
         let mut own = Vec::with_capacity(16 * 1024);
         TextEncoder::new().encode(&self.registry.gather(), &mut own)?;
         if gzip {
@@ -75,15 +120,20 @@ impl Exposition {
         Ok(Body { bytes, gzip: false })
     }
 
-    fn rendered_calls(&self) -> Result<Arc<Rendered>, prometheus::Error> {
+    fn rendered_calls(&self, now: Instant) -> Result<Arc<Rendered>, prometheus::Error> {
         let mut cache = self.cache.lock();
-        if let Some(rendered) = cache.as_ref() {
-            if rendered.generation == self.calls.generation() {
+        if let Some(rendered) = cache.rendered.as_ref() {
+            if rendered.generation == self.calls.generation()
+                && rendered.until.is_none_or(|until| now < until)
+            {
                 return Ok(Arc::clone(rendered));
             }
         }
         let (generation, mut families) = self.calls.gather();
-        let mut text = Vec::with_capacity(cache.as_ref().map_or(64 * 1024, |r| r.text.len()));
+        let until = cache.first_samples.apply(&mut families, now);
+        self.held.set(cache.first_samples.held() as i64);
+        let capacity = cache.rendered.as_ref().map_or(64 * 1024, |r| r.text.len());
+        let mut text = Vec::with_capacity(capacity);
         // As `Registry::gather` does: a family without series is left out.
         families.retain(|family| !family.get_metric().is_empty());
         TextEncoder::new().encode(&families, &mut text)?;
@@ -94,11 +144,12 @@ impl Exposition {
         crc.update(&text);
         let rendered = Arc::new(Rendered {
             generation,
+            until,
             text,
             deflated: std::sync::OnceLock::new(),
             crc: crc.finalize(),
         });
-        *cache = Some(Arc::clone(&rendered));
+        cache.rendered = Some(Arc::clone(&rendered));
         Ok(rendered)
     }
 }
@@ -159,12 +210,15 @@ mod tests {
     use crate::exposition::self_metrics::SelfMetrics;
     use crate::source::direct_routing::DirectRouting;
 
+    /// An exposition that shows new series at once, as before holds existed; the tests
+    /// of holds set their own.
     fn exposition() -> (Exposition, Arc<Mutex<TenantState<DirectRouting>>>) {
         let registry = Registry::new();
         SelfMetrics::register(&registry).unwrap();
         let state = Arc::new(Mutex::new(TenantState::new()));
         let calls = StateCollector::new(state.clone());
-        (Exposition::new(registry, Box::new(calls)), state)
+        let exposition = Exposition::new(registry, Box::new(calls));
+        (exposition.with_new_series_hold(Duration::ZERO), state)
     }
 
     fn ingest(state: &Mutex<TenantState<DirectRouting>>, id: &str) {
@@ -209,6 +263,63 @@ mod tests {
             assert!(text.contains(&format!("trunk_fqdn=\"sbc{id}.example.com\"")));
             assert!(text.contains("teams_voice_exporter_build_info"));
         }
+    }
+
+    /// The `teams_direct_routing_calls_total` line of `trunk`'s series in a plain body.
+    fn calls_line(body: Body, trunk: &str) -> Option<String> {
+        String::from_utf8(body.bytes)
+            .unwrap()
+            .lines()
+            .find(|l| {
+                l.starts_with("teams_direct_routing_calls_total{")
+                    && l.contains(&format!("trunk_fqdn=\"sbc{trunk}.example.com\""))
+            })
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn a_new_series_is_shown_at_zero_until_its_hold_ends() {
+        let (exposition, state) = exposition();
+        let hold = Duration::from_secs(30);
+        let exposition = exposition.with_new_series_hold(hold);
+        let start = Instant::now();
+        ingest(&state, "a");
+        let line = calls_line(exposition.render_at(false, start).unwrap(), "a").unwrap();
+        assert!(line.ends_with(" 0"), "{line}");
+        assert_eq!(
+            exposition.held_series(),
+            2,
+            "calls, and the duration of a success"
+        );
+        // The kept rendering is reused within the hold and replaced when it ends.
+        let almost = start + hold - Duration::from_millis(1);
+        let line = calls_line(exposition.render_at(false, almost).unwrap(), "a").unwrap();
+        assert!(line.ends_with(" 0"), "{line}");
+        let gzipped = exposition.render_at(true, start + hold).unwrap();
+        let body = Body {
+            bytes: gunzip(&gzipped.bytes),
+            gzip: false,
+        };
+        assert!(calls_line(body, "a").unwrap().ends_with(" 1"));
+        let body = exposition.render_at(false, start + hold).unwrap();
+        assert!(calls_line(body, "a").unwrap().ends_with(" 1"));
+        assert_eq!(exposition.held_series(), 0);
+    }
+
+    #[test]
+    fn series_present_when_built_are_shown_with_their_values_at_once() {
+        let registry = Registry::new();
+        let state = Arc::new(Mutex::new(TenantState::<DirectRouting>::new()));
+        ingest(&state, "a");
+        let calls = StateCollector::new(state.clone());
+        let exposition = Exposition::new(registry, Box::new(calls))
+            .with_new_series_hold(Duration::from_secs(30));
+        ingest(&state, "b");
+        let now = Instant::now();
+        let line = calls_line(exposition.render_at(false, now).unwrap(), "a").unwrap();
+        assert!(line.ends_with(" 1"), "{line}");
+        let line = calls_line(exposition.render_at(false, now).unwrap(), "b").unwrap();
+        assert!(line.ends_with(" 0"), "{line}");
     }
 
     #[test]

@@ -5,8 +5,12 @@
 //! exporter-web crate, which knows its format.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
+
+use super::first_samples::{DEFAULT_HOLD, DEMO_HOLD};
+use crate::flag::parse_duration;
 
 /// The default port: in the exporters' range, and clear of node_exporter (9100),
 /// blackbox_exporter (9115) and the other widely deployed exporters.
@@ -29,6 +33,12 @@ pub struct WebArgs {
     /// authentication for every path served.
     #[arg(long = "web.config.file", value_name = "FILE")]
     pub web_config_file: Option<PathBuf>,
+    /// How long a call series seen for the first time is shown at 0 before its count, so
+    /// that rate() and increase() see its first calls: at least twice the longest scrape
+    /// interval of any Prometheus scraping this exporter; 0 shows counts at once
+    /// [default: 2m; 30s with --demo].
+    #[arg(long = "web.new-series-hold", value_parser = parse_duration, value_name = "DURATION")]
+    pub new_series_hold: Option<Duration>,
 }
 
 /// A `--web.*` flag that cannot be served.
@@ -66,6 +76,14 @@ impl WebArgs {
             return Err(WebArgsError::BadTelemetryPath(path.clone()));
         }
         Ok(())
+    }
+}
+
+impl WebArgs {
+    /// `--web.new-series-hold`, or its default.
+    pub fn new_series_hold(&self, demo: bool) -> Duration {
+        self.new_series_hold
+            .unwrap_or(if demo { DEMO_HOLD } else { DEFAULT_HOLD })
     }
 }
 

@@ -90,6 +90,8 @@ fn demo_serves_calls_on_several_trunks_and_stops_on_sigterm() {
         "--demo",
         "--simulate.calls-per-day=40000",
         "--poll.interval=1s",
+        // New series read 0 for this long before their counts (30 s by default with --demo).
+        "--web.new-series-hold=1s",
     ])
     .spawn();
     assert_eq!(exporter.get("/-/healthy"), (200, "Healthy\n".to_owned()));
@@ -139,19 +141,25 @@ fn demo_serves_calls_on_several_trunks_and_stops_on_sigterm() {
         }
     }
     // Prometheus asks for gzip.
-    let compressed = reqwest::blocking::Client::new()
-        .get(exporter.url("/metrics"))
-        .header("Accept-Encoding", "gzip")
-        .send()
+    let gzipped_calls = || {
+        let compressed = reqwest::blocking::Client::new()
+            .get(exporter.url("/metrics"))
+            .header("Accept-Encoding", "gzip")
+            .send()
+            .unwrap();
+        assert_eq!(compressed.headers()["content-encoding"], "gzip");
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(&compressed.bytes().unwrap()[..]),
+            &mut text,
+        )
         .unwrap();
-    assert_eq!(compressed.headers()["content-encoding"], "gzip");
-    let mut text = String::new();
-    std::io::Read::read_to_string(
-        &mut flate2::read::GzDecoder::new(&compressed.bytes().unwrap()[..]),
-        &mut text,
-    )
-    .unwrap();
-    assert!(Metrics::parse(&text).sum("teams_direct_routing_calls_total", &[]) > 0.0);
+        Metrics::parse(&text).sum("teams_direct_routing_calls_total", &[])
+    };
+    wait_for(Duration::from_secs(30), "calls counted, gzipped", || {
+        gzipped_calls() > 0.0
+    })
+    .unwrap_or_else(|e| panic!("{e}; log:\n{}", exporter.log()));
 
     let status = exporter
         .terminate(Duration::from_secs(10))

@@ -9,6 +9,7 @@ mod check;
 mod cli;
 mod common;
 mod credentials;
+mod first_samples;
 mod golden;
 mod ground_truth;
 mod lookback;

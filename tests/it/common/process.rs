@@ -80,7 +80,9 @@ impl ExporterCommand {
     /// at debug level, with no credential yet. Its recent window is the whole lookback, so
     /// its first start counts every call of the tenant's scenario (all of them started
     /// within it) and the tests compare with all of them; its request budget is far above
-    /// what the simulated tenant allows unless a test sets Graph's limits.
+    /// what the simulated tenant allows unless a test sets Graph's limits. New series show
+    /// their counts at once (`--web.new-series-hold=0s`), so that tests compare `/metrics`
+    /// with the ground truth as soon as the rows are counted; `first_samples` tests the hold.
     pub fn polling(base_url: &str) -> ExporterCommand {
         ExporterCommand::new(&[
             "--log.level=debug",
@@ -90,6 +92,7 @@ impl ExporterCommand {
             "--graph.retry-backoff=50ms",
             "--graph.rate-limit=1000/1s",
             "--graph.tenant-rate-limit=1000/1s",
+            "--web.new-series-hold=0s",
         ])
         .against(base_url)
     }
