@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
-use super::graph::Priority;
-use super::Function;
+use super::{Function, Priority};
 
 /// The `endpoint` label: a call-log function, or Entra ID's token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

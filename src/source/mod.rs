@@ -124,4 +124,25 @@ impl Function {
         }
     }
 }
+
+/// Who is asking for a request to Graph: the request budget (`graph::RequestBudget`) serves
+/// the recent poll first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// The recent poll: new calls are counted within a poll interval only if it never waits.
+    Recent,
+    /// Late polls and sweeps: long reads that take what the recent poll leaves.
+    Background,
+}
+
+impl Priority {
+    /// The `priority` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Recent => "recent",
+            Priority::Background => "background",
+        }
+    }
+}
+
 pub mod graph_args;

@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tve_clock::{Clock, Rate};
 
-use crate::source::Function;
+use crate::source::{Function, Priority};
 
 /// Graph's documented limit per call-log function per tenant.
 pub const GRAPH_FUNCTION_LIMIT: Rate = Rate::new(50, Duration::from_secs(60));
@@ -46,25 +46,6 @@ impl Default for BudgetLimits {
         BudgetLimits {
             per_function: DEFAULT_FUNCTION_BUDGET,
             per_tenant: DEFAULT_TENANT_BUDGET,
-        }
-    }
-}
-
-/// Who is asking for a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Priority {
-    /// The recent poll: new calls are counted within a poll interval only if it never waits.
-    Recent,
-    /// Late polls and sweeps: long reads that take what the recent poll leaves.
-    Background,
-}
-
-impl Priority {
-    /// The `priority` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Priority::Recent => "recent",
-            Priority::Background => "background",
         }
     }
 }

@@ -21,9 +21,10 @@ mod error;
 mod retry;
 mod window;
 
+pub use crate::source::Priority;
 pub use budget::{
-    BudgetLimits, Priority, RequestBudget, DEFAULT_FUNCTION_BUDGET, DEFAULT_TENANT_BUDGET,
-    GRAPH_APP_LIMIT, GRAPH_FUNCTION_LIMIT,
+    BudgetLimits, RequestBudget, DEFAULT_FUNCTION_BUDGET, DEFAULT_TENANT_BUDGET, GRAPH_APP_LIMIT,
+    GRAPH_FUNCTION_LIMIT,
 };
 
 pub use error::{refusal_hint, GraphError, PollErrorReason};
