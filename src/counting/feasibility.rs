@@ -141,28 +141,20 @@ pub fn assess(
     } else {
         Duration::MAX
     };
-    let stretched = sweep_duration > schedule.sweep_interval;
-    let (sweep_per_hour, verdict) = if recent > budget_per_hour {
-        (0.0, Verdict::RecentPollsDelayed)
+    let verdict = if recent > budget_per_hour {
+        Verdict::RecentPollsDelayed
     } else if recent + late > budget_per_hour {
-        (0.0, Verdict::LatePollsDelayed)
-    } else if stretched {
-        (left_for_sweeps, Verdict::SweepsStretched)
+        Verdict::LatePollsDelayed
+    } else if sweep_duration > schedule.sweep_interval {
+        Verdict::SweepsStretched
     } else {
-        (
-            sweep_pages * per_hour(schedule.sweep_interval),
-            Verdict::Fits,
-        )
+        Verdict::Fits
     };
     Feasibility {
         rows_per_hour,
         recent_pages_per_hour: recent,
         late_pages_per_hour: late,
-        sweep_pages_per_hour: if verdict.fits() {
-            sweep_per_hour
-        } else {
-            sweep_pages * per_hour(schedule.sweep_interval)
-        },
+        sweep_pages_per_hour: sweep_pages * per_hour(schedule.sweep_interval),
         sweep_pages,
         budget_per_hour,
         sweep_duration,

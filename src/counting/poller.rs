@@ -244,14 +244,7 @@ impl<L: CallLog> Polling<L> {
         let (kind, window) = {
             let progress = self.progress.lock();
             let (kind, window) = self.schedule.long_read(&progress, now)?;
-            let due = match kind {
-                PollKind::Sweep => progress
-                    .last_sweep
-                    .map(|t| t + to_chrono(self.schedule.sweep_interval)),
-                _ => progress
-                    .last_late
-                    .map(|t| t + to_chrono(self.schedule.late_interval)),
-            };
+            let due = self.schedule.due_at(&progress, kind);
             if due.is_some_and(|due| now - due > to_chrono(2 * self.schedule.poll_interval)) {
                 self.delayed(kind);
             }

@@ -72,9 +72,7 @@ impl Schedule {
         now: DateTime<Utc>,
     ) -> Option<(PollKind, CallWindow)> {
         let now = whole_seconds(now);
-        let due = |last: Option<DateTime<Utc>>, interval: Duration| {
-            last.is_none_or(|at| now - at >= to_chrono(interval))
-        };
+        let due = |kind| self.due_at(progress, kind).is_none_or(|at| now >= at);
         let floor = progress.forgotten_before;
         if let Some(pending) = self.resumable_sweep(progress, now) {
             let from = pending
@@ -89,9 +87,9 @@ impl Schedule {
                 },
             ));
         }
-        let kind = if due(progress.last_sweep, self.sweep_interval) {
+        let kind = if due(PollKind::Sweep) {
             PollKind::Sweep
-        } else if self.has_late_tier() && due(progress.last_late, self.late_interval) {
+        } else if self.has_late_tier() && due(PollKind::Late) {
             PollKind::Late
         } else {
             return None;
@@ -107,6 +105,17 @@ impl Schedule {
                 to: now.max(from),
             },
         ))
+    }
+
+    /// When the next long read of `kind` is due; `None` when it is due at once (none ran
+    /// yet), and for the recent poll, which runs every poll interval whatever happened.
+    pub fn due_at(&self, progress: &Progress, kind: PollKind) -> Option<DateTime<Utc>> {
+        let (last, interval) = match kind {
+            PollKind::Sweep => (progress.last_sweep, self.sweep_interval),
+            PollKind::Late => (progress.last_late, self.late_interval),
+            PollKind::Recent => return None,
+        };
+        last.map(|at| at + to_chrono(interval))
     }
 
     /// The oldest call start any window may reach at `now`: the lookback, never below

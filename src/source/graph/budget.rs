@@ -125,25 +125,24 @@ impl Ledger {
         }
     }
 
-    fn function(&mut self, function: Function) -> &mut FunctionLedger {
-        let index = match self.functions.iter().position(|f| f.function == function) {
-            Some(index) => index,
-            None => {
-                self.functions.push(FunctionLedger {
-                    function,
-                    window: Window::new(self.per_function),
-                    reserve: 0,
-                });
-                self.functions.len() - 1
-            }
-        };
-        &mut self.functions[index]
+    /// Where `function`'s ledger is, created on first use.
+    fn function_index(&mut self, function: Function) -> usize {
+        if let Some(index) = self.functions.iter().position(|f| f.function == function) {
+            return index;
+        }
+        self.functions.push(FunctionLedger {
+            function,
+            window: Window::new(self.per_function),
+            reserve: 0,
+        });
+        self.functions.len() - 1
     }
 
     /// Keeps `pages` of every window of `function` free for its recent poll, at most half of
     /// the window, so that long reads always make progress.
     fn set_reserve(&mut self, function: Function, pages: u32) {
-        let entry = self.function(function);
+        let index = self.function_index(function);
+        let entry = &mut self.functions[index];
         entry.reserve = pages.min(entry.window.limit / 2);
     }
 
@@ -158,33 +157,28 @@ impl Ledger {
         if background && self.recent_waiting > 0 {
             return Err(Wait::ForRecent);
         }
-        self.tenant.prune(now_ms);
+        let index = self.function_index(function);
         let tenant_reserve: u32 = self.functions.iter().map(|f| f.reserve).sum();
-        let entry = self.function(function);
+        let (tenant, entry) = (&mut self.tenant, &mut self.functions[index]);
+        tenant.prune(now_ms);
         entry.window.prune(now_ms);
         let (function_held, tenant_held) = if background {
-            (entry.reserve, tenant_reserve.min(self.tenant.limit / 2))
+            (entry.reserve, tenant_reserve.min(tenant.limit / 2))
         } else {
             (0, 0)
         };
-        let entry = self.function(function);
-        let function_room = entry.window.room_at(function_held);
-        let tenant_room = self.tenant.room_at(tenant_held);
-        match function_room.max(tenant_room) {
+        match entry
+            .window
+            .room_at(function_held)
+            .max(tenant.room_at(tenant_held))
+        {
             Some(at) => Err(Wait::Until(at.max(now_ms.saturating_add(1)))),
             None => {
-                self.function(function).window.sent.push_back(now_ms);
-                self.tenant.sent.push_back(now_ms);
+                entry.window.sent.push_back(now_ms);
+                tenant.sent.push_back(now_ms);
                 Ok(())
             }
         }
-    }
-
-    /// Requests of `function` inside its window now, and the window's limit.
-    fn usage(&mut self, function: Function, now_ms: i64) -> (usize, u32) {
-        let entry = self.function(function);
-        entry.window.prune(now_ms);
-        (entry.window.sent.len(), entry.window.limit)
     }
 }
 
@@ -246,13 +240,6 @@ impl RequestBudget {
     /// Keeps room for `pages` requests of `function`'s recent poll in every window.
     pub fn reserve_for_recent(&self, function: Function, pages: u32) {
         self.ledger.lock().set_reserve(function, pages);
-    }
-
-    /// The share of `function`'s window in use now (0 to 1).
-    pub fn utilisation(&self, function: Function) -> f64 {
-        let now_ms = self.clock.now().timestamp_millis();
-        let (used, limit) = self.ledger.lock().usage(function, now_ms);
-        used as f64 / f64::from(limit.max(1))
     }
 
     /// Waits until one request to `function` fits the budget and takes its place; returns
