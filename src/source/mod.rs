@@ -37,6 +37,9 @@ pub trait CallLog: Send + Sync + 'static {
     type Totals: Default + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static;
     /// The totals as the state file keeps them.
     type Saved: serde::Serialize + serde::de::DeserializeOwned;
+    /// The totals as state files of format version 1 kept them (only Direct Routing had
+    /// files then; a function added later names its own [`CallLog::Saved`]).
+    type SavedV1: serde::de::DeserializeOwned;
 
     /// Reads a raw row; an error makes it malformed (skipped and counted).
     fn read(raw: &str) -> Result<Self::Wire<'_>, RowError>;
@@ -56,6 +59,8 @@ pub trait CallLog: Send + Sync + 'static {
     fn save(totals: &Self::Totals) -> Self::Saved;
     /// Totals read back from the state file.
     fn restore(saved: Self::Saved) -> Result<Self::Totals, DamagedTotals>;
+    /// Totals read back from a state file of format version 1.
+    fn restore_v1(saved: Self::SavedV1) -> Result<Self::Totals, DamagedTotals>;
 }
 
 /// The tenant a source reads.
@@ -111,16 +116,20 @@ pub struct DamagedTotals(pub String);
 pub enum Function {
     /// `getDirectRoutingCalls`: calls through the tenant's own SBC trunks.
     DirectRoutingCalls,
+    /// `getPstnCalls`: Calling Plan and Operator Connect calls (Microsoft or a carrier is
+    /// the phone company).
+    PstnCalls,
 }
 
 impl Function {
     /// Every function the exporter can read.
-    pub const ALL: [Function; 1] = [Function::DirectRoutingCalls];
+    pub const ALL: [Function; 2] = [Function::DirectRoutingCalls, Function::PstnCalls];
 
     /// The function's name in the URL and in the `endpoint` label.
     pub fn name(self) -> &'static str {
         match self {
             Function::DirectRoutingCalls => "getDirectRoutingCalls",
+            Function::PstnCalls => "getPstnCalls",
         }
     }
 }

@@ -31,6 +31,7 @@ impl CallLog for DirectRouting {
     type Row = DirectRoutingRow;
     type Totals = DirectRoutingTotals;
     type Saved = saved::SavedTotals;
+    type SavedV1 = saved::SavedTotals;
 
     fn read(raw: &str) -> Result<WireRow<'_>, RowError> {
         WireRow::read(raw)
@@ -65,6 +66,10 @@ impl CallLog for DirectRouting {
     }
 
     fn restore(saved: saved::SavedTotals) -> Result<DirectRoutingTotals, DamagedTotals> {
+        saved.restore()
+    }
+
+    fn restore_v1(saved: saved::SavedTotals) -> Result<DirectRoutingTotals, DamagedTotals> {
         saved.restore()
     }
 }
