@@ -132,6 +132,22 @@ impl Function {
             Function::PstnCalls => "getPstnCalls",
         }
     }
+
+    /// The function in flags (`--collector.pstn`) and file names: lowercase words.
+    pub fn short_name(self) -> &'static str {
+        match self {
+            Function::DirectRoutingCalls => "direct-routing",
+            Function::PstnCalls => "pstn",
+        }
+    }
+
+    /// What the function's calls are, for people.
+    pub fn description(self) -> &'static str {
+        match self {
+            Function::DirectRoutingCalls => "Direct Routing calls (the tenant's own SBC trunks)",
+            Function::PstnCalls => "PSTN calls (Calling Plans and Operator Connect)",
+        }
+    }
 }
 
 /// Who is asking for a request to Graph: the request budget (`graph::RequestBudget`) serves

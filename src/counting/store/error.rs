@@ -38,6 +38,12 @@ pub enum StateError {
         saved: String,
         configured: String,
     },
+    #[error("the state file {path} holds the calls of {saved}, not of {expected}: the exporter names each source's file after the --state.path it is given (see the README, \"State\"), so a file was renamed or copied by hand. Put it back under its own name. {CHOICES}")]
+    OtherFunction {
+        path: String,
+        saved: String,
+        expected: &'static str,
+    },
     #[error("the state file {path} is in use by another running exporter; give each exporter its own --state.path")]
     InUse { path: String },
     #[error("cannot read the state file {path}: {reason}. Give the exporter read and write access to it. {CHOICES}")]
@@ -163,6 +169,11 @@ pub(super) enum LoadError {
     Newer { found: u32, written_by: String },
     #[error("it belongs to tenant {0}")]
     OtherTenant(String),
+    #[error("it holds the calls of {saved}, not of {expected}")]
+    OtherFunction {
+        saved: String,
+        expected: &'static str,
+    },
     #[error(transparent)]
     Damaged(#[from] Damage),
 }
@@ -185,6 +196,11 @@ impl LoadError {
                 path,
                 saved,
                 configured: configured.to_owned(),
+            },
+            LoadError::OtherFunction { saved, expected } => StateError::OtherFunction {
+                path,
+                saved,
+                expected,
             },
             LoadError::Damaged(damage) => StateError::Corrupted {
                 path,

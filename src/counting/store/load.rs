@@ -11,11 +11,11 @@ use chrono::{DateTime, Utc};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableError};
 
 use super::error::{Damage, DbResult, Foreign, IntoDbResult, LoadError};
-use super::saved::{decode_key, row_digest, Summary};
+use super::saved::{decode_key, row_digest, SavedAggregates, SavedProgress, Summary};
 // `Progress` through the parent, which alone names where it lives.
 use super::{Progress, FORMAT_MARK, FORMAT_VERSION, META, ROWS};
 use crate::counting::state::{Aggregates, RowKey};
-use crate::source::{CallLog, Tenant};
+use crate::source::{CallLog, Function, Tenant};
 
 /// What a file held at start.
 pub struct Saved<L: CallLog> {
@@ -42,7 +42,7 @@ pub(super) fn load<L: CallLog>(
     tenant_id: &str,
 ) -> Result<Option<Saved<L>>, LoadError> {
     let txn = db.begin_read().map_err(Damage::from)?;
-    let Some((summary, written_by)) = read_meta::<L::Saved>(&txn, tenant_id)? else {
+    let Some((summary, written_by)) = read_meta::<L>(&txn, tenant_id)? else {
         return Ok(None);
     };
     let mut remembered = HashMap::with_capacity(summary.rows.min(10_000_000) as usize);
@@ -71,7 +71,7 @@ pub(super) fn load<L: CallLog>(
         }
         .into());
     }
-    let aggregates = summary.aggregates.into_aggregates::<L>()?;
+    let aggregates = summary.aggregates;
     let progress = summary.progress.into_progress()?;
     let saved_at =
         DateTime::from_timestamp_micros(summary.saved_at_micros).ok_or(Damage::SaveTime)?;
@@ -92,7 +92,7 @@ pub(super) fn read_mark<L: CallLog>(
     tenant_id: &str,
 ) -> Result<Option<Mark>, LoadError> {
     let txn = db.begin_read().map_err(Damage::from)?;
-    let Some((summary, _)) = read_meta::<L::Saved>(&txn, tenant_id)? else {
+    let Some((summary, _)) = read_meta::<L>(&txn, tenant_id)? else {
         return Ok(None);
     };
     let rows = match txn.open_table(ROWS) {
@@ -107,11 +107,38 @@ pub(super) fn read_mark<L: CallLog>(
     }))
 }
 
-/// The meta table's checks, and the summary with the version that wrote it.
-fn read_meta<S: serde::de::DeserializeOwned + serde::Serialize>(
+/// A summary as read, whatever format version wrote it: its aggregates restored.
+pub(super) struct ReadSummary<L: CallLog> {
+    commits: u64,
+    rows: u64,
+    rows_digest: u64,
+    saved_at_micros: i64,
+    progress: SavedProgress,
+    aggregates: Aggregates<L::Totals>,
+}
+
+impl<L: CallLog> ReadSummary<L> {
+    fn new<S>(
+        summary: Summary<S>,
+        restore: impl FnOnce(SavedAggregates<S>) -> Result<Aggregates<L::Totals>, Damage>,
+    ) -> Result<Self, Damage> {
+        Ok(ReadSummary {
+            commits: summary.commits,
+            rows: summary.rows,
+            rows_digest: summary.rows_digest,
+            saved_at_micros: summary.saved_at_micros,
+            progress: summary.progress,
+            aggregates: restore(summary.aggregates)?,
+        })
+    }
+}
+
+/// The meta table's checks (mark, version, tenant, function), and the summary with the
+/// version of the exporter that wrote it.
+fn read_meta<L: CallLog>(
     txn: &redb::ReadTransaction,
     tenant_id: &str,
-) -> Result<Option<(Summary<S>, String)>, LoadError> {
+) -> Result<Option<(ReadSummary<L>, String)>, LoadError> {
     let meta = match txn.open_table(META) {
         Ok(meta) => meta,
         Err(TableError::TableDoesNotExist(_)) => {
@@ -155,14 +182,34 @@ fn read_meta<S: serde::de::DeserializeOwned + serde::Serialize>(
     if !Tenant::parse(&saved_tenant).may_share_state(&Tenant::parse(tenant_id)) {
         return Err(LoadError::OtherTenant(saved_tenant));
     }
+    // Version 1 files had no function: only Direct Routing was read then.
+    let saved_function = get("function")?
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .unwrap_or_else(|| Function::DirectRoutingCalls.name().to_owned());
+    if saved_function != L::FUNCTION.name() {
+        return Err(LoadError::OtherFunction {
+            saved: saved_function,
+            expected: L::FUNCTION.name(),
+        });
+    }
     let record = get("summary")?.ok_or(Damage::NoSummary)?;
-    Ok(Some((Summary::decode(&record)?, written_by)))
+    let summary = if version == 1 {
+        ReadSummary::new(Summary::<L::SavedV1>::decode(&record)?, |a| {
+            a.into_aggregates_with::<L>(L::restore_v1)
+        })?
+    } else {
+        ReadSummary::new(Summary::<L::Saved>::decode(&record)?, |a| {
+            a.into_aggregates_with::<L>(L::restore)
+        })?
+    };
+    Ok(Some((summary, written_by)))
 }
 
-/// Writes the meta table whole: mark, version, writer, tenant and summary.
+/// Writes the meta table whole: mark, version, writer, tenant, function and summary.
 pub(super) fn write_meta(
     txn: &redb::WriteTransaction,
     tenant_id: &str,
+    function: Function,
     summary: &Summary<impl serde::Serialize + serde::de::DeserializeOwned>,
 ) -> DbResult<()> {
     let mut meta = txn.open_table(META).db()?;
@@ -172,6 +219,7 @@ pub(super) fn write_meta(
     let written_by = concat!("teams-voice-exporter ", env!("CARGO_PKG_VERSION"));
     meta.insert("written_by", written_by.as_bytes()).db()?;
     meta.insert("tenant_id", tenant_id.as_bytes()).db()?;
+    meta.insert("function", function.name().as_bytes()).db()?;
     meta.insert("summary", summary.encode().as_slice()).db()?;
     Ok(())
 }

@@ -24,15 +24,16 @@
 //! reads. This module holds the public entry points and the commit loop.
 //!
 //! One file holds the state of one source: one tenant (`meta["tenant_id"]`) and one
-//! call-log function (getDirectRoutingCalls), with one rows table, one summary and one
-//! resume point. Several functions per tenant (getPstnCalls) or several tenants per
-//! process will need a new [`FORMAT_VERSION`] whose tables and summaries are keyed by
-//! (tenant, function), with a mark, a rewrite flag and a [`Progress`] per source, the
-//! tenant check made per source, and a summary whose aggregates fit the function (PSTN
-//! calls have other labels); a version 1 file then reads as the single source (its
-//! tenant, getDirectRoutingCalls). redb lets a process open a file once, so the sources
-//! of a process must share one [`Database`], each source's commit staying one
-//! transaction so that its ids, aggregates and resume point still agree.
+//! call-log function (`meta["function"]`), with one rows table, one summary and one resume
+//! point. A process that reads several functions keeps one file per source, named after
+//! `--state.path` ([`StateOptions::path_for`]): each source's commit stays one transaction
+//! of its own file, so its ids, aggregates and resume point agree whatever the other
+//! sources do, and a damaged file costs one source, not all. Direct Routing keeps the path
+//! as given, so files written before other functions existed are still found.
+//!
+//! Format version 2 added `meta["function"]` and Direct Routing's calls by country; a
+//! version 1 file reads as the Direct Routing source of its tenant, through the function's
+//! [`CallLog::SavedV1`], and is written as version 2 by its first commit.
 
 use std::collections::HashMap;
 use std::fs;
@@ -50,7 +51,7 @@ use redb::{Database, Durability, TableDefinition};
 // The one line in store/ that names where `Progress` lives: the submodules take it from here.
 use crate::counting::schedule::Progress;
 use crate::counting::state::{Aggregates, TenantState};
-use crate::source::CallLog;
+use crate::source::{CallLog, Function};
 
 mod error;
 mod load;
@@ -76,7 +77,7 @@ const ROWS: TableDefinition<&[u8], i64> = TableDefinition::new("rows");
 /// `meta["format"]`: says the file is ours, whatever version wrote it.
 const FORMAT_MARK: &[u8] = b"teams-voice-exporter state";
 /// `meta["format_version"]`: raised whenever a change would mislead an older reader.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Page cache of the database. A commit touches a few dozen pages and the operating system
 /// caches the file anyway: with 8 MiB instead of the whole file (16 MiB at 300,000 ids),
 /// commits took as long (the fsync dominates) and the exporter stays 16 MiB smaller
@@ -89,6 +90,38 @@ pub struct StateOptions {
     pub path: PathBuf,
     /// `--state.reset`: delete what is saved and start afresh.
     pub reset: bool,
+}
+
+impl StateOptions {
+    /// The state file of `function`'s source. Direct Routing's is `--state.path` itself
+    /// (the only file before other functions were read); another function's sits beside it
+    /// with the function's short name before the extension: `state.redb` keeps Direct
+    /// Routing, `state.pstn.redb` PSTN calls.
+    pub fn path_for(&self, function: Function) -> PathBuf {
+        if function == Function::DirectRoutingCalls {
+            return self.path.clone();
+        }
+        let stem = self
+            .path
+            .file_stem()
+            .map_or_else(|| "state".into(), |s| s.to_os_string());
+        let mut name = stem;
+        name.push(".");
+        name.push(function.short_name());
+        if let Some(extension) = self.path.extension() {
+            name.push(".");
+            name.push(extension);
+        }
+        self.path.with_file_name(name)
+    }
+
+    /// These options for the state file of `function`'s source.
+    fn for_function(&self, function: Function) -> StateOptions {
+        StateOptions {
+            path: self.path_for(function),
+            reset: self.reset,
+        }
+    }
 }
 
 /// The exporter's state as it starts.
@@ -115,6 +148,7 @@ pub fn restore<L: CallLog>(
             status: None,
         });
     };
+    let options = &options.for_function(L::FUNCTION);
     let (store, saved) = StateStore::open(options, tenant_id, write_errors)?;
     let status = Some(store.status());
     let restored = match saved {
@@ -126,6 +160,7 @@ pub fn restore<L: CallLog>(
                 saved_at = %saved.saved_at.to_rfc3339(),
                 written_by = %saved.written_by,
                 first_start_done = saved.progress.first_start_done,
+                endpoint = L::FUNCTION.name(),
                 "state restored; counters continue from the saved values, and a sweep of the lookback runs now to count calls that appeared meanwhile"
             );
             Restored {
@@ -349,7 +384,7 @@ impl<L: CallLog> StateStore<L> {
             progress: SavedProgress::from(progress),
             aggregates,
         };
-        write_meta(&txn, &self.tenant_id, &summary)?;
+        write_meta(&txn, &self.tenant_id, L::FUNCTION, &summary)?;
         // Marks the start of the disk writes, for the tests that SIGKILL in the middle.
         tracing::debug!(rows = rows.len(), "state commit writing to disk");
         txn.commit().db()?;

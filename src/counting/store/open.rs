@@ -110,7 +110,7 @@ impl<L: CallLog> StateStore<L> {
         let initialised = (|| -> DbResult<()> {
             let txn = db.begin_write().db()?;
             txn.open_table(ROWS).db()?;
-            write_meta(&txn, &self.tenant_id, &Summary::empty::<L>())?;
+            write_meta(&txn, &self.tenant_id, L::FUNCTION, &Summary::empty::<L>())?;
             txn.commit().db()
         })();
         if let Err(error) = initialised {

@@ -76,6 +76,9 @@ impl<S: Serialize + serde::de::DeserializeOwned> Summary<S> {
         [&checksum.to_le_bytes()[..], &payload].concat()
     }
 
+}
+
+impl<S: serde::de::DeserializeOwned> Summary<S> {
     pub(super) fn decode(record: &[u8]) -> Result<Self, Damage> {
         if record.len() < 8 {
             return Err(Damage::SummaryTruncated);
@@ -157,11 +160,13 @@ impl<S> SavedAggregates<S> {
     }
 
     /// Checks everything a file could get wrong that the checksum cannot catch: a file
-    /// written by a build with other buckets, or by a bug.
-    pub(super) fn into_aggregates<L: CallLog<Saved = S>>(
+    /// written by a build with other buckets, or by a bug. `restore` reads the function's
+    /// totals as the file's format version wrote them.
+    pub(super) fn into_aggregates_with<L: CallLog>(
         self,
+        restore: impl FnOnce(S) -> Result<L::Totals, crate::source::DamagedTotals>,
     ) -> Result<Aggregates<L::Totals>, Damage> {
-        let function = L::restore(self.function)?;
+        let function = restore(self.function)?;
         if self.arrival_delay_bounds.as_slice() != ARRIVAL_DELAY_BUCKETS {
             return Err(Damage::Buckets {
                 histogram: "arrival delay",

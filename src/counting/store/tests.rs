@@ -256,11 +256,33 @@ fn refusal(options: &StateOptions) -> String {
 }
 
 #[test]
+fn each_function_has_its_own_file_beside_the_path() {
+    use crate::source::Function;
+    let options = |path: &str| StateOptions {
+        path: path.into(),
+        reset: false,
+    };
+    let at = |path: &str, function| options(path).path_for(function);
+    let dr = Function::DirectRoutingCalls;
+    let pstn = Function::PstnCalls;
+    assert_eq!(at("/var/lib/tve/state.redb", dr), Path::new("/var/lib/tve/state.redb"));
+    assert_eq!(
+        at("/var/lib/tve/state.redb", pstn),
+        Path::new("/var/lib/tve/state.pstn.redb")
+    );
+    assert_eq!(at("state", pstn), Path::new("state.pstn"));
+    assert_eq!(at("dir/.state", pstn), Path::new("dir/.state.pstn"));
+}
+
+#[test]
 fn files_that_cannot_be_used_are_refused_with_the_choices() {
     let dir = tempfile::tempdir().unwrap();
     let newer = tampered(&dir, |meta| {
-        meta.insert("format_version", 2u32.to_le_bytes().as_slice())
-            .unwrap();
+        meta.insert(
+            "format_version",
+            (super::FORMAT_VERSION + 1).to_le_bytes().as_slice(),
+        )
+        .unwrap();
         meta.insert("written_by", b"teams-voice-exporter 9.0.0".as_slice())
             .unwrap();
     });
@@ -274,6 +296,17 @@ fn files_that_cannot_be_used_are_refused_with_the_choices() {
             .unwrap();
     });
     assert!(refusal(&other).contains("someone-else"));
+
+    // Another source's file, renamed by hand.
+    let dir = tempfile::tempdir().unwrap();
+    let pstn = tampered(&dir, |meta| {
+        meta.insert("function", b"getPstnCalls".as_slice()).unwrap();
+    });
+    let text = refusal(&pstn);
+    assert!(
+        text.contains("getPstnCalls") && text.contains("getDirectRoutingCalls"),
+        "{text}"
+    );
 
     // A managed identity's state (tenant unknown, recorded as "(…)") is no other tenant's.
     let dir = tempfile::tempdir().unwrap();
