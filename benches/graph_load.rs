@@ -149,6 +149,7 @@ fn poller(
         schedule: Schedule::default(),
         progress,
         store: None,
+        tenant_sources: 1,
     }
 }
 

@@ -15,9 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::SimulateArgs;
 use crate::cli::{Config, ConfigError, EnvSecrets, ExporterArgs};
 use crate::counting::poller::{Poller, PollerStatus};
-use crate::counting::store::{self, StateError, StoreStatus};
-use crate::exposition::calls::StateCollector;
-use crate::exposition::http::{About, Web};
+use crate::counting::store::{self, StateError};
+use crate::exposition::calls::{AllCalls, CallMetrics, StateCollector};
+use crate::exposition::http::{About, SourceView, Web};
 use crate::exposition::render::Exposition;
 use crate::exposition::self_metrics::SelfMetrics;
 use crate::exposition::web_args::listen_candidates;
@@ -26,8 +26,9 @@ use crate::source::cloud::UrlError;
 use crate::source::direct_routing::DirectRouting;
 use crate::source::graph::{GraphClient, RequestBudget};
 use crate::source::metrics::SourceMetrics;
-use crate::source::{CallLog, Tenant};
+use crate::source::{CallLog, Function, Tenant};
 use exporter_web::web_config::WebConfig;
+use futures_util::future::BoxFuture;
 use tve_clock::Clock;
 #[cfg(feature = "demo")]
 use tve_simulator::SimHandle;
@@ -109,8 +110,19 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     if config.state.is_none() && !args.demo {
         tracing::warn!("no --state.path: counted calls and remembered row ids are kept in memory only, so a restart sets the counters back to zero and calls that appear while the exporter is down are never counted; give it a file on a persistent volume with --state.path");
     }
-    let source =
-        Source::<DirectRouting>::start(Arc::new(graph), &tenant, &config, &metrics, clock)?;
+    let graph = Arc::new(graph);
+    let mut sources = Vec::with_capacity(config.functions.len());
+    for &function in &config.functions {
+        let (graph, clock) = (graph.clone(), clock.clone());
+        sources.push(match function {
+            Function::DirectRoutingCalls => {
+                Source::start::<DirectRouting>(graph, &tenant, &config, &metrics, clock)?
+            }
+            Function::PstnCalls => continue, // MERGE: Source::start::<Pstn>(graph, &tenant, &config, &metrics, clock)?,
+        });
+    }
+    let names: Vec<&str> = config.functions.iter().map(|f| f.name()).collect();
+    tracing::info!(collectors = %names.join(","), "reading these call logs");
 
     let listener = bind(&config.listen_address).await?;
     let address = listener
@@ -125,17 +137,24 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         tenant = %about.tenant_id,
         "teams-voice-exporter listening"
     );
+    let mut calls = Vec::with_capacity(sources.len());
+    let mut views = Vec::with_capacity(sources.len());
+    let mut pollers = Vec::with_capacity(sources.len());
+    for source in sources {
+        calls.push(source.calls);
+        views.push(source.view);
+        pollers.push(source.poller);
+    }
     let web = Arc::new(Web {
-        exposition: Exposition::new(registry, Box::new(source.calls))
+        exposition: Exposition::new(registry, Box::new(AllCalls(calls)))
             .with_new_series_hold(config.new_series_hold),
         telemetry_path: config.telemetry_path.clone(),
-        status: source.status,
+        sources: views,
         about,
         web_config,
         basic_auth: Default::default(),
-        state: source.store_status,
     });
-    let outcome = serve_until_signal(source.poller, listener, web).await;
+    let outcome = serve_until_signal(pollers, listener, web).await;
     #[cfg(feature = "demo")]
     if let Some(sim) = simulator {
         sim.shutdown().await;
@@ -145,18 +164,20 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     outcome
 }
 
-/// One source's counting, ready to run: its poller, the collector of its call metrics, and
-/// what the HTTP server shows about both.
-struct Source<L: CallLog> {
-    poller: Poller<L>,
-    calls: StateCollector<L>,
-    status: Arc<PollerStatus>,
-    store_status: Option<Arc<StoreStatus>>,
+/// A source's poller, ready to run until its token is cancelled.
+type RunPoller = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
+
+/// One source's counting, ready to run, whatever its function: its poller, the collector
+/// of its call metrics, and what the HTTP server shows about both.
+struct Source {
+    poller: RunPoller,
+    calls: Box<dyn CallMetrics>,
+    view: SourceView,
 }
 
-impl<L: CallLog> Source<L> {
+impl Source {
     /// Restores the source's state (`--state.path`) and sets up its poller.
-    fn start(
+    fn start<L: CallLog>(
         graph: Arc<GraphClient>,
         tenant: &Tenant,
         config: &Config,
@@ -176,38 +197,46 @@ impl<L: CallLog> Source<L> {
             .set(restored.state.remembered_rows() as i64);
         let state = Arc::new(Mutex::new(restored.state));
         let status = Arc::new(PollerStatus::default());
+        let poller = Poller {
+            graph,
+            state: state.clone(),
+            status: status.clone(),
+            metrics: metrics.counting.clone(),
+            clock,
+            schedule: config.schedule.clone(),
+            progress: restored.progress,
+            store: restored.store,
+            tenant_sources: config.functions.len(),
+        };
         Ok(Source {
-            calls: StateCollector::new(state.clone()),
-            poller: Poller {
-                graph,
-                state,
-                status: status.clone(),
-                metrics: metrics.counting.clone(),
-                clock,
-                schedule: config.schedule.clone(),
-                progress: restored.progress,
-                store: restored.store,
+            poller: Box::new(move |shutdown| Box::pin(poller.run(shutdown))),
+            calls: Box::new(StateCollector::new(state)),
+            view: SourceView {
+                function: L::FUNCTION,
+                status,
+                state: restored.status,
             },
-            status,
-            store_status: restored.status,
         })
     }
 }
 
-/// Serves `web` and runs the poller until SIGTERM or Ctrl-C, then stops both cleanly.
-async fn serve_until_signal<L: CallLog>(
-    poller: Poller<L>,
+/// Serves `web` and runs the pollers until SIGTERM or Ctrl-C, then stops all cleanly.
+async fn serve_until_signal(
+    pollers: Vec<RunPoller>,
     listener: TcpListener,
     web: Arc<Web>,
 ) -> Result<(), StartError> {
     let shutdown = CancellationToken::new();
-    let mut poll_task = tokio::spawn(poller.run(shutdown.clone()));
+    let mut polling = tokio::task::JoinSet::new();
+    for poller in pollers {
+        polling.spawn(poller(shutdown.clone()));
+    }
     let server = tokio::spawn(crate::exposition::http::run(
         listener,
         web,
         shutdown.clone(),
     ));
-    // The poller only ends when asked to; if it ends otherwise (a bug that panicked), the
+    // A poller only ends when asked to; if one ends otherwise (a bug that panicked), its
     // metrics would freeze while /-/healthy still said yes, so the process stops instead
     // and the supervisor restarts it.
     let outcome = tokio::select! {
@@ -215,16 +244,15 @@ async fn serve_until_signal<L: CallLog>(
             tracing::info!("stopping");
             Ok(())
         }
-        ended = &mut poll_task => Err(StartError::PollerStopped(match ended {
+        Some(ended) = polling.join_next() => Err(StartError::PollerStopped(match ended {
             Err(error) if error.is_panic() => "it panicked (see the log above)".to_owned(),
             _ => "it ended unexpectedly".to_owned(),
         })),
     };
     shutdown.cancel();
     let _ = server.await;
-    if !poll_task.is_finished() {
-        let _ = poll_task.await;
-    }
+    // Each poller saves what it counted as it stops.
+    while polling.join_next().await.is_some() {}
     outcome
 }
 

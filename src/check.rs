@@ -126,9 +126,11 @@ async fn steps<W: Write>(
         },
         metrics,
     );
-    let url = graph.function_url(Function::DirectRoutingCalls, window);
+    let url = graph.function_url(config.functions[0], window);
     let probe = reach_graph(report, &http, url, &token, &config).await?;
-    read_call_logs(report, &graph, window).await;
+    for &function in &config.functions {
+        read_call_logs(report, &graph, function, window).await;
+    }
     check_clock(report, &probe);
     Some(())
 }
@@ -291,28 +293,30 @@ async fn reach_graph<W: Write>(
     })
 }
 
-/// The `call logs` step: the last hour, read as a poll reads it.
-async fn read_call_logs<W: Write>(report: &mut Report<W>, graph: &GraphClient, window: CallWindow) {
+/// The `call logs` step of one enabled function (`--collector.*`): the last hour, read as
+/// a poll reads it.
+async fn read_call_logs<W: Write>(
+    report: &mut Report<W>,
+    graph: &GraphClient,
+    function: Function,
+    window: CallWindow,
+) {
+    let name = function.name();
     match graph
-        .read_window(
-            Function::DirectRoutingCalls,
-            window,
-            Priority::Recent,
-            |_| {},
-        )
+        .read_window(function, window, Priority::Recent, |_| {})
         .await
     {
         Ok(read) => report.line(
             Status::Ok,
             "call logs",
             &format!(
-                "{} Direct Routing rows in the last hour ({} page{})",
+                "{name}: {} rows in the last hour ({} page{})",
                 read.rows,
                 read.pages,
                 if read.pages == 1 { "" } else { "s" }
             ),
         ),
-        Err(error) => report.line(Status::Fail, "call logs", &error.to_string()),
+        Err(error) => report.line(Status::Fail, "call logs", &format!("{name}: {error}")),
     }
 }
 

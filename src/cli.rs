@@ -29,8 +29,10 @@ use crate::exposition::web_args::{WebArgs, WebArgsError};
 use crate::source::auth::args::AzureArgs;
 use crate::source::auth::credential_source::CredentialError;
 use crate::source::cloud::{warn_on_mixed_clouds, UrlError};
+use crate::source::collector_args::{CollectorArgs, NoCollector};
 use crate::source::graph::{BudgetLimits, RetryPolicy};
 use crate::source::graph_args::{GraphArgs, GraphArgsError};
+use crate::source::Function;
 
 /// Read by `main` and handed to the credential; declared beside the credential flags.
 pub use crate::source::auth::args::EnvSecrets;
@@ -39,7 +41,7 @@ pub use crate::source::auth::args::EnvSecrets;
 #[command(
     name = "teams-voice-exporter",
     version,
-    about = "Prometheus exporter for Microsoft Teams Direct Routing calls, read from Microsoft Graph call logs.",
+    about = "Prometheus exporter for Microsoft Teams telephony: Direct Routing and PSTN (Calling Plan, Operator Connect) calls, read from Microsoft Graph call logs.",
     after_help = "Credentials come from the environment: AZURE_TENANT_ID and AZURE_CLIENT_ID with AZURE_CLIENT_SECRET \
 (or --azure.client-secret-file), AZURE_CLIENT_CERTIFICATE_PATH, or AZURE_FEDERATED_TOKEN_FILE; or \
 --azure.auth=managed-identity on Azure. The app registration needs the Microsoft Graph application permission \
@@ -133,6 +135,8 @@ pub struct ExporterArgs {
     #[command(flatten)]
     pub log: LogArgs,
     #[command(flatten)]
+    pub collectors: CollectorArgs,
+    #[command(flatten)]
     pub graph: GraphArgs,
     #[command(flatten)]
     pub azure: AzureArgs,
@@ -156,6 +160,8 @@ pub enum ConfigError {
     Graph(#[from] GraphArgsError),
     #[error(transparent)]
     Credential(#[from] CredentialError),
+    #[error(transparent)]
+    Collector(#[from] NoCollector),
 }
 
 impl ConfigError {
@@ -169,6 +175,7 @@ impl ConfigError {
             ConfigError::Graph(error) => Some(error.flag()),
             ConfigError::Credential(CredentialError::Url(error)) => Some(error.flag),
             ConfigError::Credential(_) => None,
+            ConfigError::Collector(_) => Some("--collector.direct-routing"),
         }
     }
 }
@@ -190,6 +197,8 @@ pub struct Config {
     pub budget: BudgetLimits,
     pub schedule: Schedule,
     pub state: Option<StateOptions>,
+    /// The call-log functions read (`--collector.*`), at least one.
+    pub functions: Vec<Function>,
 }
 
 impl ExporterArgs {
@@ -215,6 +224,7 @@ impl ExporterArgs {
             budget: graph.budget,
             schedule,
             state: self.state.options(),
+            functions: self.collectors.functions()?,
         })
     }
 }
@@ -248,6 +258,8 @@ mod tests {
             "web.new-series-hold",
             "log.level",
             "log.format",
+            "collector.direct-routing",
+            "collector.pstn",
             "graph.endpoint",
             "graph.timeout",
             "graph.max-retries",

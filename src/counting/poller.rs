@@ -102,6 +102,8 @@ pub struct Poller<L: CallLog> {
     pub progress: Progress,
     /// `--state.path`: where the state is committed after every poll.
     pub store: Option<StateStore<L>>,
+    /// How many sources of the tenant share its request budget (one per function read).
+    pub tenant_sources: usize,
 }
 
 /// A started poller: the two lanes' shared state.
@@ -114,6 +116,7 @@ pub struct Polling<L: CallLog> {
     schedule: Schedule,
     progress: Mutex<Progress>,
     store: tokio::sync::Mutex<Option<StateStore<L>>>,
+    tenant_sources: usize,
     /// Where the reads in flight start, by lane: rows above the lowest are not forgotten,
     /// since a read in flight may still return them.
     in_flight: Mutex<[Option<DateTime<Utc>>; 2]>,
@@ -160,6 +163,7 @@ impl<L: CallLog> Poller<L> {
             schedule: self.schedule,
             progress: Mutex::new(progress),
             store: tokio::sync::Mutex::new(self.store),
+            tenant_sources: self.tenant_sources,
             in_flight: Mutex::new([None, None]),
             rate_seen: Mutex::new([0.0; 3]),
         };
@@ -493,7 +497,12 @@ impl<L: CallLog> Polling<L> {
             seen[kind as usize] = total.rows as f64 / hours;
             seen.iter().copied().fold(0.0, f64::max)
         };
-        let assessed = feasibility::assess(&self.schedule, rate, self.graph.budget().limits(), 1);
+        let assessed = feasibility::assess(
+            &self.schedule,
+            rate,
+            self.graph.budget().limits(),
+            self.tenant_sources,
+        );
         let endpoint = L::FUNCTION.name();
         for (kind, pages) in [
             (PollKind::Recent, assessed.recent_pages_per_hour),

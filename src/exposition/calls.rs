@@ -1,6 +1,6 @@
-//! The call metrics of one source: its function's families, then the rows counted,
+//! The call metrics of each source: its function's families, then the rows counted,
 //! skipped and how late they arrived, rendered from the aggregates by a prometheus
-//! [`Collector`].
+//! [`Collector`]; and [`AllCalls`], the sources of a process as one exposition.
 //!
 //! The aggregates stay plain data that can be saved and restored, and become families only
 //! when `/metrics` is rendered. Names, labels and HELP texts are a contract with
@@ -120,5 +120,36 @@ impl<L: CallLog> Collector for StateCollector<L> {
     fn collect(&self) -> Vec<MetricFamily> {
         let (_, aggregates) = self.snapshot();
         self.families(&aggregates)
+    }
+}
+
+/// The call metrics of every source of the process, as `/metrics` shows them: each
+/// source's families in the order the sources were given, families that several sources
+/// share (the rows counted, skipped and their delay, told apart by `endpoint`) rendered
+/// once with every source's series.
+pub struct AllCalls(pub Vec<Box<dyn CallMetrics>>);
+
+impl CallMetrics for AllCalls {
+    fn generation(&self) -> u64 {
+        // Each source's generation only grows, so their sum changes whenever one does.
+        self.0
+            .iter()
+            .fold(0u64, |sum, source| sum.wrapping_add(source.generation()))
+    }
+
+    fn gather(&self) -> (u64, Vec<MetricFamily>) {
+        let mut generation = 0u64;
+        let mut families: Vec<MetricFamily> = Vec::new();
+        for source in &self.0 {
+            let (source_generation, source_families) = source.gather();
+            generation = generation.wrapping_add(source_generation);
+            for mut family in source_families {
+                match families.iter_mut().find(|f| f.name() == family.name()) {
+                    Some(shared) => shared.mut_metric().extend(family.take_metric()),
+                    None => families.push(family),
+                }
+            }
+        }
+        (generation, families)
     }
 }

@@ -1,8 +1,9 @@
 //! The exporter's HTTP interface: `/metrics`, a landing page, and health endpoints.
 //!
 //! Paths and behaviour follow the Prometheus exporters: `/-/healthy` answers while the
-//! process runs, `/-/ready` once the first poll has read its whole window (so a rollout
-//! waits for real numbers), and `/` tells a human what the exporter is doing.
+//! process runs, `/-/ready` once the first poll of every source has read its whole window
+//! (so a rollout waits for real numbers), and `/` tells a human what the exporter is doing,
+//! source by source.
 //!
 //! With `--web.config.file`, TLS and basic authentication guard every path, the landing
 //! page and health endpoints included, as in the exporter-toolkit: a probe must present the
@@ -22,6 +23,7 @@ use crate::counting::schedule::Schedule;
 use crate::counting::store::StoreStatus;
 use crate::exposition::render::{Exposition, CONTENT_TYPE};
 use crate::source::graph::BudgetLimits;
+use crate::source::Function;
 use exporter_web::basic_auth::BasicAuth;
 use exporter_web::serve::{response, serve_with, HttpResponse, Transport};
 use exporter_web::web_config::{ClientAuth, WebConfig};
@@ -38,18 +40,26 @@ pub struct About {
     pub demo: bool,
 }
 
+/// One source (a call-log function of the tenant) as the landing page and `/-/ready` see
+/// it.
+pub struct SourceView {
+    pub function: Function,
+    pub status: Arc<PollerStatus>,
+    /// `None` without `--state.path`.
+    pub state: Option<Arc<StoreStatus>>,
+}
+
 /// Everything the handlers need.
 pub struct Web {
     /// Renders `/metrics`.
     pub exposition: Exposition,
     pub telemetry_path: String,
-    pub status: Arc<PollerStatus>,
+    /// The sources read, in the order of [`Function::ALL`]; at least one.
+    pub sources: Vec<SourceView>,
     pub about: About,
     /// `--web.config.file`: TLS, basic authentication, extra headers.
     pub web_config: Arc<WebConfig>,
     pub basic_auth: BasicAuth,
-    /// `None` without `--state.path`.
-    pub state: Option<Arc<StoreStatus>>,
 }
 
 /// Serves the exporter's endpoints until `shutdown` is cancelled.
@@ -114,13 +124,22 @@ impl Web {
     }
 
     fn readiness(&self) -> HttpResponse {
-        if self.status.is_ready() {
+        let waiting: Vec<&str> = self
+            .sources
+            .iter()
+            .filter(|source| !source.status.is_ready())
+            .map(|source| source.function.name())
+            .collect();
+        if waiting.is_empty() {
             response(200, "text/plain; charset=utf-8", "Ready\n")
         } else {
             response(
                 503,
                 "text/plain; charset=utf-8",
-                "Not ready: the first poll of Graph has not completed yet (see the landing page or the log)\n",
+                format!(
+                    "Not ready: the first poll of Graph has not completed yet for {} (see the landing page or the log)\n",
+                    waiting.join(" and ")
+                ),
             )
         }
     }
@@ -181,20 +200,21 @@ impl Web {
             page,
             "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Teams Voice Exporter</title>\
              <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td{{padding:0 1em 0 0}}</style></head><body>\
-             <h1>Teams Voice Exporter</h1><p>Version {version}. Prometheus metrics for Microsoft Teams Direct Routing calls, read from Microsoft Graph call logs.</p>\
+             <h1>Teams Voice Exporter</h1><p>Version {version}. Prometheus metrics for Microsoft Teams telephony (Direct Routing and PSTN calls), read from Microsoft Graph call logs.</p>\
              <ul><li><a href=\"{metrics}\">Metrics</a></li><li><a href=\"/-/healthy\">Health</a></li><li><a href=\"/-/ready\">Readiness</a></li></ul>\
              <h2>Configuration</h2><table>\
              <tr><td>Tenant</td><td>{tenant}{demo}</td></tr><tr><td>Credential</td><td>{credential}</td></tr>\
              <tr><td>Graph</td><td>{graph}</td></tr>\
+             <tr><td>Collected</td><td>{collected}</td></tr>\
              <tr><td>Schedule</td><td>recent window {recent} every {interval};{late} lookback {lookback} every {sweep}</td></tr>\
-             <tr><td>Access</td><td>{access}</td></tr></table>\
-             <h2>Polling</h2><table>",
+             <tr><td>Access</td><td>{access}</td></tr></table>",
             version = env!("CARGO_PKG_VERSION"),
             metrics = escape(&self.telemetry_path),
             tenant = escape(&a.tenant_id),
             demo = if a.demo { " (simulated tenant, --demo)" } else { "" },
             credential = a.credential,
             graph = escape(&a.graph_endpoint),
+            collected = self.collected(),
             recent = show(s.recent_window),
             interval = show(s.poll_interval),
             late = if s.has_late_tier() {
@@ -206,46 +226,34 @@ impl Web {
             sweep = show(s.sweep_interval),
             access = self.access_summary(),
         );
-        let ready = if self.status.is_ready() {
-            "yes"
-        } else {
-            "no: waiting for the first poll to read its window"
-        };
-        let _ = write!(page, "<tr><td>Ready</td><td>{ready}</td></tr>");
-        let last_success = self
-            .status
-            .last_success()
-            .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
-        let _ = write!(
-            page,
-            "<tr><td>Last successful poll</td><td>{last_success}</td></tr>"
-        );
-        if let Some(poll) = self.status.last_poll() {
-            poll_row(&mut page, "Last poll", &poll);
+        for source in &self.sources {
+            polling_section(&mut page, source, self.sources.len() > 1);
         }
-        if let Some(sweep) = self.status.last_sweep() {
-            poll_row(&mut page, "Last sweep", &sweep);
-        }
-        if let Some((kind, since)) = self.status.long_read() {
-            let _ = write!(
-                page,
-                "<tr><td>Running</td><td>{} since {} (recent polls go on beside it)</td></tr>",
-                kind.as_str(),
-                since.to_rfc3339()
-            );
-        }
-        if let Some(since) = self.status.counting_since() {
-            let _ = write!(
-                page,
-                "<tr><td>Counting since</td><td>calls that started from {} (earlier calls are history, or have left the lookback, and are not counted)</td></tr>",
-                since.to_rfc3339()
-            );
-        }
-        page.push_str("</table>");
         self.budget_section(&mut page);
         self.state_section(&mut page);
         page.push_str("</body></html>\n");
         page
+    }
+
+    /// The functions read, and how to turn on those that are not.
+    fn collected(&self) -> String {
+        Function::ALL
+            .into_iter()
+            .map(|function| {
+                let flag = function.short_name();
+                let state = if self.sources.iter().any(|s| s.function == function) {
+                    format!("on (turn off with <code>--no-collector.{flag}</code>)")
+                } else {
+                    format!("<strong>off</strong> (<code>--no-collector.{flag}</code>)")
+                };
+                format!(
+                    "{} <code>{}</code>: {state}",
+                    function.description(),
+                    function.name()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("<br>")
     }
 
     fn budget_section(&self, page: &mut String) {
@@ -261,52 +269,116 @@ impl Web {
                 "Graph documents 50/1m and 200/1m"
             }
         );
-        match self.status.feasibility() {
-            None => page.push_str("The schedule's need is estimated after the first poll.</p>"),
-            Some(f) if f.verdict.fits() => {
-                let _ = write!(page, "The schedule fits: {}.</p>", escape(&f.to_string()));
+        page.push_str("</p>");
+        for source in &self.sources {
+            page.push_str("<p>");
+            if self.sources.len() > 1 {
+                let _ = write!(page, "<code>{}</code>: ", source.function.name());
             }
-            Some(f) => {
-                let _ = write!(
-                    page,
-                    "<strong>The schedule does not fit</strong>: {}. So {}.</p>",
-                    escape(&f.to_string()),
-                    escape(f.remedy())
-                );
+            match source.status.feasibility() {
+                None => page.push_str("The schedule's need is estimated after the first poll."),
+                Some(f) if f.verdict.fits() => {
+                    let _ = write!(page, "The schedule fits: {}.", escape(&f.to_string()));
+                }
+                Some(f) => {
+                    let _ = write!(
+                        page,
+                        "<strong>The schedule does not fit</strong>: {}. So {}.",
+                        escape(&f.to_string()),
+                        escape(f.remedy())
+                    );
+                }
             }
+            page.push_str("</p>");
         }
     }
 
     fn state_section(&self, page: &mut String) {
-        page.push_str("<h2>State</h2><p>");
-        let Some(state) = &self.state else {
-            page.push_str("In memory only (no <code>--state.path</code>): a restart sets the counters back to zero, and calls that appear while the exporter is down are never counted.</p>");
-            return;
-        };
-        let path = escape(&state.path.display().to_string());
-        let health = state.health();
-        match health.problem {
-            None => {
-                let last = health
-                    .last_commit
-                    .map_or_else(|| "not yet".to_owned(), |t| t.to_rfc3339());
-                let _ = write!(
-                    page,
-                    "Saved to <code>{path}</code> after every poll; last saved {last}.</p>"
-                );
+        page.push_str("<h2>State</h2>");
+        for source in &self.sources {
+            page.push_str("<p>");
+            if self.sources.len() > 1 {
+                let _ = write!(page, "<code>{}</code>: ", source.function.name());
             }
-            Some(problem) => {
-                let _ = write!(
-                    page,
-                    "<strong>Not saved</strong>: {attempts} attempts to write <code>{path}</code> failed since {since}; the last said: {error}.                      Polling and serving go on with the state in memory ({pending} remembered ids not yet written) and every poll tries again.                      Make the file and its directory writable or free disk space: until then a restart loses what was counted since the last save.</p>",
-                    attempts = problem.failed_attempts,
-                    since = problem.since.to_rfc3339(),
-                    error = escape(&problem.error),
-                    pending = problem.unsaved_changes,
-                );
-            }
+            state_paragraph(page, source.state.as_deref());
         }
     }
+}
+
+/// What the state of one source is kept in, and whether saving it works; ends the paragraph.
+fn state_paragraph(page: &mut String, state: Option<&StoreStatus>) {
+    let Some(state) = state else {
+        page.push_str("In memory only (no <code>--state.path</code>): a restart sets the counters back to zero, and calls that appear while the exporter is down are never counted.</p>");
+        return;
+    };
+    let path = escape(&state.path.display().to_string());
+    let health = state.health();
+    match health.problem {
+        None => {
+            let last = health
+                .last_commit
+                .map_or_else(|| "not yet".to_owned(), |t| t.to_rfc3339());
+            let _ = write!(
+                page,
+                "Saved to <code>{path}</code> after every poll; last saved {last}.</p>"
+            );
+        }
+        Some(problem) => {
+            let _ = write!(
+                page,
+                "<strong>Not saved</strong>: {attempts} attempts to write <code>{path}</code> failed since {since}; the last said: {error}.                      Polling and serving go on with the state in memory ({pending} remembered ids not yet written) and every poll tries again.                      Make the file and its directory writable or free disk space: until then a restart loses what was counted since the last save.</p>",
+                attempts = problem.failed_attempts,
+                since = problem.since.to_rfc3339(),
+                error = escape(&problem.error),
+                pending = problem.unsaved_changes,
+            );
+        }
+    }
+}
+
+/// How one source's polling goes, under its function's name when there are several.
+fn polling_section(page: &mut String, source: &SourceView, named: bool) {
+    if named {
+        let _ = write!(page, "<h2>Polling {}</h2><table>", source.function.name());
+    } else {
+        page.push_str("<h2>Polling</h2><table>");
+    }
+    let ready = if source.status.is_ready() {
+        "yes"
+    } else {
+        "no: waiting for the first poll to read its window"
+    };
+    let _ = write!(page, "<tr><td>Ready</td><td>{ready}</td></tr>");
+    let last_success = source
+        .status
+        .last_success()
+        .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339());
+    let _ = write!(
+        page,
+        "<tr><td>Last successful poll</td><td>{last_success}</td></tr>"
+    );
+    if let Some(poll) = source.status.last_poll() {
+        poll_row(page, "Last poll", &poll);
+    }
+    if let Some(sweep) = source.status.last_sweep() {
+        poll_row(page, "Last sweep", &sweep);
+    }
+    if let Some((kind, since)) = source.status.long_read() {
+        let _ = write!(
+            page,
+            "<tr><td>Running</td><td>{} since {} (recent polls go on beside it)</td></tr>",
+            kind.as_str(),
+            since.to_rfc3339()
+        );
+    }
+    if let Some(since) = source.status.counting_since() {
+        let _ = write!(
+            page,
+            "<tr><td>Counting since</td><td>calls that started from {} (earlier calls are history, or have left the lookback, and are not counted)</td></tr>",
+            since.to_rfc3339()
+        );
+    }
+    page.push_str("</table>");
 }
 
 /// A table row on how `poll` went.

@@ -170,4 +170,5 @@ impl Priority {
     }
 }
 
+pub mod collector_args;
 pub mod graph_args;

@@ -68,7 +68,9 @@ fn a_healthy_setup_passes_every_check_and_exits_zero() {
         assert!(has_line(&report, "OK", step), "{step}:\n{report}");
     }
     assert!(
-        report.contains(&format!("{ROWS} Direct Routing rows in the last hour")),
+        report.contains(&format!(
+            "getDirectRoutingCalls: {ROWS} rows in the last hour"
+        )),
         "{report}"
     );
     assert!(report.contains("client secret for app"), "{report}");

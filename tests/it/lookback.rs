@@ -90,6 +90,7 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
         },
         progress: Progress::default(),
         store: None,
+        tenant_sources: 1,
     }
     .start()
     .await;

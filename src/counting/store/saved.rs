@@ -75,7 +75,6 @@ impl<S: Serialize + serde::de::DeserializeOwned> Summary<S> {
         let checksum = xxhash_rust::xxh3::xxh3_64(&payload);
         [&checksum.to_le_bytes()[..], &payload].concat()
     }
-
 }
 
 impl<S: serde::de::DeserializeOwned> Summary<S> {

@@ -265,7 +265,10 @@ fn each_function_has_its_own_file_beside_the_path() {
     let at = |path: &str, function| options(path).path_for(function);
     let dr = Function::DirectRoutingCalls;
     let pstn = Function::PstnCalls;
-    assert_eq!(at("/var/lib/tve/state.redb", dr), Path::new("/var/lib/tve/state.redb"));
+    assert_eq!(
+        at("/var/lib/tve/state.redb", dr),
+        Path::new("/var/lib/tve/state.redb")
+    );
     assert_eq!(
         at("/var/lib/tve/state.redb", pstn),
         Path::new("/var/lib/tve/state.pstn.redb")
