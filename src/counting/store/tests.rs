@@ -426,3 +426,55 @@ fn a_commit_shows_what_it_wrote_and_nothing_counted_after() {
     store.commit(&state, &progress()).unwrap();
     assert_eq!(state.lock().exposed().rows_ingested, 2);
 }
+
+/// A state file written by version 0.1.0 (state format 1, Direct Routing only): twelve rows
+/// of [`row`] ingested by [`ingest`] and committed with [`progress`].
+const V1_FIXTURE: &str = "tests/data/state-v1.redb.gz";
+
+#[test]
+fn a_version_1_file_restores_as_direct_routing_and_is_rewritten_as_version_2() {
+    use std::io::Read as _;
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(&dir);
+    let mut file = Vec::new();
+    flate2::read::GzDecoder::new(fs::File::open(V1_FIXTURE).unwrap())
+        .read_to_end(&mut file)
+        .unwrap();
+    fs::write(&options.path, file).unwrap();
+
+    let counted = Mutex::new(TenantState::durable(HashMap::new(), Aggregates::default()));
+    ingest(&counted, &(1..=12).map(|n| row(n, n)).collect::<Vec<_>>());
+    let counted = counted.lock();
+    let same_as_counted = |saved: &Saved| {
+        assert_eq!(&saved.remembered, counted.remembered());
+        let (a, b) = (&saved.aggregates, &counted.aggregates);
+        assert_eq!(a.rows_ingested, 12);
+        assert_eq!(
+            (a.rows_ingested, a.rows_invalid, &a.arrival_delay),
+            (b.rows_ingested, b.rows_invalid, &b.arrival_delay)
+        );
+        let (f, g) = (&a.function, &b.function);
+        assert_eq!(
+            (&f.calls, &f.failures, &f.duration, &f.setup),
+            (&g.calls, &g.failures, &g.duration, &g.setup)
+        );
+        assert_eq!(saved.progress, progress());
+    };
+    let (mut store, saved) = open(&options).unwrap();
+    let saved = saved.expect("a version 1 file is restored");
+    same_as_counted(&saved);
+
+    // The first commit writes version 2, which restores the same.
+    let state = Mutex::new(TenantState::durable(saved.remembered, saved.aggregates));
+    store.commit(&state, &progress()).unwrap();
+    drop(store);
+    let db = Database::open(&options.path).unwrap();
+    let meta = db.begin_read().unwrap().open_table(META).unwrap();
+    let version = meta.get("format_version").unwrap().unwrap().value().to_vec();
+    assert_eq!(version, FORMAT_VERSION.to_le_bytes());
+    let function = meta.get("function").unwrap().unwrap().value().to_vec();
+    assert_eq!(function, b"getDirectRoutingCalls");
+    drop(meta);
+    drop(db);
+    same_as_counted(&open(&options).unwrap().1.expect("restored"));
+}
