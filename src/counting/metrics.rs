@@ -8,6 +8,9 @@ use prometheus::{
     Opts, Registry,
 };
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use super::schedule::PollKind;
 use crate::source::graph::PollErrorReason;
 use crate::source::Function;
@@ -26,6 +29,9 @@ pub struct CountingMetrics {
     pub ready: IntGauge,
     pub poll_interval: Gauge,
     pub state_write_errors: IntCounter,
+    /// Sources initialised whose first poll has not been saved yet: `ready` is 1 once none
+    /// is left, as `/-/ready` says.
+    sources_not_ready: Arc<AtomicUsize>,
 }
 
 impl CountingMetrics {
@@ -66,11 +72,12 @@ impl CountingMetrics {
                 Opts::new(p("remembered_rows"), "Row ids remembered for exactly-once counting (until their call start leaves the lookback)."),
                 &["endpoint"],
             )?,
-            ready: IntGauge::new(p("ready"), "1 once a poll has read its whole window (what /-/ready reports).")?,
+            ready: IntGauge::new(p("ready"), "1 once a poll of every source has read its whole window (what /-/ready reports).")?,
             // Alerts need it to tell a stale exporter ("no success for three poll
             // intervals") from a slowly polling one.
             poll_interval: Gauge::new(p("poll_interval_seconds"), "How often the recent window is read (--poll.interval).")?,
             state_write_errors: IntCounter::new(p("state_write_errors_total"), "Failed attempts to save the state to --state.path (a read-only or full disk, say); the state is kept in memory and saved at the next successful attempt.")?,
+            sources_not_ready: Arc::default(),
         };
         registry.register(Box::new(metrics.last_success.clone()))?;
         registry.register(Box::new(metrics.poll_errors.clone()))?;
@@ -102,5 +109,37 @@ impl CountingMetrics {
                 .with_label_values(&[endpoint, kind.as_str()]);
         }
         self.remembered_rows.with_label_values(&[endpoint]);
+        self.sources_not_ready.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A source's first poll has been saved; `ready` turns 1 with the last one.
+    pub fn source_ready(&self) {
+        let before = self
+            .sources_not_ready
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .unwrap_or(0);
+        if before <= 1 {
+            self.ready.set(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_once_every_initialised_source_is() {
+        let metrics = CountingMetrics::register(&Registry::new()).unwrap();
+        metrics.initialise(Function::DirectRoutingCalls);
+        metrics.initialise(Function::PstnCalls);
+        metrics.source_ready();
+        assert_eq!(
+            metrics.ready.get(),
+            0,
+            "one source still polls its first window"
+        );
+        metrics.source_ready();
+        assert_eq!(metrics.ready.get(), 1);
     }
 }

@@ -343,8 +343,9 @@ impl<L: CallLog> Polling<L> {
             .set(self.state.lock().remembered_rows() as i64);
         if result.is_ok() {
             // Ready once a read is saved: counting has begun and what it counted survives.
-            self.status.ready.store(true, Ordering::Release);
-            self.metrics.ready.set(1);
+            if !self.status.ready.swap(true, Ordering::AcqRel) {
+                self.metrics.source_ready();
+            }
         }
         let report = PollReport {
             kind,

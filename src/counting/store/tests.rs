@@ -470,7 +470,12 @@ fn a_version_1_file_restores_as_direct_routing_and_is_rewritten_as_version_2() {
     drop(store);
     let db = Database::open(&options.path).unwrap();
     let meta = db.begin_read().unwrap().open_table(META).unwrap();
-    let version = meta.get("format_version").unwrap().unwrap().value().to_vec();
+    let version = meta
+        .get("format_version")
+        .unwrap()
+        .unwrap()
+        .value()
+        .to_vec();
     assert_eq!(version, FORMAT_VERSION.to_le_bytes());
     let function = meta.get("function").unwrap().unwrap().value().to_vec();
     assert_eq!(function, b"getDirectRoutingCalls");
