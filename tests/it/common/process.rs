@@ -83,6 +83,8 @@ impl ExporterCommand {
     /// what the simulated tenant allows unless a test sets Graph's limits. New series show
     /// their counts at once (`--web.new-series-hold=0s`), so that tests compare `/metrics`
     /// with the ground truth as soon as the rows are counted; `first_samples` tests the hold.
+    /// It reads Direct Routing alone, which the tests of counting compare with its ground
+    /// truth; `pstn` turns `--collector.pstn` back on (the last of the two flags wins).
     pub fn polling(base_url: &str) -> ExporterCommand {
         ExporterCommand::new(&[
             "--log.level=debug",
@@ -93,6 +95,7 @@ impl ExporterCommand {
             "--graph.rate-limit=1000/1s",
             "--graph.tenant-rate-limit=1000/1s",
             "--web.new-series-hold=0s",
+            "--no-collector.pstn",
         ])
         .against(base_url)
     }

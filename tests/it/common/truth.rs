@@ -15,7 +15,15 @@ pub fn simulator(scenario: Scenario, faults: Faults) -> (tokio::runtime::Runtime
 /// The first start's boundary, as the exporter reports it: it counts the calls that
 /// started from then on.
 pub fn counting_since(metrics: &super::Metrics) -> DateTime<Utc> {
-    let seconds = metrics.sum("teams_voice_exporter_counting_since_timestamp_seconds", &[]);
+    counting_since_of(metrics, "getDirectRoutingCalls")
+}
+
+/// Where counting began for the source of `endpoint`.
+pub fn counting_since_of(metrics: &super::Metrics, endpoint: &str) -> DateTime<Utc> {
+    let seconds = metrics.sum(
+        "teams_voice_exporter_counting_since_timestamp_seconds",
+        &[("endpoint", endpoint)],
+    );
     assert!(seconds > 0.0, "the exporter reports where counting began");
     DateTime::from_timestamp(seconds as i64, 0).expect("a time")
 }
