@@ -64,6 +64,7 @@ mod handle;
 mod http;
 mod ids;
 mod issued;
+mod numbers;
 mod pstn;
 mod stats;
 mod store;
@@ -84,6 +85,7 @@ pub use config::{
 pub use direct_routing::{trunk_fqdns, GroundTruth, TruthRow, DEMO_TRUNKS, MAX_TRUNKS};
 pub use faults::{Faults, GraphLimits, RateLimit};
 pub use handle::SimHandle;
+pub use numbers::{TOLL_FRAUD_CALLING_CODE, TOLL_FRAUD_COUNTRY, TOLL_FRAUD_COUNTRY_NAME};
 pub use stats::{ServedRow, SimStats};
 pub use token::{IMDS_TOKEN_PATH, JWT_BEARER};
 pub use traffic::{Scenario, Traffic};

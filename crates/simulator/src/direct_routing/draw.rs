@@ -10,7 +10,8 @@ use rand::Rng;
 use super::degradation::{Degradation, DEGRADED_FAILURE_SHARE};
 use super::row::{quirk, CallRow, Origin};
 use super::tables::{
-    CallType, CALL_TYPES, DEGRADED_408, DEGRADED_503, EXTERNAL_PREFIXES, OUTCOMES, PEOPLE, SUCCESS,
+    CallType, CALL_TYPES, DEGRADED_408, DEGRADED_503, NORMAL_EXTERNAL_RANGES, OUTCOMES, PEOPLE,
+    SUCCESS,
 };
 use crate::ids::random_uuid;
 use crate::store::ServedFlag;
@@ -50,18 +51,24 @@ pub(crate) fn draw_call(
         .iter()
         .filter(|(_, odds)| rng.gen_bool(*odds))
         .fold(0, |quirks, (flag, _)| quirks | flag);
+    let id = random_uuid(rng);
+    let correlation_id = random_uuid(rng);
+    let setup_ms = rng.gen_range(1_000..=25_000);
+    // Once the last digits of the user's number, which is now the person's own; still
+    // drawn so that a seed gives the same calls as before.
+    let _ = rng.gen_range(0..1000_u16);
+    let other_digits = rng.gen_range(0..1000_u16);
     let mut row = CallRow {
-        id: random_uuid(rng),
-        correlation_id: random_uuid(rng),
+        id,
+        correlation_id,
         start,
         visible_ms: 0,
         arrival_ms: 0,
-        setup_ms: rng.gen_range(1_000..=25_000),
+        setup_ms,
         duration_s,
-        user_digits: rng.gen_range(0..1000),
-        other_digits: rng.gen_range(0..1000),
+        other_digits,
         user: rng.gen_range(0..PEOPLE.len()) as u8,
-        other_prefix: rng.gen_range(0..EXTERNAL_PREFIXES.len()) as u8,
+        other_range: rng.gen_range(0..NORMAL_EXTERNAL_RANGES) as u8,
         trunk: trunk as u8,
         copy: 0,
         call_type: call_type as u8,

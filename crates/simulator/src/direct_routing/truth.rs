@@ -42,6 +42,12 @@ pub struct TruthRow {
     pub invite: Option<String>,
     pub end: Option<String>,
     pub failure: Option<String>,
+    /// As in the row: E.164, the other party's last digits masked (`*`) where the trunk's
+    /// country masks them; emergency calls carry the short emergency number.
+    pub caller_number: Option<String>,
+    pub callee_number: Option<String>,
+    /// The beta field, which only a few rows carry.
+    pub other_party_country_code: Option<String>,
 }
 
 /// The ground truth of `log` at `now_ms`; live rows count when they became visible after
@@ -92,6 +98,7 @@ fn truth_of(
 
 /// The ground-truth view of a well-formed row: the values its JSON carries.
 pub(crate) fn truth_row(row: &CallRow) -> TruthRow {
+    let (caller, callee) = row.numbers();
     TruthRow {
         id: uuid(row.id),
         trunk_fqdn: Some(row.trunk_fqdn().into_owned()),
@@ -105,5 +112,8 @@ pub(crate) fn truth_row(row: &CallRow) -> TruthRow {
         invite: Some(timestamp(row.invite(), row.style)),
         end: row.end().map(|ticks| timestamp(ticks, row.style)),
         failure: row.failure().map(|ticks| timestamp(ticks, row.style)),
+        caller_number: Some(caller),
+        callee_number: Some(callee),
+        other_party_country_code: row.other_party_country_code().map(str::to_owned),
     }
 }
