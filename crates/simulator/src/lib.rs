@@ -71,6 +71,7 @@ mod store;
 mod tenant;
 mod time;
 mod token;
+mod toll_fraud;
 mod traffic;
 
 #[cfg(test)]
@@ -86,6 +87,7 @@ pub use direct_routing::{trunk_fqdns, GroundTruth, TruthRow, DEMO_TRUNKS, MAX_TR
 pub use faults::{Faults, GraphLimits, RateLimit};
 pub use handle::SimHandle;
 pub use numbers::{TOLL_FRAUD_CALLING_CODE, TOLL_FRAUD_COUNTRY, TOLL_FRAUD_COUNTRY_NAME};
+pub use pstn::{PstnGroundTruth, PstnTruthRow, PSTN_SHARE};
 pub use stats::{ServedRow, SimStats};
 pub use token::{IMDS_TOKEN_PATH, JWT_BEARER};
 pub use traffic::{Scenario, Traffic};
