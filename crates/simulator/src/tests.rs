@@ -19,6 +19,7 @@ use super::time::{self, TimeStyle};
 use super::*;
 
 mod limits;
+mod pstn;
 mod truth;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
