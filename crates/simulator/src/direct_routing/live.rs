@@ -138,7 +138,7 @@ impl LiveGenerator {
 /// within seconds: every country then appears in the history and in the first minute of
 /// live traffic, and a country new to the tenant (the toll fraud's) stands out.
 pub(crate) fn roster(seed: u64, from_ms: i64) -> Vec<CallRow> {
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x2057_e200_d1);
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0020_57e2_00d1);
     (0..NORMAL_EXTERNAL_RANGES)
         .map(|range| {
             let user = rng.gen_range(0..PEOPLE.len()) as u8;

@@ -31,10 +31,7 @@ pub(crate) use truth::{ground_truth, ground_truth_started_from};
 pub use truth::{PstnGroundTruth, PstnTruthRow};
 
 #[cfg(test)]
-pub(crate) use {
-    draw::draw_call, live::PstnGenerator, render::write_row, row::Origin, scenario::scenario_rows,
-    truth::truth_row,
-};
+pub(crate) use {live::PstnGenerator, render::write_row, truth::truth_row};
 
 use crate::call_log::{Function, StoredLog};
 use crate::traffic::Traffic;

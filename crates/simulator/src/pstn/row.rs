@@ -218,9 +218,9 @@ pub(crate) fn decimal(amount: u32, digits: u8) -> String {
 
 /// The fewest fractional digits (at least 2) that show `amount` ten-thousandths exactly.
 pub(crate) fn digits_needed(amount: u32) -> u8 {
-    if amount % 100 == 0 {
+    if amount.is_multiple_of(100) {
         2
-    } else if amount % 10 == 0 {
+    } else if amount.is_multiple_of(10) {
         3
     } else {
         4
