@@ -134,7 +134,7 @@ impl LiveGenerator {
 }
 
 /// One short outbound call to every normal number range (so every country the tenant
-/// calls) from `from_ms` on, two seconds apart over the trunks in turn, each published
+/// calls) from `from_ms` on, a second apart over the trunks in turn, each published
 /// within seconds: every country then appears in the history and in the first minute of
 /// live traffic, and a country new to the tenant (the toll fraud's) stands out.
 pub(crate) fn roster(seed: u64, from_ms: i64) -> Vec<CallRow> {
@@ -143,7 +143,7 @@ pub(crate) fn roster(seed: u64, from_ms: i64) -> Vec<CallRow> {
         .map(|range| {
             let user = rng.gen_range(0..PEOPLE.len()) as u8;
             let duration_s = rng.gen_range(10..=20);
-            let start_ms = from_ms + range as i64 * 2 * MS_PER_SEC;
+            let start_ms = from_ms + range as i64 * MS_PER_SEC;
             quick_call(
                 &mut rng,
                 range % TRUNKS.len(),

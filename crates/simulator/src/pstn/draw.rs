@@ -167,20 +167,32 @@ fn price(rng: &mut StdRng, row: &mut PstnRow) {
     let connection = rng.gen_range(300..=1_500_u32);
     let with_connection = rng.gen_bool(0.3);
     let extra_digits = rng.gen_range(0..=2_u8);
-    let charged = !row.kind().inbound && row.license != FREECALL && row.international();
-    if charged {
+    row.connection_charge = 0;
+    if charged(row) && with_connection {
+        row.connection_charge = connection;
+    }
+    row.charge_digits = 2 + extra_digits;
+    reprice(row);
+}
+
+fn charged(row: &PstnRow) -> bool {
+    !row.kind().inbound && row.license != FREECALL && row.international()
+}
+
+/// Sets the charge from the call's duration (after a scenario shortened it), with enough
+/// fractional digits to show both amounts exactly.
+pub(crate) fn reprice(row: &mut PstnRow) {
+    row.charge = 0;
+    if charged(row) {
         let minutes = row.duration_s.div_ceil(60);
         let rate = RATES
             .get(usize::from(row.far_country_index()))
             .copied()
             .unwrap_or(0);
         row.charge = minutes.saturating_mul(rate);
-        if with_connection {
-            row.connection_charge = connection;
-        }
     }
     let needed = digits_needed(row.charge).max(digits_needed(row.connection_charge));
-    row.charge_digits = (needed + extra_digits).min(4);
+    row.charge_digits = row.charge_digits.max(needed).min(4);
 }
 
 impl PstnRow {

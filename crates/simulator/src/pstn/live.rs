@@ -97,7 +97,7 @@ impl PstnGenerator {
     }
 }
 
-/// One short call to every normal country from `from_ms` on, two seconds apart, each
+/// One short call to every normal country from `from_ms` on, a second apart, each
 /// published within seconds of its end: so that every country the tenant calls appears
 /// in the history and in the first minute of live traffic, and a country new to the
 /// tenant (the toll fraud's) stands out.
@@ -109,7 +109,7 @@ pub(crate) fn roster(seed: u64, from_ms: i64) -> Vec<PstnRow> {
         .map(|(index, &range)| {
             let user = rng.gen_range(0..PEOPLE.len()) as u8;
             let duration_s = rng.gen_range(10..=20);
-            let start_ms = from_ms + index as i64 * 2 * MS_PER_SEC;
+            let start_ms = from_ms + index as i64 * MS_PER_SEC;
             quick_call(&mut rng, ROSTER_SITE, user, range, start_ms, duration_s)
         })
         .collect()

@@ -5,7 +5,7 @@
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::draw::draw_call;
+use super::draw::{draw_call, reprice};
 use super::row::{Origin, PstnRow, MALFORMED_KINDS};
 use super::tables::SITES;
 use crate::direct_routing::pick_weighted;
@@ -37,6 +37,7 @@ pub(crate) fn scenario_rows(seed: u64, scenario: &Scenario, bind_ms: i64) -> Vec
         row.duration_s = row
             .duration_s
             .min(u32::try_from(room_s.max(0)).unwrap_or(u32::MAX));
+        reprice(&mut row);
         if index < scenario.preexisting_rows {
             row.origin = Origin::Preexisting;
             row.visible_ms = bind_ms;

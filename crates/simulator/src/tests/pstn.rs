@@ -314,3 +314,51 @@ async fn toll_fraud_starts_after_its_delay_and_calls_only_the_fraud_country() {
     }
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_normal_country_appears_in_the_first_minute_of_live_traffic() {
+    // Too few calls for chance to reach every country within a minute: the roster must.
+    let clock = Clock::scaled(Utc::now(), 30.0);
+    let traffic = Traffic::Live {
+        calls_per_day: 2_000.0,
+        history: Duration::from_secs(3600),
+        trunks: crate::DEMO_TRUNKS,
+    };
+    let sim = start(config(traffic, clock)).await;
+    let bind = sim.clock().now();
+    sim.clock().sleep(Duration::from_secs(62)).await;
+    let normal_names: HashSet<&str> = COUNTRIES[..NORMAL_COUNTRIES]
+        .iter()
+        .map(|c| c.name)
+        .collect();
+    for truth in [
+        sim.pstn_ground_truth(),
+        sim.pstn_ground_truth_started_from(bind - chrono::Duration::hours(1)),
+    ] {
+        let names: HashSet<&str> = truth
+            .rows
+            .iter()
+            .filter(|r| r.call_type.as_deref() == Some("user_out"))
+            .filter_map(|r| r.destination_name.as_deref())
+            .collect();
+        assert!(normal_names.is_subset(&names), "{names:?}");
+    }
+    // Direct Routing's countries too, in the calls that became visible since start.
+    let callees: Vec<String> = sim
+        .ground_truth()
+        .rows
+        .iter()
+        .filter(|r| r.call_type.as_deref() == Some("ByotOut"))
+        .filter_map(|r| r.callee_number.clone())
+        .collect();
+    for code in ["+49", "+33", "+44", "+1", "+65", "+81", "+31"] {
+        assert!(
+            callees.iter().any(|n| n.starts_with(code)),
+            "{code} in {callees:?}"
+        );
+    }
+    assert!(!callees
+        .iter()
+        .any(|n| n.starts_with(TOLL_FRAUD_CALLING_CODE)));
+    sim.shutdown().await;
+}
