@@ -111,7 +111,7 @@ pub(crate) static RANGES: [Range; 36] = [
     range(ES, "91", 7),   // 14 Madrid
     range(ES, "6", 8),    // 15 mobile
     range(IT, "02", 8),   // 16 Milan
-    range(IT, "3", 9),    // 17 mobile
+    range(IT, "33", 8),   // 17 mobile
     range(SE, "8", 8),    // 18 Stockholm
     range(SE, "70", 7),   // 19 mobile
     range(US, "2125", 6), // 20 New York

@@ -171,11 +171,10 @@ fn write_conference_and_rest(out: &mut String, row: &PstnRow) {
         out.push_str(",\"conferenceId\":null");
     }
     string_field(out, "licenseCapability", row.license());
-    let inventory = match row.kind().party {
-        Party::ResourceAccount | Party::Nobody if row.kind().conference => "Service",
-        Party::ResourceAccount => "Service",
-        _ => "Subscriber",
-    };
+    // Resource accounts and the bridge have service numbers; people, and unassigned
+    // numbers, subscriber numbers.
+    let service = row.kind().party == Party::ResourceAccount || row.kind().conference;
+    let inventory = if service { "Service" } else { "Subscriber" };
     string_field(
         out,
         "inventoryType",

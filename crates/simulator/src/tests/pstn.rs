@@ -362,3 +362,59 @@ async fn every_normal_country_appears_in_the_first_minute_of_live_traffic() {
         .any(|n| n.starts_with(TOLL_FRAUD_CALLING_CODE)));
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn toll_fraud_switched_on_through_the_control_api_starts_at_once() {
+    let clock = Clock::scaled(Utc::now(), 60.0);
+    let traffic = Traffic::Live {
+        calls_per_day: 5_000.0,
+        history: Duration::from_secs(1800),
+        trunks: crate::DEMO_TRUNKS,
+    };
+    let sim = start(config(traffic, clock)).await;
+    let client = reqwest::Client::new();
+    let faults: Value = client
+        .get(format!("{}/_sim/faults", sim.base_url()))
+        .send()
+        .await
+        .expect("GET faults")
+        .json()
+        .await
+        .expect("faults JSON");
+    assert_eq!(faults["toll_fraud"], false);
+    let response = client
+        .put(format!("{}/_sim/faults", sim.base_url()))
+        .body(r#"{"toll_fraud": true, "toll_fraud_after_secs": 0}"#)
+        .send()
+        .await
+        .expect("PUT faults");
+    assert_eq!(response.status(), 200);
+    assert!(sim.faults().toll_fraud);
+    sim.clock().sleep(Duration::from_secs(600)).await;
+    let since = (sim.clock().now() - chrono::Duration::hours(1)).to_rfc3339();
+    let url = format!(
+        "{}/_sim/pstn-ground-truth?started_from={}",
+        sim.base_url(),
+        url::form_urlencoded::byte_serialize(since.as_bytes()).collect::<String>()
+    );
+    let truth: crate::PstnGroundTruth = client
+        .get(url)
+        .send()
+        .await
+        .expect("GET truth")
+        .json()
+        .await
+        .expect("truth JSON");
+    let fraud = truth
+        .rows
+        .iter()
+        .filter(|r| {
+            r.other_party_country_code.as_deref() == Some(TOLL_FRAUD_COUNTRY)
+                || r.callee_number
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with(TOLL_FRAUD_CALLING_CODE))
+        })
+        .count();
+    assert!(fraud >= 5, "{fraud}");
+    sim.shutdown().await;
+}
