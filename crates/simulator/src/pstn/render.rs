@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use super::row::{quirk, MalformedKind, Origin, PstnRow};
-use super::tables::{Party, CURRENCY, RESOURCE_ACCOUNTS, TENANT_COUNTRY};
+use super::tables::{Party, CURRENCY, RESOURCE_ACCOUNTS};
 use crate::call_log::LogRow;
 use crate::direct_routing::PEOPLE;
 use crate::ids::{as_uuid_v4, write_uuid};
@@ -109,13 +109,8 @@ pub(crate) fn write_row(out: &mut String, row: &PstnRow) {
     string_field(out, "currency", row.has_charges().then_some(CURRENCY));
     let (caller, callee) = row.numbers();
     string_field(out, "calleeNumber", callee.as_deref());
-    let country_codes = !row.null(quirk::NULL_COUNTRY_CODES);
     string_field(out, "usageCountryCode", row.usage_country_code());
-    string_field(
-        out,
-        "tenantCountryCode",
-        country_codes.then_some(TENANT_COUNTRY),
-    );
+    string_field(out, "tenantCountryCode", row.tenant_country_code());
     raw_field(
         out,
         "connectionCharge",
@@ -171,26 +166,9 @@ fn write_conference_and_rest(out: &mut String, row: &PstnRow) {
         out.push_str(",\"conferenceId\":null");
     }
     string_field(out, "licenseCapability", row.license());
-    // Resource accounts and the bridge have service numbers; people, and unassigned
-    // numbers, subscriber numbers.
-    let service = row.kind().party == Party::ResourceAccount || row.kind().conference;
-    let inventory = if service { "Service" } else { "Subscriber" };
-    string_field(
-        out,
-        "inventoryType",
-        (!row.null(quirk::NULL_INVENTORY)).then_some(inventory),
-    );
+    string_field(out, "inventoryType", row.inventory_type());
     string_field(out, "operator", row.operator());
-    let source = if row.site().operator_connect {
-        "operator"
-    } else {
-        "microsoft"
-    };
-    string_field(
-        out,
-        "callDurationSource",
-        (!row.null(quirk::NULL_DURATION_SOURCE)).then_some(source),
-    );
+    string_field(out, "callDurationSource", row.call_duration_source());
     if let Some(country) = row.other_party_country_code() {
         string_field(out, "otherPartyCountryCode", Some(country));
     }

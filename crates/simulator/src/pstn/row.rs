@@ -1,7 +1,7 @@
 //! A PSTN call as the tenant stores it: a compact [`PstnRow`] of indices into the tables
 //! and a few integers, with the values its `pstnCallLogRow` JSON derives from them.
 
-use super::tables::{CallKind, Site, CALL_KINDS, LICENSES, SITES};
+use super::tables::{CallKind, Party, Site, CALL_KINDS, LICENSES, SITES, TENANT_COUNTRY};
 use crate::numbers::{self, Country, COUNTRIES};
 use crate::store::{ServedFlag, StoredRow};
 use crate::time::{TimeStyle, TICKS_PER_SEC};
@@ -180,6 +180,28 @@ impl PstnRow {
 
     pub fn usage_country_code(&self) -> Option<&'static str> {
         (!self.has(quirk::NULL_COUNTRY_CODES)).then(|| self.site_country().iso)
+    }
+
+    pub fn tenant_country_code(&self) -> Option<&'static str> {
+        (!self.has(quirk::NULL_COUNTRY_CODES)).then_some(TENANT_COUNTRY)
+    }
+
+    /// Resource accounts and the bridge have service numbers; people, and unassigned
+    /// numbers, subscriber numbers.
+    pub fn inventory_type(&self) -> Option<&'static str> {
+        let kind = self.kind();
+        let service = kind.party == Party::ResourceAccount || kind.conference;
+        (!self.has(quirk::NULL_INVENTORY)).then_some(if service { "Service" } else { "Subscriber" })
+    }
+
+    /// `operator` when a carrier reported the duration (Operator Connect), else `microsoft`.
+    pub fn call_duration_source(&self) -> Option<&'static str> {
+        let source = if self.site().operator_connect {
+            "operator"
+        } else {
+            "microsoft"
+        };
+        (!self.has(quirk::NULL_DURATION_SOURCE)).then_some(source)
     }
 
     pub fn other_party_country_code(&self) -> Option<&'static str> {

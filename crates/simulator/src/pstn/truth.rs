@@ -36,6 +36,11 @@ pub struct PstnTruthRow {
     pub operator: Option<String>,
     pub license_capability: Option<String>,
     pub usage_country_code: Option<String>,
+    pub tenant_country_code: Option<String>,
+    /// `Subscriber` or `Service`.
+    pub inventory_type: Option<String>,
+    /// `microsoft` or `operator`.
+    pub call_duration_source: Option<String>,
     pub currency: Option<String>,
     pub duration_secs: Option<i64>,
     /// The decimal number exactly as written in the JSON (2 to 4 fractional digits), so
@@ -107,6 +112,9 @@ pub(crate) fn truth_row(row: &PstnRow) -> PstnTruthRow {
         operator: row.operator().map(str::to_owned),
         license_capability: row.license().map(str::to_owned),
         usage_country_code: row.usage_country_code().map(str::to_owned),
+        tenant_country_code: row.tenant_country_code().map(str::to_owned),
+        inventory_type: row.inventory_type().map(str::to_owned),
+        call_duration_source: row.call_duration_source().map(str::to_owned),
         currency: row.has_charges().then(|| CURRENCY.to_owned()),
         duration_secs: row.duration(),
         charge: row.charge_text(),

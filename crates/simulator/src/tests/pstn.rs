@@ -95,6 +95,24 @@ async fn pstn_pages_late_and_malformed_rows_match_the_ground_truth() {
         assert_eq!(row["operator"].as_str(), expected.operator.as_deref());
         assert_eq!(row["duration"].as_i64(), expected.duration_secs);
         assert_eq!(
+            row["inventoryType"].as_str(),
+            expected.inventory_type.as_deref()
+        );
+        assert_eq!(
+            row["callDurationSource"].as_str(),
+            expected.call_duration_source.as_deref()
+        );
+        assert_eq!(
+            row["tenantCountryCode"].as_str(),
+            expected.tenant_country_code.as_deref()
+        );
+        assert_eq!(row["currency"].as_str(), expected.currency.as_deref());
+        assert_eq!(
+            row["destinationName"].as_str(),
+            expected.destination_name.as_deref()
+        );
+        assert_eq!(row["endDateTime"].as_str(), expected.end.as_deref());
+        assert_eq!(
             row.get("otherPartyCountryCode").and_then(Value::as_str),
             expected.other_party_country_code.as_deref()
         );
