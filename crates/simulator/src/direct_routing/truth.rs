@@ -16,7 +16,8 @@ pub struct GroundTruth {
     /// Rows the exporter must have counted. Scenario: the late rows visible now. Live: rows
     /// that became visible after `since` (default: bind time) and are still retained. By
     /// call start (`SimHandle::ground_truth_started_from`): every well-formed row visible
-    /// now that started at or after the time given.
+    /// now that started at or after the time given. Live rows include the short calls to
+    /// every normal country at start and, with `Faults::toll_fraud`, the fraud's calls.
     pub rows: Vec<TruthRow>,
     /// Distinct malformed rows visible now, which the exporter must count as invalid.
     pub invalid_rows: u64,
