@@ -52,6 +52,19 @@ pub struct SimulationArgs {
     /// against --simulate.tenant-rate-limit and leave the exporter less of it (e.g. 900/60s).
     #[arg(long = "simulate.other-apps", default_value = "off", value_parser = parse_limit, value_name = "N/DURATION")]
     pub other_apps: std::option::Option<RateLimit>,
+    /// Calling Plan and Operator Connect calls a day of the simulated tenant (getPstnCalls),
+    /// on top of --simulate.calls-per-day's Direct Routing calls [default: a fifth of
+    /// --simulate.calls-per-day].
+    #[arg(long = "simulate.pstn-calls-per-day", value_name = "N")]
+    pub pstn_calls_per_day: Option<u64>,
+    /// Simulate toll fraud: from --simulate.toll-fraud-after on, one account places a few
+    /// short, expensive calls a minute to Sierra Leone (+232), a country the tenant never
+    /// calls otherwise, over a Direct Routing trunk and its Calling Plan.
+    #[arg(long = "simulate.toll-fraud")]
+    pub toll_fraud: bool,
+    /// How long after the simulated tenant's start the toll fraud begins.
+    #[arg(long = "simulate.toll-fraud-after", default_value = "2m", value_parser = parse_duration, value_name = "DURATION")]
+    pub toll_fraud_after: Duration,
 }
 
 /// A rate limit flag: `N/DURATION` with a whole number of seconds, or `off`.
@@ -103,6 +116,9 @@ impl SimulationArgs {
         };
         config.faults.failing_trunk = self.failing_trunk.clone();
         config.faults.limits = self.limits();
+        config.faults.pstn_calls_per_day = self.pstn_calls_per_day;
+        config.faults.toll_fraud = self.toll_fraud;
+        config.faults.toll_fraud_after_secs = Some(self.toll_fraud_after.as_secs());
         config
     }
 

@@ -20,14 +20,14 @@ const MAX_FAULTS_BYTES: usize = 64 * 1024;
 const INDEX: &str = "\
 teams-voice-exporter simulated tenant
 
-A stand-in for Microsoft Graph's Direct Routing call log and the Microsoft Entra ID token
-endpoint, for demonstrations and tests. Point the exporter's Graph endpoint and authority
+A stand-in for Microsoft Graph's Direct Routing and PSTN call logs and the Microsoft Entra
+ID token endpoint, for demonstrations and tests. Point the exporter's Graph endpoint and authority
 host at this server's base URL.
 
 Simulated services:
   POST /{tenant}/oauth2/v2.0/token      client-credentials grant (client secret)
   GET  /v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=..,toDateTime=..)
-  GET  /v1.0/communications/callRecords/getPstnCalls(fromDateTime=..,toDateTime=..)   (always empty)
+  GET  /v1.0/communications/callRecords/getPstnCalls(fromDateTime=..,toDateTime=..)
 
 Control:
   GET  /_sim/stats                      requests, pages, faults served (JSON)
@@ -37,6 +37,8 @@ Control:
   GET  /_sim/ground-truth?started_from=RFC3339
                                         every well-formed visible row whose call
                                         started then or later (JSON)
+  GET  /_sim/pstn-ground-truth[?since=RFC3339|?started_from=RFC3339]
+                                        the same for the PSTN call log (JSON)
   POST /_sim/release                    start the late arrivals of a scenario
   GET  /_sim/faults                     current faults and limits (JSON)
   PUT  /_sim/faults                     replace them (JSON body, missing fields = off)
@@ -48,6 +50,9 @@ Graph's limits, over the tenant's clock (`limits` in /_sim/faults; `null` = off)
   other_apps    steady load of the tenant's other apps on per_tenant (none by default)
 Each is {\"requests\": N, \"window_secs\": S}. Requests over a limit get 429 with
 Retry-After, and count against the limits all the same.
+
+Traffic knobs in /_sim/faults: toll_fraud (true/false), toll_fraud_after_secs (after
+start; null = 120), pstn_calls_per_day (null = a fifth of the Direct Routing volume).
 ";
 
 pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> HttpResponse {
@@ -67,6 +72,20 @@ pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> 
                 }
                 (Ok(_), Ok(Some(from))) => json(200, &tenant.ground_truth_started_from(from)),
                 (Ok(since), Ok(None)) => json(200, &tenant.ground_truth(since)),
+                (Err(message), _) | (_, Err(message)) => text(400, message),
+            }
+        }
+        ("/_sim/pstn-ground-truth", &Method::GET) => {
+            let query = request.uri().query();
+            match (
+                time_param(query, "since"),
+                time_param(query, "started_from"),
+            ) {
+                (Ok(Some(_)), Ok(Some(_))) => {
+                    text(400, "give since or started_from, not both".to_owned())
+                }
+                (Ok(_), Ok(Some(from))) => json(200, &tenant.pstn_ground_truth_started_from(from)),
+                (Ok(since), Ok(None)) => json(200, &tenant.pstn_ground_truth(since)),
                 (Err(message), _) | (_, Err(message)) => text(400, message),
             }
         }
@@ -94,9 +113,15 @@ pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> 
                 Err(error) => text(400, format!("invalid faults document: {error}")),
             }
         }
-        ("/" | "/_sim/stats" | "/_sim/ground-truth" | "/_sim/release" | "/_sim/faults", _) => {
-            text(405, format!("{method} is not allowed on {path}"))
-        }
+        (
+            "/"
+            | "/_sim/stats"
+            | "/_sim/ground-truth"
+            | "/_sim/pstn-ground-truth"
+            | "/_sim/release"
+            | "/_sim/faults",
+            _,
+        ) => text(405, format!("{method} is not allowed on {path}")),
         _ => text(404, format!("no simulator endpoint at {path}; see /")),
     }
 }

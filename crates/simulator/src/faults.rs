@@ -59,6 +59,19 @@ pub struct Faults {
     /// `sbc-legacy.fabrikam.com` fails in minutes 40 to 55 of every hour. Applies to calls
     /// drawn from then on (at start: the whole history).
     pub failing_trunk: Option<String>,
+    /// Toll fraud: from `toll_fraud_after_secs` after the tenant's start (or from when
+    /// this is switched on, if later) one account places a few short international calls a
+    /// minute of tenant time to [`crate::TOLL_FRAUD_COUNTRY`], which the tenant never calls
+    /// otherwise: `ByotOut` over a Direct Routing trunk and `user_out` on its Calling Plan,
+    /// with high charges, published within seconds. Off again, the calls stop.
+    pub toll_fraud: bool,
+    /// How long after the tenant's start the toll fraud begins; None: 120 s
+    /// (`--simulate.toll-fraud-after`).
+    pub toll_fraud_after_secs: Option<u64>,
+    /// Calls a day of live PSTN traffic (`getPstnCalls`: Calling Plan and Operator
+    /// Connect); None: `PSTN_SHARE` of the Direct Routing volume, on top of it. Read at
+    /// start for the history and every second for live traffic. Scenarios ignore it.
+    pub pstn_calls_per_day: Option<u64>,
 }
 
 /// Graph's request limits for the call-log functions (`getDirectRoutingCalls`,
@@ -179,6 +192,15 @@ impl std::fmt::Display for RateLimit {
 impl Faults {
     pub(crate) fn retry_after_secs(&self) -> u64 {
         self.retry_after_secs.max(1)
+    }
+
+    /// When toll fraud begins, in clock ms, for a tenant bound at `bind_ms`.
+    pub(crate) fn toll_fraud_from_ms(&self, bind_ms: i64) -> i64 {
+        let after_secs = self.toll_fraud_after_secs.unwrap_or(120);
+        let after_ms = i64::try_from(after_secs)
+            .unwrap_or(i64::MAX)
+            .saturating_mul(1000);
+        bind_ms.saturating_add(after_ms)
     }
 
     pub(crate) fn token_lifetime_secs(&self) -> u64 {

@@ -18,8 +18,11 @@ use tve_clock::Clock;
 use crate::config::SimConfig;
 use crate::direct_routing::{self, Degradation, GroundTruth, LiveTraffic};
 use crate::faults::Faults;
+use crate::pstn::{self, PstnGroundTruth, PstnLiveTraffic};
 use crate::stats::{ServedRow, SimStats};
 use crate::tenant::Tenant;
+use crate::toll_fraud::TollFraud;
+use crate::traffic::Traffic;
 use crate::{control, graph, token};
 
 /// A running simulated tenant. Dropping it stops serving; [`SimHandle::shutdown`] also waits
@@ -42,16 +45,28 @@ impl SimHandle {
 
         // Drawing days of live history takes a moment; keep it off the async workers.
         let traffic = config.traffic.clone();
+        let tenant_traffic = config.traffic.clone();
         let seed = config.seed;
         let degradation = Degradation::for_failing_trunk(config.faults.failing_trunk.as_deref());
+        let pstn_calls_per_day = config.faults.pstn_calls_per_day;
+        // Each log draws its history on its own thread, at once.
+        let pstn_traffic = traffic.clone();
+        let drawing_pstn = tokio::task::spawn_blocking(move || {
+            pstn::start(&pstn_traffic, seed, bind_ms, pstn_calls_per_day)
+        });
         let (direct_routing, live) = tokio::task::spawn_blocking(move || {
             direct_routing::start(&traffic, seed, bind_ms, degradation)
         })
         .await
         .map_err(std::io::Error::other)?;
-        let tenant = Arc::new(Tenant::new(config, base_url, bind_ms, direct_routing));
+        let (pstn, pstn_live) = drawing_pstn.await.map_err(std::io::Error::other)?;
+        let tenant = Arc::new(Tenant::new(config, base_url, bind_ms, direct_routing, pstn));
         let (rows, visible) = {
             let store = tenant.direct_routing.read();
+            (store.len(), store.visible(bind_ms).count())
+        };
+        let (pstn_rows, pstn_visible) = {
+            let store = tenant.pstn.read();
             (store.len(), store.visible(bind_ms).count())
         };
         tracing::info!(
@@ -60,6 +75,8 @@ impl SimHandle {
             mode = ?tenant.mode,
             rows,
             visible,
+            pstn_rows,
+            pstn_visible,
             "simulated tenant listening"
         );
 
@@ -74,13 +91,21 @@ impl SimHandle {
             shutdown.clone(),
             handler,
         )));
-        if let Some(live) = live {
-            tasks.push(tokio::spawn(generate_live_traffic(
-                Arc::clone(&tenant),
-                live,
-                shutdown.clone(),
-            )));
-        }
+        // Scenarios have no live traffic, but toll fraud can still be switched on.
+        let live = Live {
+            direct_routing: live,
+            pstn: pstn_live,
+            toll_fraud: TollFraud::new(seed),
+            direct_routing_calls_per_day: match &tenant_traffic {
+                Traffic::Live { calls_per_day, .. } => *calls_per_day,
+                Traffic::Scenario(_) => 0.0,
+            },
+        };
+        tasks.push(tokio::spawn(generate_live_traffic(
+            Arc::clone(&tenant),
+            live,
+            shutdown.clone(),
+        )));
         Ok(SimHandle {
             tenant,
             addr,
@@ -135,6 +160,24 @@ impl SimHandle {
         self.tenant.ground_truth_started_from(from)
     }
 
+    /// The PSTN log's ground truth now, by the rules of [`SimHandle::ground_truth`]: in a
+    /// scenario its late rows visible now, in live mode its rows that became visible since
+    /// bind (the toll fraud's included).
+    pub fn pstn_ground_truth(&self) -> PstnGroundTruth {
+        self.tenant.pstn_ground_truth(None)
+    }
+
+    /// The PSTN log's [`SimHandle::ground_truth_since`].
+    pub fn pstn_ground_truth_since(&self, since: DateTime<Utc>) -> PstnGroundTruth {
+        self.tenant.pstn_ground_truth(Some(since))
+    }
+
+    /// The PSTN log's [`SimHandle::ground_truth_started_from`]: every well-formed PSTN row
+    /// visible now whose call started at or after `from`.
+    pub fn pstn_ground_truth_started_from(&self, from: DateTime<Utc>) -> PstnGroundTruth {
+        self.tenant.pstn_ground_truth_started_from(from)
+    }
+
     /// Every well-formed row served on a page since bind, once, in the order first served:
     /// its call's start, when it became visible and when it was first served. The ground
     /// truth of the exporter's latency (from call start or from visibility to its metrics).
@@ -181,22 +224,40 @@ async fn route(tenant: Arc<Tenant>, request: Request<Incoming>) -> HttpResponse 
     response
 }
 
+/// What keeps a tenant's logs growing: live traffic of each log, and the toll fraud.
+struct Live {
+    direct_routing: Option<LiveTraffic>,
+    pstn: Option<PstnLiveTraffic>,
+    toll_fraud: TollFraud,
+    direct_routing_calls_per_day: f64,
+}
+
 /// Adds the calls that started since the last pass every clock second, with the failing
-/// trunk the faults ask for at that moment.
-async fn generate_live_traffic(
-    tenant: Arc<Tenant>,
-    mut live: LiveTraffic,
-    shutdown: CancellationToken,
-) {
+/// trunk, PSTN volume and toll fraud the faults ask for at that moment.
+async fn generate_live_traffic(tenant: Arc<Tenant>, mut live: Live, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tenant.clock.sleep(Duration::from_secs(1)) => {}
         }
         let now_ms = tenant.now_ms();
-        let degradation =
-            Degradation::for_failing_trunk(tenant.gate.lock().faults.failing_trunk.as_deref());
-        live.step(&tenant.direct_routing, now_ms, degradation);
+        let faults = tenant.gate.lock().faults.clone();
+        if let Some(direct_routing) = live.direct_routing.as_mut() {
+            let degradation = Degradation::for_failing_trunk(faults.failing_trunk.as_deref());
+            direct_routing.step(&tenant.direct_routing, now_ms, degradation);
+        }
+        if let Some(pstn) = live.pstn.as_mut() {
+            let calls_per_day =
+                pstn::calls_per_day(live.direct_routing_calls_per_day, faults.pstn_calls_per_day);
+            pstn.step(&tenant.pstn, now_ms, calls_per_day);
+        }
+        live.toll_fraud.step(
+            &faults,
+            tenant.bind_ms,
+            now_ms,
+            &tenant.direct_routing,
+            &tenant.pstn,
+        );
     }
 }
 

@@ -36,19 +36,32 @@
 //! - `control`: the `/_sim/` endpoints; `stats`, `time`, `ids`, `http`: shared pieces.
 //!
 //! Per call-log function: `direct_routing` (`getDirectRoutingCalls`: trunks, the call
-//! model, row JSON, ground truth) and `pstn` (`getPstnCalls`, empty for now).
+//! model, row JSON, ground truth) and `pstn` (`getPstnCalls`: Calling Plan and Operator
+//! Connect offices, call types, licences, charges; [`PstnGroundTruth`]). Shared by both:
+//! `numbers` (the countries the tenant calls, E.164 ranges and masking) and `toll_fraud`
+//! (the fault that calls [`TOLL_FRAUD_COUNTRY`] over both).
+//!
+//! # Traffic
+//!
+//! Live traffic draws Direct Routing calls at `calls_per_day` and PSTN calls on top of
+//! them at `Faults::pstn_calls_per_day` (`--simulate.pstn-calls-per-day`), by default
+//! [`PSTN_SHARE`] of `calls_per_day`. Each log draws from a random stream of its own, so
+//! adding one changes nothing in the other. Every country of the normal traffic appears in
+//! the history and within the first minute of live traffic (a roster of short calls), so
+//! that only the toll fraud (`Faults::toll_fraud`, `--simulate.toll-fraud`) brings a new
+//! one. A scenario gives each log its counts of preexisting, late and malformed rows.
 //!
 //! # Adding a call-log function
 //!
-//! A second function (such as a real `getPstnCalls`) is one module like `direct_routing`:
-//! a `call_log::Function` naming the function, its row type and its window parameters; a
+//! A further function is one module like `direct_routing` and `pstn`: a
+//! `call_log::Function` naming the function, its row type and its window parameters; a
 //! row type implementing `store::StoredRow` (start, id, visibility) and
 //! `call_log::LogRow` (its JSON); and the code that draws its rows from a [`Traffic`]. Its
 //! log, a `call_log::StoredLog` of those rows, becomes a field of `tenant::Tenant` listed
 //! in `Tenant::call_logs`, and `handle` builds it at bind (and steps its live traffic).
 //! Graph then parses, pages, throttles and links requests for it with no change, and
-//! tokens are untouched. Its ground truth would join [`GroundTruth`], whose rows today are
-//! Direct Routing's.
+//! tokens are untouched. Its ground truth gets `SimHandle` methods of its own, as
+//! [`PstnGroundTruth`] has beside Direct Routing's [`GroundTruth`].
 
 #![forbid(unsafe_code)]
 
@@ -64,12 +77,14 @@ mod handle;
 mod http;
 mod ids;
 mod issued;
+mod numbers;
 mod pstn;
 mod stats;
 mod store;
 mod tenant;
 mod time;
 mod token;
+mod toll_fraud;
 mod traffic;
 
 #[cfg(test)]
@@ -84,6 +99,8 @@ pub use config::{
 pub use direct_routing::{trunk_fqdns, GroundTruth, TruthRow, DEMO_TRUNKS, MAX_TRUNKS};
 pub use faults::{Faults, GraphLimits, RateLimit};
 pub use handle::SimHandle;
+pub use numbers::{TOLL_FRAUD_CALLING_CODE, TOLL_FRAUD_COUNTRY, TOLL_FRAUD_COUNTRY_NAME};
+pub use pstn::{PstnGroundTruth, PstnTruthRow, PSTN_SHARE};
 pub use stats::{ServedRow, SimStats};
 pub use token::{IMDS_TOKEN_PATH, JWT_BEARER};
 pub use traffic::{Scenario, Traffic};

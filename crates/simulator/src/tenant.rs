@@ -20,7 +20,7 @@ use crate::faults::Faults;
 use crate::gate::Gate;
 use crate::ids::{random_uuid, uuid};
 use crate::issued::IssuedTokens;
-use crate::pstn::NoPstnCalls;
+use crate::pstn::{self, PstnGroundTruth};
 use crate::stats::{ServedRow, SimStats};
 use crate::time::ceil_ticks;
 use crate::traffic::Mode;
@@ -36,7 +36,7 @@ pub(crate) struct Tenant {
     pub base_url: String,
     pub bind_ms: i64,
     pub direct_routing: direct_routing::Log,
-    pub pstn: NoPstnCalls,
+    pub pstn: pstn::Log,
     pub gate: Mutex<Gate>,
     stats: Mutex<SimStats>,
     pub tokens: IssuedTokens,
@@ -51,12 +51,13 @@ pub(crate) struct Tenant {
 }
 
 impl Tenant {
-    /// A tenant reached at `base_url`, bound at `bind_ms` with its Direct Routing log.
+    /// A tenant reached at `base_url`, bound at `bind_ms` with its call logs.
     pub fn new(
         config: SimConfig,
         base_url: String,
         bind_ms: i64,
         direct_routing: direct_routing::Log,
+        pstn: pstn::Log,
     ) -> Self {
         Tenant {
             tenant_id: config.tenant_id,
@@ -66,7 +67,7 @@ impl Tenant {
             mode: config.traffic.mode(),
             bind_ms,
             direct_routing,
-            pstn: NoPstnCalls,
+            pstn,
             gate: Mutex::new(Gate::new(config.faults, bind_ms)),
             stats: Mutex::new(SimStats::default()),
             tokens: IssuedTokens::default(),
@@ -122,13 +123,22 @@ impl Tenant {
 
     /// Every well-formed row visible now whose call started at or after `from`.
     pub fn ground_truth_started_from(&self, from: DateTime<Utc>) -> GroundTruth {
-        // Rows start in whole ticks: `start >= ceil(from)` exactly when `start >= from`.
-        let from_ticks = ceil_ticks(from).unwrap_or(if from.timestamp() < 0 {
-            i64::MIN
-        } else {
-            i64::MAX
-        });
-        direct_routing::ground_truth_started_from(&self.direct_routing, from_ticks, self.now_ms())
+        direct_routing::ground_truth_started_from(
+            &self.direct_routing,
+            from_ticks(from),
+            self.now_ms(),
+        )
+    }
+
+    /// The PSTN log's [`Tenant::ground_truth`].
+    pub fn pstn_ground_truth(&self, since: Option<DateTime<Utc>>) -> PstnGroundTruth {
+        let since_ms = since.map_or(self.bind_ms, |since| since.timestamp_millis());
+        pstn::ground_truth(&self.pstn, self.mode, since_ms, self.now_ms())
+    }
+
+    /// The PSTN log's [`Tenant::ground_truth_started_from`].
+    pub fn pstn_ground_truth_started_from(&self, from: DateTime<Utc>) -> PstnGroundTruth {
+        pstn::ground_truth_started_from(&self.pstn, from_ticks(from), self.now_ms())
     }
 
     pub fn release(&self) -> bool {
@@ -157,4 +167,14 @@ impl Tenant {
         }
         self.gate.lock().faults = faults;
     }
+}
+
+/// Ticks of `from`, rounded up: rows start in whole ticks, so `start >= ceil(from)` exactly
+/// when `start >= from`.
+fn from_ticks(from: DateTime<Utc>) -> i64 {
+    ceil_ticks(from).unwrap_or(if from.timestamp() < 0 {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
 }

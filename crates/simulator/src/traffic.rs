@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 pub enum Traffic {
     /// Realistic traffic generated as the clock runs; `history` of past calls exists at bind.
     Live {
+        /// Direct Routing calls a day. PSTN calls come on top: `Faults::pstn_calls_per_day`,
+        /// by default `PSTN_SHARE` of this.
         calls_per_day: f64,
         history: Duration,
         /// Trunks in all: the tenant's six, and copies of them beyond (`--simulate.trunks`).
@@ -22,7 +24,8 @@ pub enum Traffic {
     Scenario(Scenario),
 }
 
-/// A deterministic set of rows around the bind time.
+/// A deterministic set of rows around the bind time, in each call log: the counts apply
+/// to Direct Routing and PSTN alike, each drawn from a seed of its own.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Scenario {
     /// Calls started over the last `span`, already visible at bind time.

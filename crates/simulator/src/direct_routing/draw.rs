@@ -10,7 +10,8 @@ use rand::Rng;
 use super::degradation::{Degradation, DEGRADED_FAILURE_SHARE};
 use super::row::{quirk, CallRow, Origin};
 use super::tables::{
-    CallType, CALL_TYPES, DEGRADED_408, DEGRADED_503, EXTERNAL_PREFIXES, OUTCOMES, PEOPLE, SUCCESS,
+    CallType, CALL_TYPES, DEGRADED_408, DEGRADED_503, NORMAL_EXTERNAL_RANGES, OUTCOMES, PEOPLE,
+    SUCCESS,
 };
 use crate::ids::random_uuid;
 use crate::store::ServedFlag;
@@ -50,18 +51,24 @@ pub(crate) fn draw_call(
         .iter()
         .filter(|(_, odds)| rng.gen_bool(*odds))
         .fold(0, |quirks, (flag, _)| quirks | flag);
+    let id = random_uuid(rng);
+    let correlation_id = random_uuid(rng);
+    let setup_ms = rng.gen_range(1_000..=25_000);
+    // Once the last digits of the user's number, which is now the person's own; still
+    // drawn so that a seed gives the same calls as before.
+    let _ = rng.gen_range(0..1000_u16);
+    let other_digits = rng.gen_range(0..1000_u16);
     let mut row = CallRow {
-        id: random_uuid(rng),
-        correlation_id: random_uuid(rng),
+        id,
+        correlation_id,
         start,
         visible_ms: 0,
         arrival_ms: 0,
-        setup_ms: rng.gen_range(1_000..=25_000),
+        setup_ms,
         duration_s,
-        user_digits: rng.gen_range(0..1000),
-        other_digits: rng.gen_range(0..1000),
+        other_digits,
         user: rng.gen_range(0..PEOPLE.len()) as u8,
-        other_prefix: rng.gen_range(0..EXTERNAL_PREFIXES.len()) as u8,
+        other_range: rng.gen_range(0..NORMAL_EXTERNAL_RANGES) as u8,
         trunk: trunk as u8,
         copy: 0,
         call_type: call_type as u8,
@@ -102,7 +109,7 @@ fn draw_outcome(
 }
 
 /// The index of an item drawn with probability proportional to its weight.
-pub(super) fn pick_weighted<T>(rng: &mut StdRng, items: &[T], weight: impl Fn(&T) -> f64) -> usize {
+pub(crate) fn pick_weighted<T>(rng: &mut StdRng, items: &[T], weight: impl Fn(&T) -> f64) -> usize {
     let total: f64 = items.iter().map(&weight).sum();
     let mut target = rng.gen::<f64>() * total;
     for (index, item) in items.iter().enumerate() {
@@ -127,14 +134,14 @@ fn standard_normal(rng: &mut StdRng) -> f64 {
 }
 
 /// Conversation length of an established call: log-normal around three minutes, at most 4 h.
-fn talk_seconds(rng: &mut StdRng) -> u32 {
+pub(crate) fn talk_seconds(rng: &mut StdRng) -> u32 {
     let seconds = (180_f64.ln() + 1.1 * standard_normal(rng)).exp();
     seconds.round().clamp(1.0, 4.0 * 3600.0) as u32
 }
 
 /// How long after a call ends its row shows up in Graph: mostly minutes, sometimes days,
 /// so rows arrive out of order.
-fn publication_delay_ms(rng: &mut StdRng) -> i64 {
+pub(crate) fn publication_delay_ms(rng: &mut StdRng) -> i64 {
     let bucket = rng.gen::<f64>();
     let (low, high) = if bucket < 0.55 {
         (30 * MS_PER_SEC, 5 * MS_PER_MIN)
@@ -148,7 +155,7 @@ fn publication_delay_ms(rng: &mut StdRng) -> i64 {
     rng.gen_range(low..high)
 }
 
-fn time_style(rng: &mut StdRng) -> TimeStyle {
+pub(crate) fn time_style(rng: &mut StdRng) -> TimeStyle {
     // Most rows print milliseconds or ticks, the rest anything from none to six digits.
     let digits = match rng.gen_range(0..10) {
         0..=3 => 7,
@@ -161,4 +168,30 @@ fn time_style(rng: &mut StdRng) -> TimeStyle {
         0
     };
     TimeStyle(digits | offset)
+}
+
+/// `ByotOut` in [`CALL_TYPES`].
+const BYOT_OUT: u8 = 1;
+
+/// A short outbound call (`ByotOut`) by person `user` over `trunk` to the number range
+/// `other_range` (an index into `EXTERNAL_RANGES`), established and published within
+/// seconds of its end: what the roster of countries and the toll fraud place.
+pub(crate) fn quick_call(
+    rng: &mut StdRng,
+    trunk: usize,
+    user: u8,
+    other_range: u8,
+    start_ms: i64,
+    duration_s: u32,
+) -> CallRow {
+    // No trunk fails: these calls are meant to be seen.
+    let mut row = draw_call(rng, trunk, start_ms, Degradation::Constant(usize::MAX));
+    row.call_type = BYOT_OUT;
+    row.outcome = SUCCESS;
+    row.duration_s = duration_s;
+    row.user = user;
+    row.other_range = other_range;
+    row.quirks = 0;
+    row.visible_ms = row.end_ms() + rng.gen_range(5_000..=20_000);
+    row
 }

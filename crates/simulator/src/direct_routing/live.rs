@@ -7,11 +7,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::degradation::Degradation;
-use super::draw::{draw_call, pick_weighted};
+use super::draw::{draw_call, pick_weighted, quick_call};
 use super::row::CallRow;
-use super::tables::{MAX_TRUNKS, TRUNKS};
+use super::tables::{MAX_TRUNKS, NORMAL_EXTERNAL_RANGES, PEOPLE, TRUNKS};
 use crate::call_log::StoredLog;
-use crate::time::{duration_ms, MS_PER_DAY, MS_PER_HOUR, TICKS_PER_MS};
+use crate::time::{duration_ms, MS_PER_DAY, MS_PER_HOUR, MS_PER_MIN, MS_PER_SEC, TICKS_PER_MS};
 
 /// Rows older than the history by more than this are forgotten in live mode.
 const PRUNE_SLACK: Duration = Duration::from_secs(2 * 3600);
@@ -21,7 +21,7 @@ const ROUND_THE_CLOCK: f64 = 0.35;
 
 /// Relative call volume at a local time: office hours on weekdays, a trickle at night and
 /// at weekends.
-fn office_hours_shape(local_ms: i64) -> f64 {
+pub(crate) fn office_hours_shape(local_ms: i64) -> f64 {
     let hour = local_ms.div_euclid(MS_PER_HOUR).rem_euclid(24);
     // 1970-01-01 was a Thursday; 0 = Monday.
     let weekday = (local_ms.div_euclid(MS_PER_DAY) + 3).rem_euclid(7);
@@ -133,11 +133,37 @@ impl LiveGenerator {
     }
 }
 
+/// One short outbound call to every normal number range (so every country the tenant
+/// calls) from `from_ms` on, a second apart over the trunks in turn, each published
+/// within seconds: every country then appears in the history and in the first minute of
+/// live traffic, and a country new to the tenant (the toll fraud's) stands out.
+pub(crate) fn roster(seed: u64, from_ms: i64) -> Vec<CallRow> {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0020_57e2_00d1);
+    (0..NORMAL_EXTERNAL_RANGES)
+        .map(|range| {
+            let user = rng.gen_range(0..PEOPLE.len()) as u8;
+            let duration_s = rng.gen_range(10..=20);
+            let start_ms = from_ms + range as i64 * MS_PER_SEC;
+            quick_call(
+                &mut rng,
+                range % TRUNKS.len(),
+                user,
+                range as u8,
+                start_ms,
+                duration_s,
+            )
+        })
+        .collect()
+}
+
 /// A live log's generator and how long its rows are kept.
 pub(crate) struct LiveTraffic {
     generator: LiveGenerator,
     /// Rows that started longer ago than this (ms) are forgotten.
     keep_ms: i64,
+    seed: u64,
+    /// Whether the live roster is still to come (on the first step).
+    roster_due: bool,
 }
 
 impl LiveTraffic {
@@ -156,16 +182,30 @@ impl LiveTraffic {
             LiveGenerator::new(seed, calls_per_day, bind_ms.saturating_sub(history_ms))
                 .with_trunks(trunks);
         generator.degradation = degradation;
-        let rows = generator.generate_until(bind_ms);
+        let mut rows = generator.generate_until(bind_ms);
+        // The history's roster, published by bind when the history allows.
+        let roster_from = bind_ms
+            .saturating_sub(history_ms)
+            .max(bind_ms - 10 * MS_PER_MIN);
+        rows.extend(roster(seed, roster_from.min(bind_ms - MS_PER_SEC)));
         let keep_ms = history_ms.saturating_add(duration_ms(PRUNE_SLACK));
-        (rows, LiveTraffic { generator, keep_ms })
+        let live = LiveTraffic {
+            generator,
+            keep_ms,
+            seed: seed.wrapping_add(1),
+            roster_due: true,
+        };
+        (rows, live)
     }
 
     /// Adds the calls that started since the last step and forgets those beyond the
     /// history, so a long demo keeps a bounded log.
     pub fn step(&mut self, log: &StoredLog<CallRow>, now_ms: i64, degradation: Degradation) {
         self.generator.degradation = degradation;
-        let calls = self.generator.generate_until(now_ms);
+        let mut calls = self.generator.generate_until(now_ms);
+        if std::mem::take(&mut self.roster_due) {
+            calls.extend(roster(self.seed, now_ms));
+        }
         let cutoff = now_ms
             .saturating_sub(self.keep_ms)
             .saturating_mul(TICKS_PER_MS);

@@ -17,9 +17,13 @@ mod tables;
 mod truth;
 
 pub(crate) use degradation::Degradation;
+// The call model's shapes, which the PSTN log shares.
+pub(crate) use draw::{pick_weighted, publication_delay_ms, quick_call, talk_seconds, time_style};
+pub(crate) use live::office_hours_shape;
 pub(crate) use live::LiveTraffic;
 pub(crate) use row::CallRow;
 pub use tables::{trunk_fqdns, DEMO_TRUNKS, MAX_TRUNKS};
+pub(crate) use tables::{FRAUD_EXTERNAL_RANGE, PEOPLE};
 pub(crate) use truth::{ground_truth, ground_truth_started_from};
 pub use truth::{GroundTruth, TruthRow};
 

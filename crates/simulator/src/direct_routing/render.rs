@@ -7,8 +7,8 @@
 
 use std::fmt::Write;
 
-use super::row::{quirk, CallRow, MalformedKind, Origin};
-use super::tables::{EXTERNAL_PREFIXES, PEOPLE};
+use super::row::{CallRow, MalformedKind, Origin};
+use super::tables::PEOPLE;
 use crate::call_log::LogRow;
 use crate::ids::{as_uuid_v4, write_uuid};
 use crate::time::{write_timestamp, TimeStyle, YEAR_ONE};
@@ -18,27 +18,6 @@ impl LogRow for CallRow {
 
     fn write_json(&self, out: &mut String) {
         write_row(out, self);
-    }
-}
-
-/// The user-side and other-party numbers, masked like Graph does for tenants that hide
-/// personal data.
-fn numbers(row: &CallRow) -> (String, String) {
-    let trunk = row.trunk();
-    let user_number = format!("{}{:03}***", trunk.number_prefix, row.user_digits);
-    let other_number = if row.call_type().emergency {
-        trunk.emergency_number.to_owned()
-    } else {
-        format!(
-            "{}{:03}***",
-            EXTERNAL_PREFIXES[usize::from(row.other_prefix)],
-            row.other_digits
-        )
-    };
-    if row.call_type().inbound {
-        (other_number, user_number)
-    } else {
-        (user_number, other_number)
     }
 }
 
@@ -145,7 +124,7 @@ fn write_user(out: &mut String, row: &CallRow) {
 /// The fields from the numbers to the end of the row: who called whom over which trunk,
 /// and how the call ended.
 fn write_call_path(out: &mut String, row: &CallRow) {
-    let (caller, callee) = numbers(row);
+    let (caller, callee) = row.numbers();
     write_string_field(out, "callerNumber", &caller);
     write_string_field(out, "calleeNumber", &callee);
     write_optional_string(out, "mediaPathLocation", row.media_path());
@@ -160,16 +139,7 @@ fn write_call_path(out: &mut String, row: &CallRow) {
         ",\"mediaBypassEnabled\":{}",
         trunk.media_location.is_none()
     );
-    if row.quirks & quirk::EXTRA_FIELDS != 0 {
-        let other_country = match EXTERNAL_PREFIXES[usize::from(row.other_prefix)] {
-            prefix if prefix.starts_with("+49") => "DE",
-            prefix if prefix.starts_with("+33") => "FR",
-            prefix if prefix.starts_with("+44") => "GB",
-            prefix if prefix.starts_with("+1") => "US",
-            prefix if prefix.starts_with("+65") => "SG",
-            prefix if prefix.starts_with("+81") => "JP",
-            _ => "NL",
-        };
+    if let Some(other_country) = row.other_party_country_code() {
         write_string_field(out, "otherPartyCountryCode", other_country);
         write_string_field(out, "userCountryCode", trunk.country);
     }

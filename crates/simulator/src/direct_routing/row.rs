@@ -4,7 +4,10 @@
 
 use std::borrow::Cow;
 
-use super::tables::{CallType, Outcome, SubReason, Trunk, CALL_TYPES, OUTCOMES, SUCCESS, TRUNKS};
+use super::tables::{
+    CallType, Outcome, SubReason, Trunk, CALL_TYPES, EXTERNAL_RANGES, OUTCOMES, SUCCESS, TRUNKS,
+};
+use crate::numbers::{self, COUNTRIES};
 use crate::store::{ServedFlag, StoredRow};
 use crate::time::{TimeStyle, TICKS_PER_MS, TICKS_PER_SEC};
 
@@ -64,10 +67,11 @@ pub(crate) struct CallRow {
     pub arrival_ms: u32,
     pub setup_ms: u32,
     pub duration_s: u32,
-    pub user_digits: u16,
+    /// With the correlation id, the free digits of the other party's number.
     pub other_digits: u16,
     pub user: u8,
-    pub other_prefix: u8,
+    /// Index into `EXTERNAL_RANGES` of the other party's number.
+    pub other_range: u8,
     pub trunk: u8,
     /// Which copy of the trunk carried the call (`--simulate.trunks`); 0 is the trunk itself.
     pub copy: u16,
@@ -137,6 +141,50 @@ impl CallRow {
         } else {
             fqdn.into()
         }
+    }
+
+    /// The range (`numbers::RANGES`) of the other party's number.
+    fn other_range(&self) -> u8 {
+        EXTERNAL_RANGES
+            .get(usize::from(self.other_range))
+            .copied()
+            .unwrap_or(EXTERNAL_RANGES[0])
+    }
+
+    /// `(callerNumber, calleeNumber)`: the user's own number in full, the other party's
+    /// E.164 number with its last digits masked where the trunk's country masks them.
+    pub fn numbers(&self) -> (String, String) {
+        let trunk = self.trunk();
+        // A person's number is their own: the same on every call over a trunk.
+        let user_digits = numbers::mix(u64::from(self.user) | (u64::from(self.trunk) << 8));
+        let user_number = numbers::number(trunk.user_range, user_digits, 0);
+        let other_number = if self.call_type().emergency {
+            trunk.emergency_number.to_owned()
+        } else {
+            let mask = COUNTRIES
+                .iter()
+                .find(|c| c.iso == trunk.country)
+                .map_or(0, |c| c.mask);
+            let digits = numbers::mix(self.correlation_id as u64 ^ u64::from(self.other_digits));
+            numbers::number(self.other_range(), digits, mask)
+        };
+        if self.call_type().inbound {
+            (other_number, user_number)
+        } else {
+            (user_number, other_number)
+        }
+    }
+
+    /// The beta `otherPartyCountryCode`, which a few rows carry (with `userCountryCode`).
+    pub fn other_party_country_code(&self) -> Option<&'static str> {
+        if self.quirks & quirk::EXTRA_FIELDS == 0 {
+            return None;
+        }
+        Some(if self.call_type().emergency {
+            self.trunk().country
+        } else {
+            numbers::range_country(self.other_range()).iso
+        })
     }
 
     pub fn media_path(&self) -> Option<&'static str> {

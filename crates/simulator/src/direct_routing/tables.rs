@@ -11,8 +11,8 @@ pub(crate) struct Trunk {
     /// Data centre carrying media; `None` when media bypass keeps media off Microsoft's network.
     pub media_location: Option<&'static str>,
     pub signaling_location: &'static str,
-    /// Start of the users' numbers behind this trunk (country and area code).
-    pub number_prefix: &'static str,
+    /// The range (`numbers::RANGES`) of the users' numbers behind this trunk.
+    pub user_range: u8,
     pub emergency_number: &'static str,
     pub country: &'static str,
     /// Offset of the trunk's office hours from UTC, which shapes its daily volume.
@@ -26,7 +26,7 @@ pub(crate) static TRUNKS: [Trunk; 6] = [
         fqdn: "sbc01.contoso.com",
         media_location: Some("EUWE"),
         signaling_location: "EUWE",
-        number_prefix: "+4930",
+        user_range: 0,
         emergency_number: "112",
         country: "DE",
         utc_offset_hours: 1,
@@ -36,7 +36,7 @@ pub(crate) static TRUNKS: [Trunk; 6] = [
         fqdn: "sbc02.contoso.com",
         media_location: Some("EUNO"),
         signaling_location: "EUNO",
-        number_prefix: "+4940",
+        user_range: 3,
         emergency_number: "112",
         country: "DE",
         utc_offset_hours: 1,
@@ -46,7 +46,7 @@ pub(crate) static TRUNKS: [Trunk; 6] = [
         fqdn: "sbc-us-east.contoso.com",
         media_location: Some("USEA"),
         signaling_location: "USEA",
-        number_prefix: "+1212",
+        user_range: 20,
         emergency_number: "911",
         country: "US",
         utc_offset_hours: -5,
@@ -56,7 +56,7 @@ pub(crate) static TRUNKS: [Trunk; 6] = [
         fqdn: "sbc-us-west.contoso.com",
         media_location: None,
         signaling_location: "USWE",
-        number_prefix: "+1415",
+        user_range: 23,
         emergency_number: "911",
         country: "US",
         utc_offset_hours: -8,
@@ -66,7 +66,7 @@ pub(crate) static TRUNKS: [Trunk; 6] = [
         fqdn: "sbc-apac.contoso.com",
         media_location: Some("APSE"),
         signaling_location: "APSE",
-        number_prefix: "+6562",
+        user_range: 24,
         emergency_number: "995",
         country: "SG",
         utc_offset_hours: 8,
@@ -76,7 +76,7 @@ pub(crate) static TRUNKS: [Trunk; 6] = [
         fqdn: "sbc-legacy.fabrikam.com",
         media_location: Some("EUWE"),
         signaling_location: "EUNO",
-        number_prefix: "+4420",
+        user_range: 5,
         emergency_number: "999",
         country: "GB",
         utc_offset_hours: 0,
@@ -224,7 +224,13 @@ pub(crate) static PEOPLE: [(&str, &str); 24] = [
     ("Richard", "Malk"),
 ];
 
-/// Country and area codes of the other party.
-pub(crate) static EXTERNAL_PREFIXES: [&str; 10] = [
-    "+4989", "+4930", "+4969", "+33142", "+44207", "+1312", "+1646", "+6531", "+8190", "+3120",
-];
+/// Number ranges (`numbers::RANGES`) of the other party: the first
+/// [`NORMAL_EXTERNAL_RANGES`] are the tenant's normal traffic (Munich, Berlin, Frankfurt,
+/// Paris, London, Chicago, New York, Singapore, Japanese mobiles, Amsterdam), the last the
+/// toll-fraud destination, which only the fault calls.
+pub(crate) static EXTERNAL_RANGES: [u8; 11] = [1, 0, 2, 8, 5, 22, 21, 24, 27, 10, 34];
+
+/// How many of [`EXTERNAL_RANGES`] normal calls draw from.
+pub(crate) const NORMAL_EXTERNAL_RANGES: usize = 10;
+/// The index in [`EXTERNAL_RANGES`] of the toll-fraud destination.
+pub(crate) const FRAUD_EXTERNAL_RANGE: u8 = 10;

@@ -16,7 +16,8 @@ pub struct GroundTruth {
     /// Rows the exporter must have counted. Scenario: the late rows visible now. Live: rows
     /// that became visible after `since` (default: bind time) and are still retained. By
     /// call start (`SimHandle::ground_truth_started_from`): every well-formed row visible
-    /// now that started at or after the time given.
+    /// now that started at or after the time given. Live rows include the short calls to
+    /// every normal country at start and, with `Faults::toll_fraud`, the fraud's calls.
     pub rows: Vec<TruthRow>,
     /// Distinct malformed rows visible now, which the exporter must count as invalid.
     pub invalid_rows: u64,
@@ -42,6 +43,12 @@ pub struct TruthRow {
     pub invite: Option<String>,
     pub end: Option<String>,
     pub failure: Option<String>,
+    /// As in the row: E.164, the other party's last digits masked (`*`) where the trunk's
+    /// country masks them; emergency calls carry the short emergency number.
+    pub caller_number: Option<String>,
+    pub callee_number: Option<String>,
+    /// The beta field, which only a few rows carry.
+    pub other_party_country_code: Option<String>,
 }
 
 /// The ground truth of `log` at `now_ms`; live rows count when they became visible after
@@ -92,6 +99,7 @@ fn truth_of(
 
 /// The ground-truth view of a well-formed row: the values its JSON carries.
 pub(crate) fn truth_row(row: &CallRow) -> TruthRow {
+    let (caller, callee) = row.numbers();
     TruthRow {
         id: uuid(row.id),
         trunk_fqdn: Some(row.trunk_fqdn().into_owned()),
@@ -105,5 +113,8 @@ pub(crate) fn truth_row(row: &CallRow) -> TruthRow {
         invite: Some(timestamp(row.invite(), row.style)),
         end: row.end().map(|ticks| timestamp(ticks, row.style)),
         failure: row.failure().map(|ticks| timestamp(ticks, row.style)),
+        caller_number: Some(caller),
+        callee_number: Some(callee),
+        other_party_country_code: row.other_party_country_code().map(str::to_owned),
     }
 }
