@@ -100,12 +100,12 @@ pub(crate) fn write_row(out: &mut String, row: &PstnRow) {
             row.duration().map(|d| d.to_string()).as_deref(),
         );
     }
-    if kind == Some(MalformedKind::TextCharge) {
-        string_field(out, "charge", Some("0,12"));
+    raw_field(out, "charge", row.charge_text().as_deref());
+    if kind == Some(MalformedKind::ObjectCallType) {
+        out.push_str(",\"callType\":{\"kind\":\"user_out\"}");
     } else {
-        raw_field(out, "charge", row.charge_text().as_deref());
+        string_field(out, "callType", row.call_type());
     }
-    string_field(out, "callType", row.call_type());
     string_field(out, "currency", row.has_charges().then_some(CURRENCY));
     let (caller, callee) = row.numbers();
     string_field(out, "calleeNumber", callee.as_deref());

@@ -11,8 +11,9 @@ use crate::time::{TimeStyle, TICKS_PER_SEC};
 pub(crate) enum MalformedKind {
     TextStart,
     TextDuration,
-    /// A charge as text with a decimal comma, as a spreadsheet would write it.
-    TextCharge,
+    /// An object where the call type's string belongs. (A charge the exporter cannot read
+    /// is no malformed row: the call is counted and its charge left out.)
+    ObjectCallType,
     BareNumber,
     MissingId,
 }
@@ -20,7 +21,7 @@ pub(crate) enum MalformedKind {
 pub(crate) const MALFORMED_KINDS: [MalformedKind; 5] = [
     MalformedKind::TextStart,
     MalformedKind::TextDuration,
-    MalformedKind::TextCharge,
+    MalformedKind::ObjectCallType,
     MalformedKind::BareNumber,
     MalformedKind::MissingId,
 ];
