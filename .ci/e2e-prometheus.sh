@@ -4,9 +4,14 @@
 # Installs Debian's prometheus and prometheus-alertmanager when promtool, prometheus or
 # amtool are missing; checks the rule files, their unit tests, the example Alertmanager
 # configuration; then starts the exporter on its simulated tenant with one failing trunk
-# and a Prometheus on loopback that scrapes it every second with the project's rules, and
-# lets .ci/e2e_check.py assert through Prometheus' HTTP API that the failing trunk's alert
-# (and no other trunk's) goes pending or firing and that every dashboard query returns data.
+# and toll fraud (issue #13: from --simulate.toll-fraud-after on, an account calls a
+# country the tenant never calls, on a Direct Routing trunk and as a Calling Plan user).
+# .ci/e2e_toll_fraud.py gives the Prometheus a week of the tenant's normal destinations,
+# read from the exporter before the fraud starts, so the toll-fraud rules run unchanged;
+# then a Prometheus on loopback scrapes the exporter every second with the project's rules,
+# and .ci/e2e_check.py asserts through Prometheus' HTTP API that the failing trunk's alert
+# goes pending or firing, that both toll-fraud alerts fire for the fraud's country, that
+# no other alert is ever pending or firing, and that every dashboard query returns data.
 # Then .ci/e2e_first_samples.py checks, with two Prometheus servers scraping every 2 s, that
 # increase() counts what the exporter counted from its start, from a new failure's start and
 # across a restart on its state file (issue #15).
@@ -17,6 +22,10 @@ started=$SECONDS
 
 # The trunk the simulated tenant fails; every other trunk is healthy.
 FAILING_TRUNK=sbc02.contoso.com
+# The simulator's toll-fraud destination (TOLL_FRAUD_COUNTRY, Sierra Leone), and when its
+# fraud starts: after the destinations history below has been read from the exporter.
+FRAUD_COUNTRY=SL
+FRAUD_AFTER=2m
 
 if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! command -v amtool >/dev/null; then
   echo "--- installing Debian's prometheus and prometheus-alertmanager"
@@ -65,7 +74,7 @@ free_port() {
 exporter_port=$(free_port)
 prometheus_port=$(free_port)
 
-echo "--- exporter on 127.0.0.1:${exporter_port}: simulated tenant, ${FAILING_TRUNK} failing"
+echo "--- exporter on 127.0.0.1:${exporter_port}: simulated tenant, ${FAILING_TRUNK} failing, toll fraud to ${FRAUD_COUNTRY} after ${FRAUD_AFTER}"
 # A big tenant (a million calls a day) so that every trunk passes the alerts' minimum volume
 # within a minute; a short history and recent window keep the debug build's polls quick. The
 # lookback matches the short history: with the default 72 hours, a sweep every minute of a
@@ -74,6 +83,7 @@ echo "--- exporter on 127.0.0.1:${exporter_port}: simulated tenant, ${FAILING_TR
 "$EXPORTER" --demo \
   --web.listen-address="127.0.0.1:${exporter_port}" \
   --simulate.failing-trunk="${FAILING_TRUNK}" \
+  --simulate.toll-fraud --simulate.toll-fraud-after="${FRAUD_AFTER}" \
   --simulate.calls-per-day=1000000 \
   --simulate.history=1h \
   --poll.interval=3s --poll.recent-window=15m --poll.sweep-interval=1m --poll.lookback=2h \
@@ -81,6 +91,21 @@ echo "--- exporter on 127.0.0.1:${exporter_port}: simulated tenant, ${FAILING_TR
 pids+=($!)
 
 mkdir -p "$work/data"
+# The toll-fraud alerts compare with the week before (and stay quiet without it): a week
+# of the destinations the exporter shows before the fraud starts, written into the new
+# Prometheus' storage as the same scrape job and target would have.
+echo "--- a week of the tenant's normal destinations into Prometheus' storage"
+python3 .ci/e2e_toll_fraud.py \
+  --exporter "http://127.0.0.1:${exporter_port}" \
+  --data-dir "$work/data" \
+  --job teams-voice --instance "127.0.0.1:${exporter_port}" \
+  --fraud-country "${FRAUD_COUNTRY}" \
+  --promtool "$PROMTOOL" || {
+  status=$?
+  echo "--- exporter log (last 40 lines)"
+  tail -n 40 "$work/exporter.log" || true
+  exit "$status"
+}
 rule_files=""
 for file in alerts/*.rules.yml; do
   rule_files+="  - $(pwd)/${file}"$'\n'
@@ -110,6 +135,7 @@ python3 .ci/e2e_check.py \
   --prometheus "http://127.0.0.1:${prometheus_port}" \
   --exporter "http://127.0.0.1:${exporter_port}" \
   --failing-trunk "${FAILING_TRUNK}" \
+  --fraud-country "${FRAUD_COUNTRY}" \
   --promtool "$PROMTOOL" \
   dashboards/*.json || status=$?
 if [ "$status" -ne 0 ]; then
