@@ -8,6 +8,7 @@
 
 pub mod auth;
 pub mod cloud;
+pub mod destination;
 pub mod direct_routing;
 pub mod family;
 pub mod graph;
