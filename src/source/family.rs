@@ -60,6 +60,35 @@ impl SavedHistogram {
 
     /// The histogram, once its buckets add up for `bounds`.
     pub fn restore(self, bounds: &[f64]) -> Result<Histogram, DamagedTotals> {
+        SavedBuckets {
+            buckets: self.buckets,
+            sum: self.sum,
+            count: self.count,
+        }
+        .restore(bounds)
+    }
+}
+
+/// A histogram's counts as the state file keeps them, its labels saved beside it by the
+/// function that owns it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedBuckets {
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl SavedBuckets {
+    pub fn save(h: &Histogram) -> Self {
+        SavedBuckets {
+            buckets: h.buckets.clone(),
+            sum: h.sum,
+            count: h.count,
+        }
+    }
+
+    /// The histogram, once its buckets add up for `bounds`.
+    pub fn restore(self, bounds: &[f64]) -> Result<Histogram, DamagedTotals> {
         if self.buckets.len() != bounds.len() + 1
             || self.buckets.iter().sum::<u64>() != self.count
             || !self.sum.is_finite()

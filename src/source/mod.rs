@@ -3,15 +3,18 @@
 //! [`auth`] gets the tenant's access tokens from Microsoft Entra ID, [`graph`] reads a call
 //! window of one function page by page under Graph's rules (paging, retries, Retry-After),
 //! [`direct_routing`] is everything specific to `getDirectRoutingCalls` behind [`CallLog`],
-//! [`row`] and [`family`] hold what every function shares, and [`metrics`] records how
-//! talking to Graph and Entra ID went.
+//! [`pstn`] the same for `getPstnCalls`, [`row`], [`family`] and [`destination`] (the far
+//! end's country) hold what every function shares, and [`metrics`] records how talking to
+//! Graph and Entra ID went.
 
 pub mod auth;
 pub mod cloud;
+pub mod destination;
 pub mod direct_routing;
 pub mod family;
 pub mod graph;
 pub mod metrics;
+pub mod pstn;
 pub mod row;
 
 use chrono::{DateTime, Utc};

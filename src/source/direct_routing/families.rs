@@ -34,8 +34,13 @@ pub const SETUP: Family = Family {
     help: "Time to establish Direct Routing calls (startDateTime minus inviteDateTime, ringing included), established calls only.",
     labels: &["trunk_fqdn", "call_type"],
 };
+pub const BY_COUNTRY: Family = Family {
+    name: "teams_direct_routing_calls_by_country_total",
+    help: "Direct Routing calls by trunk, direction and the far end's country (ISO 3166-1 alpha-2: the callee of outbound calls, the caller of inbound ones).",
+    labels: &["trunk_fqdn", "direction", "country"],
+};
 /// Every family [`render`] produces, in its order.
-pub const FAMILIES: &[&Family] = &[&CALLS, &FAILURES, &DURATION, &SETUP];
+pub const FAMILIES: &[&Family] = &[&CALLS, &FAILURES, &DURATION, &SETUP, &BY_COUNTRY];
 
 /// The label value of a call's success: Graph's `successfulCall`, or `unknown` when null.
 fn successful(value: Option<bool>) -> &'static str {
@@ -78,10 +83,19 @@ pub fn render(t: &DirectRoutingTotals) -> Vec<MetricFamily> {
         .setup
         .iter()
         .map(|(k, h)| histogram(&SETUP, &[&k.trunk_fqdn, &k.call_type], SETUP_BUCKETS, h));
+    let by_country = t.by_country.iter().map(|(k, v)| {
+        let values = [
+            k.trunk_fqdn.as_str(),
+            k.direction.as_str(),
+            k.country.as_str(),
+        ];
+        counter(&BY_COUNTRY, &values, *v)
+    });
     vec![
         family(&CALLS, MetricType::COUNTER, calls.collect()),
         family(&FAILURES, MetricType::COUNTER, failures.collect()),
         family(&DURATION, MetricType::HISTOGRAM, duration.collect()),
         family(&SETUP, MetricType::HISTOGRAM, setup.collect()),
+        family(&BY_COUNTRY, MetricType::COUNTER, by_country.collect()),
     ]
 }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use prometheus::proto::MetricFamily;
 
 pub use row::{DirectRoutingRow, WireRow};
-pub use totals::{CallKey, DirectRoutingTotals, FailureKey, TrunkTypeKey};
+pub use totals::{CallKey, CountryKey, DirectRoutingTotals, FailureKey, TrunkTypeKey};
 
 use super::family::Family;
 use super::row::RowError;
@@ -31,7 +31,7 @@ impl CallLog for DirectRouting {
     type Row = DirectRoutingRow;
     type Totals = DirectRoutingTotals;
     type Saved = saved::SavedTotals;
-    type SavedV1 = saved::SavedTotals;
+    type SavedV1 = saved::SavedTotalsV1;
 
     fn read(raw: &str) -> Result<WireRow<'_>, RowError> {
         WireRow::read(raw)
@@ -69,7 +69,8 @@ impl CallLog for DirectRouting {
         saved.restore()
     }
 
-    fn restore_v1(saved: saved::SavedTotals) -> Result<DirectRoutingTotals, DamagedTotals> {
+    // Version 1 files counted no calls by country: those start at 0.
+    fn restore_v1(saved: saved::SavedTotalsV1) -> Result<DirectRoutingTotals, DamagedTotals> {
         saved.restore()
     }
 }

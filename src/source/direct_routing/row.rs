@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
+use crate::source::destination::{far_end_country, Country, Direction};
 use crate::source::row::{describe_error, non_empty, text, RowError};
 
 /// The row type in Graph's schema, as errors name it.
@@ -24,8 +25,9 @@ fn timestamp(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, R
 
 /// The parts of a `directRoutingLogRow` the exporter uses.
 ///
-/// Personal fields (user, numbers) are deliberately not parsed: they never leave Graph's
-/// response buffer. Deserializing it directly (as the ingest benchmark's ceiling does)
+/// Personal fields are not kept: the user is not parsed at all, and the caller's and
+/// callee's numbers only long enough to find the far end's country, which is all the row
+/// keeps of them. Deserializing it directly (as the ingest benchmark's ceiling does)
 /// accepts and refuses exactly the rows [`DirectRoutingRow::parse`] does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DirectRoutingRow {
@@ -42,6 +44,11 @@ pub struct DirectRoutingRow {
     pub call_end_sub_reason: Option<i64>,
     pub trunk_fqdn: Option<String>,
     pub media_bypass_enabled: Option<bool>,
+    /// From `callType`.
+    pub direction: Direction,
+    /// The country of the far end: `otherPartyCountryCode`, or the callee's (outbound) or
+    /// caller's (inbound) number.
+    pub far_end_country: Option<Country>,
 }
 
 /// A row as it is on the wire, borrowing its text from the page: reading it allocates
@@ -76,6 +83,14 @@ pub struct WireRow<'a> {
     trunk_fully_qualified_domain_name: Option<Cow<'a, str>>,
     #[serde(default)]
     media_bypass_enabled: Option<bool>,
+    // Personal data, read only for the far end's country and dropped with the wire row.
+    #[serde(borrow, default, deserialize_with = "text")]
+    caller_number: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    callee_number: Option<Cow<'a, str>>,
+    // Beta's ISO code of the far end, which v1.0 responses may carry too.
+    #[serde(borrow, default, deserialize_with = "text")]
+    other_party_country_code: Option<Cow<'a, str>>,
 }
 
 impl<'a> WireRow<'a> {
@@ -103,6 +118,16 @@ impl<'a> WireRow<'a> {
         let Some(start) = start else {
             return Err(RowError::MissingStart { id });
         };
+        let direction = self
+            .call_type
+            .as_deref()
+            .map_or(Direction::Unknown, direction);
+        let far_end_country = far_end_country(
+            direction,
+            self.caller_number.as_deref(),
+            self.callee_number.as_deref(),
+            self.other_party_country_code.as_deref(),
+        );
         Ok(DirectRoutingRow {
             id,
             start,
@@ -117,7 +142,30 @@ impl<'a> WireRow<'a> {
             call_end_sub_reason: self.call_end_sub_reason,
             trunk_fqdn: non_empty(self.trunk_fully_qualified_domain_name),
             media_bypass_enabled: self.media_bypass_enabled,
+            direction,
+            far_end_country,
         })
+    }
+}
+
+/// The direction of a Direct Routing call type: `ByotIn`, `ByotInUcap` are inbound,
+/// `ByotOut`, `ByotOutUserForwarding`, ... outbound. Microsoft publishes no list: the word
+/// after `Byot` decides, else whether `Out` or `In` appears at all (`Out` first, as in
+/// `ByotOutUserForwarding` the word `In` does not, but a future `...OutInternational`
+/// would), else unknown.
+pub fn direction(call_type: &str) -> Direction {
+    let call_type = call_type.trim();
+    let kind = call_type.strip_prefix("Byot").unwrap_or(call_type);
+    if kind.starts_with("Out") {
+        Direction::Outbound
+    } else if kind.starts_with("In") {
+        Direction::Inbound
+    } else if call_type.contains("Out") {
+        Direction::Outbound
+    } else if call_type.contains("In") {
+        Direction::Inbound
+    } else {
+        Direction::Unknown
     }
 }
 
@@ -200,6 +248,9 @@ mod tests {
             Some("tll-audiocodes01.adatum.biz")
         );
         assert_eq!(row.setup_seconds(), Some(3.156));
+        assert_eq!(row.direction, Direction::Inbound);
+        // The caller, +1 234 5678***: Ohio's area code 234.
+        assert_eq!(row.far_end_country, Country::from_code("US"));
         assert_eq!(row.call_end(), ts("2019-11-01T00:00:30.105Z"));
     }
 
@@ -350,6 +401,67 @@ mod tests {
             text.contains("successfulCall") && !text.contains("adele"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn call_types_give_directions() {
+        for (call_type, expected) in [
+            ("ByotIn", Direction::Inbound),
+            ("ByotInUcap", Direction::Inbound),
+            ("ByotOut", Direction::Outbound),
+            ("ByotOutUserForwarding", Direction::Outbound),
+            ("ByotOutUserTransfer", Direction::Outbound),
+            ("ByotOutUserConf", Direction::Outbound),
+            ("ByotOutEmergency", Direction::Outbound),
+            ("ByotOutInternational", Direction::Outbound),
+            ("ForwardIn", Direction::Inbound),
+            ("Byot", Direction::Unknown),
+            ("user_in", Direction::Unknown),
+            ("", Direction::Unknown),
+        ] {
+            assert_eq!(direction(call_type), expected, "{call_type}");
+        }
+    }
+
+    #[test]
+    fn the_far_end_country_is_all_that_is_kept_of_the_numbers() {
+        let parse = |fields: &str| {
+            DirectRoutingRow::parse(&format!(
+                r#"{{"id":"n","startDateTime":"2026-11-27T10:00:00Z"{fields}}}"#
+            ))
+            .unwrap()
+        };
+        let numbers = r#","callerNumber":"+4930123***","calleeNumber":"+442071838750""#;
+        let country =
+            |fields: &str| crate::source::destination::country_label(parse(fields).far_end_country);
+        assert_eq!(country(&format!(r#","callType":"ByotOut"{numbers}"#)), "GB");
+        assert_eq!(country(&format!(r#","callType":"ByotIn"{numbers}"#)), "DE");
+        assert_eq!(
+            country(&format!(r#","callType":"Other"{numbers}"#)),
+            "unknown"
+        );
+        assert_eq!(
+            country(&format!(
+                r#","callType":"ByotIn","otherPartyCountryCode":"nl"{numbers}"#
+            )),
+            "NL"
+        );
+        assert_eq!(
+            country(r#","callType":"ByotOut","calleeNumber":"***""#),
+            "unknown"
+        );
+        assert_eq!(
+            country(
+                r#","callType":"ByotOut","calleeNumber":null,"callerNumber":null,"otherPartyCountryCode":null"#
+            ),
+            "unknown"
+        );
+        let row = parse(&format!(r#","callType":"ByotOut"{numbers}"#));
+        assert!(!format!("{row:?}").contains("2071838750"));
+        assert!(DirectRoutingRow::parse(
+            r#"{"id":"n","startDateTime":"2026-11-27T10:00:00Z","calleeNumber":44}"#
+        )
+        .is_err());
     }
 
     #[test]

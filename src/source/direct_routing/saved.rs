@@ -2,13 +2,17 @@
 //!
 //! The layout is part of the file format: postcard writes these fields in this order,
 //! inline, as the first fields of the saved aggregates, so that files written before the
-//! exporter read more than one function load unchanged.
+//! exporter read more than one function load unchanged. [`SavedTotalsV1`] is the layout of
+//! state format version 1, byte for byte; [`SavedTotals`] writes the same fields first (a
+//! nested struct is inline in postcard) and the calls by country after them.
 
 use serde::{Deserialize, Serialize};
 
 use super::totals::{
-    CallKey, DirectRoutingTotals, FailureKey, TrunkTypeKey, DURATION_BUCKETS, SETUP_BUCKETS,
+    CallKey, CountryKey, DirectRoutingTotals, FailureKey, TrunkTypeKey, DURATION_BUCKETS,
+    SETUP_BUCKETS,
 };
+use crate::source::destination::Direction;
 use crate::source::family::{check_bounds, SavedHistogram};
 use crate::source::DamagedTotals;
 
@@ -30,10 +34,11 @@ struct SavedFailure {
     count: u64,
 }
 
-/// Every Direct Routing total, with the histogram bounds they were counted with, so that
-/// a later version that changes a bound can tell (and this one refuses such a file).
+/// The Direct Routing totals of state format version 1, with the histogram bounds they
+/// were counted with, so that a later version that changes a bound can tell (and this one
+/// refuses such a file). Its layout must not change: version 1 files are read with it.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct SavedTotals {
+pub struct SavedTotalsV1 {
     calls: Vec<SavedCall>,
     failures: Vec<SavedFailure>,
     duration_bounds: Vec<f64>,
@@ -42,14 +47,69 @@ pub struct SavedTotals {
     setup: Vec<SavedHistogram>,
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedCountry {
+    trunk_fqdn: String,
+    direction: String,
+    country: String,
+    count: u64,
+}
+
+/// Every Direct Routing total: those of format version 1, then the calls by country.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SavedTotals {
+    /// The fields of [`SavedTotalsV1`], in its layout and first.
+    v1: SavedTotalsV1,
+    by_country: Vec<SavedCountry>,
+}
+
 impl From<&DirectRoutingTotals> for SavedTotals {
+    fn from(t: &DirectRoutingTotals) -> Self {
+        SavedTotals {
+            v1: t.into(),
+            by_country: t
+                .by_country
+                .iter()
+                .map(|(k, count)| SavedCountry {
+                    trunk_fqdn: k.trunk_fqdn.clone(),
+                    direction: k.direction.as_str().to_owned(),
+                    country: k.country.clone(),
+                    count: *count,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl SavedTotals {
+    /// The totals this saved form holds; an error says what in the file does not add up.
+    pub fn restore(self) -> Result<DirectRoutingTotals, DamagedTotals> {
+        let mut t = self.v1.restore()?;
+        for c in self.by_country {
+            let direction = Direction::from_label(&c.direction)
+                .ok_or_else(|| DamagedTotals("a call direction is not one".into()))?;
+            let key = CountryKey {
+                trunk_fqdn: c.trunk_fqdn,
+                direction,
+                country: c.country,
+            };
+            if t.by_country.insert(key, c.count).is_some() {
+                return Err(DamagedTotals("a country series is saved twice".into()));
+            }
+        }
+        Ok(t)
+    }
+}
+
+/// The version 1 part of the totals (calls by country are not in it).
+impl From<&DirectRoutingTotals> for SavedTotalsV1 {
     fn from(t: &DirectRoutingTotals) -> Self {
         let histograms = |map: &std::collections::HashMap<TrunkTypeKey, _>| {
             map.iter()
                 .map(|(k, h)| SavedHistogram::save(&k.trunk_fqdn, &k.call_type, h))
                 .collect()
         };
-        SavedTotals {
+        SavedTotalsV1 {
             calls: t
                 .calls
                 .iter()
@@ -80,8 +140,9 @@ impl From<&DirectRoutingTotals> for SavedTotals {
     }
 }
 
-impl SavedTotals {
-    /// The totals this saved form holds; an error says what in the file does not add up.
+impl SavedTotalsV1 {
+    /// The totals a version 1 file holds (none by country: that version did not count
+    /// them); an error says what in the file does not add up.
     pub fn restore(self) -> Result<DirectRoutingTotals, DamagedTotals> {
         check_bounds("duration", &self.duration_bounds, DURATION_BUCKETS)?;
         check_bounds("setup", &self.setup_bounds, SETUP_BUCKETS)?;
@@ -133,21 +194,51 @@ mod tests {
     use crate::source::direct_routing::DirectRoutingRow;
 
     fn totals() -> DirectRoutingTotals {
-        let row = DirectRoutingRow::parse(
+        let mut totals = DirectRoutingTotals::default();
+        for raw in [
             r#"{"id":"a","startDateTime":"2026-11-27T10:00:25Z","inviteDateTime":"2026-11-27T10:00:21Z",
             "duration":300,"callType":"ByotIn","successfulCall":true,"finalSipCode":0,
-            "trunkFullyQualifiedDomainName":"sbc1.contoso.com"}"#,
-        )
-        .unwrap();
-        let mut totals = DirectRoutingTotals::default();
-        totals.count(&row);
+            "trunkFullyQualifiedDomainName":"sbc1.contoso.com","callerNumber":"+4930123***"}"#,
+            r#"{"id":"b","startDateTime":"2026-11-27T10:00:25Z","callType":"ByotOut","successfulCall":false,
+            "finalSipCode":486,"trunkFullyQualifiedDomainName":"sbc1.contoso.com","calleeNumber":"+16137827274"}"#,
+        ] {
+            totals.count(&DirectRoutingRow::parse(raw).unwrap());
+        }
         totals
+    }
+
+    fn through_postcard<T: Serialize + serde::de::DeserializeOwned>(saved: &T) -> T {
+        postcard::from_bytes(&postcard::to_allocvec(saved).unwrap()).unwrap()
     }
 
     #[test]
     fn saved_totals_come_back_equal() {
         let totals = totals();
-        assert_eq!(SavedTotals::from(&totals).restore().unwrap(), totals);
+        assert_eq!(totals.by_country.len(), 2);
+        let restored = through_postcard(&SavedTotals::from(&totals))
+            .restore()
+            .unwrap();
+        assert_eq!(restored, totals);
+    }
+
+    #[test]
+    fn the_saved_form_starts_with_version_1_and_version_1_still_reads() {
+        let totals = totals();
+        let v1 = postcard::to_allocvec(&SavedTotalsV1::from(&totals)).unwrap();
+        let current = postcard::to_allocvec(&SavedTotals::from(&totals)).unwrap();
+        assert!(current.len() > v1.len() && current.starts_with(&v1));
+        let from_v1 = postcard::from_bytes::<SavedTotalsV1>(&v1)
+            .unwrap()
+            .restore()
+            .unwrap();
+        assert!(from_v1.by_country.is_empty());
+        assert_eq!(
+            DirectRoutingTotals {
+                by_country: totals.by_country.clone(),
+                ..from_v1
+            },
+            totals
+        );
     }
 
     // The messages name what is damaged as the store's did before the totals moved here.
@@ -155,7 +246,7 @@ mod tests {
     fn damaged_totals_are_refused_with_what_is_wrong() {
         let refused = |saved: SavedTotals| saved.restore().unwrap_err().to_string();
         let mut twice = SavedTotals::from(&totals());
-        let first = &twice.calls[0];
+        let first = &twice.v1.calls[0];
         let again = SavedCall {
             trunk_fqdn: first.trunk_fqdn.clone(),
             call_type: first.call_type.clone(),
@@ -164,20 +255,33 @@ mod tests {
             media_path_location: first.media_path_location.clone(),
             count: 1,
         };
-        twice.calls.push(again);
+        twice.v1.calls.push(again);
         assert_eq!(refused(twice), "a call series is saved twice");
         let mut bounds = SavedTotals::from(&totals());
-        bounds.duration_bounds.push(1e9);
+        bounds.v1.duration_bounds.push(1e9);
         assert_eq!(
             refused(bounds),
             "its duration histogram has other buckets than this version's"
         );
         let mut histogram = SavedTotals::from(&totals());
-        histogram.setup[0] = SavedHistogram::save("sbc1.contoso.com", "ByotIn", &{
+        histogram.v1.setup[0] = SavedHistogram::save("sbc1.contoso.com", "ByotIn", &{
             let mut h = crate::source::family::Histogram::new(SETUP_BUCKETS);
             h.count = 5;
             h
         });
         assert_eq!(refused(histogram), "a histogram does not add up");
+        let mut direction = SavedTotals::from(&totals());
+        direction.by_country[0].direction = "sideways".into();
+        assert_eq!(refused(direction), "a call direction is not one");
+        let mut country = SavedTotals::from(&totals());
+        let first = &country.by_country[0];
+        let again = SavedCountry {
+            trunk_fqdn: first.trunk_fqdn.clone(),
+            direction: first.direction.clone(),
+            country: first.country.clone(),
+            count: 3,
+        };
+        country.by_country.push(again);
+        assert_eq!(refused(country), "a country series is saved twice");
     }
 }

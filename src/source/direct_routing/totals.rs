@@ -1,10 +1,11 @@
 //! What Direct Routing rows add up to: calls by trunk, type, SIP code, success and media
 //! location; failures by SIP code and Microsoft's sub-reason; duration and setup time of
-//! established calls by trunk and type.
+//! established calls by trunk and type; calls by trunk, direction and far-end country.
 
 use std::collections::HashMap;
 
 use super::row::DirectRoutingRow;
+use crate::source::destination::{country_label, Direction};
 use crate::source::family::Histogram;
 use crate::source::row::UNKNOWN;
 
@@ -42,6 +43,15 @@ pub struct TrunkTypeKey {
     pub call_type: String,
 }
 
+/// Labels of `teams_direct_routing_calls_by_country_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CountryKey {
+    pub trunk_fqdn: String,
+    pub direction: Direction,
+    /// ISO 3166-1 alpha-2, or `unknown`.
+    pub country: String,
+}
+
 /// Everything counted for one tenant's Direct Routing calls.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DirectRoutingTotals {
@@ -49,6 +59,7 @@ pub struct DirectRoutingTotals {
     pub failures: HashMap<FailureKey, u64>,
     pub duration: HashMap<TrunkTypeKey, Histogram>,
     pub setup: HashMap<TrunkTypeKey, Histogram>,
+    pub by_country: HashMap<CountryKey, u64>,
 }
 
 impl DirectRoutingTotals {
@@ -69,6 +80,13 @@ impl DirectRoutingTotals {
             media_path_location: label(row.media_path_location.as_deref()),
         };
         *self.calls.entry(key).or_default() += 1;
+
+        let key = CountryKey {
+            trunk_fqdn: trunk_fqdn.clone(),
+            direction: row.direction,
+            country: country_label(row.far_end_country).to_owned(),
+        };
+        *self.by_country.entry(key).or_default() += 1;
 
         if row.successful == Some(false) {
             let key = FailureKey {
