@@ -26,6 +26,7 @@ use crate::source::cloud::UrlError;
 use crate::source::direct_routing::DirectRouting;
 use crate::source::graph::{GraphClient, RequestBudget};
 use crate::source::metrics::SourceMetrics;
+use crate::source::pstn::Pstn;
 use crate::source::{CallLog, Function, Tenant};
 use exporter_web::web_config::WebConfig;
 use futures_util::future::BoxFuture;
@@ -118,7 +119,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
             Function::DirectRoutingCalls => {
                 Source::start::<DirectRouting>(graph, &tenant, &config, &metrics, clock)?
             }
-            Function::PstnCalls => continue, // MERGE: Source::start::<Pstn>(graph, &tenant, &config, &metrics, clock)?,
+            Function::PstnCalls => Source::start::<Pstn>(graph, &tenant, &config, &metrics, clock)?,
         });
     }
     let names: Vec<&str> = config.functions.iter().map(|f| f.name()).collect();

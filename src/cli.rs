@@ -60,7 +60,7 @@ pub struct Cli {
 pub enum Command {
     /// Serve the simulated Graph tenant alone (for tests and for trying dashboards).
     #[cfg(feature = "demo")]
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
     /// Check the credentials, the token's permission, Graph and the clock once, print a
     /// report and exit: 0 when all is well, 1 when a check failed, 2 for a configuration
     /// error. Takes the exporter's flags and environment.

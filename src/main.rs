@@ -36,7 +36,7 @@ fn main() {
     let result = runtime.block_on(async move {
         match cli.command {
             #[cfg(feature = "demo")]
-            Some(Command::Simulate(args)) => app::run_simulator(args).await,
+            Some(Command::Simulate(args)) => app::run_simulator(*args).await,
             Some(Command::Check(args)) => {
                 let code = check::run(args.exporter, env, std::io::stdout()).await;
                 std::process::exit(code);

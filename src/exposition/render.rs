@@ -288,8 +288,8 @@ mod tests {
         assert!(line.ends_with(" 0"), "{line}");
         assert_eq!(
             exposition.held_series(),
-            2,
-            "calls, and the duration of a success"
+            3,
+            "calls, calls by country, and the duration of a success"
         );
         // The kept rendering is reused within the hold and replaced when it ends.
         let almost = start + hold - Duration::from_millis(1);

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::truth::{counted_truth, simulator, tail};
+use crate::common::truth::{counted_truth, counting_since_of, simulator, tail};
 use crate::common::{wait_for, Exporter, ExporterCommand};
 use tve_simulator::{Faults, Scenario};
 
@@ -361,18 +361,30 @@ fn metrics_contract_matches_golden_file() {
         ..Faults::default()
     };
     let (_runtime, sim) = simulator(scenario, faults);
-    let exporter = Exporter::start(&sim.base_url(), &[]);
+    // Both call logs, so that the contract covers every family.
+    let exporter = Exporter::start(&sim.base_url(), &["--collector.pstn"]);
     exporter.wait_ready(Duration::from_secs(60));
     sim.release();
 
     let counted = || {
         let metrics = exporter.metrics();
         let truth = counted_truth(&sim, &exporter);
+        let pstn = sim.pstn_ground_truth_started_from(counting_since_of(&metrics, "getPstnCalls"));
+        let of = |name: &str, endpoint: &str| metrics.sum(name, &[("endpoint", endpoint)]);
+        let all = (LATE_ROWS + 1000) as f64;
         truth.rows.len() == LATE_ROWS + 1000
-            && metrics.sum("teams_voice_exporter_rows_ingested_total", &[])
-                >= (LATE_ROWS + 1000) as f64
-            && metrics.sum("teams_voice_exporter_rows_invalid_total", &[])
-                >= truth.invalid_rows as f64
+            && pstn.rows.len() == LATE_ROWS + 1000
+            && of(
+                "teams_voice_exporter_rows_ingested_total",
+                "getDirectRoutingCalls",
+            ) >= all
+            && of("teams_voice_exporter_rows_ingested_total", "getPstnCalls") >= all
+            && of(
+                "teams_voice_exporter_rows_invalid_total",
+                "getDirectRoutingCalls",
+            ) >= truth.invalid_rows as f64
+            && of("teams_voice_exporter_rows_invalid_total", "getPstnCalls")
+                >= pstn.invalid_rows as f64
     };
     wait_for(Duration::from_secs(120), "all late rows counted", counted).unwrap_or_else(|e| {
         panic!(

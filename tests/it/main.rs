@@ -13,5 +13,6 @@ mod first_samples;
 mod golden;
 mod ground_truth;
 mod lookback;
+mod pstn;
 mod state;
 mod web_config;

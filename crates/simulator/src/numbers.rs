@@ -101,7 +101,7 @@ pub(crate) static RANGES: [Range; 36] = [
     range(DE, "151", 8),  // 4 mobile
     range(GB, "207", 7),  // 5 London
     range(GB, "203", 7),  // 6 London
-    range(GB, "7911", 6), // 7 mobile
+    range(GB, "7912", 6), // 7 mobile (07911 1 and 07911 7 are Guernsey's)
     range(FR, "142", 6),  // 8 Paris
     range(FR, "6", 8),    // 9 mobile
     range(NL, "20", 7),   // 10 Amsterdam

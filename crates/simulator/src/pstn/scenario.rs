@@ -10,7 +10,6 @@ use super::row::{Origin, PstnRow, MALFORMED_KINDS};
 use super::tables::SITES;
 use crate::direct_routing::pick_weighted;
 use crate::store::HIDDEN;
-use crate::time::{TICKS_PER_MS, TICKS_PER_SEC};
 use crate::traffic::Scenario;
 
 /// The shortest time between a call's end and its row in a scenario.
@@ -33,7 +32,9 @@ pub(crate) fn scenario_rows(seed: u64, scenario: &Scenario, bind_ms: i64) -> Vec
         let site = pick_weighted(&mut rng, &SITES, |s| s.share);
         let mut row = draw_call(&mut rng, site, start_ms);
         // Calls end by the time the log is published, as it only holds finished calls.
-        let room_s = (published_by_ms * TICKS_PER_MS - row.start) / TICKS_PER_SEC;
+        // From the drawn millisecond, not the written start: how a start is written (its
+        // fractional digits) depends on the bind time, which must not change durations.
+        let room_s = (published_by_ms - 1 - start_ms) / 1000;
         row.duration_s = row
             .duration_s
             .min(u32::try_from(room_s.max(0)).unwrap_or(u32::MAX));
