@@ -123,3 +123,36 @@ fn label(value: Option<&str>) -> String {
 fn number_label(value: Option<i64>) -> String {
     value.map_or_else(|| UNKNOWN.to_owned(), |v| v.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_call_is_counted_by_trunk_direction_and_country() {
+        let mut totals = DirectRoutingTotals::default();
+        for fields in [
+            r#","callType":"ByotIn","trunkFullyQualifiedDomainName":"SBC1.Contoso.com","callerNumber":"+4930123***","successfulCall":false"#,
+            r#","callType":"ByotOutUserForwarding","trunkFullyQualifiedDomainName":"sbc1.contoso.com","calleeNumber":"+33123456****","callerNumber":"+4930123***""#,
+            r#","callType":"ByotOut","calleeNumber":"Anonymous""#,
+            r#","callType":"Teams2Teams","otherPartyCountryCode":"jp""#,
+        ] {
+            let row = DirectRoutingRow::parse(&format!(
+                r#"{{"id":"r","startDateTime":"2026-11-27T10:00:00Z"{fields}}}"#
+            ))
+            .unwrap();
+            totals.count(&row);
+        }
+        let key = |trunk: &str, direction, country: &str| CountryKey {
+            trunk_fqdn: trunk.into(),
+            direction,
+            country: country.into(),
+        };
+        let mut expected = HashMap::new();
+        expected.insert(key("sbc1.contoso.com", Direction::Inbound, "DE"), 1);
+        expected.insert(key("sbc1.contoso.com", Direction::Outbound, "FR"), 1);
+        expected.insert(key(UNKNOWN, Direction::Outbound, UNKNOWN), 1);
+        expected.insert(key(UNKNOWN, Direction::Unknown, "JP"), 1);
+        assert_eq!(totals.by_country, expected);
+    }
+}
