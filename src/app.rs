@@ -112,6 +112,8 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         tracing::warn!("no --state.path: counted calls and remembered row ids are kept in memory only, so a restart sets the counters back to zero and calls that appear while the exporter is down are never counted; give it a file on a persistent volume with --state.path");
     }
     let graph = Arc::new(graph);
+    // At start rather than inside the first poll that meets a new row.
+    crate::source::destination::load_numbering_plans();
     let mut sources = Vec::with_capacity(config.functions.len());
     for &function in &config.functions {
         let (graph, clock) = (graph.clone(), clock.clone());
