@@ -11,6 +11,7 @@ pub mod cloud;
 pub mod direct_routing;
 pub mod family;
 pub mod graph;
+pub mod labels;
 pub mod metrics;
 pub mod row;
 

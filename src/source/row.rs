@@ -39,8 +39,21 @@ pub enum RowError {
     },
     #[error("row has no id, so it cannot be counted exactly once")]
     MissingId,
+    /// An array, string, number, `null` or anything else but an object, however deep.
+    #[error("row is not a JSON object")]
+    NotAnObject,
     #[error("row {id} has no usable startDateTime")]
     MissingStart { id: String },
+}
+
+/// Refuses a row that is not a JSON object before anything parses it: an array of 100,000
+/// nested arrays would otherwise be walked by every reader of the row (issue #18). The
+/// page parser already checked that the row is well-formed JSON.
+pub fn check_object(raw: &str) -> Result<(), RowError> {
+    match raw.trim_start().as_bytes().first() {
+        Some(b'{') => Ok(()),
+        _ => Err(RowError::NotAnObject),
+    }
 }
 
 /// The `id` of a row, read without parsing the rest of it: most rows of a sweep were seen

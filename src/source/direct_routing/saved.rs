@@ -123,6 +123,8 @@ impl SavedTotals {
                 }
             }
         }
+        // Label bounds (issue #18): the values served before a restart are the known ones.
+        t.relearn_labels();
         Ok(t)
     }
 }

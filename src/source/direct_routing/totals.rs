@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use super::row::DirectRoutingRow;
 use crate::source::family::Histogram;
-use crate::source::row::UNKNOWN;
+use crate::source::labels::{self, LabelValues};
+use crate::source::Function;
 
 /// Upper bounds of `teams_direct_routing_call_duration_seconds`: phone calls last seconds
 /// to hours.
@@ -49,24 +50,40 @@ pub struct DirectRoutingTotals {
     pub failures: HashMap<FailureKey, u64>,
     pub duration: HashMap<TrunkTypeKey, Histogram>,
     pub setup: HashMap<TrunkTypeKey, Histogram>,
+    /// The label values this tenant may use (bounded, see [`labels`]); rebuilt from the
+    /// keys above at restore ([`DirectRoutingTotals::relearn_labels`]).
+    pub labels: LabelValues,
 }
 
 impl DirectRoutingTotals {
     /// Counts one new row.
     pub fn count(&mut self, row: &DirectRoutingRow) {
-        let trunk_fqdn = row
-            .trunk_fqdn
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .unwrap_or_else(|| UNKNOWN.to_owned());
-        let call_type = label(row.call_type.as_deref());
-        let final_sip_code = number_label(row.final_sip_code);
+        // Label values checked and bounded (issue #18): out of shape or new beyond the
+        // limit counts under `other`.
+        const F: Function = Function::DirectRoutingCalls;
+        let values = &mut self.labels;
+        let trunk_fqdn = values.admit(
+            F,
+            &labels::TRUNK_FQDN,
+            row.trunk_fqdn.as_deref().map(str::to_ascii_lowercase),
+        );
+        let call_type = values.admit(F, &labels::CALL_TYPE, row.call_type.clone());
+        let final_sip_code = values.admit(
+            F,
+            &labels::FINAL_SIP_CODE,
+            row.final_sip_code.map(|v| v.to_string()),
+        );
+        let media_path_location = values.admit(
+            F,
+            &labels::MEDIA_PATH_LOCATION,
+            row.media_path_location.clone(),
+        );
         let key = CallKey {
             trunk_fqdn: trunk_fqdn.clone(),
             call_type: call_type.clone(),
             final_sip_code: final_sip_code.clone(),
             successful: row.successful,
-            media_path_location: label(row.media_path_location.as_deref()),
+            media_path_location,
         };
         *self.calls.entry(key).or_default() += 1;
 
@@ -74,7 +91,11 @@ impl DirectRoutingTotals {
             let key = FailureKey {
                 trunk_fqdn,
                 final_sip_code,
-                call_end_sub_reason: number_label(row.call_end_sub_reason),
+                call_end_sub_reason: self.labels.admit(
+                    F,
+                    &labels::CALL_END_SUB_REASON,
+                    row.call_end_sub_reason.map(|v| v.to_string()),
+                ),
             };
             *self.failures.entry(key).or_default() += 1;
         } else if row.successful == Some(true) {
@@ -98,10 +119,25 @@ impl DirectRoutingTotals {
     }
 }
 
-fn label(value: Option<&str>) -> String {
-    value.unwrap_or(UNKNOWN).to_owned()
-}
-
-fn number_label(value: Option<i64>) -> String {
-    value.map_or_else(|| UNKNOWN.to_owned(), |v| v.to_string())
+impl DirectRoutingTotals {
+    /// Rebuilds the known label values from the keys, after a restore: the values served
+    /// before a restart stay, and the same new ones are folded as before it.
+    pub fn relearn_labels(&mut self) {
+        let values = &mut self.labels;
+        for key in self.calls.keys() {
+            values.relearn(&labels::TRUNK_FQDN, &key.trunk_fqdn);
+            values.relearn(&labels::CALL_TYPE, &key.call_type);
+            values.relearn(&labels::FINAL_SIP_CODE, &key.final_sip_code);
+            values.relearn(&labels::MEDIA_PATH_LOCATION, &key.media_path_location);
+        }
+        for key in self.failures.keys() {
+            values.relearn(&labels::TRUNK_FQDN, &key.trunk_fqdn);
+            values.relearn(&labels::FINAL_SIP_CODE, &key.final_sip_code);
+            values.relearn(&labels::CALL_END_SUB_REASON, &key.call_end_sub_reason);
+        }
+        for key in self.duration.keys().chain(self.setup.keys()) {
+            values.relearn(&labels::TRUNK_FQDN, &key.trunk_fqdn);
+            values.relearn(&labels::CALL_TYPE, &key.call_type);
+        }
+    }
 }
