@@ -140,6 +140,9 @@ pub struct ExporterArgs {
     pub poll: PollArgs,
     #[command(flatten)]
     pub state: StateArgs,
+    /// `--graph.max-response-size`, `--graph.max-page-rows`, `--labels.max-*` (issue #18).
+    #[command(flatten)]
+    pub limits: crate::source::limits_args::LimitArgs,
 }
 
 /// A configuration problem, with what to do about it: the component's own error, which

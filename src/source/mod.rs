@@ -156,3 +156,4 @@ impl Priority {
 }
 
 pub mod graph_args;
+pub mod limits_args;
