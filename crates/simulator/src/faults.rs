@@ -59,6 +59,16 @@ pub struct Faults {
     /// `sbc-legacy.fabrikam.com` fails in minutes 40 to 55 of every hour. Applies to calls
     /// drawn from then on (at start: the whole history).
     pub failing_trunk: Option<String>,
+    /// Every row served gets a call type, trunk FQDN, SIP code, sub-reason and media
+    /// location derived from its id: the same on every page, new for nearly every row, as
+    /// a broken or hostile upstream could send (`graph::hostile`).
+    pub random_labels: bool,
+    /// Every page opens with rows that are not JSON objects: an array, a string, a number,
+    /// null, a boolean and an array nested 100,000 deep; the same six on every page.
+    pub non_object_rows: bool,
+    /// Every data request that would get a page gets instead a valid page this many MiB
+    /// large, streamed without Content-Length (the simulator holds 64 KiB of it); 0 = off.
+    pub oversized_page_mib: u32,
 }
 
 /// Graph's request limits for the call-log functions (`getDirectRoutingCalls`,
