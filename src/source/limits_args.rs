@@ -16,7 +16,7 @@ pub struct LimitArgs {
     /// Largest Graph response body read, in bytes or with a unit (KiB, MiB, GiB, KB, MB,
     /// GB): a larger one fails the poll (poll_errors_total{reason="response_too_large"})
     /// and is never held whole. A real page of 1,000 rows is 1-2 MB.
-    #[arg(long = "graph.max-response-size", default_value = "16MiB", value_parser = parse_size, value_name = "SIZE")]
+    #[arg(long = "graph.max-response-size", default_value = "8MiB", value_parser = parse_size, value_name = "SIZE")]
     pub max_response_size: u64,
     /// Most rows one Graph page may have (Graph's have at most 1,000): a page with more
     /// fails the poll (poll_errors_total{reason="response_too_large"}).
@@ -97,9 +97,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(unit_bytes))
-        .ok_or_else(|| "expected a size such as 16MiB".to_owned())?;
+        .ok_or_else(|| "expected a size such as 8MiB".to_owned())?;
     if bytes < 1024 {
-        return Err("must be at least 1KiB (16MiB is the default)".to_owned());
+        return Err("must be at least 1KiB (8MiB is the default)".to_owned());
     }
     Ok(bytes)
 }

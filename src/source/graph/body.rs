@@ -10,8 +10,8 @@
 
 use bytes::Bytes;
 
-/// `--graph.max-response-size`'s default: ten times a real page of 1,000 rows.
-pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 16 * 1024 * 1024;
+/// `--graph.max-response-size`'s default: four to eight times a real page of 1,000 rows.
+pub const DEFAULT_MAX_RESPONSE_SIZE: u64 = 8 * 1024 * 1024;
 /// `--graph.max-page-rows`'s default: Graph's pages hold at most 1,000 rows.
 pub const DEFAULT_MAX_PAGE_ROWS: usize = 1_000;
 
