@@ -249,6 +249,7 @@ mod tests {
             "web.telemetry-path",
             "web.config.file",
             "web.new-series-hold",
+            "web.max-series",
             "log.level",
             "log.format",
             "graph.endpoint",
@@ -276,6 +277,14 @@ mod tests {
             "poll.lookback",
             "state.path",
             "state.reset",
+            "graph.max-response-size",
+            "graph.max-page-rows",
+            "labels.max-trunks",
+            "labels.max-call-types",
+            "labels.max-sip-codes",
+            "labels.max-sub-reasons",
+            "labels.max-media-locations",
+            "labels.max-values",
         ];
         assert_eq!(listed, expected, "{help}");
         // The simulated tenant's flags come between --demo and --web.*.
