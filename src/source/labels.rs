@@ -404,6 +404,45 @@ mod tests {
         assert!(folded(f, &CALL_TYPE) >= before + 2);
     }
 
+    /// A restart folds the same values as the run before it: the known values come back
+    /// from the saved totals.
+    #[test]
+    fn a_restart_keeps_which_values_are_other() {
+        use crate::source::direct_routing::saved::SavedTotals;
+        use crate::source::direct_routing::{DirectRoutingRow, DirectRoutingTotals};
+        let row = |id: usize, call_type: &str| {
+            DirectRoutingRow::parse(&format!(
+                r#"{{"id":"r{id}","startDateTime":"2026-11-27T10:00:00Z","callType":"{call_type}","successfulCall":false,"finalSipCode":503,"callEndSubReason":560503}}"#
+            ))
+            .unwrap()
+        };
+        let mut totals = DirectRoutingTotals::default();
+        // Default limits: 500 call types; 510 arrive, the last 10 under `other`.
+        for i in 0..510 {
+            totals.count(&row(i, &format!("type{i}")));
+        }
+        let other = |totals: &DirectRoutingTotals| {
+            totals
+                .calls
+                .iter()
+                .filter(|(key, _)| key.call_type == OTHER)
+                .map(|(_, count)| *count)
+                .sum::<u64>()
+        };
+        assert_eq!(other(&totals), 10);
+        let mut restored = SavedTotals::from(&totals).restore().unwrap();
+        assert_eq!(
+            restored, totals,
+            "the known values are rebuilt as they were"
+        );
+        for totals in [&mut totals, &mut restored] {
+            totals.count(&row(1_000, "type7"));
+            totals.count(&row(1_001, "type505"));
+        }
+        assert_eq!(restored, totals);
+        assert_eq!(other(&restored), 11);
+    }
+
     #[test]
     fn relearned_values_are_kept_beyond_the_limit() {
         let mut values = LabelValues::default();
