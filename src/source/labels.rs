@@ -314,13 +314,14 @@ impl LabelValues {
         if value == UNKNOWN || value == OTHER {
             return value;
         }
+        let known = self.known.entry(label.name).or_default();
+        // Nearly every row has known values, checked for shape when first seen.
+        if known.contains(value.as_str()) {
+            return value;
+        }
         if !label.shape.accepts(&value) {
             record_fold(endpoint, label, Fold::Shape);
             return OTHER.to_owned();
-        }
-        let known = self.known.entry(label.name).or_default();
-        if known.contains(value.as_str()) {
-            return value;
         }
         let max = LabelLimits::current().max(label.limit);
         if known.len() >= max {

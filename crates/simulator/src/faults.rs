@@ -64,7 +64,8 @@ pub struct Faults {
     /// a broken or hostile upstream could send (`graph::hostile`).
     pub random_labels: bool,
     /// Every page opens with rows that are not JSON objects: an array, a string, a number,
-    /// null, a boolean and an array nested 100,000 deep; the same six on every page.
+    /// null, a boolean and an array nested 100,000 deep; the same six on every page (so a
+    /// page of `page_size` rows has six more: above 994, more than Graph's 1,000).
     pub non_object_rows: bool,
     /// Every data request that would get a page gets instead a valid page this many MiB
     /// large, streamed without Content-Length (the simulator holds 64 KiB of it); 0 = off.
