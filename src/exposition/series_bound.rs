@@ -8,7 +8,8 @@
 //! bucket plus `_sum` and `_count`), shows them in `teams_voice_exporter_call_series`, warns
 //! from 80 % of the bound on, and at the bound **leaves out the series beyond it**: the
 //! families in their order, each family's series in label order, whole series only, as many
-//! as fit. What is left out is still counted (and saved with `--state.path`); it shows again
+//! as fit; the exporter's own families the call collector renders (rows ingested, arrival
+//! delay, ...) are neither counted nor left out. What is left out is still counted (and saved with `--state.path`); it shows again
 //! once the bound is raised. `teams_voice_exporter_call_series_dropped` says how many series
 //! a scrape lacks, and an error is logged while any are.
 
@@ -20,6 +21,9 @@ use prometheus::{IntGauge, Registry};
 /// `--web.max-series`'s default: far above the largest tenants (thousands of trunks make a
 /// few hundred thousand series), far below what makes a scrape or a Prometheus struggle.
 pub const DEFAULT_MAX_SERIES: usize = 1_000_000;
+
+/// The exporter's own families: not call series, never left out.
+const OWN_PREFIX: &str = "teams_voice_exporter_";
 
 /// From this share of the bound on, a warning is logged.
 const WARN_SHARE: f64 = 0.8;
@@ -67,7 +71,12 @@ impl SeriesBound {
     pub fn apply(&self, families: &mut [MetricFamily]) {
         let mut served = 0usize;
         let mut dropped = 0usize;
-        for family in families.iter_mut() {
+        // The exporter's own families among them (rows ingested, arrival delay, ...) are a
+        // few series per source, and what tells that something is wrong: always served.
+        let calls = families
+            .iter_mut()
+            .filter(|family| !family.name().starts_with(OWN_PREFIX));
+        for family in calls {
             let weight = |metric: &prometheus::proto::Metric| match family.get_field_type() {
                 MetricType::HISTOGRAM => metric.get_histogram().get_bucket().len() + 3,
                 MetricType::SUMMARY => metric.get_summary().get_quantile().len() + 2,
@@ -162,9 +171,27 @@ mod tests {
                     .collect(),
             ),
         ];
+        const OWN: Family = Family {
+            name: "teams_voice_exporter_rows_ingested_total",
+            help: "h",
+            labels: &["endpoint"],
+        };
+        families.insert(
+            0,
+            family(
+                &OWN,
+                MetricType::COUNTER,
+                vec![counter(&OWN, &["getDirectRoutingCalls"], 3)],
+            ),
+        );
         bound.apply(&mut families);
-        assert_eq!(families[0].get_metric().len(), 6);
-        assert_eq!(families[1].get_metric().len(), 0, "6 + 5 > 10");
+        assert_eq!(
+            families[0].get_metric().len(),
+            1,
+            "the exporter's own: served"
+        );
+        assert_eq!(families[1].get_metric().len(), 6);
+        assert_eq!(families[2].get_metric().len(), 0, "6 + 5 > 10");
         assert_eq!(bound.served.get(), 6);
         assert_eq!(bound.dropped.get(), 10);
 

@@ -186,3 +186,41 @@ fn rows_that_are_not_objects_are_counted_invalid() {
         "an array, a string, a number, null, a boolean and 100,000 nested arrays"
     );
 }
+
+#[test]
+fn at_the_series_bound_the_series_beyond_it_are_left_out_and_reported() {
+    let scenario = Scenario {
+        preexisting_rows: 500,
+        span: Duration::from_secs(24 * 3600),
+        ..Scenario::default()
+    };
+    let (_runtime, sim) = simulator(scenario, Faults::default());
+    let exporter = Exporter::start(&sim.base_url(), &["--web.max-series=60"]);
+    exporter.wait_ready(Duration::from_secs(60));
+    wait_for(Duration::from_secs(30), "every row counted", || {
+        exporter
+            .metrics()
+            .sum("teams_voice_exporter_rows_ingested_total", &[])
+            >= 500.0
+    })
+    .unwrap_or_else(|e| panic!("{e}; log tail:\n{}", tail(&exporter.log())));
+    let metrics = exporter.metrics();
+    let served = metrics.sum("teams_voice_exporter_call_series", &[]);
+    let dropped = metrics.sum("teams_voice_exporter_call_series_dropped", &[]);
+    assert!(served <= 60.0 && served > 0.0, "{served}");
+    assert!(dropped > 0.0, "500 calls make more than 60 series");
+    assert_eq!(
+        metrics.sum("teams_voice_exporter_call_series_limit", &[]),
+        60.0
+    );
+    assert!(
+        exporter.logged("call series beyond --web.max-series are left out of /metrics (their calls are still counted); raise --web.max-series or lower the label limits (--labels.max-*)"),
+        "the bound is logged:\n{}",
+        tail(&exporter.log())
+    );
+    // Counting goes on behind the bound.
+    assert_eq!(
+        metrics.sum("teams_voice_exporter_rows_ingested_total", &[]),
+        500.0
+    );
+}
