@@ -9,6 +9,7 @@ use clap::Args;
 
 use super::graph::{ResponseLimits, DEFAULT_MAX_PAGE_ROWS};
 use super::labels::LabelLimits;
+use super::row::MAX_PAGE_ROWS_PARSED;
 
 /// The limits' flags.
 #[derive(Debug, Args)]
@@ -18,9 +19,9 @@ pub struct LimitArgs {
     /// and is never held whole. A real page of 1,000 rows is 1-2 MB.
     #[arg(long = "graph.max-response-size", default_value = "8MiB", value_parser = parse_size, value_name = "SIZE")]
     pub max_response_size: u64,
-    /// Most rows one Graph page may have (Graph's have at most 1,000): a page with more
-    /// fails the poll (poll_errors_total{reason="response_too_large"}).
-    #[arg(long = "graph.max-page-rows", default_value_t = DEFAULT_MAX_PAGE_ROWS, value_parser = positive, value_name = "N")]
+    /// Most rows one Graph page may have (Graph's have at most 1,000; up to 100,000): a
+    /// page with more fails the poll (poll_errors_total{reason="response_too_large"}).
+    #[arg(long = "graph.max-page-rows", default_value_t = DEFAULT_MAX_PAGE_ROWS, value_parser = page_rows, value_name = "N")]
     pub max_page_rows: usize,
     /// Distinct trunk_fqdn values per tenant; calls on further trunks count under "other".
     #[arg(long = "labels.max-trunks", default_value_t = LabelLimits::default().trunks, value_parser = positive, value_name = "N")]
@@ -61,6 +62,15 @@ impl LimitArgs {
             media_locations: self.max_media_locations,
             other: self.max_values,
         }
+    }
+}
+
+fn page_rows(text: &str) -> Result<usize, String> {
+    match positive(text)? {
+        rows if rows <= MAX_PAGE_ROWS_PARSED => Ok(rows),
+        _ => Err(format!(
+            "at most {MAX_PAGE_ROWS_PARSED}: pages are given up beyond it while they are read"
+        )),
     }
 }
 

@@ -224,3 +224,41 @@ fn at_the_series_bound_the_series_beyond_it_are_left_out_and_reported() {
         500.0
     );
 }
+
+#[test]
+fn a_page_of_more_rows_than_graph_sends_is_refused() {
+    // Pages of 1,000 rows, and six rows that are not objects on each: 1,006.
+    let scenario = Scenario {
+        preexisting_rows: 1_500,
+        span: Duration::from_secs(24 * 3600),
+        ..Scenario::default()
+    };
+    let faults = Faults {
+        non_object_rows: true,
+        ..Faults::default()
+    };
+    let (_runtime, sim) = simulator(scenario, faults);
+    let exporter = Exporter::start(&sim.base_url(), &[]);
+    wait_for(Duration::from_secs(60), "a refused page", || {
+        exporter.metrics().sum(
+            "teams_voice_exporter_poll_errors_total",
+            &[("reason", "response_too_large")],
+        ) >= 1.0
+    })
+    .unwrap_or_else(|e| panic!("{e}; log tail:\n{}", tail(&exporter.log())));
+    let host = sim.base_url().trim_start_matches("http://").to_owned();
+    assert!(
+        exporter.log().contains(&format!(
+            "a page from {host} has 1006 rows, above --graph.max-page-rows (1000)"
+        )),
+        "{}",
+        tail(&exporter.log())
+    );
+    assert_eq!(
+        exporter
+            .metrics()
+            .sum("teams_voice_exporter_rows_ingested_total", &[]),
+        0.0,
+        "nothing of a refused page is counted"
+    );
+}

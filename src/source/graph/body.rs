@@ -96,6 +96,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pages_are_given_up_beyond_the_rows_parsed() {
+        use crate::source::row::{Page, MAX_PAGE_ROWS_PARSED, TOO_MANY_ROWS};
+        let page = |rows: usize| format!(r#"{{"value":[{}1]}}"#, "1,".repeat(rows - 1));
+        let at_most = page(MAX_PAGE_ROWS_PARSED);
+        let parsed: Page = serde_json::from_str(&at_most).unwrap();
+        assert_eq!(parsed.value.len(), MAX_PAGE_ROWS_PARSED);
+        let beyond = page(MAX_PAGE_ROWS_PARSED + 1);
+        let error = serde_json::from_str::<Page>(&beyond).unwrap_err();
+        assert!(error.to_string().starts_with(TOO_MANY_ROWS), "{error}");
+    }
+
+    #[test]
     fn sizes_read_well() {
         assert_eq!(describe_size(512), "512 bytes");
         assert_eq!(describe_size(200 * 1024 * 1024), "200.0 MiB");

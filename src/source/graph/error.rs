@@ -34,7 +34,8 @@ pub enum GraphError {
     #[error("a page from {host} has {rows} rows, above --graph.max-page-rows ({limit}): Graph's pages have at most 1,000, so check what answers at --graph.endpoint, or raise the flag if Graph's pages grew")]
     TooManyRows {
         host: String,
-        rows: usize,
+        /// How many, or "more than N" when the page was given up while it was parsed.
+        rows: String,
         limit: usize,
     },
 }

@@ -38,7 +38,7 @@ use retry::TenantGate;
 use super::metrics::{Endpoint, RetryReason, SourceMetrics};
 use super::Function;
 use crate::source::auth::{error_chain, AccessToken, AuthError, TokenCache};
-use crate::source::row::Page;
+use crate::source::row::{Page, MAX_PAGE_ROWS_PARSED, TOO_MANY_ROWS};
 
 /// Pages one window may have: 10 million rows. More means a nextLink loop.
 const MAX_PAGES_PER_WINDOW: u64 = 10_000;
@@ -271,7 +271,14 @@ impl GraphClient {
                     Ok(page) if page.value.len() > self.limits.max_rows => {
                         return Err(GraphError::TooManyRows {
                             host: host_of(url),
-                            rows: page.value.len(),
+                            rows: page.value.len().to_string(),
+                            limit: self.limits.max_rows,
+                        });
+                    }
+                    Err(error) if error.to_string().starts_with(TOO_MANY_ROWS) => {
+                        return Err(GraphError::TooManyRows {
+                            host: host_of(url),
+                            rows: format!("more than {MAX_PAGE_ROWS_PARSED}"),
                             limit: self.limits.max_rows,
                         });
                     }
