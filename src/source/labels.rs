@@ -19,11 +19,22 @@
 //! How a call log uses it (Direct Routing's `totals.rs` does exactly this):
 //!
 //! ```ignore
-//! // once per row, before building the keys:
-//! let trunk = totals.labels.admit(Function::DirectRoutingCalls, &labels::TRUNK_FQDN, row.trunk.clone());
-//! // after restoring totals, for every key:
+//! // counting a row: build the key from the row's values; if the key is counted already,
+//! // its values were admitted before (a counted key holds admitted values only) ...
+//! if let Some(count) = totals.calls.get_mut(&key) {
+//!     *count += 1;
+//! } else {
+//!     // ... else admit each value (it comes back as itself, `other` or `unknown`):
+//!     key.trunk_fqdn = totals.labels.admit(Function::DirectRoutingCalls, &labels::TRUNK_FQDN, Some(key.trunk_fqdn));
+//!     *totals.calls.entry(key).or_default() += 1;
+//! }
+//! // restoring totals: every value of every key, so a restart folds the same values
 //! totals.labels.relearn(&labels::TRUNK_FQDN, &key.trunk_fqdn);
 //! ```
+//!
+//! A label of another call log is a [`Label`] of its own, e.g.
+//! `const OPERATOR: Label = Label::new("operator", Shape::ShortName);`, limited by
+//! `--labels.max-values`; labels shared with Direct Routing (`call_type`) reuse its constant.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{LazyLock, OnceLock};
