@@ -473,6 +473,23 @@ mod tests {
         let again = state.ingest(rows(), Ingest::Count, now(), early());
         assert_eq!((again.invalid, again.ingested), (0, 0));
         assert_eq!(state.aggregates.rows_invalid, 6);
+        // Deep nesting inside an object: in a field the exporter reads (invalid), in one
+        // it ignores (counted), in the id (invalid); never a stack overflow.
+        let deep = |field: &str, id: &str| {
+            format!(r#"{{"id":{id},"startDateTime":"2026-11-27T10:00:00Z","{field}":{nested}}}"#)
+        };
+        let rows = [
+            deep("callType", r#""deep-1""#),
+            deep("someBetaField", r#""deep-2""#),
+            deep("other", &nested),
+        ];
+        let outcome = state.ingest(
+            rows.iter().map(String::as_str),
+            Ingest::Count,
+            now(),
+            early(),
+        );
+        assert_eq!((outcome.invalid, outcome.ingested), (2, 1));
     }
 
     #[test]
