@@ -137,7 +137,8 @@ fn main() {
         .lock()
         .ingest(rows.iter().map(String::as_str), Ingest::Count, now, from);
     drop(rows);
-    let exposition = Exposition::new(registry, Box::new(StateCollector::new(state.clone())));
+    let exposition = Exposition::new(registry, Box::new(StateCollector::new(state.clone())))
+        .with_max_series(teams_voice_exporter::exposition::series_bound::DEFAULT_MAX_SERIES);
     let before = live();
     let body = exposition.render(false).expect("render");
     let series = String::from_utf8_lossy(&body.bytes)

@@ -73,7 +73,9 @@ fn main() {
         // are shown with their values at once, and every rendering checks each series
         // against the ones already shown, as in steady state.
         let exposition = Exposition::new(registry, Box::new(StateCollector::new(state.clone())))
-            .with_new_series_hold(std::time::Duration::ZERO);
+            .with_new_series_hold(std::time::Duration::ZERO)
+            // As the exporter runs: its default bound on the series (issue #18).
+            .with_max_series(teams_voice_exporter::exposition::series_bound::DEFAULT_MAX_SERIES);
         let plain = exposition.render(false).expect("render");
         let series = String::from_utf8_lossy(&plain.bytes)
             .lines()

@@ -76,8 +76,11 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
 
     let (credential, simulator) = credential(&args, &env, &mut config, &clock).await?;
 
+    // Before anything is counted: totals read the label limits when they count (issue #18).
+    crate::source::labels::LabelLimits::install(args.limits.labels());
     let registry = Registry::new();
     let metrics = SelfMetrics::register(&registry)?;
+    crate::source::labels::register(&registry)?;
     metrics
         .start_time
         .set(clock.now().timestamp_millis() as f64 / 1e3);
@@ -106,7 +109,8 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         metrics.source.clone(),
     )
     .with_concurrency(config.graph_concurrency)
-    .with_budget(Arc::new(RequestBudget::new(config.budget, clock.clone())));
+    .with_budget(Arc::new(RequestBudget::new(config.budget, clock.clone())))
+    .with_response_limits(args.limits.response());
 
     if config.state.is_none() && !args.demo {
         tracing::warn!("no --state.path: counted calls and remembered row ids are kept in memory only, so a restart sets the counters back to zero and calls that appear while the exporter is down are never counted; give it a file on a persistent volume with --state.path");
@@ -150,7 +154,8 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     }
     let web = Arc::new(Web {
         exposition: Exposition::new(registry, Box::new(AllCalls(calls)))
-            .with_new_series_hold(config.new_series_hold),
+            .with_new_series_hold(config.new_series_hold)
+            .with_max_series(args.web.max_series),
         telemetry_path: config.telemetry_path.clone(),
         sources: views,
         about,

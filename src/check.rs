@@ -125,7 +125,8 @@ async fn steps<W: Write>(
             max_backoff: Duration::from_secs(5),
         },
         metrics,
-    );
+    )
+    .with_response_limits(args.limits.response());
     let url = graph.function_url(config.functions[0], window);
     let probe = reach_graph(report, &http, url, &token, &config).await?;
     for &function in &config.functions {

@@ -144,6 +144,9 @@ pub struct ExporterArgs {
     pub poll: PollArgs,
     #[command(flatten)]
     pub state: StateArgs,
+    /// `--graph.max-response-size`, `--graph.max-page-rows`, `--labels.max-*` (issue #18).
+    #[command(flatten)]
+    pub limits: crate::source::limits_args::LimitArgs,
 }
 
 /// A configuration problem, with what to do about it: the component's own error, which
@@ -256,6 +259,7 @@ mod tests {
             "web.telemetry-path",
             "web.config.file",
             "web.new-series-hold",
+            "web.max-series",
             "log.level",
             "log.format",
             "collector.direct-routing",
@@ -285,6 +289,14 @@ mod tests {
             "poll.lookback",
             "state.path",
             "state.reset",
+            "graph.max-response-size",
+            "graph.max-page-rows",
+            "labels.max-trunks",
+            "labels.max-call-types",
+            "labels.max-sip-codes",
+            "labels.max-sub-reasons",
+            "labels.max-media-locations",
+            "labels.max-values",
         ];
         assert_eq!(listed, expected, "{help}");
         // The simulated tenant's flags come between --demo and --web.*.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::source::family::Histogram;
-use crate::source::row::peek_id;
+use crate::source::row::{check_object, peek_id, RowError};
 use crate::source::CallLog;
 
 /// Upper bounds of `teams_voice_exporter_row_arrival_delay_seconds`: Graph publishes rows
@@ -284,8 +284,10 @@ impl<L: CallLog> TenantState<L> {
             // the row's id, or for a row without a usable one the hash of its bytes (a
             // malformed row's id is read as `salvage_id` reads it), so that every row,
             // even a malformed one, is counted once.
-            let (key, wire) = match L::read(raw) {
+            // A row that is not an object (issue #18) is malformed, keyed by its bytes.
+            let (key, wire) = match check_object(raw).and_then(|()| L::read(raw)) {
                 Ok(wire) => (L::id(&wire).map(RowKey::from_id), Ok(wire)),
+                Err(RowError::NotAnObject) => (None, Err(RowError::NotAnObject)),
                 Err(error) => (peek_id(raw).as_deref().map(RowKey::from_id), Err(error)),
             };
             let key = key.unwrap_or_else(|| RowKey::from_content(raw));
@@ -453,6 +455,41 @@ mod tests {
         assert_eq!(state.ingest(bad, Ingest::Count, now(), early()).invalid, 3);
         assert_eq!(state.ingest(bad, Ingest::Count, now(), early()).invalid, 0);
         assert_eq!(state.aggregates.rows_invalid, 3);
+    }
+
+    #[test]
+    fn rows_that_are_not_objects_are_invalid_however_deep() {
+        let nested = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let page =
+            format!(r#"{{"value":[{nested},"text",12.5,null,true,[{{"id":"in-array"}}],{OK}]}}"#);
+        let page: crate::source::row::Page = serde_json::from_str(&page).unwrap();
+        let rows = || page.value.iter().map(|raw| raw.get());
+        let mut state = TenantState::new();
+        let outcome = state.ingest(rows(), Ingest::Count, now(), early());
+        assert_eq!(
+            (outcome.received, outcome.invalid, outcome.ingested),
+            (7, 6, 1)
+        );
+        let again = state.ingest(rows(), Ingest::Count, now(), early());
+        assert_eq!((again.invalid, again.ingested), (0, 0));
+        assert_eq!(state.aggregates.rows_invalid, 6);
+        // Deep nesting inside an object: in a field the exporter reads (invalid), in one
+        // it ignores (counted), in the id (invalid); never a stack overflow.
+        let deep = |field: &str, id: &str| {
+            format!(r#"{{"id":{id},"startDateTime":"2026-11-27T10:00:00Z","{field}":{nested}}}"#)
+        };
+        let rows = [
+            deep("callType", r#""deep-1""#),
+            deep("someBetaField", r#""deep-2""#),
+            deep("other", &nested),
+        ];
+        let outcome = state.ingest(
+            rows.iter().map(String::as_str),
+            Ingest::Count,
+            now(),
+            early(),
+        );
+        assert_eq!((outcome.invalid, outcome.ingested), (2, 1));
     }
 
     #[test]

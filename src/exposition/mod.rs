@@ -8,4 +8,5 @@ pub mod first_samples;
 pub mod http;
 pub mod render;
 pub mod self_metrics;
+pub mod series_bound;
 pub mod web_args;

@@ -9,6 +9,7 @@ use prometheus::{Encoder, IntGauge, Registry, TextEncoder};
 
 use super::calls::CallMetrics;
 use super::first_samples::{FirstSamples, DEFAULT_HOLD};
+use super::series_bound::SeriesBound;
 
 /// What `/metrics` answers: the call metrics, rendered once per change of the aggregates
 /// (or when a new series' hold ends, see [`super::first_samples`]) and kept (as text and as
@@ -27,6 +28,8 @@ pub struct Exposition {
     /// also makes concurrent scrapes of a new generation wait for one rendering instead of
     /// each doing their own.
     cache: Mutex<Cache>,
+    /// `--web.max-series` and its gauges, when set ([`Exposition::with_max_series`]).
+    series_bound: Option<SeriesBound>,
 }
 
 struct Cache {
@@ -80,7 +83,16 @@ impl Exposition {
                 rendered: None,
                 first_samples,
             }),
+            series_bound: None,
         }
+    }
+
+    /// `--web.max-series`: serves at most `max` call series (see [`super::series_bound`]).
+    pub fn with_max_series(mut self, max: usize) -> Self {
+        let bound = SeriesBound::register(max, &self.registry)
+            .expect("valid metric descriptions, registered once per exposition");
+        self.series_bound = Some(bound);
+        self
     }
 
     /// `--web.new-series-hold`: how long a new series is shown at 0 (0 for not at all).
@@ -130,6 +142,10 @@ impl Exposition {
             }
         }
         let (generation, mut families) = self.calls.gather();
+        // Before the holds: a series left out is not served, so not held either.
+        if let Some(bound) = &self.series_bound {
+            bound.apply(&mut families);
+        }
         let until = cache.first_samples.apply(&mut families, now);
         self.held.set(cache.first_samples.held() as i64);
         let capacity = cache.rendered.as_ref().map_or(64 * 1024, |r| r.text.len());

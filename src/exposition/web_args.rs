@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::first_samples::{DEFAULT_HOLD, DEMO_HOLD};
+use super::series_bound::DEFAULT_MAX_SERIES;
 use crate::flag::parse_duration;
 
 /// The default port: in the exporters' range, and clear of node_exporter (9100),
@@ -39,6 +40,18 @@ pub struct WebArgs {
     /// [default: 2m; 30s with --demo].
     #[arg(long = "web.new-series-hold", value_parser = parse_duration, value_name = "DURATION")]
     pub new_series_hold: Option<Duration>,
+    /// Most call series one scrape serves (a histogram counts one per bucket plus two);
+    /// series beyond it are left out of /metrics, still counted, until it is raised. A
+    /// warning is logged from 80% of it on.
+    #[arg(long = "web.max-series", default_value_t = DEFAULT_MAX_SERIES, value_parser = at_least_one, value_name = "N")]
+    pub max_series: usize,
+}
+
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a whole number above 0".to_owned()),
+    }
 }
 
 /// A `--web.*` flag that cannot be served.

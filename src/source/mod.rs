@@ -13,6 +13,7 @@ pub mod destination;
 pub mod direct_routing;
 pub mod family;
 pub mod graph;
+pub mod labels;
 pub mod metrics;
 pub mod pstn;
 pub mod row;
@@ -175,3 +176,4 @@ impl Priority {
 
 pub mod collector_args;
 pub mod graph_args;
+pub mod limits_args;

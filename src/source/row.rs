@@ -21,10 +21,45 @@ pub const UNKNOWN: &str = "unknown";
 /// a 200 without it (a proxy's page, an error body) is not an empty last page.
 #[derive(Debug, Deserialize)]
 pub struct Page<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "bounded_rows")]
     pub value: Vec<&'a RawValue>,
     #[serde(rename = "@odata.nextLink", default)]
     pub next_link: Option<String>,
+}
+
+/// The most rows a page is parsed with, whatever `--graph.max-page-rows` says: a body of
+/// 8 MiB of `1,` would otherwise make a list of 4 million rows, 64 MiB, before any check.
+pub const MAX_PAGE_ROWS_PARSED: usize = 100_000;
+/// The parse error of a page with more than [`MAX_PAGE_ROWS_PARSED`] rows.
+pub const TOO_MANY_ROWS: &str = "a page with more rows than the exporter parses";
+
+/// A page's rows, refused beyond [`MAX_PAGE_ROWS_PARSED`] as they are read (issue #18).
+fn bounded_rows<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<&'de RawValue>, D::Error> {
+    struct Rows;
+    impl<'de> serde::de::Visitor<'de> for Rows {
+        type Value = Vec<&'de RawValue>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an array of rows")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut rows = Vec::new();
+            while let Some(row) = seq.next_element::<&'de RawValue>()? {
+                if rows.len() == MAX_PAGE_ROWS_PARSED {
+                    return Err(serde::de::Error::custom(TOO_MANY_ROWS));
+                }
+                rows.push(row);
+            }
+            Ok(rows)
+        }
+    }
+    deserializer.deserialize_seq(Rows)
 }
 
 /// Why a row was not accepted.
@@ -39,8 +74,21 @@ pub enum RowError {
     },
     #[error("row has no id, so it cannot be counted exactly once")]
     MissingId,
+    /// An array, string, number, `null` or anything else but an object, however deep.
+    #[error("row is not a JSON object")]
+    NotAnObject,
     #[error("row {id} has no usable startDateTime")]
     MissingStart { id: String },
+}
+
+/// Refuses a row that is not a JSON object before anything parses it: an array of 100,000
+/// nested arrays would otherwise be walked by every reader of the row (issue #18). The
+/// page parser already checked that the row is well-formed JSON.
+pub fn check_object(raw: &str) -> Result<(), RowError> {
+    match raw.trim_start().as_bytes().first() {
+        Some(b'{') => Ok(()),
+        _ => Err(RowError::NotAnObject),
+    }
 }
 
 /// The `id` of a row, read without parsing the rest of it: most rows of a sweep were seen

@@ -119,6 +119,11 @@ const VALUES: &[(&str, Value, &str)] = &[
     ),
     ("teams_voice_exporter_build_info", Value::Exact, "always 1"),
     (
+        "teams_voice_exporter_call_series*",
+        Value::Exact,
+        "the series of the seeded rows, rendered in the same scrape; the default bound; none left out",
+    ),
+    (
         "teams_voice_exporter_graph_requests_total",
         Value::Varies,
         "polls (and so requests) happen on a timer for as long as the test runs",

@@ -12,6 +12,7 @@ mod credentials;
 mod first_samples;
 mod golden;
 mod ground_truth;
+mod hostile;
 mod lookback;
 mod pstn;
 mod state;

@@ -28,6 +28,21 @@ use tokio_util::sync::CancellationToken;
 /// The response type of every handler served here: small, fully buffered bodies.
 pub type HttpResponse = Response<Full<Bytes>>;
 
+/// A body a handler may answer with: [`HttpResponse`]'s, or one streamed as it is sent.
+pub trait ResponseBody:
+    hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+    + Send
+    + 'static
+{
+}
+
+impl<B> ResponseBody for B where
+    B: hyper::body::Body<Data = Bytes, Error: Into<Box<dyn std::error::Error + Send + Sync>>>
+        + Send
+        + 'static
+{
+}
+
 /// How long a client may take to complete the TLS handshake before it is dropped, so that
 /// idle or stalled connections cannot pile up.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,23 +77,26 @@ impl Transport {
 /// for the connections in flight to finish.
 ///
 /// `handler` receives each request and the peer address.
-pub async fn serve<H, F>(listener: TcpListener, shutdown: CancellationToken, handler: H)
+/// The handler's responses may have any body (a test double may stream one).
+pub async fn serve<H, F, B>(listener: TcpListener, shutdown: CancellationToken, handler: H)
 where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = HttpResponse> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: ResponseBody,
 {
     serve_with(listener, Transport::plain(), shutdown, handler).await;
 }
 
 /// [`serve`], over TLS when `transport` says so.
-pub async fn serve_with<H, F>(
+pub async fn serve_with<H, F, B>(
     listener: TcpListener,
     transport: Transport,
     shutdown: CancellationToken,
     handler: H,
 ) where
     H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
-    F: Future<Output = HttpResponse> + Send + 'static,
+    F: Future<Output = Response<B>> + Send + 'static,
+    B: ResponseBody,
 {
     let graceful = GracefulShutdown::new();
     loop {
@@ -124,7 +142,7 @@ pub async fn serve_with<H, F>(
 }
 
 /// Serves one accepted connection until it ends or the server shuts down.
-async fn connection<I, S>(
+async fn connection<I, S, B>(
     io: I,
     service: S,
     http2: bool,
@@ -132,7 +150,8 @@ async fn connection<I, S>(
     peer: SocketAddr,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::Service<Request<Incoming>, Response = HttpResponse, Error = Infallible>
+    B: ResponseBody,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
         + Send
         + 'static,
     S::Future: Send + 'static,

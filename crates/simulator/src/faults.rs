@@ -72,6 +72,17 @@ pub struct Faults {
     /// Connect); None: `PSTN_SHARE` of the Direct Routing volume, on top of it. Read at
     /// start for the history and every second for live traffic. Scenarios ignore it.
     pub pstn_calls_per_day: Option<u64>,
+    /// Every row served gets a call type, trunk FQDN, SIP code, sub-reason and media
+    /// location derived from its id: the same on every page, new for nearly every row, as
+    /// a broken or hostile upstream could send (`graph::hostile`).
+    pub random_labels: bool,
+    /// Every page opens with rows that are not JSON objects: an array, a string, a number,
+    /// null, a boolean and an array nested 100,000 deep; the same six on every page (so a
+    /// page of `page_size` rows has six more: above 994, more than Graph's 1,000).
+    pub non_object_rows: bool,
+    /// Every data request that would get a page gets instead a valid page this many MiB
+    /// large, streamed without Content-Length (the simulator holds 64 KiB of it); 0 = off.
+    pub oversized_page_mib: u32,
 }
 
 /// Graph's request limits for the call-log functions (`getDirectRoutingCalls`,

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::graph::hostile::SimResponse;
 use exporter_web::serve::{self, HttpResponse};
 use tve_clock::Clock;
 
@@ -206,19 +207,21 @@ impl Drop for SimHandle {
 }
 
 /// Hands a request to the service its path belongs to.
-async fn route(tenant: Arc<Tenant>, request: Request<Incoming>) -> HttpResponse {
+async fn route(tenant: Arc<Tenant>, request: Request<Incoming>) -> SimResponse {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
+    // Only Graph's data requests may stream (an oversized page); the rest are buffered.
+    let buffered = |response: HttpResponse| response.map(http_body_util::Either::Left);
     let response = if path == "/" || path.starts_with("/_sim/") || path == "/_sim" {
-        control::handle(&tenant, request).await
+        buffered(control::handle(&tenant, request).await)
     } else if path.starts_with("/v1.0/") || path == "/v1.0" {
         graph::handle(&tenant, request).await
     } else if token::is_token_path(&path) {
-        token::handle(&tenant, request).await
+        buffered(token::handle(&tenant, request).await)
     } else if path == token::IMDS_TOKEN_PATH {
-        token::imds(&tenant, &request)
+        buffered(token::imds(&tenant, &request))
     } else {
-        graph::not_found(&tenant, &request)
+        buffered(graph::not_found(&tenant, &request))
     };
     tracing::debug!(%method, %path, status = response.status().as_u16(), "simulated tenant answered");
     response

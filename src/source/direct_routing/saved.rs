@@ -97,6 +97,8 @@ impl SavedTotals {
                 return Err(DamagedTotals("a country series is saved twice".into()));
             }
         }
+        // Again, for the trunks of calls by country.
+        t.relearn_labels();
         Ok(t)
     }
 }
@@ -184,6 +186,8 @@ impl SavedTotalsV1 {
                 }
             }
         }
+        // Label bounds (issue #18): the values served before a restart are the known ones.
+        t.relearn_labels();
         Ok(t)
     }
 }

@@ -22,6 +22,22 @@ pub enum GraphError {
     ForeignNextLink { host: String, expected: String },
     #[error("Graph returned a nextLink that is not a URL: {0}")]
     BadNextLink(String),
+    /// A response beyond `--graph.max-response-size` (issue #18); refused unread or given
+    /// up part-way, never held whole.
+    #[error("the response from {host} is {size}, above --graph.max-response-size ({limit}): a page of Graph's 1,000 rows is 1-2 MB, so check what answers at --graph.endpoint (a proxy or test endpoint?), or raise the flag if it really is Graph")]
+    ResponseTooLarge {
+        host: String,
+        size: String,
+        limit: String,
+    },
+    /// A page with more rows than `--graph.max-page-rows`: Graph's have at most 1,000.
+    #[error("a page from {host} has {rows} rows, above --graph.max-page-rows ({limit}): Graph's pages have at most 1,000, so check what answers at --graph.endpoint, or raise the flag if Graph's pages grew")]
+    TooManyRows {
+        host: String,
+        /// How many, or "more than N" when the page was given up while it was parsed.
+        rows: String,
+        limit: usize,
+    },
 }
 
 /// Why a poll failed (`poll_errors_total{reason}`): a short, bounded set.
@@ -37,12 +53,14 @@ pub enum PollErrorReason {
     Refused,
     RetriesExhausted,
     BadNextLink,
+    /// A response beyond `--graph.max-response-size` or `--graph.max-page-rows`.
+    ResponseTooLarge,
 }
 
 impl PollErrorReason {
     /// Every reason, so the series exist at 0 from the start and `increase()` sees the
     /// first failure.
-    pub const ALL: [PollErrorReason; 10] = [
+    pub const ALL: [PollErrorReason; 11] = [
         PollErrorReason::TokenUnavailable,
         PollErrorReason::TokenRefused,
         PollErrorReason::Unauthorized,
@@ -53,6 +71,7 @@ impl PollErrorReason {
         PollErrorReason::Refused,
         PollErrorReason::RetriesExhausted,
         PollErrorReason::BadNextLink,
+        PollErrorReason::ResponseTooLarge,
     ];
 
     /// The `reason` label value.
@@ -68,6 +87,7 @@ impl PollErrorReason {
             PollErrorReason::Refused => "refused",
             PollErrorReason::RetriesExhausted => "retries_exhausted",
             PollErrorReason::BadNextLink => "bad_next_link",
+            PollErrorReason::ResponseTooLarge => "response_too_large",
         }
     }
 }
@@ -87,6 +107,9 @@ impl GraphError {
             GraphError::RetriesExhausted { .. } => PollErrorReason::RetriesExhausted,
             GraphError::ForeignNextLink { .. } | GraphError::BadNextLink(_) => {
                 PollErrorReason::BadNextLink
+            }
+            GraphError::ResponseTooLarge { .. } | GraphError::TooManyRows { .. } => {
+                PollErrorReason::ResponseTooLarge
             }
         }
     }

@@ -16,6 +16,7 @@ use rand::Rng;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
+mod body;
 mod budget;
 mod error;
 mod retry;
@@ -27,6 +28,7 @@ pub use budget::{
     GRAPH_FUNCTION_LIMIT,
 };
 
+pub use body::{ResponseLimits, DEFAULT_MAX_PAGE_ROWS, DEFAULT_MAX_RESPONSE_SIZE};
 pub use error::{refusal_hint, GraphError, PollErrorReason};
 pub use retry::{parse_retry_after, RetryPolicy, MAX_RETRY_AFTER};
 pub use window::{CallWindow, WindowRead, MAX_WINDOW};
@@ -36,7 +38,7 @@ use retry::TenantGate;
 use super::metrics::{Endpoint, RetryReason, SourceMetrics};
 use super::Function;
 use crate::source::auth::{error_chain, AccessToken, AuthError, TokenCache};
-use crate::source::row::Page;
+use crate::source::row::{Page, MAX_PAGE_ROWS_PARSED, TOO_MANY_ROWS};
 
 /// Pages one window may have: 10 million rows. More means a nextLink loop.
 const MAX_PAGES_PER_WINDOW: u64 = 10_000;
@@ -77,6 +79,8 @@ pub struct GraphClient {
     concurrency: usize,
     /// Requests in flight to the tenant, at most `concurrency`.
     in_flight: tokio::sync::Semaphore,
+    /// What one response may hold (`--graph.max-response-size`, `--graph.max-page-rows`).
+    limits: ResponseLimits,
 }
 
 /// Sub-windows read at the same time unless `--graph.concurrency` says otherwise. One: the
@@ -122,7 +126,14 @@ impl GraphClient {
             metrics,
             concurrency: DEFAULT_CONCURRENCY,
             in_flight: tokio::sync::Semaphore::new(DEFAULT_CONCURRENCY),
+            limits: ResponseLimits::default(),
         }
+    }
+
+    /// Refuses responses beyond `limits`.
+    pub fn with_response_limits(mut self, limits: ResponseLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Reads up to `readers` sub-windows at the same time (at least one).
@@ -257,6 +268,20 @@ impl GraphClient {
             drop(in_flight);
             let (reason, description, wait) = match attempt? {
                 Attempt::Page(body) => match serde_json::from_slice::<Page>(&body) {
+                    Ok(page) if page.value.len() > self.limits.max_rows => {
+                        return Err(GraphError::TooManyRows {
+                            host: host_of(url),
+                            rows: page.value.len().to_string(),
+                            limit: self.limits.max_rows,
+                        });
+                    }
+                    Err(error) if error.to_string().starts_with(TOO_MANY_ROWS) => {
+                        return Err(GraphError::TooManyRows {
+                            host: host_of(url),
+                            rows: format!("more than {MAX_PAGE_ROWS_PARSED}"),
+                            limit: self.limits.max_rows,
+                        });
+                    }
                     Ok(page) => {
                         on_page(&page);
                         return Ok(page.next_link);
@@ -416,12 +441,20 @@ impl GraphClient {
             .get("request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = response.bytes().await;
+        // Streamed and capped (issue #18): never more than the cap in memory.
+        let body = body::read_capped(response, self.limits.max_bytes).await;
         self.metrics
             .record_request(Endpoint::Function(function), status.as_str(), started);
         let body = match body {
             Ok(body) => body,
-            Err(error) => {
+            Err(body::BodyError::TooLarge { size }) => {
+                return Err(GraphError::ResponseTooLarge {
+                    host: host_of(url),
+                    size,
+                    limit: body::describe_size(self.limits.max_bytes),
+                })
+            }
+            Err(body::BodyError::Transport(error)) => {
                 return Ok(Attempt::Transient {
                     reason: RetryReason::Connection,
                     description: describe_transport(error),
@@ -521,6 +554,15 @@ fn throttling_scope(message: &str) -> Option<&str> {
         .next()?
         .trim_end_matches('.');
     (!scope.is_empty()).then_some(scope)
+}
+
+/// The host (and port) a response came from, for errors: never the path or the query.
+fn host_of(url: &Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        (None, _) => "an unnamed host".to_owned(),
+    }
 }
 
 fn describe_transport(error: reqwest::Error) -> String {

@@ -409,6 +409,16 @@ impl TestProcess {
     }
 
     #[cfg(target_os = "linux")]
+    /// The process's peak resident memory (`VmHWM` of `/proc/<pid>/status`), in bytes.
+    pub fn peak_resident_bytes(&self) -> Option<u64> {
+        let pid = self.child.lock().unwrap().id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
+    #[cfg(target_os = "linux")]
     /// Sets the process's file size limit (the soft one; `None` for none): a disk that
     /// fills up and has space again while the exporter runs. Needs [`ExporterCommand::ignore_sigxfsz`].
     pub fn set_file_size_limit(&self, bytes: Option<u64>) {

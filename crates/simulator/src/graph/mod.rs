@@ -10,6 +10,7 @@
 //! nothing to the tenant until the time it was given. Nothing here knows a row type:
 //! pages come from the `CallLog` a request names.
 
+pub(crate) mod hostile;
 mod reply;
 mod request;
 mod retry;
@@ -28,19 +29,23 @@ use crate::gate::{Admission, Scope};
 use crate::issued::TokenStatus;
 use crate::tenant::Tenant;
 use exporter_web::serve::HttpResponse;
+use hostile::SimResponse;
 use reply::{build_response, GraphError, Reply, RequestIds};
 use request::CallQuery;
 use retry::{retry_after_value, start_retry_after};
 
 /// Answers one data request.
-pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> HttpResponse {
+pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> SimResponse {
     let ids = RequestIds::new(tenant, &request);
     let (reply, delay_ms) = answer(tenant, &request);
     if delay_ms > 0 {
         // A real-time delay: it stands for a slow network or service, not for call-log time.
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     }
-    build_response(tenant, reply, &ids)
+    if let Reply::Oversized(mib) = reply {
+        return hostile::oversized(mib);
+    }
+    build_response(tenant, reply, &ids).map(http_body_util::Either::Left)
 }
 
 /// Answers a path outside Graph's API surface.
@@ -173,6 +178,11 @@ fn checked_answer(
     let logs = tenant.call_logs();
     let query = parse_request(request.uri().path(), request.uri().query(), &logs)?;
     let (body, rows, foreign) = render_page(tenant, &query, faults, now_ms);
+    if faults.oversized_page_mib > 0 {
+        tenant.stats().pages_served += 1;
+        return Ok(Reply::Oversized(faults.oversized_page_mib));
+    }
+    let body = hostile::rewrite(body, faults);
     if is_every(request_number, faults.invalid_json_every) {
         tenant.stats().invalid_json_responses += 1;
         let mut cut = body.len() / 2;

@@ -97,6 +97,8 @@ pub(crate) enum Reply {
     Page(String),
     /// A 200 whose body was cut short, as a broken proxy or connection would leave it.
     Truncated(String),
+    /// A 200 whose body is a page of this many MiB, streamed (`Faults::oversized_page_mib`).
+    Oversized(u32),
     Error(GraphError),
 }
 
@@ -126,6 +128,8 @@ pub(crate) fn build_response(tenant: &Tenant, reply: Reply, ids: &RequestIds) ->
     let now = tenant.now();
     let (status, content_type, body, retry_after, challenge) = match reply {
         Reply::Page(body) | Reply::Truncated(body) => (200, ODATA_JSON, body, None, false),
+        // Answered by `hostile::oversized` before this; an empty page if it ever got here.
+        Reply::Oversized(_) => (200, ODATA_JSON, r#"{"value":[]}"#.to_owned(), None, false),
         Reply::Error(error) => {
             let body = serde_json::json!({
                 "error": {
