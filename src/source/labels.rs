@@ -65,8 +65,8 @@ pub enum Shape {
     /// A short identifier: 1–64 ASCII letters, digits, `_` and `-` (call types, country
     /// and currency codes, license capabilities).
     Identifier,
-    /// A short name that may have spaces (a carrier's name): 1–64 ASCII letters, digits,
-    /// spaces and `.,&'()_-`.
+    /// A short name that may have spaces (a carrier's name): 1–64 letters and digits (of
+    /// any script: `Telefónica`), spaces and `.,&'()_-`.
     ShortName,
 }
 
@@ -103,10 +103,10 @@ impl Shape {
                         .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-')
             }
             Shape::ShortName => {
-                (1..=64).contains(&bytes.len())
-                    && bytes
-                        .iter()
-                        .all(|b| b.is_ascii_alphanumeric() || b" .,&'()_-".contains(b))
+                (1..=64).contains(&value.chars().count())
+                    && value
+                        .chars()
+                        .all(|c| c.is_alphanumeric() || " .,&'()_-".contains(c))
             }
         }
     }

@@ -190,6 +190,7 @@ impl Saved {
                 "PSTN ignored charge",
             )?;
         }
+        t.relearn_labels();
         Ok(t)
     }
 }

@@ -9,7 +9,9 @@ use rust_decimal::Decimal;
 use super::row::{Charge, IgnoredCharge, PstnRow, MAX_CHARGE_SCALE};
 use crate::source::destination::{country_label, Direction};
 use crate::source::family::Histogram;
+use crate::source::labels::{self, Label, LabelValues, Shape};
 use crate::source::row::UNKNOWN;
+use crate::source::Function;
 
 /// Upper bounds of `teams_pstn_call_duration_seconds`: Direct Routing's bounds with a first
 /// bucket at 0, as PSTN rows carry calls that never connected (duration 0) and those are
@@ -60,21 +62,66 @@ pub struct PstnTotals {
     pub charges: HashMap<ChargeKey, Decimal>,
     pub by_country: HashMap<CountryKey, u64>,
     pub charges_ignored: HashMap<IgnoredCharge, u64>,
+    /// The label values this tenant may use (bounded, see [`labels`]); rebuilt from the
+    /// keys above at restore ([`PstnTotals::relearn_labels`]).
+    pub labels: LabelValues,
 }
+
+/// `destination_context`: `Domestic` or `International`.
+const DESTINATION_CONTEXT: Label = Label::new("destination_context", Shape::Identifier);
+/// `operator`: `Microsoft` or an Operator Connect carrier's name.
+const OPERATOR: Label = Label::new("operator", Shape::ShortName);
+/// `license_capability`: `MCOPSTN1`, `MCOEV_VIRTUALUSER`, ...
+const LICENSE_CAPABILITY: Label = Label::new("license_capability", Shape::Identifier);
+/// `usage_country_code`: ISO 3166 alpha-2.
+const USAGE_COUNTRY_CODE: Label = Label::new("usage_country_code", Shape::Identifier);
+/// `currency`: ISO 4217, three letters (checked when the row is read).
+const CURRENCY: Label = Label::new("currency", Shape::Identifier);
 
 impl PstnTotals {
     /// Counts one new row.
     pub fn count(&mut self, row: &PstnRow) {
-        let call_type = label(row.call_type.as_deref());
-        let destination_context = label(row.destination_context.as_deref());
-        let key = CallKey {
-            call_type: call_type.clone(),
-            destination_context: destination_context.clone(),
+        // Label values checked and bounded (`source::labels`): a key already counted holds
+        // admitted values only, so a row of an existing series needs no check.
+        const F: Function = Function::PstnCalls;
+        let mut key = CallKey {
+            call_type: label(row.call_type.as_deref()),
+            destination_context: label(row.destination_context.as_deref()),
             operator: label(row.operator.as_deref()),
             license_capability: label(row.license_capability.as_deref()),
             usage_country_code: label(row.usage_country_code.as_deref()),
         };
-        *self.calls.entry(key).or_default() += 1;
+        if let Some(count) = self.calls.get_mut(&key) {
+            *count += 1;
+        } else {
+            let values = &mut self.labels;
+            key = CallKey {
+                call_type: values.admit(F, &labels::CALL_TYPE, Some(key.call_type)),
+                destination_context: values.admit(
+                    F,
+                    &DESTINATION_CONTEXT,
+                    Some(key.destination_context),
+                ),
+                operator: values.admit(F, &OPERATOR, Some(key.operator)),
+                license_capability: values.admit(
+                    F,
+                    &LICENSE_CAPABILITY,
+                    Some(key.license_capability),
+                ),
+                usage_country_code: values.admit(
+                    F,
+                    &USAGE_COUNTRY_CODE,
+                    Some(key.usage_country_code),
+                ),
+            };
+            *self.calls.entry(key.clone()).or_default() += 1;
+        }
+        // The values the call was counted under, admitted above or before.
+        let CallKey {
+            call_type,
+            destination_context,
+            ..
+        } = key;
 
         let key = CountryKey {
             direction: row.direction,
@@ -97,8 +144,9 @@ impl PstnTotals {
 
         match &row.charge {
             Charge::Amount { currency, amount } => {
+                let currency = self.labels.admit(F, &CURRENCY, Some(currency.clone()));
                 let key = ChargeKey {
-                    currency: currency.clone(),
+                    currency,
                     call_type,
                     destination_context,
                 };
@@ -110,6 +158,23 @@ impl PstnTotals {
             }
             Charge::Nothing => {}
             Charge::Ignored(reason) => self.ignore(*reason),
+        }
+    }
+
+    /// Rebuilds the known label values from the keys, after a restore: the values served
+    /// before a restart stay, and the same new ones are folded as before it. (`country` and
+    /// `direction` need no bound: they are ISO codes and three words by construction.)
+    pub fn relearn_labels(&mut self) {
+        let values = &mut self.labels;
+        for key in self.calls.keys() {
+            values.relearn(&labels::CALL_TYPE, &key.call_type);
+            values.relearn(&DESTINATION_CONTEXT, &key.destination_context);
+            values.relearn(&OPERATOR, &key.operator);
+            values.relearn(&LICENSE_CAPABILITY, &key.license_capability);
+            values.relearn(&USAGE_COUNTRY_CODE, &key.usage_country_code);
+        }
+        for key in self.charges.keys() {
+            values.relearn(&CURRENCY, &key.currency);
         }
     }
 
@@ -141,6 +206,32 @@ mod tests {
             r#"{{"id":"r","startDateTime":"2026-11-27T10:00:00Z"{fields}}}"#
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn label_values_out_of_shape_count_under_other_and_a_restore_keeps_them() {
+        let mut totals = PstnTotals::default();
+        totals.count(&row(r#","operator":"Telefónica","callType":"oc_user_out""#));
+        totals.count(&row(
+            r#","operator":"<b>x</b>","callType":"user out; drop""#,
+        ));
+        let operators: Vec<&str> = totals.calls.keys().map(|k| k.operator.as_str()).collect();
+        assert!(operators.contains(&"Telefónica"), "{operators:?}");
+        assert!(operators.contains(&labels::OTHER), "{operators:?}");
+        let call_types: Vec<&str> = totals.calls.keys().map(|k| k.call_type.as_str()).collect();
+        assert!(call_types.contains(&labels::OTHER), "{call_types:?}");
+        assert_eq!(totals.calls.values().sum::<u64>(), 2, "both calls counted");
+
+        let restored = crate::source::pstn::saved::Saved::from(&totals)
+            .restore()
+            .unwrap();
+        let mut again = restored.clone();
+        again.count(&row(r#","operator":"Telefónica","callType":"oc_user_out""#));
+        assert_eq!(again.calls.values().sum::<u64>(), 3);
+        assert_eq!(
+            again.labels, totals.labels,
+            "the same values are known after a restore"
+        );
     }
 
     #[test]
