@@ -115,19 +115,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     if config.state.is_none() && !args.demo {
         tracing::warn!("no --state.path: counted calls and remembered row ids are kept in memory only, so a restart sets the counters back to zero and calls that appear while the exporter is down are never counted; give it a file on a persistent volume with --state.path");
     }
-    let graph = Arc::new(graph);
-    // At start rather than inside the first poll that meets a new row.
-    crate::source::destination::load_numbering_plans();
-    let mut sources = Vec::with_capacity(config.functions.len());
-    for &function in &config.functions {
-        let (graph, clock) = (graph.clone(), clock.clone());
-        sources.push(match function {
-            Function::DirectRoutingCalls => {
-                Source::start::<DirectRouting>(graph, &tenant, &config, &metrics, clock)?
-            }
-            Function::PstnCalls => Source::start::<Pstn>(graph, &tenant, &config, &metrics, clock)?,
-        });
-    }
+    let sources = start_sources(Arc::new(graph), &tenant, &config, &metrics, &clock)?;
     let names: Vec<&str> = config.functions.iter().map(|f| f.name()).collect();
     tracing::info!(collectors = %names.join(","), "reading these call logs");
 
@@ -170,6 +158,30 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     #[cfg(not(feature = "demo"))]
     drop(simulator);
     outcome
+}
+
+/// One source per enabled function (`--collector.*`), all sharing the tenant's Graph client
+/// and so its request budget.
+fn start_sources(
+    graph: Arc<GraphClient>,
+    tenant: &Tenant,
+    config: &Config,
+    metrics: &SelfMetrics,
+    clock: &Clock,
+) -> Result<Vec<Source>, StartError> {
+    // At start rather than inside the first poll that meets a new row.
+    crate::source::destination::load_numbering_plans();
+    let mut sources = Vec::with_capacity(config.functions.len());
+    for &function in &config.functions {
+        let (graph, clock) = (graph.clone(), clock.clone());
+        sources.push(match function {
+            Function::DirectRoutingCalls => {
+                Source::start::<DirectRouting>(graph, tenant, config, metrics, clock)?
+            }
+            Function::PstnCalls => Source::start::<Pstn>(graph, tenant, config, metrics, clock)?,
+        });
+    }
+    Ok(sources)
 }
 
 /// A source's poller, ready to run until its token is cancelled.
