@@ -530,43 +530,4 @@ mod tests {
         }
         assert_eq!(Direction::from_label("sideways"), None);
     }
-
-    /// Prints the time per number over 100,000 numbers of a realistic mix (run with
-    /// `--ignored --nocapture`, in release for a figure worth quoting).
-    #[test]
-    #[ignore]
-    fn timing_of_100k_numbers() {
-        let mix = [
-            "+4930123***",
-            "+33123456****",
-            "+442071838750",
-            "+12125550123",
-            "+16137827274",
-            "+4144668****",
-            "+3120123****",
-            "+18765551234",
-            "+4915112345678",
-            "anonymous",
-            "+447400123456",
-            "+74951234567",
-        ];
-        load_numbering_plans();
-        let started = std::time::Instant::now();
-        let mut known = 0;
-        for i in 0..100_000 {
-            known += usize::from(country_of_number(mix[i % mix.len()]).is_some());
-        }
-        let elapsed = started.elapsed();
-        println!(
-            "100,000 numbers in {elapsed:?}: {:?} a number, {known} with a country",
-            elapsed / 100_000
-        );
-        for number in mix {
-            let started = std::time::Instant::now();
-            for _ in 0..10_000 {
-                std::hint::black_box(country_of_number(std::hint::black_box(number)));
-            }
-            println!("{number}: {:?}", started.elapsed() / 10_000);
-        }
-    }
 }
