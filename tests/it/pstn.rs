@@ -409,3 +409,88 @@ fn a_collector_turned_off_reads_no_page_of_its_function() {
         );
     }
 }
+
+/// What `/metrics` shows of the PSTN log: every `teams_pstn_*` sample.
+fn pstn_samples(metrics: &Metrics) -> Vec<(String, BTreeMap<String, String>, f64)> {
+    metrics
+        .samples
+        .iter()
+        .filter(|((name, _), _)| name.starts_with("teams_pstn_"))
+        .map(|((name, labels), value)| (name.clone(), labels.clone(), *value))
+        .collect()
+}
+
+#[test]
+fn pstn_counts_survive_sigkills_in_their_own_state_file_exactly() {
+    let scenario = Scenario {
+        preexisting_rows: 1000,
+        late_rows: 3000,
+        span: Duration::from_secs(48 * 3600),
+        arrival_spread: Duration::from_secs(10),
+        malformed_rows: 4,
+    };
+    let (_runtime, sim) = simulator(scenario, Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.redb");
+    let state = format!("--state.path={}", path.display());
+    let flags = ["--collector.pstn", state.as_str()];
+    let mut exporter = Exporter::start(&sim.base_url(), &flags);
+    exporter.wait_ready(Duration::from_secs(60));
+    assert!(path.exists(), "Direct Routing keeps --state.path itself");
+    assert!(
+        dir.path().join("state.pstn.redb").exists(),
+        "PSTN calls are kept beside it"
+    );
+    sim.release();
+
+    // SIGKILL twice while late rows arrive: no PSTN counter ever goes back.
+    let mut last = exporter.metrics();
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(2500));
+        let seen = exporter.metrics();
+        exporter.kill();
+        exporter = Exporter::start(&sim.base_url(), &flags);
+        let restored = exporter.metrics();
+        for (name, labels, before) in pstn_samples(&seen) {
+            let after = restored
+                .samples
+                .get(&(name.clone(), labels.clone()))
+                .copied()
+                .unwrap_or(-1.0);
+            assert!(
+                after >= before,
+                "{name}{labels:?} went back from {before} to {after}"
+            );
+        }
+        last = seen;
+    }
+    assert!(
+        last.sum("teams_pstn_calls_total", &[]) > 0.0,
+        "calls were counted before the kills"
+    );
+
+    let ingested = |exporter: &Exporter| {
+        exporter.metrics().sum(
+            "teams_voice_exporter_rows_ingested_total",
+            &[("endpoint", "getPstnCalls")],
+        )
+    };
+    wait_for(
+        Duration::from_secs(120),
+        "every late PSTN row counted",
+        || ingested(&exporter) >= 4000.0,
+    )
+    .unwrap_or_else(|e| panic!("{e}; log tail:\n{}", tail(&exporter.log())));
+    std::thread::sleep(Duration::from_secs(3));
+    let metrics = exporter.metrics();
+    let pstn = sim.pstn_ground_truth_started_from(counting_since_of(&metrics, "getPstnCalls"));
+    assert_eq!(pstn.rows.len(), 4000);
+    check_pstn(&metrics, &expected_pstn(&pstn));
+    assert_eq!(ingested(&exporter), 4000.0, "no PSTN row counted twice");
+
+    // A clean stop and start restores exactly what was shown.
+    let shown = pstn_samples(&metrics);
+    assert!(exporter.terminate(Duration::from_secs(20)).is_some());
+    let exporter = Exporter::start(&sim.base_url(), &flags);
+    assert_eq!(pstn_samples(&exporter.metrics()), shown);
+}
