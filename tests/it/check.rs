@@ -73,6 +73,14 @@ fn a_healthy_setup_passes_every_check_and_exits_zero() {
         )),
         "{report}"
     );
+    // Every enabled collector is checked (PSTN is on by default): its own line, with a count.
+    assert!(
+        report.lines().any(|line| line
+            .split_once("getPstnCalls: ")
+            .and_then(|(_, rest)| rest.split_once(" rows in the last hour ("))
+            .is_some_and(|(rows, _)| rows.parse::<u64>().is_ok())),
+        "{report}"
+    );
     assert!(report.contains("client secret for app"), "{report}");
     assert!(report.contains("Result: all checks passed."), "{report}");
 }
