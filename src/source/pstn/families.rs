@@ -4,7 +4,7 @@
 use prometheus::proto::{self, MetricFamily, MetricType};
 use rust_decimal::prelude::ToPrimitive;
 
-use super::row::IgnoredCharge;
+use super::charge::IgnoredCharge;
 use super::totals::{PstnTotals, DURATION_BUCKETS};
 use crate::source::family::{counter, family, histogram, Family};
 

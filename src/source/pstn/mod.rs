@@ -2,9 +2,11 @@
 //! carrier is the phone company.
 //!
 //! Everything specific to this function sits here, behind [`CallLog`], as for Direct
-//! Routing: its rows ([`row`]), what they add up to ([`totals`]), the metric families they
-//! render ([`families`]) and how the state file keeps those ([`saved`]).
+//! Routing: its rows ([`row`]) and their charges ([`charge`]), what they add up to
+//! ([`totals`]), the metric families they render ([`families`]) and how the state file
+//! keeps those ([`saved`]).
 
+pub mod charge;
 pub mod families;
 pub mod row;
 pub mod saved;
@@ -13,7 +15,8 @@ pub mod totals;
 use chrono::{DateTime, Utc};
 use prometheus::proto::MetricFamily;
 
-pub use row::{Charge, IgnoredCharge, PstnRow, WireRow};
+pub use charge::{Charge, IgnoredCharge};
+pub use row::{PstnRow, WireRow};
 pub use totals::{CallKey, ChargeKey, CountryKey, PstnTotals, TypeContextKey};
 
 use super::family::Family;

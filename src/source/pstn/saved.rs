@@ -11,7 +11,7 @@ use std::hash::Hash;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::row::IgnoredCharge;
+use super::charge::IgnoredCharge;
 use super::totals::{CallKey, ChargeKey, CountryKey, PstnTotals, TypeContextKey, DURATION_BUCKETS};
 use crate::source::destination::Direction;
 use crate::source::family::{check_bounds, SavedBuckets};

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 
 use rust_decimal::Decimal;
 
-use super::row::{Charge, IgnoredCharge, PstnRow, MAX_CHARGE_SCALE};
+use super::charge::{Charge, IgnoredCharge, MAX_CHARGE_SCALE};
+use super::row::PstnRow;
 use crate::source::destination::{country_label, Direction};
 use crate::source::family::Histogram;
 use crate::source::labels::{self, Label, LabelValues, Shape};
