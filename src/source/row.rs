@@ -186,6 +186,26 @@ pub fn text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Cow<'de
     Ok(Option::<Text<'de>>::deserialize(deserializer)?.map(|text| text.0))
 }
 
+/// A row of `row_type` read just far enough for its id (a function's `WireRow`), borrowed
+/// from the page; `Err` when its fields have the wrong JSON types.
+pub fn read_wire<'a, W: Deserialize<'a>>(
+    row_type: &'static str,
+    raw: &'a str,
+) -> Result<W, RowError> {
+    serde_json::from_str(raw).map_err(|e| RowError::Shape {
+        row_type,
+        detail: describe_error(raw, &e),
+    })
+}
+
+/// When a call that started at `start` and lasted `duration_secs` ended; `None` without a
+/// duration, or when the sum overflows (Graph documents an int32; anything may arrive). A
+/// negative duration counts as none.
+pub fn after_duration(start: DateTime<Utc>, duration_secs: Option<i64>) -> Option<DateTime<Utc>> {
+    let duration = chrono::TimeDelta::try_seconds(duration_secs?)?;
+    start.checked_add_signed(duration.max(chrono::TimeDelta::zero()))
+}
+
 /// A timestamp field: absent, null, blank or year 1 is `None`; anything else that does not
 /// parse makes the row malformed (the message names the field, never the value).
 pub fn timestamp(

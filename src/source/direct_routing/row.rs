@@ -14,7 +14,7 @@ use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
 use crate::source::destination::{far_end_country, Country, Direction};
-use crate::source::row::{describe_error, non_empty, text, RowError};
+use crate::source::row::{after_duration, non_empty, read_wire, text, RowError};
 
 /// The row type in Graph's schema, as errors name it.
 const ROW_TYPE: &str = "directRoutingLogRow";
@@ -96,10 +96,7 @@ pub struct WireRow<'a> {
 impl<'a> WireRow<'a> {
     /// Reads one row of a page; `Err` when its fields have the wrong JSON types.
     pub fn read(raw: &'a str) -> Result<Self, RowError> {
-        serde_json::from_str(raw).map_err(|e| RowError::Shape {
-            row_type: ROW_TYPE,
-            detail: describe_error(raw, &e),
-        })
+        read_wire(ROW_TYPE, raw)
     }
 
     /// The row's id, unless it is missing or blank.
@@ -188,12 +185,7 @@ impl DirectRoutingRow {
     pub fn call_end(&self) -> DateTime<Utc> {
         self.end
             .or(self.failure)
-            .or_else(|| {
-                // Graph documents an int32; anything may arrive, and must not overflow.
-                let duration = chrono::TimeDelta::try_seconds(self.duration_secs?)?;
-                self.start
-                    .checked_add_signed(duration.max(chrono::TimeDelta::zero()))
-            })
+            .or_else(|| after_duration(self.start, self.duration_secs))
             .unwrap_or(self.start)
     }
 
