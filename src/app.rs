@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use parking_lot::Mutex;
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -14,22 +13,21 @@ use tokio_util::sync::CancellationToken;
 #[cfg(feature = "demo")]
 use crate::cli::SimulateArgs;
 use crate::cli::{Config, ConfigError, EnvSecrets, ExporterArgs};
-use crate::counting::poller::{Poller, PollerStatus};
-use crate::counting::store::{self, StateError};
-use crate::exposition::calls::{AllCalls, CallMetrics, StateCollector};
-use crate::exposition::http::{About, SourceView, Web};
+use crate::counting::store::StateError;
+use crate::exposition::fleet::{Fleet, FleetCalls, FleetSelfMetrics};
+use crate::exposition::http::{About, Web};
 use crate::exposition::render::Exposition;
 use crate::exposition::self_metrics::SelfMetrics;
 use crate::exposition::web_args::listen_candidates;
 use crate::source::auth::{Credential, TokenCache};
 use crate::source::cloud::UrlError;
-use crate::source::direct_routing::DirectRouting;
-use crate::source::graph::{GraphClient, RequestBudget};
 use crate::source::metrics::SourceMetrics;
-use crate::source::pstn::Pstn;
-use crate::source::{CallLog, Function, Tenant};
+use crate::source::Tenant;
+use crate::tenants::config::TenantsFileError;
+use crate::tenants::plan::{drop_removed_state, TenantsSource};
+use crate::tenants::running::{Context, CredentialPlan, TenantPlan, TenantStartError, Tenants};
+use crate::tenants::shard::Sharding;
 use exporter_web::web_config::WebConfig;
-use futures_util::future::BoxFuture;
 use tve_clock::Clock;
 #[cfg(feature = "demo")]
 use tve_simulator::SimHandle;
@@ -54,6 +52,10 @@ pub enum StartError {
     #[error("the poller stopped: {0}; please report this as a bug")]
     PollerStopped(String),
     #[error(transparent)]
+    TenantsFile(#[from] TenantsFileError),
+    #[error(transparent)]
+    Tenant(TenantStartError),
+    #[error(transparent)]
     WebConfig(#[from] exporter_web::web_config::WebConfigError),
 }
 
@@ -61,7 +63,11 @@ impl StartError {
     /// The process exit code: 2 for what the user must change in the configuration.
     pub fn exit_code(&self) -> i32 {
         match self {
-            StartError::Config(_) | StartError::WebConfig(_) | StartError::NoDemo => 2,
+            StartError::Config(_)
+            | StartError::WebConfig(_)
+            | StartError::NoDemo
+            | StartError::TenantsFile(_) => 2,
+            StartError::Tenant(TenantStartError::Credential(_)) => 2,
             _ => 1,
         }
     }
@@ -73,51 +79,77 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     let mut config = args.config()?;
     let web_config = Arc::new(WebConfig::load(args.web.web_config_file.as_deref())?);
     let clock = Clock::system();
-
-    let (credential, simulator) = credential(&args, &env, &mut config, &clock).await?;
+    let sharding = Sharding {
+        ordinal: 0,
+        total: 1,
+    };
+    let (origin, simulator) = tenant_origin(&args, &env, &mut config, &clock, sharding).await?;
 
     // Before anything is counted: totals read the label limits when they count (issue #18).
     crate::source::labels::LabelLimits::install(args.limits.labels());
+    // At start rather than inside the first poll that meets a new row.
+    crate::source::destination::load_numbering_plans();
     let registry = Registry::new();
     let metrics = SelfMetrics::register(&registry)?;
     crate::source::labels::register(&registry)?;
+    let fleet = Arc::new(Fleet::new());
+    registry.register(Box::new(FleetSelfMetrics(fleet.clone())))?;
     metrics
         .start_time
         .set(clock.now().timestamp_millis() as f64 / 1e3);
     metrics
-        .counting
         .poll_interval
         .set(config.schedule.poll_interval.as_secs_f64());
+    metrics.shard(sharding.ordinal, sharding.total);
     let http = http_client(&config)?;
 
-    let tenant = credential.tenant();
     let about = About {
-        tenant_id: tenant.as_str().to_owned(),
-        credential: credential.kind(),
+        tenants: origin.describe(),
+        credential: origin.credential_kind(),
         graph_endpoint: config.graph_endpoint.to_string(),
         schedule: config.schedule.clone(),
         budget: config.budget,
         demo: args.demo,
     };
-    tracing::info!(credential = ?credential, "credential chosen");
-    let tokens = token_cache(&http, credential, &config, metrics.source.clone())?;
-    let graph = GraphClient::new(
-        http,
-        config.graph_endpoint.clone(),
-        Arc::new(tokens),
-        config.retry.clone(),
-        metrics.source.clone(),
-    )
-    .with_concurrency(config.graph_concurrency)
-    .with_budget(Arc::new(RequestBudget::new(config.budget, clock.clone())))
-    .with_response_limits(args.limits.response());
-
     if config.state.is_none() && !args.demo {
         tracing::warn!("no --state.path: counted calls and remembered row ids are kept in memory only, so a restart sets the counters back to zero and calls that appear while the exporter is down are never counted; give it a file on a persistent volume with --state.path");
     }
-    let sources = start_sources(Arc::new(graph), &tenant, &config, &metrics, &clock)?;
+    let plans = origin.plans()?;
+    // A shared credential that cannot work is the user's to fix before anything runs, not
+    // one "down" per tenant.
+    if let Some(shared) = plans
+        .iter()
+        .find(|plan| matches!(plan.credential, CredentialPlan::Shared))
+    {
+        args.azure
+            .credential
+            .credential_for(&env, &shared.id)
+            .map_err(ConfigError::from)?;
+    }
+    let (ended, mut ended_tenants) = tokio::sync::mpsc::unbounded_channel();
+    let functions = config.functions.clone();
+    let context = Context {
+        config: Arc::new(config),
+        http,
+        clock: clock.clone(),
+        credential_args: args.azure.credential.clone(),
+        env,
+        process_reads: Arc::new(tokio::sync::Semaphore::new(
+            args.tenants.max_concurrent_reads,
+        )),
+        response_limits: args.limits.response(),
+        ended,
+    };
+    let config = context.config.clone();
+    let mut tenants = Tenants::new(Arc::new(context), fleet.clone());
+    let change = tenants
+        .apply(plans.clone(), matches!(origin, TenantOrigin::Single(_)))
+        .await
+        .map_err(StartError::Tenant)?;
+    metrics.config_read(true, unix_now(&clock));
+    origin.drop_removed_state(&plans, args.tenants.removed_tenant_retention);
     let names: Vec<&str> = config.functions.iter().map(|f| f.name()).collect();
-    tracing::info!(collectors = %names.join(","), "reading these call logs");
+    tracing::info!(collectors = %names.join(","), tenants = change.added.len(), "reading these call logs");
 
     let listener = bind(&config.listen_address).await?;
     let address = listener
@@ -129,28 +161,55 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         telemetry_path = %config.telemetry_path,
         tls = web_config.tls(),
         graph = %about.graph_endpoint,
-        tenant = %about.tenant_id,
+        tenants = %about.tenants,
         "teams-voice-exporter listening"
     );
-    let mut calls = Vec::with_capacity(sources.len());
-    let mut views = Vec::with_capacity(sources.len());
-    let mut pollers = Vec::with_capacity(sources.len());
-    for source in sources {
-        calls.push(source.calls);
-        views.push(source.view);
-        pollers.push(source.poller);
-    }
+    let (reload_requests, mut reloads) = tokio::sync::mpsc::channel(4);
     let web = Arc::new(Web {
-        exposition: Exposition::new(registry, Box::new(AllCalls(calls)))
+        exposition: Exposition::new(registry, Box::new(FleetCalls(fleet.clone())))
             .with_new_series_hold(config.new_series_hold)
             .with_max_series(args.web.max_series),
         telemetry_path: config.telemetry_path.clone(),
-        sources: views,
+        fleet,
+        functions,
+        reload: args.web.enable_lifecycle.then_some(reload_requests),
         about,
         web_config,
         basic_auth: Default::default(),
     });
-    let outcome = serve_until_signal(pollers, listener, web).await;
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(crate::exposition::http::run(
+        listener,
+        web,
+        shutdown.clone(),
+    ));
+    let mut hangups = hangups();
+    let retention = args.tenants.removed_tenant_retention;
+    // A poller only ends when asked to; if one ends otherwise (a bug that panicked), its
+    // metrics would freeze while /-/healthy still said yes, so the process stops instead
+    // and the supervisor restarts it.
+    let outcome = loop {
+        tokio::select! {
+            _ = wait_for_signal() => {
+                tracing::info!("stopping");
+                break Ok(());
+            }
+            Some(tenant) = ended_tenants.recv() => {
+                break Err(StartError::PollerStopped(format!("a poller of tenant {tenant} ended (see the log above)")));
+            }
+            Some(answer) = reloads.recv() => {
+                let outcome = reload(&mut tenants, &origin, &metrics, &clock, retention).await;
+                let _ = answer.send(outcome);
+            }
+            Some(()) = hangups.recv() => {
+                let _ = reload(&mut tenants, &origin, &metrics, &clock, retention).await;
+            }
+        }
+    };
+    shutdown.cancel();
+    let _ = server.await;
+    // Each poller saves what it counted as it stops.
+    tenants.stop_all().await;
     #[cfg(feature = "demo")]
     if let Some(sim) = simulator {
         sim.shutdown().await;
@@ -160,120 +219,150 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     outcome
 }
 
-/// One source per enabled function (`--collector.*`), all sharing the tenant's Graph client
-/// and so its request budget.
-fn start_sources(
-    graph: Arc<GraphClient>,
-    tenant: &Tenant,
-    config: &Config,
+fn unix_now(clock: &Clock) -> f64 {
+    clock.now().timestamp_millis() as f64 / 1e3
+}
+
+/// Reads the tenants file again and applies it; an invalid file changes nothing.
+async fn reload(
+    tenants: &mut Tenants,
+    origin: &TenantOrigin,
     metrics: &SelfMetrics,
     clock: &Clock,
-) -> Result<Vec<Source>, StartError> {
-    // At start rather than inside the first poll that meets a new row.
-    crate::source::destination::load_numbering_plans();
-    let mut sources = Vec::with_capacity(config.functions.len());
-    for &function in &config.functions {
-        let (graph, clock) = (graph.clone(), clock.clone());
-        sources.push(match function {
-            Function::DirectRoutingCalls => {
-                Source::start::<DirectRouting>(graph, tenant, config, metrics, clock)?
-            }
-            Function::PstnCalls => Source::start::<Pstn>(graph, tenant, config, metrics, clock)?,
-        });
-    }
-    Ok(sources)
-}
-
-/// A source's poller, ready to run until its token is cancelled.
-type RunPoller = Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>;
-
-/// One source's counting, ready to run, whatever its function: its poller, the collector
-/// of its call metrics, and what the HTTP server shows about both.
-struct Source {
-    poller: RunPoller,
-    calls: Box<dyn CallMetrics>,
-    view: SourceView,
-}
-
-impl Source {
-    /// Restores the source's state (`--state.path`) and sets up its poller.
-    fn start<L: CallLog>(
-        graph: Arc<GraphClient>,
-        tenant: &Tenant,
-        config: &Config,
-        metrics: &SelfMetrics,
-        clock: Clock,
-    ) -> Result<Self, StartError> {
-        metrics.initialise(L::FUNCTION);
-        let restored = store::restore::<L>(
-            config.state.as_ref(),
-            tenant.as_str(),
-            metrics.counting.state_write_errors.clone(),
-        )?;
-        metrics
-            .counting
-            .remembered_rows
-            .with_label_values(&[L::FUNCTION.name()])
-            .set(restored.state.remembered_rows() as i64);
-        let state = Arc::new(Mutex::new(restored.state));
-        let status = Arc::new(PollerStatus::default());
-        let poller = Poller {
-            graph,
-            state: state.clone(),
-            status: status.clone(),
-            metrics: metrics.counting.clone(),
-            clock,
-            schedule: config.schedule.clone(),
-            progress: restored.progress,
-            store: restored.store,
-            tenant_sources: config.functions.len(),
-        };
-        Ok(Source {
-            poller: Box::new(move |shutdown| Box::pin(poller.run(shutdown))),
-            calls: Box::new(StateCollector::new(state)),
-            view: SourceView {
-                function: L::FUNCTION,
-                status,
-                state: restored.status,
-            },
-        })
-    }
-}
-
-/// Serves `web` and runs the pollers until SIGTERM or Ctrl-C, then stops all cleanly.
-async fn serve_until_signal(
-    pollers: Vec<RunPoller>,
-    listener: TcpListener,
-    web: Arc<Web>,
-) -> Result<(), StartError> {
-    let shutdown = CancellationToken::new();
-    let mut polling = tokio::task::JoinSet::new();
-    for poller in pollers {
-        polling.spawn(poller(shutdown.clone()));
-    }
-    let server = tokio::spawn(crate::exposition::http::run(
-        listener,
-        web,
-        shutdown.clone(),
-    ));
-    // A poller only ends when asked to; if one ends otherwise (a bug that panicked), its
-    // metrics would freeze while /-/healthy still said yes, so the process stops instead
-    // and the supervisor restarts it.
-    let outcome = tokio::select! {
-        _ = wait_for_signal() => {
-            tracing::info!("stopping");
-            Ok(())
-        }
-        Some(ended) = polling.join_next() => Err(StartError::PollerStopped(match ended {
-            Err(error) if error.is_panic() => "it panicked (see the log above)".to_owned(),
-            _ => "it ended unexpectedly".to_owned(),
-        })),
+    retention: std::time::Duration,
+) -> Result<String, String> {
+    let TenantOrigin::File(source) = origin else {
+        tracing::info!("reload asked for: nothing to read again, the tenant comes from the environment (--config.file lists many)");
+        return Ok("nothing to reload: no --config.file".to_owned());
     };
-    shutdown.cancel();
-    let _ = server.await;
-    // Each poller saves what it counted as it stops.
-    while polling.join_next().await.is_some() {}
-    outcome
+    match source.plans() {
+        Ok(plans) => {
+            let change = match tenants.apply(plans.clone(), false).await {
+                Ok(change) => change,
+                Err(error) => return Err(error.to_string()),
+            };
+            metrics.config_read(true, unix_now(clock));
+            origin.drop_removed_state(&plans, retention);
+            tracing::info!(%change, file = %source.path.display(), "tenants file reloaded");
+            Ok(format!("reloaded: {change}"))
+        }
+        Err(error) => {
+            metrics.config_read(false, unix_now(clock));
+            tracing::error!(%error, "the tenants file was not reloaded; the tenants read before go on unchanged");
+            Err(error.to_string())
+        }
+    }
+}
+
+/// SIGHUP, as a stream of reload requests.
+fn hangups() -> tokio::sync::mpsc::Receiver<()> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(1);
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangup) => {
+            tokio::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    // One pending reload reads the latest file; more add nothing.
+                    let _ = sender.try_send(());
+                }
+            });
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP; reload with POST /-/reload")
+        }
+    }
+    #[cfg(not(unix))]
+    drop(sender);
+    receiver
+}
+
+/// Where the tenants read come from.
+enum TenantOrigin {
+    /// The one tenant of the environment's credential.
+    Single(TenantPlan),
+    /// The tenants file.
+    File(TenantsSource),
+    /// The simulated tenants of `--demo`.
+    Demo(Vec<TenantPlan>),
+}
+
+impl TenantOrigin {
+    fn plans(&self) -> Result<Vec<TenantPlan>, StartError> {
+        match self {
+            TenantOrigin::Single(plan) => Ok(vec![plan.clone()]),
+            TenantOrigin::File(source) => Ok(source.plans()?),
+            TenantOrigin::Demo(plans) => Ok(plans.clone()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            TenantOrigin::Single(plan) if plan.name == plan.id => plan.id.clone(),
+            TenantOrigin::Single(plan) => format!("{} (tenant=\"{}\")", plan.id, plan.name),
+            TenantOrigin::File(source) => {
+                let shard = &source.sharding;
+                let mut text = format!("listed in {}", source.path.display());
+                if shard.total > 1 {
+                    text.push_str(&format!(", shard {} of {}", shard.ordinal, shard.total));
+                }
+                text
+            }
+            TenantOrigin::Demo(plans) => format!("{} simulated", plans.len()),
+        }
+    }
+
+    fn credential_kind(&self) -> &'static str {
+        match self {
+            TenantOrigin::Single(TenantPlan {
+                credential: CredentialPlan::Given(credential),
+                ..
+            }) => credential.kind(),
+            TenantOrigin::File(_) => "the shared app registration, or a tenant's own (see Tenants)",
+            _ => "client secret",
+        }
+    }
+
+    fn drop_removed_state(&self, plans: &[TenantPlan], retention: std::time::Duration) {
+        if let TenantOrigin::File(TenantsSource {
+            state: Some(state), ..
+        }) = self
+        {
+            drop_removed_state(state, plans, retention, std::time::SystemTime::now());
+        }
+    }
+}
+
+/// Where the tenants come from, after starting the simulated tenants for `--demo`.
+async fn tenant_origin(
+    args: &ExporterArgs,
+    env: &EnvSecrets,
+    config: &mut Config,
+    clock: &Clock,
+    sharding: Sharding,
+) -> Result<(TenantOrigin, Option<DemoTenant>), StartError> {
+    if let Some(path) = &args.tenants.config_file {
+        let origin = TenantOrigin::File(TenantsSource {
+            path: path.clone(),
+            state: config.state.clone(),
+            sharding,
+        });
+        return Ok((origin, None));
+    }
+    let (credential, simulator) = credential(args, env, config, clock).await?;
+    tracing::info!(credential = ?credential, "credential chosen");
+    let tenant = credential.tenant();
+    let name = match (&args.tenants.tenant_name, &tenant) {
+        (Some(name), _) => name.clone(),
+        (None, Tenant::Id(id)) => id.clone(),
+        (None, Tenant::ManagedIdentityOwn) => "default".to_owned(),
+    };
+    let plan = TenantPlan {
+        id: tenant.as_str().to_owned(),
+        name,
+        credential: CredentialPlan::Given(credential),
+        state: config.state.clone(),
+    };
+    Ok((TenantOrigin::Single(plan), simulator))
 }
 
 /// A simulated tenant started for `--demo`, stopped with the exporter.

@@ -147,6 +147,8 @@ pub struct ExporterArgs {
     /// `--graph.max-response-size`, `--graph.max-page-rows`, `--labels.max-*` (issue #18).
     #[command(flatten)]
     pub limits: crate::source::limits_args::LimitArgs,
+    #[command(flatten)]
+    pub tenants: crate::tenants::args::TenantArgs,
 }
 
 /// A configuration problem, with what to do about it: the component's own error, which
@@ -260,6 +262,7 @@ mod tests {
             "web.config.file",
             "web.new-series-hold",
             "web.max-series",
+            "web.enable-lifecycle",
             "log.level",
             "log.format",
             "collector.direct-routing",
@@ -297,6 +300,10 @@ mod tests {
             "labels.max-sub-reasons",
             "labels.max-media-locations",
             "labels.max-values",
+            "config.file",
+            "tenant.name",
+            "tenants.max-concurrent-reads",
+            "state.removed-tenant-retention",
         ];
         assert_eq!(listed, expected, "{help}");
         // The simulated tenant's flags come between --demo and --web.*.

@@ -1,21 +1,20 @@
-//! The self-metrics of counting: how polls went (errors by reason, duration by kind, the
-//! last success), how many row ids are remembered, readiness, and failed saves of the state.
+//! The self-metrics of counting for one tenant: how polls went (errors by reason, duration
+//! by kind, the last success), how many row ids are remembered, and failed saves of the
+//! state.
 //!
-//! Recorded by the poller and the store, registered by [`crate::exposition`] with the rest.
+//! Recorded by the poller and the store; each tenant has its own set, to which
+//! [`crate::exposition`] adds the `tenant` label as it renders them.
 
+use prometheus::core::Collector;
 use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry,
+    GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
 };
-
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 use super::schedule::PollKind;
 use crate::source::graph::PollErrorReason;
 use crate::source::Function;
 
-/// The counting layer's metrics, shared by the pollers of every source.
+/// The counting layer's metrics of one tenant, shared by the pollers of its sources.
 #[derive(Clone)]
 pub struct CountingMetrics {
     pub last_success: GaugeVec,
@@ -26,19 +25,15 @@ pub struct CountingMetrics {
     pub schedule_pages_per_hour: GaugeVec,
     pub budget_utilisation: GaugeVec,
     pub remembered_rows: IntGaugeVec,
-    pub ready: IntGauge,
-    pub poll_interval: Gauge,
     pub state_write_errors: IntCounter,
-    /// Sources initialised whose first poll has not been saved yet: `ready` is 1 once none
-    /// is left, as `/-/ready` says.
-    sources_not_ready: Arc<AtomicUsize>,
 }
 
 impl CountingMetrics {
-    /// Creates the metrics and registers them on `registry`.
-    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+    /// Creates the metrics, registered nowhere: [`CountingMetrics::collectors`] gives them
+    /// to whoever renders them.
+    pub fn new() -> prometheus::Result<Self> {
         let p = |name: &str| format!("teams_voice_exporter_{name}");
-        let metrics = CountingMetrics {
+        Ok(CountingMetrics {
             last_success: GaugeVec::new(
                 Opts::new(p("last_success_timestamp_seconds"), "Unix time of the last poll that read its whole call window."),
                 &["endpoint"],
@@ -72,25 +67,23 @@ impl CountingMetrics {
                 Opts::new(p("remembered_rows"), "Row ids remembered for exactly-once counting (until their call start leaves the lookback)."),
                 &["endpoint"],
             )?,
-            ready: IntGauge::new(p("ready"), "1 once a poll of every source has read its whole window (what /-/ready reports).")?,
-            // Alerts need it to tell a stale exporter ("no success for three poll
-            // intervals") from a slowly polling one.
-            poll_interval: Gauge::new(p("poll_interval_seconds"), "How often the recent window is read (--poll.interval).")?,
             state_write_errors: IntCounter::new(p("state_write_errors_total"), "Failed attempts to save the state to --state.path (a read-only or full disk, say); the state is kept in memory and saved at the next successful attempt.")?,
-            sources_not_ready: Arc::default(),
-        };
-        registry.register(Box::new(metrics.last_success.clone()))?;
-        registry.register(Box::new(metrics.poll_errors.clone()))?;
-        registry.register(Box::new(metrics.poll_duration.clone()))?;
-        registry.register(Box::new(metrics.polls_delayed.clone()))?;
-        registry.register(Box::new(metrics.counting_since.clone()))?;
-        registry.register(Box::new(metrics.schedule_pages_per_hour.clone()))?;
-        registry.register(Box::new(metrics.budget_utilisation.clone()))?;
-        registry.register(Box::new(metrics.remembered_rows.clone()))?;
-        registry.register(Box::new(metrics.ready.clone()))?;
-        registry.register(Box::new(metrics.poll_interval.clone()))?;
-        registry.register(Box::new(metrics.state_write_errors.clone()))?;
-        Ok(metrics)
+        })
+    }
+
+    /// Every metric, as collectors.
+    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.last_success.clone()),
+            Box::new(self.poll_errors.clone()),
+            Box::new(self.poll_duration.clone()),
+            Box::new(self.polls_delayed.clone()),
+            Box::new(self.counting_since.clone()),
+            Box::new(self.schedule_pages_per_hour.clone()),
+            Box::new(self.budget_utilisation.clone()),
+            Box::new(self.remembered_rows.clone()),
+            Box::new(self.state_write_errors.clone()),
+        ]
     }
 
     /// Creates the series of `function` at zero, so that alerts and `increase()` see the
@@ -109,37 +102,5 @@ impl CountingMetrics {
                 .with_label_values(&[endpoint, kind.as_str()]);
         }
         self.remembered_rows.with_label_values(&[endpoint]);
-        self.sources_not_ready.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// A source's first poll has been saved; `ready` turns 1 with the last one.
-    pub fn source_ready(&self) {
-        let before = self
-            .sources_not_ready
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-            .unwrap_or(0);
-        if before <= 1 {
-            self.ready.set(1);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ready_once_every_initialised_source_is() {
-        let metrics = CountingMetrics::register(&Registry::new()).unwrap();
-        metrics.initialise(Function::DirectRoutingCalls);
-        metrics.initialise(Function::PstnCalls);
-        metrics.source_ready();
-        assert_eq!(
-            metrics.ready.get(),
-            0,
-            "one source still polls its first window"
-        );
-        metrics.source_ready();
-        assert_eq!(metrics.ready.get(), 1);
     }
 }

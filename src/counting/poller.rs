@@ -46,6 +46,8 @@ pub struct PollReport {
 #[derive(Debug, Default)]
 pub struct PollerStatus {
     ready: AtomicBool,
+    /// A first read has finished, successful or not.
+    read_once: AtomicBool,
     last: Mutex<Option<PollReport>>,
     last_success: Mutex<Option<DateTime<Utc>>>,
     counting_since: Mutex<Option<DateTime<Utc>>>,
@@ -58,6 +60,21 @@ impl PollerStatus {
     /// True once a poll has read its whole window.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// True once a first poll has finished, whether it read its window or failed: a tenant
+    /// that cannot be read (no consent, no permission) must not hold back the readiness
+    /// of every other.
+    pub fn has_read_once(&self) -> bool {
+        self.read_once.load(Ordering::Acquire)
+    }
+
+    /// Whether the latest poll read its whole window (false before the first).
+    pub fn is_up(&self) -> bool {
+        self.last
+            .lock()
+            .as_ref()
+            .is_some_and(|poll| poll.result.is_ok())
     }
 
     pub fn last_poll(&self) -> Option<PollReport> {
@@ -343,9 +360,7 @@ impl<L: CallLog> Polling<L> {
             .set(self.state.lock().remembered_rows() as i64);
         if result.is_ok() {
             // Ready once a read is saved: counting has begun and what it counted survives.
-            if !self.status.ready.swap(true, Ordering::AcqRel) {
-                self.metrics.source_ready();
-            }
+            self.status.ready.store(true, Ordering::Release);
         }
         let report = PollReport {
             kind,
@@ -359,6 +374,7 @@ impl<L: CallLog> Polling<L> {
             *self.status.last_sweep.lock() = Some(report.clone());
         }
         *self.status.last.lock() = Some(report);
+        self.status.read_once.store(true, Ordering::Release);
         result.map(|()| total)
     }
 

@@ -45,6 +45,10 @@ pub struct WebArgs {
     /// warning is logged from 80% of it on.
     #[arg(long = "web.max-series", default_value_t = DEFAULT_MAX_SERIES, value_parser = at_least_one, value_name = "N")]
     pub max_series: usize,
+    /// Serve POST /-/reload, which reads the tenants file (--config.file) again, as
+    /// Prometheus' flag of the same name does. SIGHUP reloads without it.
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
 }
 
 fn at_least_one(text: &str) -> Result<usize, String> {

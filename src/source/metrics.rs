@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use prometheus::core::Collector;
 use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
 use super::{Function, Priority};
@@ -66,8 +67,9 @@ impl RetryReason {
     }
 }
 
-/// The metrics of talking to Graph and Entra ID, shared by the Graph clients and token
-/// caches of every source.
+/// The metrics of talking to Graph and Entra ID for one tenant, shared by its Graph client
+/// and token cache. Each tenant has its own set; the exposition adds the `tenant` label
+/// when it renders them, so that the code that records them needs no tenant at all.
 #[derive(Clone)]
 pub struct SourceMetrics {
     pub graph_requests: IntCounterVec,
@@ -83,8 +85,18 @@ pub struct SourceMetrics {
 impl SourceMetrics {
     /// Creates the metrics and registers them on `registry`.
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let metrics = Self::new()?;
+        for collector in metrics.collectors() {
+            registry.register(collector)?;
+        }
+        Ok(metrics)
+    }
+
+    /// Creates the metrics, registered nowhere: [`SourceMetrics::collectors`] gives them to
+    /// whoever renders them.
+    pub fn new() -> prometheus::Result<Self> {
         let p = |name: &str| format!("teams_voice_exporter_{name}");
-        let metrics = SourceMetrics {
+        Ok(SourceMetrics {
             graph_requests: IntCounterVec::new(
                 Opts::new(p("graph_requests_total"), "HTTP requests sent to Microsoft Graph and Entra ID, by endpoint and response status code (\"error\" when no response arrived)."),
                 &["endpoint", "code"],
@@ -118,16 +130,21 @@ impl SourceMetrics {
                 Opts::new(p("token_refreshes_total"), "Access token requests to Entra ID, by result (success, or the AADSTS error)."),
                 &["result"],
             )?,
-        };
-        registry.register(Box::new(metrics.graph_requests.clone()))?;
-        registry.register(Box::new(metrics.graph_request_duration.clone()))?;
-        registry.register(Box::new(metrics.graph_throttled.clone()))?;
-        registry.register(Box::new(metrics.graph_retries.clone()))?;
-        registry.register(Box::new(metrics.rows_received.clone()))?;
-        registry.register(Box::new(metrics.token_refreshes.clone()))?;
-        registry.register(Box::new(metrics.budget_delayed.clone()))?;
-        registry.register(Box::new(metrics.budget_wait.clone()))?;
-        Ok(metrics)
+        })
+    }
+
+    /// Every metric, as collectors.
+    pub fn collectors(&self) -> Vec<Box<dyn Collector>> {
+        vec![
+            Box::new(self.graph_requests.clone()),
+            Box::new(self.graph_request_duration.clone()),
+            Box::new(self.graph_throttled.clone()),
+            Box::new(self.graph_retries.clone()),
+            Box::new(self.rows_received.clone()),
+            Box::new(self.token_refreshes.clone()),
+            Box::new(self.budget_delayed.clone()),
+            Box::new(self.budget_wait.clone()),
+        ]
     }
 
     /// Records one HTTP request to Graph or Entra ID: its status (or "error") and time.

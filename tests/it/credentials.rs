@@ -360,7 +360,7 @@ fn certificate_credential(cert: &pki::TestCert, algorithm: Algorithm) -> Credent
     Credential::Certificate {
         tenant_id: TENANT.into(),
         client_id: CLIENT.into(),
-        certificate: Box::new(ClientCertificate::load(&path, None, algorithm).unwrap()),
+        certificate: std::sync::Arc::new(ClientCertificate::load(&path, None, algorithm).unwrap()),
     }
 }
 

@@ -101,11 +101,7 @@ impl StateOptions {
         if function == Function::DirectRoutingCalls {
             return self.path.clone();
         }
-        let stem = self
-            .path
-            .file_stem()
-            .map_or_else(|| "state".into(), |s| s.to_os_string());
-        let mut name = stem;
+        let mut name = self.stem();
         name.push(".");
         name.push(function.short_name());
         if let Some(extension) = self.path.extension() {
@@ -115,6 +111,66 @@ impl StateOptions {
         self.path.with_file_name(name)
     }
 
+    /// The options of one tenant of a tenants file: its files sit beside `--state.path`
+    /// with the tenant's key before the extension (`state.tenant-contoso.com.redb`, and
+    /// `state.tenant-contoso.com.pstn.redb` for PSTN calls), so that each tenant's state is
+    /// its own and goes with it.
+    pub fn for_tenant(&self, tenant_id: &str) -> StateOptions {
+        let mut name = self.stem();
+        name.push(".");
+        name.push(TENANT_FILE_PREFIX);
+        name.push(tenant_file_key(tenant_id));
+        if let Some(extension) = self.path.extension() {
+            name.push(".");
+            name.push(extension);
+        }
+        StateOptions {
+            path: self.path.with_file_name(name),
+            reset: self.reset,
+        }
+    }
+
+    fn stem(&self) -> std::ffi::OsString {
+        self.path
+            .file_stem()
+            .map_or_else(|| "state".into(), |s| s.to_os_string())
+    }
+
+    /// The tenant keys of the tenants' files beside `--state.path` (see
+    /// [`StateOptions::for_tenant`]), each with its files.
+    pub fn tenant_files(&self) -> std::io::Result<Vec<(String, PathBuf)>> {
+        let directory = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let mut prefix = self.stem().to_string_lossy().into_owned();
+        prefix.push('.');
+        prefix.push_str(TENANT_FILE_PREFIX);
+        let suffix = self
+            .path
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(&directory)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            let Some(rest) = rest.strip_suffix(&suffix) else {
+                continue;
+            };
+            let key = Function::ALL
+                .iter()
+                .filter(|f| **f != Function::DirectRoutingCalls)
+                .find_map(|f| rest.strip_suffix(&format!(".{}", f.short_name())))
+                .unwrap_or(rest);
+            found.push((key.to_owned(), entry.path()));
+        }
+        Ok(found)
+    }
+
     /// These options for the state file of `function`'s source.
     fn for_function(&self, function: Function) -> StateOptions {
         StateOptions {
@@ -122,6 +178,22 @@ impl StateOptions {
             reset: self.reset,
         }
     }
+}
+
+/// Before the tenant's key in its state files' names.
+const TENANT_FILE_PREFIX: &str = "tenant-";
+
+/// A tenant id as a file name: tenant ids are GUIDs or domain names, compared without
+/// case; anything else a file name cannot hold becomes `_`.
+pub fn tenant_file_key(tenant_id: &str) -> String {
+    tenant_id
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9' | '-') => c,
+            '.' => '.',
+            _ => '_',
+        })
+        .collect()
 }
 
 /// The exporter's state as it starts.

@@ -53,7 +53,7 @@ impl AzureArgs {
 }
 
 /// The credential's flags; the secrets themselves are in [`EnvSecrets`].
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct CredentialArgs {
     /// The credential to use. Without it, the one the environment configures is used
     /// (client secret, certificate or workload identity; two at once are refused).

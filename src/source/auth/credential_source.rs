@@ -39,6 +39,8 @@ pub enum CredentialError {
     SecretFile { path: String, reason: String },
     #[error("the client secret file {path} is empty. Put the secret's Value from the app registration in it")]
     EmptySecretFile { path: String },
+    #[error("a managed identity reads only its own tenant: give this tenant its own app registration in the tenants file (client_id with client_secret_file, client_certificate_file or federated_token_file), or read many tenants with a multi-tenant app registration's secret, certificate or workload identity")]
+    ManagedIdentityOneTenant,
     #[error("both AZURE_CLIENT_SECRET and --azure.client-secret-file are set; keep only one so it is clear which secret is used")]
     TwoSecrets,
     /// `--azure.managed-identity-endpoint`.
@@ -75,6 +77,22 @@ impl CredentialArgs {
                 )?,
             },
         })
+    }
+
+    /// The credential for `tenant_id` of a tenants file (`--config.file`): the configured
+    /// one (a multi-tenant app registration's), asking `tenant_id` for its tokens.
+    /// `AZURE_TENANT_ID` is not needed: the tenants file names them.
+    pub fn credential_for(
+        &self,
+        env: &EnvSecrets,
+        tenant_id: &str,
+    ) -> Result<Credential, CredentialError> {
+        if self.kind(env)? == AuthKind::ManagedIdentity {
+            return Err(CredentialError::ManagedIdentityOneTenant);
+        }
+        let mut args = self.clone();
+        args.tenant_id = Some(tenant_id.to_owned());
+        args.credential(env)
     }
 
     /// The kind `--azure.auth` names (others configured are ignored, with a warning), or
@@ -195,7 +213,7 @@ impl CredentialArgs {
         Ok(Credential::Certificate {
             tenant_id,
             client_id,
-            certificate: Box::new(certificate),
+            certificate: std::sync::Arc::new(certificate),
         })
     }
 

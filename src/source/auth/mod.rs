@@ -36,6 +36,7 @@ pub const IMDS_TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
 pub const IMDS_API_VERSION: &str = "2018-02-01";
 
 /// How the exporter proves its identity to Entra ID.
+#[derive(Clone)]
 pub enum Credential {
     /// A client secret of the app registration (`AZURE_CLIENT_SECRET` or
     /// `--azure.client-secret-file`).
@@ -49,7 +50,7 @@ pub enum Credential {
     Certificate {
         tenant_id: String,
         client_id: String,
-        certificate: Box<ClientCertificate>,
+        certificate: Arc<ClientCertificate>,
     },
     /// Azure Workload Identity: a Kubernetes service-account token, projected into a file
     /// that the kubelet rotates, is the client assertion (`AZURE_FEDERATED_TOKEN_FILE`).

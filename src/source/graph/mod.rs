@@ -81,6 +81,17 @@ pub struct GraphClient {
     in_flight: tokio::sync::Semaphore,
     /// What one response may hold (`--graph.max-response-size`, `--graph.max-page-rows`).
     limits: ResponseLimits,
+    /// Requests in flight of every tenant of the process (`--tenants.max-concurrent-reads`),
+    /// when it reads several.
+    process_reads: Option<Arc<tokio::sync::Semaphore>>,
+}
+
+/// A request's places in flight: one of the tenant's, and one of the process's when it
+/// reads several tenants. Held only while the request is on its way, never while a
+/// Retry-After or the budget is waited for, so a throttled tenant holds up no other.
+pub struct InFlight<'a> {
+    _tenant: tokio::sync::SemaphorePermit<'a>,
+    _process: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Sub-windows read at the same time unless `--graph.concurrency` says otherwise. One: the
@@ -127,7 +138,14 @@ impl GraphClient {
             concurrency: DEFAULT_CONCURRENCY,
             in_flight: tokio::sync::Semaphore::new(DEFAULT_CONCURRENCY),
             limits: ResponseLimits::default(),
+            process_reads: None,
         }
+    }
+
+    /// Shares `reads`, the places for requests in flight, with the other tenants' clients.
+    pub fn with_process_reads(mut self, reads: Arc<tokio::sync::Semaphore>) -> Self {
+        self.process_reads = Some(reads);
+        self
     }
 
     /// Refuses responses beyond `limits`.
@@ -369,17 +387,33 @@ impl GraphClient {
         &self,
         function: Function,
         priority: Priority,
-    ) -> Result<(AccessToken, tokio::sync::SemaphorePermit<'_>), GraphError> {
+    ) -> Result<(AccessToken, InFlight<'_>), GraphError> {
         loop {
             self.gate.wait().await;
             let token = self.tokens.token().await?;
             let waited = self.budget.take(function, priority).await;
             self.metrics.record_budget_wait(function, priority, waited);
-            let Ok(in_flight) = self.in_flight.acquire().await else {
+            let Ok(tenant) = self.in_flight.acquire().await else {
                 unreachable!("the semaphore is never closed");
             };
+            let process = match &self.process_reads {
+                Some(reads) => Some(
+                    reads
+                        .clone()
+                        .acquire_owned()
+                        .await
+                        .expect("the semaphore is never closed"),
+                ),
+                None => None,
+            };
             if self.gate.is_open() {
-                return Ok((token, in_flight));
+                return Ok((
+                    token,
+                    InFlight {
+                        _tenant: tenant,
+                        _process: process,
+                    },
+                ));
             }
         }
     }
