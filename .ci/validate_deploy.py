@@ -540,6 +540,7 @@ def main() -> int:
                         ({"replicas": 2}, "replicas"),
                         ({"demo": True, "persistence": {"enabled": True}}, "--state.path with --demo"),
                         ({"sharding": {"enabled": True}}, "needs a tenants file"),
+                        ({"demo": True, "tenants": {"list": [{"id": "a"}]}}, "simulated tenant"),
                         ({"tenants": {"list": [{"id": "a"}], "existingConfigMap": "c"}}, "choose one"),
                         ({"tenants": {"list": [{"id": "a", "nmae": "x"}]}}, "nmae"),
                         ({"tenants": {"list": [{"id": "a", "name": "x"}, {"id": "b", "name": "x"}]}}, "used twice"),
