@@ -10,7 +10,10 @@ and checks what comes out; run by .ci/validate-deploy.sh inside its virtualenv.
   patterns), made strict here by refusing fields the CRD does not define.
 - What the chart promises: non-root, read-only root filesystem, no capabilities, seccomp
   in every value set; Recreate with a volume; the rule files and dashboards exactly as in
-  alerts/ and dashboards/; every value documented in the chart's README.
+  alerts/ and dashboards/; every value documented in the chart's README; in the sharded
+  mode (a StatefulSet) the downward-API environment, a claim per shard, a
+  PodDisruptionBudget, the tenants file mounted, no AZURE_TENANT_ID, and a Kubernetes API
+  token only with a Role that can do nothing but read its own StatefulSet.
 """
 
 from __future__ import annotations
@@ -130,6 +133,7 @@ def values_paths(values: object, prefix: str = "") -> list[str]:
 FREE_FORM = {
     "podSecurityContext", "securityContext", "resources", "livenessProbe", "readinessProbe",
     "networkPolicy.egress.dns.ports", "networkPolicy.egress.https.ports",
+    "networkPolicy.egress.kubernetesApi.ports",
 }
 
 
@@ -149,11 +153,15 @@ def check_readme() -> None:
             node = node[part]
 
 
-def pod_checks(where: str, deploy: dict) -> None:
+def pod_checks(where: str, deploy: dict, values: dict) -> None:
     pod = deploy["spec"]["template"]["spec"]
     psc = pod.get("securityContext", {})
-    if deploy["spec"].get("replicas") != 1:
+    if deploy["kind"] == "Deployment" and deploy["spec"].get("replicas") != 1:
         fail(where, "replicas must be 1")
+    if deploy["kind"] == "StatefulSet":
+        shards = values.get("sharding", {}).get("shards", 2)
+        if deploy["spec"].get("replicas") != shards:
+            fail(where, f"StatefulSet replicas {deploy['spec'].get('replicas')}, expected sharding.shards = {shards}")
     if psc.get("seccompProfile", {}).get("type") != "RuntimeDefault":
         fail(where, "pod seccompProfile is not RuntimeDefault")
     for c in pod["containers"]:
@@ -172,9 +180,10 @@ def pod_checks(where: str, deploy: dict) -> None:
             fail(where, f"container {c['name']} has no resources")
 
 
-def render_set(chart: Path, values_file: Path, label: str) -> dict[str, dict] | None:
-    values = yaml.safe_load(values_file.read_text()) or {}
-    where = f"{label}:{values_file.name}"
+def render_set(chart: Path, values_file: Path, label: str, overrides: dict | None = None,
+               variant: str = "") -> dict[str, dict] | None:
+    values = merged(yaml.safe_load(values_file.read_text()) or {}, overrides or {})
+    where = f"{label}:{values_file.name}{'+' + variant if variant else ''}"
     lint = helm.lint(str(chart), values, strict=True, namespace=NAMESPACE)
     for m in lint["messages"]:
         if m["severity"] >= 2:
@@ -199,17 +208,163 @@ def render_set(chart: Path, values_file: Path, label: str) -> dict[str, dict] | 
             fail(where, f"{name} rendered twice")
         objects[name] = obj
         validate_object(f"{where} {template}", obj)
-    deployments = [o for o in objects.values() if o["kind"] == "Deployment"]
-    if len(deployments) != 1:
-        fail(where, f"{len(deployments)} Deployments rendered")
+    workloads = [o for o in objects.values() if o["kind"] in ("Deployment", "StatefulSet")]
+    if len(workloads) != 1:
+        fail(where, f"{len(workloads)} Deployments and StatefulSets rendered, expected one")
     else:
-        pod_checks(where, deployments[0])
+        pod_checks(where, workloads[0], values)
+        token_checks(where, objects, workloads[0])
     print(f"{where}: {len(objects)} objects: {', '.join(sorted(objects))}")
     return objects
 
 
+def merged(base: dict, over: dict) -> dict:
+    """Values as Helm merges a second values file over a first: maps deeply, the rest replaced."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def token_checks(where: str, objects: dict, workload: dict) -> None:
+    """The ServiceAccount token reaches the pod only where the exporter calls the Kubernetes
+    API (--shard.auto reading its StatefulSet), and then it can read that one object."""
+    pod = workload["spec"]["template"]["spec"]
+    args = pod["containers"][0].get("args", [])
+    reads_api = "--shard.auto" in args and not any(a.startswith("--total-shards") for a in args)
+    for o in objects.values():
+        if o["kind"] in ("ClusterRole", "ClusterRoleBinding"):
+            fail(where, f"{o['kind']}/{o['metadata']['name']}: the exporter needs no cluster-wide permission")
+        if o["kind"] == "ServiceAccount":
+            expect(where, o.get("automountServiceAccountToken") is False, "the ServiceAccount mounts its token in every pod")
+    roles = [o for o in objects.values() if o["kind"] == "Role"]
+    bindings = [o for o in objects.values() if o["kind"] == "RoleBinding"]
+    expect(where, pod.get("automountServiceAccountToken") is reads_api,
+           f"automountServiceAccountToken is {pod.get('automountServiceAccountToken')}, expected {reads_api} "
+           f"({'--shard.auto reads its StatefulSet' if reads_api else 'the exporter never calls the Kubernetes API'})")
+    if not reads_api:
+        expect(where, not roles and not bindings, "a Role or RoleBinding without a pod that calls the Kubernetes API")
+        return
+    expect(where, len(roles) == 1 and len(bindings) == 1, f"{len(roles)} Roles and {len(bindings)} RoleBindings, expected one each")
+    for role in roles:
+        want = [{"apiGroups": ["apps"], "resources": ["statefulsets"],
+                 "resourceNames": [workload["metadata"]["name"]], "verbs": ["get"]}]
+        expect(where, role.get("rules") == want,
+               f"Role {role['metadata']['name']} grants {role.get('rules')}, more or other than get on its own StatefulSet")
+    for binding in bindings:
+        expect(where, binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                             "name": roles[0]["metadata"]["name"] if roles else None},
+               "the RoleBinding does not bind the Role")
+        expect(where, binding.get("subjects") == [{"kind": "ServiceAccount", "name": pod["serviceAccountName"],
+                                                  "namespace": NAMESPACE}],
+               "the RoleBinding's subject is not the pod's ServiceAccount alone")
+
+
+def tenants_checks(where: str, objects: dict, values: dict) -> None:
+    """A tenants file (many tenants), and the sharded StatefulSet that divides it."""
+    workload = deployment(objects)
+    pod = workload["spec"]["template"]
+    c = pod["spec"]["containers"][0]
+    args = c.get("args", [])
+    env = {e["name"]: e for e in c.get("env", [])}
+    mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in pod["spec"].get("volumes", [])}
+    kinds = [o["kind"] for o in objects.values()]
+    tenants = values.get("tenants", {})
+    sharded = values.get("sharding", {}).get("enabled", False)
+    persistent = values.get("persistence", {}).get("enabled", False)
+
+    expect(where, "--config.file=/etc/teams-voice-exporter/tenants/tenants.yml" in args, "--config.file not passed")
+    expect(where, "AZURE_TENANT_ID" not in env, "AZURE_TENANT_ID set although the tenants come from the file")
+    expect(where, mounts.get("tenants", {}).get("mountPath") == "/etc/teams-voice-exporter/tenants"
+           and mounts.get("tenants", {}).get("readOnly") is True and "subPath" not in mounts.get("tenants", {}),
+           "the tenants file is not mounted read-only as a directory at /etc/teams-voice-exporter/tenants")
+    cm_volume = volumes.get("tenants", {}).get("configMap", {})
+    key = tenants.get("key", "tenants.yml") if tenants.get("existingConfigMap") else "tenants.yml"
+    expect(where, cm_volume.get("items") == [{"key": key, "path": "tenants.yml"}], f"the tenants volume does not map key {key} to tenants.yml")
+    maps = {o["metadata"]["name"]: o for o in objects.values() if o["kind"] == "ConfigMap"}
+    if tenants.get("existingConfigMap"):
+        expect(where, cm_volume.get("name") == tenants["existingConfigMap"], "the existing tenants ConfigMap is not mounted")
+        expect(where, cm_volume.get("name") not in maps, "renders a ConfigMap over the user's")
+        expect(where, "checksum/tenants" not in pod["metadata"].get("annotations", {}), "a checksum of a ConfigMap the chart does not hold")
+    else:
+        cm = maps.get(cm_volume.get("name"))
+        expect(where, cm is not None, f"the mounted ConfigMap {cm_volume.get('name')} is not rendered")
+        if cm:
+            expect(where, yaml.safe_load(cm["data"].get("tenants.yml", "")) == {"tenants": tenants["list"]},
+                   "the rendered tenants file is not tenants.list")
+        expect(where, ("checksum/tenants" in pod["metadata"].get("annotations", {})) == tenants.get("rolloutOnChange", True),
+               "checksum/tenants annotation does not follow tenants.rolloutOnChange")
+    secret_dirs = []
+    for i, s in enumerate(tenants.get("secrets", [])):
+        vol = volumes.get(f"tenant-secret-{i}", {}).get("secret", {})
+        mount = mounts.get(f"tenant-secret-{i}", {})
+        expect(where, vol.get("secretName") == s["name"] and vol.get("defaultMode") == 0o440,
+               f"Secret {s['name']} is not a volume readable by the exporter's group only")
+        expect(where, mount.get("mountPath") == s["mountPath"] and mount.get("readOnly") is True,
+               f"Secret {s['name']} is not mounted read-only at {s['mountPath']}")
+        secret_dirs.append(s["mountPath"].rstrip("/") + "/")
+    for tenant in tenants.get("list", []):
+        for field in ("client_secret_file", "client_certificate_file", "federated_token_file"):
+            if field in tenant:
+                expect(where, any(tenant[field].startswith(d) for d in secret_dirs),
+                       f"tenant {tenant['id']}: {field} {tenant[field]} is in no mounted Secret")
+    expect(where, ("--web.enable-lifecycle" in args) == values.get("web", {}).get("enableLifecycle", False),
+           "--web.enable-lifecycle does not follow web.enableLifecycle")
+
+    if not sharded:
+        expect(where, workload["kind"] == "Deployment", "a StatefulSet without sharding")
+        expect(where, not {"POD_INDEX", "--shard.auto"} & (env.keys() | set(args)), "sharding flags without sharding")
+        return
+    sts = workload
+    expect(where, sts["kind"] == "StatefulSet", "sharding without a StatefulSet")
+    expect(where, "Deployment" not in kinds, "a Deployment beside the StatefulSet")
+    expect(where, sts["spec"].get("podManagementPolicy") == "Parallel", "podManagementPolicy is not Parallel")
+    service = next((o for o in objects.values() if o["kind"] == "Service"), None)
+    expect(where, service is not None and sts["spec"].get("serviceName") == service["metadata"]["name"]
+           and service["spec"].get("clusterIP") == "None", "serviceName is not the chart's headless Service")
+    expect(where, "--shard.auto" in args, "--shard.auto not passed")
+    for name, path in (("POD_INDEX", "metadata.labels['apps.kubernetes.io/pod-index']"),
+                       ("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace")):
+        expect(where, env.get(name, {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == path,
+               f"{name} is not the downward API's {path}")
+    if values.get("sharding", {}).get("explicitTotal"):
+        expect(where, f"--total-shards={sts['spec']['replicas']}" in args, "--total-shards is not the StatefulSet's replicas")
+    pdbs = [o for o in objects.values() if o["kind"] == "PodDisruptionBudget"]
+    expect(where, len(pdbs) == 1 and pdbs[0]["spec"].get("maxUnavailable") == 1
+           and pdbs[0]["spec"]["selector"] == sts["spec"]["selector"], "no PodDisruptionBudget of one shard at a time for the shards")
+    expect(where, "PersistentVolumeClaim" not in kinds and "state" not in volumes, "a shared claim beside the shards' own")
+    templates = {t["metadata"]["name"]: t for t in sts["spec"].get("volumeClaimTemplates", [])}
+    if persistent:
+        p = values["persistence"]
+        claim = templates.get("state", {}).get("spec", {})
+        expect(where, claim.get("resources", {}).get("requests", {}).get("storage") == p.get("size", "1Gi")
+               and claim.get("storageClassName") == p.get("storageClass"),
+               "no volumeClaimTemplate 'state' of persistence.size and persistence.storageClass")
+        expect(where, "helm.sh/chart" not in templates.get("state", {}).get("metadata", {}).get("labels", {}),
+               "the claim template carries the chart version, so every chart upgrade would try to change it (immutable)")
+        expect(where, mounts.get("state", {}).get("mountPath") == p.get("mountPath", "/var/lib/teams-voice-exporter"),
+               "the shard's claim is not mounted at persistence.mountPath")
+        expect(where, any(a.startswith("--state.path=") for a in args), "--state.path not passed")
+    else:
+        expect(where, not templates, "claim templates without persistence.enabled")
+    sm = next((o for o in objects.values() if o["kind"] == "ServiceMonitor"), None)
+    if sm:
+        endpoint = sm["spec"]["endpoints"][0]
+        expect(where, sm["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items(),
+               "the ServiceMonitor does not select the Service")
+        expect(where, (endpoint.get("relabelings") or [{}])[0] == {"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_name"],
+                                                                  "targetLabel": "instance"},
+               "the ServiceMonitor does not name each shard's target by its pod")
+    np = next((o for o in objects.values() if o["kind"] == "NetworkPolicy"), None)
+    if np and not values.get("sharding", {}).get("explicitTotal"):
+        ports = {p["port"] for rule in np["spec"]["egress"] for p in rule.get("ports", [])}
+        expect(where, {443, 6443} <= ports, "the NetworkPolicy keeps the shards from the Kubernetes API")
+
+
 def deployment(objects: dict) -> dict:
-    return next(o for o in objects.values() if o["kind"] == "Deployment")
+    """The exporter's workload: the Deployment, or the StatefulSet of shards."""
+    return next(o for o in objects.values() if o["kind"] in ("Deployment", "StatefulSet"))
 
 
 def container(objects: dict) -> dict:
@@ -351,6 +506,26 @@ def main() -> int:
         if objects:
             check_expectations(objects, values_file.name)
             check_sources(objects, values_file.name, CHART)
+            values = yaml.safe_load(values_file.read_text()) or {}
+            if values.get("tenants", {}).get("list") or values.get("tenants", {}).get("existingConfigMap"):
+                tenants_checks(values_file.name, objects, values)
+    # The sharded value set with each of its alternatives changed.
+    sharded = CHART / "ci" / "statefulset-values.yaml"
+    variants = {
+        "explicit-total": {"sharding": {"explicitTotal": True}},
+        "existing-configmap": {"tenants": {"list": [], "existingConfigMap": "provider-tenants", "key": "tenants.yaml",
+                                           "secrets": []}},
+        "no-persistence-reload": {"persistence": {"enabled": False}, "tenants": {"rolloutOnChange": False},
+                                  "web": {"enableLifecycle": False}},
+        "deployment": {"sharding": {"enabled": False}},
+        "workload-identity-no-tenant-id": {"azure": {"auth": "workload-identity", "existingSecret": ""},
+                                           "workloadIdentity": {"webhook": False}},
+    }
+    for variant, overrides in variants.items():
+        objects = render_set(CHART, sharded, "chart", overrides, variant)
+        if objects:
+            values = merged(yaml.safe_load(sharded.read_text()), overrides)
+            tenants_checks(f"statefulset-values.yaml+{variant}", objects, values)
     with tempfile.TemporaryDirectory() as tmp:
         sample = sample_chart(Path(tmp))
         for name in ("prometheus-operator-values.yaml", "dashboards-networkpolicy-values.yaml"):
@@ -363,7 +538,22 @@ def main() -> int:
                         ({"azure": {"auth": "workload-identity"}}, "azure.clientId"),
                         ({"azure": {"auth": "secret", "existingSecret": "s", "clientSecret": "x"}}, "choose one"),
                         ({"replicas": 2}, "replicas"),
-                        ({"demo": True, "persistence": {"enabled": True}}, "--state.path with --demo")):
+                        ({"demo": True, "persistence": {"enabled": True}}, "--state.path with --demo"),
+                        ({"sharding": {"enabled": True}}, "needs a tenants file"),
+                        ({"demo": True, "tenants": {"list": [{"id": "a"}]}}, "simulated tenant"),
+                        ({"tenants": {"list": [{"id": "a"}], "existingConfigMap": "c"}}, "choose one"),
+                        ({"tenants": {"list": [{"id": "a", "nmae": "x"}]}}, "nmae"),
+                        ({"tenants": {"list": [{"id": "a", "name": "x"}, {"id": "b", "name": "x"}]}}, "used twice"),
+                        ({"tenants": {"list": [{"id": "a"}, {"id": "A"}]}}, "listed twice"),
+                        ({"tenants": {"list": [{"id": "a", "client_id": "c"}]}}, "exactly one of"),
+                        ({"tenants": {"list": [{"id": "a", "client_secret_file": "/etc/tve/a/secret"}]}}, "without client_id"),
+                        ({"tenants": {"list": [{"id": "a", "client_id": "c", "client_secret_file": "/etc/tve/a/secret"}]}},
+                         "in no mounted directory"),
+                        ({"tenants": {"list": [{"id": "a"}]}, "sharding": {"enabled": True},
+                          "service": {"type": "NodePort"}}, "headless"),
+                        ({"tenants": {"list": [{"id": "a"}]}, "sharding": {"enabled": True},
+                          "persistence": {"enabled": True, "existingClaim": "x"}}, "claim of its own"),
+                        ({"tenants": {"list": [{"id": "a"}]}, "sharding": {"enabled": True, "shards": 0}}, "shards")):
         with helm.Chart.load(str(CHART)) as c:
             try:
                 c.validate_schema(bad)
@@ -371,7 +561,7 @@ def main() -> int:
                 fail("refusals", f"{bad} was accepted")
             except helm.HelmError as e:  # type: ignore[attr-defined]
                 expect("refusals", needle in str(e), f"{bad} refused without naming {needle!r}: {e}")
-    total = len(sets) + 2
+    total = len(sets) + len(variants) + 2
     if failures:
         print(f"\n{len(failures)} problem(s):", *failures, sep="\n  ")
         return 1

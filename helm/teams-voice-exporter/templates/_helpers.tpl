@@ -108,3 +108,26 @@ tcpSocket:
 {{- toYaml .probe }}
 {{- end }}
 {{- end }}
+
+{{/* Whether the exporter reads a tenants file (--config.file) rather than one tenant. */}}
+{{- define "tve.tenantsMode" -}}
+{{- if or .Values.tenants.list .Values.tenants.existingConfigMap }}true{{ end }}
+{{- end }}
+
+{{/* The ConfigMap holding the tenants file: the user's, or the one the chart renders. */}}
+{{- define "tve.tenantsConfigMapName" -}}
+{{- default (printf "%s-tenants" (include "tve.fullname" .)) .Values.tenants.existingConfigMap }}
+{{- end }}
+
+{{/* The tenants file's key in that ConfigMap. */}}
+{{- define "tve.tenantsKey" -}}
+{{- if .Values.tenants.existingConfigMap }}{{ .Values.tenants.key }}{{ else }}tenants.yml{{ end }}
+{{- end }}
+
+{{/*
+Whether the shards read their total from the StatefulSet through the Kubernetes API (and so
+need a token and a Role), rather than from --total-shards.
+*/}}
+{{- define "tve.totalShardsFromApi" -}}
+{{- if and .Values.sharding.enabled (not .Values.sharding.explicitTotal) }}true{{ end }}
+{{- end }}
