@@ -33,3 +33,4 @@ pub mod counting;
 pub mod exposition;
 pub mod flag;
 pub mod source;
+pub mod tenants;
