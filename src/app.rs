@@ -26,7 +26,8 @@ use crate::source::Tenant;
 use crate::tenants::config::TenantsFileError;
 use crate::tenants::plan::{drop_removed_state, TenantsSource};
 use crate::tenants::running::{Context, CredentialPlan, TenantPlan, TenantStartError, Tenants};
-use crate::tenants::shard::Sharding;
+use crate::tenants::shard::{ShardError, Sharding};
+use crate::tenants::shard_args::{ShardArgsError, ShardPlan};
 use exporter_web::web_config::WebConfig;
 use tve_clock::Clock;
 #[cfg(feature = "demo")]
@@ -53,6 +54,12 @@ pub enum StartError {
     PollerStopped(String),
     #[error(transparent)]
     TenantsFile(#[from] TenantsFileError),
+    #[error("{0}")]
+    ShardFlags(ShardArgsError),
+    #[error("--shard, --total-shards and --shard.auto split the tenants of a tenants file between processes; give --config.file, or leave them out to read the one tenant of AZURE_TENANT_ID")]
+    ShardWithoutTenants,
+    #[error(transparent)]
+    Shard(#[from] ShardError),
     #[error(transparent)]
     Tenant(TenantStartError),
     #[error(transparent)]
@@ -66,7 +73,9 @@ impl StartError {
             StartError::Config(_)
             | StartError::WebConfig(_)
             | StartError::NoDemo
-            | StartError::TenantsFile(_) => 2,
+            | StartError::TenantsFile(_)
+            | StartError::ShardFlags(_)
+            | StartError::ShardWithoutTenants => 2,
             StartError::Tenant(TenantStartError::Credential(_)) => 2,
             _ => 1,
         }
@@ -79,11 +88,13 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     let mut config = args.config()?;
     let web_config = Arc::new(WebConfig::load(args.web.web_config_file.as_deref())?);
     let clock = Clock::system();
-    let sharding = Sharding {
-        ordinal: 0,
-        total: 1,
-    };
-    let (origin, simulator) = tenant_origin(&args, &env, &mut config, &clock, sharding).await?;
+    let shard_plan = args.shard.plan().map_err(StartError::ShardFlags)?;
+    if args.tenants.config_file.is_none() && shard_plan != ShardPlan::Fixed(Sharding::SINGLE) {
+        return Err(StartError::ShardWithoutTenants);
+    }
+    let sharding = shard_plan.resolve().await?;
+    let (mut origin, simulator) =
+        tenant_origin(&args, &env, &mut config, &clock, sharding).await?;
 
     // Before anything is counted: totals read the label limits when they count (issue #18).
     crate::source::labels::LabelLimits::install(args.limits.labels());
@@ -198,11 +209,11 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
                 break Err(StartError::PollerStopped(format!("a poller of tenant {tenant} ended (see the log above)")));
             }
             Some(answer) = reloads.recv() => {
-                let outcome = reload(&mut tenants, &origin, &metrics, &clock, retention).await;
+                let outcome = reload(&mut tenants, &mut origin, shard_plan, &metrics, &clock, retention).await;
                 let _ = answer.send(outcome);
             }
             Some(()) = hangups.recv() => {
-                let _ = reload(&mut tenants, &origin, &metrics, &clock, retention).await;
+                let _ = reload(&mut tenants, &mut origin, shard_plan, &metrics, &clock, retention).await;
             }
         }
     };
@@ -223,10 +234,12 @@ fn unix_now(clock: &Clock) -> f64 {
     clock.now().timestamp_millis() as f64 / 1e3
 }
 
-/// Reads the tenants file again and applies it; an invalid file changes nothing.
+/// Reads the tenants file again (and with `--shard.auto`, the StatefulSet's replicas) and
+/// applies it; an invalid file changes nothing.
 async fn reload(
     tenants: &mut Tenants,
-    origin: &TenantOrigin,
+    origin: &mut TenantOrigin,
+    shard_plan: ShardPlan,
     metrics: &SelfMetrics,
     clock: &Clock,
     retention: std::time::Duration,
@@ -235,6 +248,23 @@ async fn reload(
         tracing::info!("reload asked for: nothing to read again, the tenant comes from the environment (--config.file lists many)");
         return Ok("nothing to reload: no --config.file".to_owned());
     };
+    if let ShardPlan::Auto { .. } = shard_plan {
+        match shard_plan.resolve().await {
+            Ok(sharding) => {
+                if sharding != source.sharding {
+                    tracing::info!(shard = sharding.ordinal, total_shards = sharding.total, "the StatefulSet changed: this process is now another shard");
+                }
+                source.sharding = sharding;
+                metrics.shard(sharding.ordinal, sharding.total);
+            }
+            Err(error) => {
+                metrics.config_read(false, unix_now(clock));
+                tracing::error!(%error, "the shard could not be read again; the tenants read before go on unchanged");
+                return Err(error.to_string());
+            }
+        }
+    }
+    let source = &*source;
     match source.plans() {
         Ok(plans) => {
             let change = match tenants.apply(plans.clone(), false).await {
@@ -242,7 +272,9 @@ async fn reload(
                 Err(error) => return Err(error.to_string()),
             };
             metrics.config_read(true, unix_now(clock));
-            origin.drop_removed_state(&plans, retention);
+            if let Some(state) = &source.state {
+                drop_removed_state(state, &plans, retention, std::time::SystemTime::now());
+            }
             tracing::info!(%change, file = %source.path.display(), "tenants file reloaded");
             Ok(format!("reloaded: {change}"))
         }

@@ -149,6 +149,8 @@ pub struct ExporterArgs {
     pub limits: crate::source::limits_args::LimitArgs,
     #[command(flatten)]
     pub tenants: crate::tenants::args::TenantArgs,
+    #[command(flatten)]
+    pub shard: crate::tenants::shard_args::ShardArgs,
 }
 
 /// A configuration problem, with what to do about it: the component's own error, which
@@ -304,6 +306,9 @@ mod tests {
             "tenant.name",
             "tenants.max-concurrent-reads",
             "state.removed-tenant-retention",
+            "shard",
+            "total-shards",
+            "shard.auto",
         ];
         assert_eq!(listed, expected, "{help}");
         // The simulated tenant's flags come between --demo and --web.*.

@@ -72,6 +72,7 @@ impl SelfMetrics {
 
     /// Records the shard this process is.
     pub fn shard(&self, ordinal: u32, total: u32) {
+        self.shard_ordinal.reset();
         self.shard_ordinal
             .with_label_values(&[&ordinal.to_string()])
             .set(i64::from(ordinal));

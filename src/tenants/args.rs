@@ -45,3 +45,13 @@ fn concurrent_reads(text: &str) -> Result<usize, String> {
         _ => Err("expected a whole number from 1 to 1024".to_owned()),
     }
 }
+
+fn tenant_name(text: &str) -> Result<String, String> {
+    match super::config::label_value_problem(text) {
+        None => Ok(text.to_owned()),
+        Some(reason) => Err(format!(
+            "the tenant name {reason}; give 1 to {} characters without control characters or white space at either end",
+            super::config::MAX_NAME_CHARS
+        )),
+    }
+}

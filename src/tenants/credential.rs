@@ -24,6 +24,7 @@ impl TenantCredential {
         tenant_id: &str,
     ) -> Result<(CredentialArgs, EnvSecrets), String> {
         let mut args = base.clone();
+        let mut certificate_password = None;
         args.tenant_id = Some(tenant_id.to_owned());
         args.client_secret_file = None;
         args.client_certificate_path = None;
@@ -40,10 +41,20 @@ impl TenantCredential {
             TenantCredential::Certificate {
                 client_id,
                 certificate_file,
+                password_file,
             } => {
                 args.auth = Some(AuthKind::Certificate);
                 args.client_id = Some(client_id.clone());
                 args.client_certificate_path = Some(certificate_file.clone());
+                if let Some(path) = password_file {
+                    let password = std::fs::read_to_string(path).map_err(|e| {
+                        format!(
+                            "cannot read its certificate password file {}: {e}; mount the Secret that holds it",
+                            path.display()
+                        )
+                    })?;
+                    certificate_password = Some(password.trim_end_matches(['\r', '\n']).to_owned());
+                }
             }
             TenantCredential::FederatedToken {
                 client_id,
@@ -56,7 +67,7 @@ impl TenantCredential {
         }
         let env = EnvSecrets {
             client_secret: None,
-            certificate_password: None,
+            certificate_password,
         };
         Ok((args, env))
     }
