@@ -11,7 +11,7 @@ use teams_voice_exporter::counting::schedule::{PollKind, Progress, Schedule};
 use teams_voice_exporter::source::direct_routing::DirectRouting;
 
 type TenantState = teams_voice_exporter::counting::state::TenantState<DirectRouting>;
-use teams_voice_exporter::exposition::self_metrics::SelfMetrics;
+use teams_voice_exporter::exposition::self_metrics::TenantMetrics;
 use teams_voice_exporter::source::auth::{Credential, TokenCache};
 use teams_voice_exporter::source::graph::{BudgetLimits, GraphClient, RequestBudget, RetryPolicy};
 use tve_clock::Clock;
@@ -47,8 +47,7 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
     .await
     .unwrap();
     let base: reqwest::Url = sim.base_url().parse().unwrap();
-    let registry = prometheus::Registry::new();
-    let metrics = SelfMetrics::register(&registry).unwrap();
+    let metrics = TenantMetrics::new().unwrap();
     let http = reqwest::Client::new();
     let credential = Credential::ClientSecret {
         tenant_id: DEMO_TENANT_ID.into(),
