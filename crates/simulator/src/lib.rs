@@ -78,6 +78,7 @@ mod http;
 mod ids;
 mod issued;
 mod numbers;
+mod provider;
 mod pstn;
 mod stats;
 mod store;
@@ -92,13 +93,15 @@ mod tests;
 
 pub use args::SimulationArgs;
 pub use config::{
-    FederatedCredential, ManagedIdentities, SimConfig, SimIdentity, DEMO_CALLS_PER_DAY,
-    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_HISTORY, DEMO_MANAGED_IDENTITY_ID, DEMO_TENANT_ID,
-    FEDERATED_AUDIENCE, QUICK_DEMO_HISTORY,
+    Consent, FederatedCredential, ManagedIdentities, SimConfig, SimIdentity, SimTenantSpec,
+    DEMO_CALLS_PER_DAY, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_HISTORY,
+    DEMO_MANAGED_IDENTITY_ID, DEMO_TENANT_ID, DEMO_TENANT_NAME, FEDERATED_AUDIENCE,
+    QUICK_DEMO_HISTORY,
 };
 pub use direct_routing::{trunk_fqdns, GroundTruth, TruthRow, DEMO_TRUNKS, MAX_TRUNKS};
 pub use faults::{Faults, GraphLimits, RateLimit};
-pub use handle::SimHandle;
+pub use handle::{SimHandle, SimTenantInfo, SimTenantView};
+pub use provider::provider_tenants;
 pub use numbers::{TOLL_FRAUD_CALLING_CODE, TOLL_FRAUD_COUNTRY, TOLL_FRAUD_COUNTRY_NAME};
 pub use pstn::{PstnGroundTruth, PstnTruthRow, PSTN_SHARE};
 pub use stats::{ServedRow, SimStats};
