@@ -199,7 +199,10 @@ impl std::fmt::Debug for SimTenantSpec {
             .field("consent", &self.consent)
             .field(
                 "own_app",
-                &self.own_app.as_ref().map(|(client_id, _)| (client_id, "<redacted>")),
+                &self
+                    .own_app
+                    .as_ref()
+                    .map(|(client_id, _)| (client_id, "<redacted>")),
             )
             .field("trunk_domain", &self.trunk_domain)
             .field("seed_offset", &self.seed_offset)

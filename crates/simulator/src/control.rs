@@ -62,7 +62,12 @@ pub(crate) async fn handle(provider: &Provider, request: Request<Incoming>) -> H
         None => provider.home(),
         Some(key) => match provider.by_id_or_name(&key) {
             Some(tenant) => tenant,
-            None => return text(404, format!("no simulated tenant '{key}'; see /_sim/tenants")),
+            None => {
+                return text(
+                    404,
+                    format!("no simulated tenant '{key}'; see /_sim/tenants"),
+                )
+            }
         },
     };
     match (path.as_str(), &method) {

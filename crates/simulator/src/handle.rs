@@ -69,7 +69,10 @@ impl std::fmt::Debug for SimTenantInfo {
             .field("consent", &self.consent)
             .field(
                 "own_app",
-                &self.own_app.as_ref().map(|(client_id, _)| (client_id, "<redacted>")),
+                &self
+                    .own_app
+                    .as_ref()
+                    .map(|(client_id, _)| (client_id, "<redacted>")),
             )
             .finish()
     }

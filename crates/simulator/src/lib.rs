@@ -94,15 +94,14 @@ mod tests;
 pub use args::SimulationArgs;
 pub use config::{
     Consent, FederatedCredential, ManagedIdentities, SimConfig, SimIdentity, SimTenantSpec,
-    DEMO_CALLS_PER_DAY, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_HISTORY,
-    DEMO_MANAGED_IDENTITY_ID, DEMO_TENANT_ID, DEMO_TENANT_NAME, FEDERATED_AUDIENCE,
-    QUICK_DEMO_HISTORY,
+    DEMO_CALLS_PER_DAY, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_HISTORY, DEMO_MANAGED_IDENTITY_ID,
+    DEMO_TENANT_ID, DEMO_TENANT_NAME, FEDERATED_AUDIENCE, QUICK_DEMO_HISTORY,
 };
 pub use direct_routing::{trunk_fqdns, GroundTruth, TruthRow, DEMO_TRUNKS, MAX_TRUNKS};
 pub use faults::{Faults, GraphLimits, RateLimit};
 pub use handle::{SimHandle, SimTenantInfo, SimTenantView};
-pub use provider::provider_tenants;
 pub use numbers::{TOLL_FRAUD_CALLING_CODE, TOLL_FRAUD_COUNTRY, TOLL_FRAUD_COUNTRY_NAME};
+pub use provider::provider_tenants;
 pub use pstn::{PstnGroundTruth, PstnTruthRow, PSTN_SHARE};
 pub use stats::{ServedRow, SimStats};
 pub use token::{IMDS_TOKEN_PATH, JWT_BEARER};

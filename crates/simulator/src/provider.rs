@@ -61,8 +61,12 @@ pub fn provider_tenants(n: usize, calls_per_day: f64, seed: u64) -> Vec<SimTenan
             };
             let id = uuid(random_uuid(&mut rng));
             let own_app_id = uuid(random_uuid(&mut rng));
-            let own_app = (n >= 5 && index == 2)
-                .then(|| (own_app_id, format!("{name}~own~app~secret~not~for~production")));
+            let own_app = (n >= 5 && index == 2).then(|| {
+                (
+                    own_app_id,
+                    format!("{name}~own~app~secret~not~for~production"),
+                )
+            });
             SimTenantSpec {
                 id,
                 calls_per_day: (calls_per_day / (index + 1) as f64).max(smallest),

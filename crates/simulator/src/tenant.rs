@@ -231,7 +231,9 @@ impl Provider {
 
     /// The tenant a token endpoint's tenant segment names.
     pub fn by_segment(&self, segment: &str) -> Option<&Arc<Tenant>> {
-        self.tenants.iter().find(|tenant| tenant.answers_to(segment))
+        self.tenants
+            .iter()
+            .find(|tenant| tenant.answers_to(segment))
     }
 
     /// The tenant named by id or by name (the control endpoints' `tenant` parameter).

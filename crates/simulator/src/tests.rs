@@ -21,6 +21,7 @@ use super::*;
 mod hostile;
 mod limits;
 mod pstn;
+mod tenants;
 mod truth;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
@@ -888,7 +889,8 @@ fn legacy_trunk_degrades_in_the_last_quarter_hour() {
 fn a_failing_trunk_fails_all_the_time_and_alone() {
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(11);
     let hour_ms = 1_800_000_000_000 / 3_600_000 * 3_600_000;
-    let failing = Degradation::of_trunk("SBC02.contoso.com", &TrunkNames::default()).expect("a simulated trunk");
+    let failing = Degradation::of_trunk("SBC02.contoso.com", &TrunkNames::default())
+        .expect("a simulated trunk");
     let mut failed = |trunk: usize, minute: i64| {
         (0..1000)
             .filter(|_| {
@@ -903,7 +905,10 @@ fn a_failing_trunk_fails_all_the_time_and_alone() {
         failed(DEGRADING_TRUNK, 45) < 300,
         "the hourly degradation is off"
     );
-    assert_eq!(Degradation::of_trunk("sbc99.contoso.com", &TrunkNames::default()), None);
+    assert_eq!(
+        Degradation::of_trunk("sbc99.contoso.com", &TrunkNames::default()),
+        None
+    );
 }
 
 #[test]

@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 
 use super::tables::{
-    CallType, Outcome, SubReason, Trunk, TrunkNames, CALL_TYPES, EXTERNAL_RANGES, OUTCOMES, SUCCESS,
-    TRUNKS,
+    CallType, Outcome, SubReason, Trunk, TrunkNames, CALL_TYPES, EXTERNAL_RANGES, OUTCOMES,
+    SUCCESS, TRUNKS,
 };
 use crate::numbers::{self, COUNTRIES};
 use crate::store::{ServedFlag, StoredRow};

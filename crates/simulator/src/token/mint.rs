@@ -53,8 +53,12 @@ pub(crate) fn mint_token(tenant: &Tenant, app_id: &str, permitted: bool) -> (Str
         base64url(&signature)
     );
     let expires_ms = now_ms.saturating_add(lifetime.saturating_mul(1000));
-    tenant
-        .tokens
-        .remember(access_token.clone(), tenant.index, now_ms, expires_ms, call_records);
+    tenant.tokens.remember(
+        access_token.clone(),
+        tenant.index,
+        now_ms,
+        expires_ms,
+        call_records,
+    );
     (access_token, lifetime_secs)
 }

@@ -34,9 +34,9 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 
+use crate::config::Consent;
 use crate::faults::is_every;
 use crate::http::{percent_decode, read_body};
-use crate::config::Consent;
 use crate::tenant::Tenant;
 use error::{error_response, json_response, TokenError};
 use exporter_web::serve::HttpResponse;
