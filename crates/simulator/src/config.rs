@@ -61,7 +61,7 @@ pub struct SimConfig {
 }
 
 /// A customer tenant of a simulated provider.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct SimTenantSpec {
     /// Tenant id (a GUID), the token endpoint's path segment.
     pub id: String,
@@ -73,9 +73,9 @@ pub struct SimTenantSpec {
     pub calls_per_day: f64,
     /// Whether the multi-tenant application may get tokens here.
     pub consent: Consent,
-    /// `(client_id, client_secret)` of an application registered in this tenant alone:
-    /// valid here, `AADSTS700016` elsewhere. Its tokens carry `CallRecords.Read.All`.
-    pub own_app: Option<(String, String)>,
+    /// An application registered in this tenant alone: valid here, `AADSTS700016`
+    /// elsewhere. Its tokens carry `CallRecords.Read.All`.
+    pub own_app: Option<AppCredentials>,
     /// The domain of the tenant's SBCs: its trunks are the demo's hosts in it
     /// (`sbc01.DOMAIN`, ...). None: `NAME.com`. Two tenants given the same domain share
     /// their trunk FQDNs, as customers of one hosted SBC do.
@@ -189,23 +189,19 @@ impl std::fmt::Debug for SimConfig {
     }
 }
 
-impl std::fmt::Debug for SimTenantSpec {
-    // Written by hand so the own app's secret never reaches a log.
+/// An application's client id and secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AppCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for AppCredentials {
+    // Written by hand so the secret never reaches a log.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimTenantSpec")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("calls_per_day", &self.calls_per_day)
-            .field("consent", &self.consent)
-            .field(
-                "own_app",
-                &self
-                    .own_app
-                    .as_ref()
-                    .map(|(client_id, _)| (client_id, "<redacted>")),
-            )
-            .field("trunk_domain", &self.trunk_domain)
-            .field("seed_offset", &self.seed_offset)
+        f.debug_struct("AppCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
             .finish()
     }
 }

@@ -81,7 +81,7 @@ pub(crate) async fn handle(provider: &Provider, request: Request<Incoming>) -> H
                         "id": tenant.tenant_id,
                         "name": tenant.name,
                         "consent": tenant.consent,
-                        "own_app_client_id": tenant.own_app.as_ref().map(|(id, _)| id),
+                        "own_app_client_id": tenant.own_app.as_ref().map(|own| &own.client_id),
                     })
                 })
                 .collect();

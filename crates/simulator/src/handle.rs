@@ -18,7 +18,7 @@ use crate::graph::hostile::SimResponse;
 use exporter_web::serve::{self, HttpResponse};
 use tve_clock::Clock;
 
-use crate::config::{Consent, SimConfig, DEMO_TENANT_NAME};
+use crate::config::{AppCredentials, Consent, SimConfig, DEMO_TENANT_NAME};
 use crate::direct_routing::{self, Degradation, GroundTruth, LiveTraffic, TrunkNames};
 use crate::faults::Faults;
 use crate::issued::IssuedTokens;
@@ -51,31 +51,13 @@ pub struct SimTenantView {
 }
 
 /// Who a tenant served by a simulator is, as an exporter's configuration names it.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SimTenantInfo {
     pub id: String,
     pub name: String,
     pub consent: Consent,
-    /// `(client_id, client_secret)` of its own application, if it has one.
-    pub own_app: Option<(String, String)>,
-}
-
-impl std::fmt::Debug for SimTenantInfo {
-    // Written by hand so the own app's secret never reaches a log.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimTenantInfo")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("consent", &self.consent)
-            .field(
-                "own_app",
-                &self
-                    .own_app
-                    .as_ref()
-                    .map(|(client_id, _)| (client_id, "<redacted>")),
-            )
-            .finish()
-    }
+    /// Its own application, if it has one.
+    pub own_app: Option<AppCredentials>,
 }
 
 /// A tenant's logs as drawn at bind, with what continues them.

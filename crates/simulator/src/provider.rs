@@ -7,7 +7,7 @@
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::config::{Consent, SimTenantSpec};
+use crate::config::{AppCredentials, Consent, SimTenantSpec};
 use crate::ids::{random_uuid, uuid};
 
 /// Names of the provider's customers after the home tenant (`DEMO_TENANT_NAME`); further
@@ -61,11 +61,9 @@ pub fn provider_tenants(n: usize, calls_per_day: f64, seed: u64) -> Vec<SimTenan
             };
             let id = uuid(random_uuid(&mut rng));
             let own_app_id = uuid(random_uuid(&mut rng));
-            let own_app = (n >= 5 && index == 2).then(|| {
-                (
-                    own_app_id,
-                    format!("{name}~own~app~secret~not~for~production"),
-                )
+            let own_app = (n >= 5 && index == 2).then(|| AppCredentials {
+                client_id: own_app_id,
+                client_secret: format!("{name}~own~app~secret~not~for~production"),
             });
             SimTenantSpec {
                 id,

@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use tve_clock::Clock;
 
 use crate::call_log::CallLog;
-use crate::config::{Consent, SimConfig, SimIdentity};
+use crate::config::{AppCredentials, Consent, SimConfig, SimIdentity};
 use crate::direct_routing::{self, Degradation, GroundTruth, DEMO_TRUNKS};
 use crate::faults::Faults;
 use crate::gate::Gate;
@@ -39,7 +39,7 @@ pub(crate) struct Tenant {
     pub client_secret: String,
     pub consent: Consent,
     /// `(client_id, client_secret)` of an application registered in this tenant alone.
-    pub own_app: Option<(String, String)>,
+    pub own_app: Option<AppCredentials>,
     /// Its place among the provider's tenants, which issued tokens remember.
     pub index: usize,
     pub page_size: usize,
@@ -204,7 +204,7 @@ pub(crate) struct Membership {
     pub index: usize,
     pub name: String,
     pub consent: Consent,
-    pub own_app: Option<(String, String)>,
+    pub own_app: Option<AppCredentials>,
     pub tokens: Arc<IssuedTokens>,
 }
 

@@ -102,7 +102,12 @@ async fn each_tenant_issues_tokens_as_its_consent_says() {
         .iter()
         .find(|t| t.own_app.is_some())
         .expect("own app");
-    let (own_id, own_secret) = owner.own_app.clone().expect("own app");
+    let own = owner.own_app.clone().expect("own app");
+    let (own_id, own_secret) = (own.client_id, own.client_secret);
+    assert!(
+        !format!("{owner:?}").contains(&own_secret),
+        "Debug hides the secret"
+    );
     let (status, reply) = token_reply(&sim, &owner.id, &own_id, &own_secret).await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(
@@ -327,4 +332,33 @@ async fn tenants_with_the_same_id_or_a_bad_trunk_domain_are_refused() {
         .err()
         .expect("refused");
     assert!(error.to_string().contains("not a DNS name"), "{error}");
+}
+
+/// Binding 200 tenants of 5,000 calls a day with 74 hours of history: the lead's
+/// benchmark. Run with `--ignored` to see the time; not a pass/fail of speed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a timing probe, run by hand"]
+async fn binding_two_hundred_tenants() {
+    let mut config = config(
+        Traffic::Live {
+            calls_per_day: 5_000.0,
+            history: DEMO_HISTORY,
+            trunks: DEMO_TRUNKS,
+        },
+        Clock::system(),
+    );
+    config.tenants = provider_tenants(200, 5_000.0, 1);
+    for tenant in &mut config.tenants {
+        tenant.calls_per_day = 5_000.0;
+    }
+    let started = std::time::Instant::now();
+    let sim = start(config).await;
+    let bound = started.elapsed();
+    let rows: usize = sim
+        .tenants()
+        .iter()
+        .filter_map(|t| sim.tenant(&t.id))
+        .map(|view| view.tenant.direct_routing.read().len() + view.tenant.pstn.read().len())
+        .sum();
+    eprintln!("200 tenants bound in {bound:?} (debug build); {rows} rows");
 }

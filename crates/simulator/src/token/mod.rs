@@ -154,8 +154,8 @@ fn application<'t>(tenant: &'t Tenant, client_id: &str) -> Option<App<'t>> {
     tenant
         .own_app
         .as_ref()
-        .filter(|(own_id, _)| client_id.eq_ignore_ascii_case(own_id))
-        .map(|(_, secret)| App::Own(secret))
+        .filter(|own| client_id.eq_ignore_ascii_case(&own.client_id))
+        .map(|own| App::Own(&own.client_secret))
 }
 
 /// The tenant a POST is addressed to, if it is this one.
