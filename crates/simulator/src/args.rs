@@ -1,5 +1,6 @@
 //! The simulated tenant's own flags (`--simulate.*`), flattened into the exporter's command
-//! line for `--demo` and the `simulate` subcommand.
+//! line for `--demo` and the `simulate` subcommand; `--simulate.tenants` makes it a
+//! provider of several.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use tve_clock::{Clock, Rate};
 use crate::config::{SimConfig, DEMO_CALLS_PER_DAY};
 use crate::direct_routing::{trunk_fqdns, DEMO_TRUNKS, MAX_TRUNKS};
 use crate::faults::{GraphLimits, RateLimit};
+use crate::provider::provider_tenants;
 use crate::traffic::Traffic;
 
 /// The simulated tenant's traffic, for `--demo` and `simulate`.
@@ -62,6 +64,16 @@ pub struct SimulationArgs {
     /// calls otherwise, over a Direct Routing trunk and its Calling Plan.
     #[arg(long = "simulate.toll-fraud")]
     pub toll_fraud: bool,
+    /// Simulate a managed-service provider with N customer tenants, served from one
+    /// address and read with the one multi-tenant app: tenant 0 is the demo tenant
+    /// (contoso) at --simulate.calls-per-day, the others (northwind, adatum, litware, ...,
+    /// then customer-NN) at 1/2, 1/3, ... of it (at least 300 calls a day). With N >= 3,
+    /// the last tenant has not consented (token requests answer AADSTS700016), the one
+    /// before it consented without CallRecords.Read.All (Graph answers 403), and tenant 1
+    /// (northwind) calls over contoso's SBCs (shared trunk FQDNs); with N >= 5, tenant 2
+    /// also has an app of its own. GET /_sim/tenants lists them.
+    #[arg(long = "simulate.tenants", default_value_t = 1, value_parser = parse_tenant_count, value_name = "N")]
+    pub tenants: usize,
     /// How long after the simulated tenant's start the toll fraud begins.
     #[arg(long = "simulate.toll-fraud-after", default_value = "2m", value_parser = parse_duration, value_name = "DURATION")]
     pub toll_fraud_after: Duration,
@@ -78,6 +90,18 @@ fn parse_limit(text: &str) -> Result<Option<RateLimit>, String> {
             "the window of '{text}' is not a whole number of seconds; write it as 10/2s, 50/60s or 1000/1m"
         )
     })
+}
+
+/// The most tenants `--simulate.tenants` simulates.
+const MAX_TENANTS: usize = 10_000;
+
+fn parse_tenant_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_TENANTS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{text}' is not a number of tenants from 1 to {MAX_TENANTS}"
+        )),
+    }
 }
 
 fn parse_simulated_trunks(text: &str) -> Result<usize, String> {
@@ -104,7 +128,8 @@ fn parse_simulated_trunk(text: &str) -> Result<String, String> {
 }
 
 impl SimulationArgs {
-    /// The demo tenant with the traffic, failing trunk and limits these flags ask for;
+    /// The demo tenant with the traffic, failing trunk and limits these flags ask for, and
+    /// the provider's other tenants ([`provider_tenants`]) with `--simulate.tenants`;
     /// `default_history` when `--simulate.history` is not given.
     pub fn config(&self, default_history: Duration, clock: Clock) -> SimConfig {
         let mut config = SimConfig::demo(clock);
@@ -119,6 +144,7 @@ impl SimulationArgs {
         config.faults.pstn_calls_per_day = self.pstn_calls_per_day;
         config.faults.toll_fraud = self.toll_fraud;
         config.faults.toll_fraud_after_secs = Some(self.toll_fraud_after.as_secs());
+        config.tenants = provider_tenants(self.tenants, self.calls_per_day, self.seed);
         config
     }
 

@@ -70,16 +70,21 @@ pub(crate) trait LogRow: StoredRow + Send + Sync {
     /// About how many bytes a row's JSON takes, to size a page's buffer once.
     const JSON_BYTES: usize;
 
-    /// Appends the row's JSON. Every byte depends only on the row, so a row (including
-    /// one without an id) looks identical on every page.
-    fn write_json(&self, out: &mut String);
+    /// What the row's JSON takes from its tenant rather than from the row (Direct
+    /// Routing: the tenant's trunk FQDNs), kept once per log.
+    type Names: Default + Send + Sync;
+
+    /// Appends the row's JSON. Every byte depends only on the row and its log's `names`,
+    /// so a row (including one without an id) looks identical on every page.
+    fn write_json(&self, out: &mut String, names: &Self::Names);
 }
 
 /// A call log kept in a [`Store`], with the first serve of each well-formed row.
-pub(crate) struct StoredLog<R> {
+pub(crate) struct StoredLog<R: LogRow> {
     function: &'static Function,
     store: RwLock<Store<R>>,
     served: Mutex<Vec<ServedRecord>>,
+    names: R::Names,
 }
 
 impl<R: LogRow> StoredLog<R> {
@@ -88,7 +93,18 @@ impl<R: LogRow> StoredLog<R> {
             function,
             store: RwLock::new(Store::new(rows)),
             served: Mutex::new(Vec::new()),
+            names: R::Names::default(),
         }
+    }
+
+    /// The log with its tenant's `names` for its rows' JSON.
+    pub fn with_names(mut self, names: R::Names) -> Self {
+        self.names = names;
+        self
+    }
+
+    pub fn names(&self) -> &R::Names {
+        &self.names
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, Store<R>> {
@@ -136,7 +152,7 @@ impl<R: LogRow> CallLog for StoredLog<R> {
             request.context,
             &page.rows,
             link.as_deref(),
-            |out, row| row.write_json(out),
+            |out, row| row.write_json(out, &self.names),
         );
         Served {
             rows: page.rows.len(),

@@ -1,9 +1,11 @@
 //! How a simulated tenant is set up: its identities and credentials, its traffic and
-//! faults, and the demo tenant's values that `--demo`, `simulate`, the tests and the
-//! benchmarks share.
+//! faults, the customer tenants a simulated provider serves beside it ([`SimTenantSpec`]),
+//! and the demo tenant's values that `--demo`, `simulate`, the tests and the benchmarks
+//! share.
 
 use std::time::Duration;
 
+use serde::Serialize;
 use tve_clock::Clock;
 
 use crate::direct_routing::DEMO_TRUNKS;
@@ -12,6 +14,9 @@ use crate::traffic::Traffic;
 
 /// Tenant id of the demo tenant.
 pub const DEMO_TENANT_ID: &str = "00000000-0000-0000-0000-00000000d3e0";
+/// Name of the demo tenant (the home tenant of a simulated provider): its trunks are
+/// Contoso's.
+pub const DEMO_TENANT_NAME: &str = "contoso";
 /// Application (client) id registered in the demo tenant.
 pub const DEMO_CLIENT_ID: &str = "00000000-0000-0000-0000-0000000c11e7";
 /// Client id of the demo VM's system-assigned managed identity.
@@ -49,6 +54,47 @@ pub struct SimConfig {
     pub clock: Clock,
     /// Credentials accepted besides the client secret, and the managed identities.
     pub identity: SimIdentity,
+    /// Customer tenants served beside the home tenant (`tenant_id`) from the same address,
+    /// as a managed-service provider's: the application of `client_id` is a multi-tenant
+    /// application there. Empty: the home tenant alone.
+    pub tenants: Vec<SimTenantSpec>,
+}
+
+/// A customer tenant of a simulated provider.
+#[derive(Clone, Debug)]
+pub struct SimTenantSpec {
+    /// Tenant id (a GUID), the token endpoint's path segment.
+    pub id: String,
+    /// Short customer name, usable as a label value (`contoso`); the tenant also answers to
+    /// `NAME.onmicrosoft.com` at the token endpoint.
+    pub name: String,
+    /// Direct Routing calls a day (live traffic); PSTN volume follows as the home tenant's
+    /// does (`Faults::pstn_calls_per_day`, else a fifth of this). A scenario ignores it.
+    pub calls_per_day: f64,
+    /// Whether the multi-tenant application may get tokens here.
+    pub consent: Consent,
+    /// An application registered in this tenant alone: valid here, `AADSTS700016`
+    /// elsewhere. Its tokens carry `CallRecords.Read.All`.
+    pub own_app: Option<AppCredentials>,
+    /// The domain of the tenant's SBCs: its trunks are the demo's hosts in it
+    /// (`sbc01.DOMAIN`, ...). None: `NAME.com`. Two tenants given the same domain share
+    /// their trunk FQDNs, as customers of one hosted SBC do.
+    pub trunk_domain: Option<String>,
+    /// Mixed into the seed, so that tenants draw different calls.
+    pub seed_offset: u64,
+}
+
+/// What a customer tenant's administrator granted the multi-tenant application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consent {
+    /// Admin consent with `CallRecords.Read.All`.
+    Granted,
+    /// No consent: token requests answer `AADSTS700016` (application not found).
+    NotConsented,
+    /// Consent without `CallRecords.Read.All`: tokens are issued, Graph answers 403
+    /// `Authorization_RequestDenied`.
+    NoPermission,
 }
 
 /// What the simulated Entra ID knows beyond the client secret.
@@ -120,6 +166,7 @@ impl SimConfig {
                 }),
                 ..SimIdentity::default()
             },
+            tenants: Vec::new(),
         }
     }
 }
@@ -137,6 +184,24 @@ impl std::fmt::Debug for SimConfig {
             .field("page_size", &self.page_size)
             .field("clock", &self.clock)
             .field("identity", &self.identity)
+            .field("tenants", &self.tenants)
+            .finish()
+    }
+}
+
+/// An application's client id and secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AppCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+impl std::fmt::Debug for AppCredentials {
+    // Written by hand so the secret never reaches a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppCredentials")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
             .finish()
     }
 }

@@ -1,8 +1,7 @@
 //! The simulator's own endpoints under `/_sim/`, so that a separately running `simulate`
 //! process can be observed and driven like an in-process `SimHandle`, and the page at `/`
-//! that says what this server is.
-
-use std::sync::Arc;
+//! that says what this server is. Each endpoint acts on one tenant of the provider, named
+//! by the `tenant` query parameter (its id or name; default: the home tenant).
 
 use chrono::{DateTime, Utc};
 use hyper::body::Incoming;
@@ -11,7 +10,7 @@ use serde::Serialize;
 
 use crate::faults::Faults;
 use crate::http::read_body;
-use crate::tenant::Tenant;
+use crate::tenant::Provider;
 use crate::traffic::Mode;
 use exporter_web::serve::{response, HttpResponse};
 
@@ -25,11 +24,12 @@ ID token endpoint, for demonstrations and tests. Point the exporter's Graph endp
 host at this server's base URL.
 
 Simulated services:
-  POST /{tenant}/oauth2/v2.0/token      client-credentials grant (client secret)
+  POST /{tenant}/oauth2/v2.0/token      client-credentials grant, for any tenant served here
   GET  /v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=..,toDateTime=..)
   GET  /v1.0/communications/callRecords/getPstnCalls(fromDateTime=..,toDateTime=..)
 
-Control:
+Control (each takes ?tenant=ID|NAME, default: the home tenant):
+  GET  /_sim/tenants                    the tenants served here: id, name, consent
   GET  /_sim/stats                      requests, pages, faults served (JSON)
   GET  /_sim/ground-truth[?since=RFC3339]
                                         rows the exporter must have counted (JSON);
@@ -55,11 +55,38 @@ Traffic knobs in /_sim/faults: toll_fraud (true/false), toll_fraud_after_secs (a
 start; null = 120), pstn_calls_per_day (null = a fifth of the Direct Routing volume).
 ";
 
-pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> HttpResponse {
+pub(crate) async fn handle(provider: &Provider, request: Request<Incoming>) -> HttpResponse {
     let path = request.uri().path().to_owned();
     let method = request.method().clone();
+    let tenant = match query_param(request.uri().query(), "tenant") {
+        None => provider.home(),
+        Some(key) => match provider.by_id_or_name(&key) {
+            Some(tenant) => tenant,
+            None => {
+                return text(
+                    404,
+                    format!("no simulated tenant '{key}'; see /_sim/tenants"),
+                )
+            }
+        },
+    };
     match (path.as_str(), &method) {
         ("/", &Method::GET) => response(200, "text/plain; charset=utf-8", INDEX),
+        ("/_sim/tenants", &Method::GET) => {
+            let tenants: Vec<_> = provider
+                .all()
+                .iter()
+                .map(|tenant| {
+                    serde_json::json!({
+                        "id": tenant.tenant_id,
+                        "name": tenant.name,
+                        "consent": tenant.consent,
+                        "own_app_client_id": tenant.own_app.as_ref().map(|own| &own.client_id),
+                    })
+                })
+                .collect();
+            json(200, &tenants)
+        }
         ("/_sim/stats", &Method::GET) => json(200, &tenant.stats().clone()),
         ("/_sim/ground-truth", &Method::GET) => {
             let query = request.uri().query();
@@ -115,6 +142,7 @@ pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> 
         }
         (
             "/"
+            | "/_sim/tenants"
             | "/_sim/stats"
             | "/_sim/ground-truth"
             | "/_sim/pstn-ground-truth"
@@ -126,12 +154,16 @@ pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> 
     }
 }
 
+/// The query parameter `name`, decoded.
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
 /// The optional time parameter `name` (`since`, `started_from`) of a ground-truth request.
 fn time_param(query: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, String> {
-    let Some(query) = query else { return Ok(None) };
-    let Some((_, value)) =
-        url::form_urlencoded::parse(query.as_bytes()).find(|(key, _)| key == name)
-    else {
+    let Some(value) = query_param(query, name) else {
         return Ok(None);
     };
     // An unescaped `+00:00` arrives as ` 00:00` after form decoding.

@@ -2,7 +2,9 @@
 //! simulated Graph accepts.
 //!
 //! Kept apart from both services so that the token endpoint writes here and Graph reads
-//! here without either depending on the other.
+//! here without either depending on the other. One set serves every tenant of a
+//! simulated provider: a token remembers the tenant it was issued for, and Graph answers
+//! it from that tenant's logs alone.
 
 use std::collections::HashMap;
 
@@ -17,6 +19,8 @@ pub(crate) struct IssuedTokens(Mutex<HashMap<String, IssuedToken>>);
 
 /// What the simulated Graph needs to know about a token it is shown.
 struct IssuedToken {
+    /// The tenant it was issued for (its index among the provider's tenants).
+    tenant: usize,
     /// Clock ms; revoking a token sets it to the revocation time.
     expires_ms: i64,
     /// Whether the token carries `CallRecords.Read.All`.
@@ -36,8 +40,15 @@ pub(crate) enum TokenStatus {
 }
 
 impl IssuedTokens {
-    /// Remembers a token issued at `now_ms`.
-    pub fn remember(&self, token: String, now_ms: i64, expires_ms: i64, call_records: bool) {
+    /// Remembers a token issued for `tenant` at `now_ms`.
+    pub fn remember(
+        &self,
+        token: String,
+        tenant: usize,
+        now_ms: i64,
+        expires_ms: i64,
+        call_records: bool,
+    ) {
         let mut tokens = self.0.lock();
         if tokens.len() >= MAX_REMEMBERED_TOKENS {
             tokens.retain(|_, issued| issued.expires_ms > now_ms);
@@ -45,10 +56,16 @@ impl IssuedTokens {
         tokens.insert(
             token,
             IssuedToken {
+                tenant,
                 expires_ms,
                 call_records,
             },
         );
+    }
+
+    /// The tenant a token was issued for, expired or not; `None` if it was never issued.
+    pub fn tenant_of(&self, token: &str) -> Option<usize> {
+        self.0.lock().get(token).map(|issued| issued.tenant)
     }
 
     pub fn status(&self, token: &str, now_ms: i64) -> TokenStatus {

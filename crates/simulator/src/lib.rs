@@ -1,12 +1,31 @@
-//! A simulated tenant: the project's test double for Microsoft Graph's call logs and the
-//! Microsoft Entra ID token endpoint, served over real HTTP on a local listener.
+//! A simulated tenant, or a provider's many: the project's test double for Microsoft
+//! Graph's call logs and the Microsoft Entra ID token endpoint, served over real HTTP on a
+//! local listener.
 //!
 //! It backs `--demo` (live, realistic traffic for trying dashboards), the `simulate`
 //! subcommand, and the integration tests that compare the exporter's metrics with the
 //! simulator's [`GroundTruth`]. It follows `shared/reference/graph-call-logs.md`: the same
 //! paths, parameters, paging, error bodies, throttling and token errors as the real
 //! services, with faults that can be switched on at start or while running (through
-//! [`SimHandle::set_faults`] or `PUT /_sim/faults`).
+//! [`SimTenantView::set_faults`] or `PUT /_sim/faults`).
+//!
+//! # Many tenants
+//!
+//! One listener can serve a managed-service provider's customers ([`SimConfig::tenants`],
+//! [`SimTenantSpec`], `--simulate.tenants N` through [`provider_tenants`]) beside the home
+//! tenant, as `graph-call-logs.md` ("Many tenants with one application") describes them.
+//! The application of [`SimConfig::client_id`] (secret, certificates, federated
+//! credentials) is the multi-tenant application: the token endpoint's tenant segment
+//! selects the tenant (an unknown one answers `AADSTS90002`), a tenant that has not
+//! consented answers `AADSTS700016`, and one that consented without the permission
+//! ([`Consent::NoPermission`]) issues tokens without `CallRecords.Read.All`, which Graph
+//! answers 403 `Authorization_RequestDenied`. A tenant may have an application of its own,
+//! valid there alone. Tokens remember their tenant, and Graph serves a request from the
+//! logs of the tenant its token was issued for; each tenant has its own logs, live traffic,
+//! limits (Graph's are per app per tenant), faults, statistics and ground truth
+//! ([`SimHandle::tenant`] gives its [`SimTenantView`]; `SimHandle` itself dereferences to
+//! the home tenant's). Customers' trunks are the demo's hosts in a domain of their own
+//! (`sbc01.northwind.com`), unless two are given the same domain to share an SBC.
 //!
 //! # Graph's limits
 //!
@@ -26,13 +45,16 @@
 //!
 //! Generic parts, which know no particular call-log function:
 //! - `config`, `traffic`, `faults`: how a tenant is set up (the public settings);
-//! - `handle`: the running tenant ([`SimHandle`]) and the routing of requests;
-//! - `tenant`: the state the services share, and the list of call logs it serves;
+//! - `handle`: the running tenants ([`SimHandle`], [`SimTenantView`]) and the routing of
+//!   requests to the tenant they are for;
+//! - `tenant`: the state the services share, the list of call logs a tenant serves, and
+//!   the `Provider` that finds a request's tenant; `provider`: the customers
+//!   `--simulate.tenants` makes;
 //! - `graph`: the simulated Graph (request parsing, paging, throttling, error bodies);
 //! - `gate`: the fault state and the rate limits' windows every data request passes;
 //! - `call_log`: what Graph needs of a call-log function; `store`: rows kept by time;
-//! - `token`: the simulated Entra ID (secrets, client assertions, managed identity);
-//!   `issued`: the tokens it issued, which Graph accepts;
+//! - `token`: the simulated Entra ID (secrets, client assertions, managed identity,
+//!   consent); `issued`: the tokens it issued and their tenants, which Graph accepts;
 //! - `control`: the `/_sim/` endpoints; `stats`, `time`, `ids`, `http`: shared pieces.
 //!
 //! Per call-log function: `direct_routing` (`getDirectRoutingCalls`: trunks, the call
@@ -78,6 +100,7 @@ mod http;
 mod ids;
 mod issued;
 mod numbers;
+mod provider;
 mod pstn;
 mod stats;
 mod store;
@@ -92,14 +115,16 @@ mod tests;
 
 pub use args::SimulationArgs;
 pub use config::{
-    FederatedCredential, ManagedIdentities, SimConfig, SimIdentity, DEMO_CALLS_PER_DAY,
-    DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_HISTORY, DEMO_MANAGED_IDENTITY_ID, DEMO_TENANT_ID,
-    FEDERATED_AUDIENCE, QUICK_DEMO_HISTORY,
+    AppCredentials, Consent, FederatedCredential, ManagedIdentities, SimConfig, SimIdentity,
+    SimTenantSpec, DEMO_CALLS_PER_DAY, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_HISTORY,
+    DEMO_MANAGED_IDENTITY_ID, DEMO_TENANT_ID, DEMO_TENANT_NAME, FEDERATED_AUDIENCE,
+    QUICK_DEMO_HISTORY,
 };
 pub use direct_routing::{trunk_fqdns, GroundTruth, TruthRow, DEMO_TRUNKS, MAX_TRUNKS};
 pub use faults::{Faults, GraphLimits, RateLimit};
-pub use handle::SimHandle;
+pub use handle::{SimHandle, SimTenantInfo, SimTenantView};
 pub use numbers::{TOLL_FRAUD_CALLING_CODE, TOLL_FRAUD_COUNTRY, TOLL_FRAUD_COUNTRY_NAME};
+pub use provider::provider_tenants;
 pub use pstn::{PstnGroundTruth, PstnTruthRow, PSTN_SHARE};
 pub use stats::{ServedRow, SimStats};
 pub use token::{IMDS_TOKEN_PATH, JWT_BEARER};

@@ -1,11 +1,15 @@
 //! The state of a simulated tenant that its services share: the configuration they answer
-//! by, its call logs, the fault gate, issued tokens and the statistics.
+//! by, its call logs, the fault gate, issued tokens and the statistics; and the
+//! [`Provider`], the tenants served from one address, which finds the tenant a request is
+//! for (by the token endpoint's tenant segment, or by the tenant its bearer token was
+//! issued for).
 //!
 //! It holds one log per call-log function and lists them in [`Tenant::call_logs`]; the
 //! services reach the logs only through that list, so this and `handle` (which builds the
 //! logs at bind) are the only generic code that names a function.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use parking_lot::{Mutex, MutexGuard};
@@ -14,8 +18,8 @@ use rand::SeedableRng;
 use tve_clock::Clock;
 
 use crate::call_log::CallLog;
-use crate::config::{SimConfig, SimIdentity};
-use crate::direct_routing::{self, trunk_fqdns, Degradation, GroundTruth};
+use crate::config::{AppCredentials, Consent, SimConfig, SimIdentity};
+use crate::direct_routing::{self, Degradation, GroundTruth, DEMO_TRUNKS};
 use crate::faults::Faults;
 use crate::gate::Gate;
 use crate::ids::{random_uuid, uuid};
@@ -28,8 +32,16 @@ use crate::traffic::Mode;
 /// State shared by the request handlers and the traffic task.
 pub(crate) struct Tenant {
     pub tenant_id: String,
+    /// The customer's short name; the tenant also answers to `NAME.onmicrosoft.com`.
+    pub name: String,
+    /// The provider's multi-tenant application (the home tenant's own).
     pub client_id: String,
     pub client_secret: String,
+    pub consent: Consent,
+    /// `(client_id, client_secret)` of an application registered in this tenant alone.
+    pub own_app: Option<AppCredentials>,
+    /// Its place among the provider's tenants, which issued tokens remember.
+    pub index: usize,
     pub page_size: usize,
     pub clock: Clock,
     pub mode: Mode,
@@ -39,7 +51,8 @@ pub(crate) struct Tenant {
     pub pstn: pstn::Log,
     pub gate: Mutex<Gate>,
     stats: Mutex<SimStats>,
-    pub tokens: IssuedTokens,
+    /// The tokens of every tenant of the provider.
+    pub tokens: Arc<IssuedTokens>,
     pub identity: SimIdentity,
     /// The resource URI of the simulated Graph, without a trailing slash.
     pub graph_resource: String,
@@ -51,9 +64,11 @@ pub(crate) struct Tenant {
 }
 
 impl Tenant {
-    /// A tenant reached at `base_url`, bound at `bind_ms` with its call logs.
+    /// A tenant reached at `base_url`, bound at `bind_ms` with its call logs, as `member`
+    /// of a provider.
     pub fn new(
         config: SimConfig,
+        member: Membership,
         base_url: String,
         bind_ms: i64,
         direct_routing: direct_routing::Log,
@@ -61,8 +76,12 @@ impl Tenant {
     ) -> Self {
         Tenant {
             tenant_id: config.tenant_id,
+            name: member.name,
             client_id: config.client_id,
             client_secret: config.client_secret,
+            consent: member.consent,
+            own_app: member.own_app,
+            index: member.index,
             page_size: config.page_size.max(1),
             mode: config.traffic.mode(),
             bind_ms,
@@ -70,7 +89,7 @@ impl Tenant {
             pstn,
             gate: Mutex::new(Gate::new(config.faults, bind_ms)),
             stats: Mutex::new(SimStats::default()),
-            tokens: IssuedTokens::default(),
+            tokens: member.tokens,
             graph_resource: config
                 .identity
                 .graph_resource
@@ -84,6 +103,15 @@ impl Tenant {
             service_rng: Mutex::new(StdRng::seed_from_u64(config.seed ^ 0x5e41_ce00_7e4a_4711)),
             clock: config.clock,
         }
+    }
+
+    /// Whether the token endpoint's tenant segment names this tenant: its id or
+    /// `NAME.onmicrosoft.com`, in any case.
+    pub fn answers_to(&self, segment: &str) -> bool {
+        segment.eq_ignore_ascii_case(&self.tenant_id)
+            || segment
+                .strip_suffix(ONMICROSOFT)
+                .is_some_and(|name| name.eq_ignore_ascii_case(&self.name))
     }
 
     /// Every call-log function the tenant serves.
@@ -157,17 +185,76 @@ impl Tenant {
     pub fn set_faults(&self, faults: Faults) {
         tracing::info!(?faults, "simulated tenant faults changed");
         if let Some(fqdn) = faults.failing_trunk.as_deref() {
-            if Degradation::of_trunk(fqdn).is_none() {
+            let names = self.direct_routing.names();
+            if Degradation::of_trunk(fqdn, names).is_none() {
                 tracing::warn!(
+                    tenant = %self.name,
                     failing_trunk = fqdn,
-                    trunks = ?trunk_fqdns().collect::<Vec<_>>(),
-                    "no simulated trunk has this name; no trunk fails all the time"
+                    trunks = ?(0..DEMO_TRUNKS).map(|trunk| names.fqdn(trunk, 0)).collect::<Vec<_>>(),
+                    "no simulated trunk of this tenant has this name; no trunk fails all the time"
                 );
             }
         }
         self.gate.lock().faults = faults;
     }
 }
+
+/// What makes a tenant one of a provider's.
+pub(crate) struct Membership {
+    pub index: usize,
+    pub name: String,
+    pub consent: Consent,
+    pub own_app: Option<AppCredentials>,
+    pub tokens: Arc<IssuedTokens>,
+}
+
+/// The tenants served from one address: the home tenant first, then the customers.
+pub(crate) struct Provider {
+    tenants: Vec<Arc<Tenant>>,
+    tokens: Arc<IssuedTokens>,
+}
+
+impl Provider {
+    /// `tenants` in their `Membership::index` order, sharing `tokens`; at least one.
+    pub fn new(tenants: Vec<Arc<Tenant>>, tokens: Arc<IssuedTokens>) -> Self {
+        debug_assert!(!tenants.is_empty());
+        Provider { tenants, tokens }
+    }
+
+    pub fn home(&self) -> &Arc<Tenant> {
+        &self.tenants[0]
+    }
+
+    pub fn all(&self) -> &[Arc<Tenant>] {
+        &self.tenants
+    }
+
+    /// The tenant a token endpoint's tenant segment names.
+    pub fn by_segment(&self, segment: &str) -> Option<&Arc<Tenant>> {
+        self.tenants
+            .iter()
+            .find(|tenant| tenant.answers_to(segment))
+    }
+
+    /// The tenant named by id or by name (the control endpoints' `tenant` parameter).
+    pub fn by_id_or_name(&self, key: &str) -> Option<&Arc<Tenant>> {
+        self.tenants.iter().find(|tenant| {
+            tenant.tenant_id.eq_ignore_ascii_case(key) || tenant.name.eq_ignore_ascii_case(key)
+        })
+    }
+
+    /// The tenant a bearer token was issued for; the home tenant for a token never issued,
+    /// whose request it counts and answers (401), as a single tenant does.
+    pub fn by_token(&self, token: &str) -> &Arc<Tenant> {
+        self.tokens
+            .tenant_of(token)
+            .and_then(|index| self.tenants.get(index))
+            .unwrap_or_else(|| self.home())
+    }
+}
+
+/// The tenant segment's suffix of a tenant named by its initial domain.
+const ONMICROSOFT: &str = ".onmicrosoft.com";
 
 /// Ticks of `from`, rounded up: rows start in whole ticks, so `start >= ceil(from)` exactly
 /// when `start >= from`.

@@ -13,7 +13,7 @@ use tve_clock::Clock;
 
 use super::call_log::CallLog;
 use super::direct_routing::{
-    self, CallRow, Degradation, LiveGenerator, Origin, DEGRADING_TRUNK, TRUNKS,
+    self, CallRow, Degradation, LiveGenerator, Origin, TrunkNames, DEGRADING_TRUNK, TRUNKS,
 };
 use super::time::{self, TimeStyle};
 use super::*;
@@ -21,6 +21,7 @@ use super::*;
 mod hostile;
 mod limits;
 mod pstn;
+mod tenants;
 mod truth;
 
 const TENANT: &str = "11111111-2222-3333-4444-555555555555";
@@ -42,6 +43,7 @@ fn config(traffic: Traffic, clock: Clock) -> SimConfig {
         page_size: 1000,
         clock,
         identity: Default::default(),
+        tenants: Vec::new(),
     }
 }
 
@@ -132,7 +134,7 @@ fn ids(pages: &[Value]) -> Vec<String> {
 }
 
 fn stored_rows(sim: &SimHandle) -> Vec<CallRow> {
-    let now_ms = sim.tenant.now_ms();
+    let now_ms = sim.home.tenant.now_ms();
     sim.tenant
         .direct_routing
         .read()
@@ -729,13 +731,13 @@ async fn live_traffic_arrives_over_time() {
     let sim = start(config(traffic, clock)).await;
     let at_bind = sim.ground_truth();
     assert!(at_bind.visible_rows > 100, "{}", at_bind.visible_rows);
-    let stored_at_bind = sim.tenant.direct_routing.read().len();
+    let stored_at_bind = sim.home.tenant.direct_routing.read().len();
 
     sim.clock().sleep(Duration::from_secs(3600)).await;
     let later = sim.ground_truth();
     assert!(later.rows.len() > at_bind.rows.len());
     assert!(later.visible_rows > at_bind.visible_rows);
-    assert!(sim.tenant.direct_routing.read().len() > stored_at_bind);
+    assert!(sim.home.tenant.direct_routing.read().len() > stored_at_bind);
     assert_eq!(later.invalid_rows, 0);
 
     let since = (sim.clock().now() - chrono::Duration::minutes(10)).to_rfc3339();
@@ -811,7 +813,7 @@ fn rows_carry_all_properties_in_varied_formats() {
     let (mut extra, mut null_sub_reason, mut successful) = (0, 0, 0);
     for row in rows.iter().take(20_000) {
         let mut json = String::new();
-        direct_routing::write_row(&mut json, row);
+        direct_routing::write_row(&mut json, row, &TrunkNames::default());
         let value: Value = serde_json::from_str(&json).expect("row JSON");
         for property in properties {
             assert!(value.get(property).is_some(), "{property} in {json}");
@@ -821,7 +823,7 @@ fn rows_carry_all_properties_in_varied_formats() {
         successful += usize::from(value["successfulCall"] == true);
         let start = value["startDateTime"].as_str().unwrap_or("");
         assert!(DateTime::parse_from_rfc3339(start).is_ok(), "{start}");
-        let truth = direct_routing::truth_row(row);
+        let truth = direct_routing::truth_row(row, &TrunkNames::default());
         assert_eq!(truth.start, start);
         assert_eq!(truth.id, value["id"].as_str().unwrap_or(""));
         digit_counts.insert(start.split('.').nth(1).map_or(0, |f| {
@@ -887,7 +889,8 @@ fn legacy_trunk_degrades_in_the_last_quarter_hour() {
 fn a_failing_trunk_fails_all_the_time_and_alone() {
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(11);
     let hour_ms = 1_800_000_000_000 / 3_600_000 * 3_600_000;
-    let failing = Degradation::of_trunk("SBC02.contoso.com").expect("a simulated trunk");
+    let failing = Degradation::of_trunk("SBC02.contoso.com", &TrunkNames::default())
+        .expect("a simulated trunk");
     let mut failed = |trunk: usize, minute: i64| {
         (0..1000)
             .filter(|_| {
@@ -902,7 +905,10 @@ fn a_failing_trunk_fails_all_the_time_and_alone() {
         failed(DEGRADING_TRUNK, 45) < 300,
         "the hourly degradation is off"
     );
-    assert_eq!(Degradation::of_trunk("sbc99.contoso.com"), None);
+    assert_eq!(
+        Degradation::of_trunk("sbc99.contoso.com", &TrunkNames::default()),
+        None
+    );
 }
 
 #[test]
@@ -968,7 +974,7 @@ fn more_trunks_are_copies_of_the_tenant_s_six() {
             .with_trunks(trunks)
             .generate_until(from_ms + day_ms)
             .iter()
-            .map(|row| row.trunk_fqdn().to_ascii_lowercase())
+            .map(|row| row.trunk_fqdn(&TrunkNames::default()).to_ascii_lowercase())
             .collect()
     };
     let six = fqdns(super::DEMO_TRUNKS);

@@ -3,7 +3,7 @@
 //! chosen trunk fail all the time instead, so a test knows exactly which trunk an alert
 //! must name.
 
-use super::tables::{DEGRADING_TRUNK, TRUNKS};
+use super::tables::{TrunkNames, DEGRADING_TRUNK};
 use crate::time::MS_PER_MIN;
 
 /// Minutes of every hour in which [`DEGRADING_TRUNK`] fails by default.
@@ -22,20 +22,19 @@ pub(crate) enum Degradation {
 }
 
 impl Degradation {
-    /// The constant failure of the trunk named `fqdn` (any case); `None` when no simulated
-    /// trunk has that name.
-    pub fn of_trunk(fqdn: &str) -> Option<Self> {
-        TRUNKS
-            .iter()
-            .position(|t| t.fqdn.eq_ignore_ascii_case(fqdn.trim()))
-            .map(Degradation::Constant)
+    /// The constant failure of the trunk named `fqdn` (any case) in a tenant's `names`;
+    /// `None` when none of its trunks has that name.
+    pub fn of_trunk(fqdn: &str, names: &TrunkNames) -> Option<Self> {
+        names.position(fqdn).map(Degradation::Constant)
     }
 
-    /// The degradation the `failing_trunk` fault asks for; an unknown FQDN (refused by the
-    /// command line, but possible through `PUT /_sim/faults`) leaves the default.
-    pub fn for_failing_trunk(failing_trunk: Option<&str>) -> Self {
+    /// The degradation the `failing_trunk` fault asks for in a tenant's `names`; an FQDN
+    /// that is not one of its trunks (refused by the command line for the home tenant, but
+    /// possible through `PUT /_sim/faults`, and usual for a provider's other customers)
+    /// leaves the default.
+    pub fn for_failing_trunk(failing_trunk: Option<&str>, names: &TrunkNames) -> Self {
         failing_trunk
-            .and_then(Degradation::of_trunk)
+            .and_then(|fqdn| Degradation::of_trunk(fqdn, names))
             .unwrap_or_default()
     }
 

@@ -23,7 +23,7 @@ pub(crate) use live::office_hours_shape;
 pub(crate) use live::LiveTraffic;
 pub(crate) use row::CallRow;
 pub use tables::{trunk_fqdns, DEMO_TRUNKS, MAX_TRUNKS};
-pub(crate) use tables::{FRAUD_EXTERNAL_RANGE, PEOPLE};
+pub(crate) use tables::{TrunkNames, FRAUD_EXTERNAL_RANGE, PEOPLE};
 pub(crate) use truth::{ground_truth, ground_truth_started_from};
 pub use truth::{GroundTruth, TruthRow};
 
@@ -51,12 +51,14 @@ pub(crate) static FUNCTION: Function = Function {
 /// The tenant's Direct Routing call log.
 pub(crate) type Log = StoredLog<CallRow>;
 
-/// The log a tenant holds at bind time, and for live traffic what continues it.
+/// The log a tenant holds at bind time, its trunks named in `names`, and for live traffic
+/// what continues it.
 pub(crate) fn start(
     traffic: &Traffic,
     seed: u64,
     bind_ms: i64,
     degradation: Degradation,
+    names: TrunkNames,
 ) -> (Log, Option<LiveTraffic>) {
     let (rows, live) = match traffic {
         Traffic::Scenario(scenario) => (
@@ -79,5 +81,5 @@ pub(crate) fn start(
             (rows, Some(live))
         }
     };
-    (Log::new(&FUNCTION, rows), live)
+    (Log::new(&FUNCTION, rows).with_names(names), live)
 }

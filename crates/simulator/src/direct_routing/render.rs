@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use super::row::{CallRow, MalformedKind, Origin};
-use super::tables::PEOPLE;
+use super::tables::{TrunkNames, PEOPLE};
 use crate::call_log::LogRow;
 use crate::ids::{as_uuid_v4, write_uuid};
 use crate::time::{write_timestamp, TimeStyle, YEAR_ONE};
@@ -16,8 +16,10 @@ use crate::time::{write_timestamp, TimeStyle, YEAR_ONE};
 impl LogRow for CallRow {
     const JSON_BYTES: usize = 1100;
 
-    fn write_json(&self, out: &mut String) {
-        write_row(out, self);
+    type Names = TrunkNames;
+
+    fn write_json(&self, out: &mut String, names: &TrunkNames) {
+        write_row(out, self, names);
     }
 }
 
@@ -54,8 +56,8 @@ fn write_optional_string(out: &mut String, name: &str, value: Option<&str>) {
     }
 }
 
-/// Appends one row of a page as JSON.
-pub(crate) fn write_row(out: &mut String, row: &CallRow) {
+/// Appends one row of a page as JSON, its trunk named in its tenant's `names`.
+pub(crate) fn write_row(out: &mut String, row: &CallRow, names: &TrunkNames) {
     let malformed = match row.origin {
         Origin::Malformed { kind, ordinal } => Some((kind, ordinal)),
         _ => None,
@@ -97,7 +99,7 @@ pub(crate) fn write_row(out: &mut String, row: &CallRow) {
     } else {
         let _ = write!(out, ",\"successfulCall\":{}", row.successful());
     }
-    write_call_path(out, row);
+    write_call_path(out, row, names);
     out.push('}');
 }
 
@@ -123,7 +125,7 @@ fn write_user(out: &mut String, row: &CallRow) {
 
 /// The fields from the numbers to the end of the row: who called whom over which trunk,
 /// and how the call ended.
-fn write_call_path(out: &mut String, row: &CallRow) {
+fn write_call_path(out: &mut String, row: &CallRow, names: &TrunkNames) {
     let (caller, callee) = row.numbers();
     write_string_field(out, "callerNumber", &caller);
     write_string_field(out, "calleeNumber", &callee);
@@ -133,7 +135,7 @@ fn write_call_path(out: &mut String, row: &CallRow) {
     write_optional_number(out, "finalSipCode", row.sip_code());
     write_optional_number(out, "callEndSubReason", row.sub_reason());
     write_string_field(out, "finalSipCodePhrase", row.outcome().phrase);
-    write_string_field(out, "trunkFullyQualifiedDomainName", &row.trunk_fqdn());
+    write_string_field(out, "trunkFullyQualifiedDomainName", &row.trunk_fqdn(names));
     let _ = write!(
         out,
         ",\"mediaBypassEnabled\":{}",

@@ -5,7 +5,8 @@
 use std::borrow::Cow;
 
 use super::tables::{
-    CallType, Outcome, SubReason, Trunk, CALL_TYPES, EXTERNAL_RANGES, OUTCOMES, SUCCESS, TRUNKS,
+    CallType, Outcome, SubReason, Trunk, TrunkNames, CALL_TYPES, EXTERNAL_RANGES, OUTCOMES,
+    SUCCESS, TRUNKS,
 };
 use crate::numbers::{self, COUNTRIES};
 use crate::store::{ServedFlag, StoredRow};
@@ -123,23 +124,13 @@ impl CallRow {
         (self.quirks & quirk::NULL_SIP_CODE == 0).then(|| self.outcome().code)
     }
 
-    /// The trunk FQDN as the row prints it.
-    pub fn trunk_fqdn(&self) -> Cow<'static, str> {
-        let fqdn = self.trunk().fqdn;
-        if self.copy > 0 {
-            // Copy n of `sbc01.contoso.com` is `sbc01-n.contoso.com`.
-            let (host, domain) = fqdn.split_once('.').unwrap_or((fqdn, ""));
-            let copy = format!("{host}-{}.{domain}", self.copy);
-            return if self.quirks & quirk::UPPER_CASE_TRUNK != 0 {
-                copy.to_ascii_uppercase().into()
-            } else {
-                copy.into()
-            };
-        }
+    /// The trunk FQDN as the row prints it, in its tenant's `names`.
+    pub fn trunk_fqdn(&self, names: &TrunkNames) -> Cow<'static, str> {
+        let fqdn = names.fqdn(usize::from(self.trunk), self.copy);
         if self.quirks & quirk::UPPER_CASE_TRUNK != 0 {
             fqdn.to_ascii_uppercase().into()
         } else {
-            fqdn.into()
+            fqdn
         }
     }
 

@@ -2,8 +2,12 @@
 //! outcomes and the numbers its calls reach. Rows refer to these tables by index, which
 //! keeps a stored call small.
 //!
+//! Rows name a trunk by index; [`TrunkNames`] gives it the FQDN of its tenant's domain.
+//!
 //! The tables are data, not logic; the longest of them, [`OUTCOMES`], mirrors the SIP
 //! answers and `callEndSubReason` codes of the reference (`graph-call-logs.md`).
+
+use std::borrow::Cow;
 
 /// One Direct Routing trunk, i.e. one SBC the tenant has paired with Teams.
 pub(crate) struct Trunk {
@@ -90,9 +94,60 @@ pub const DEMO_TRUNKS: usize = TRUNKS.len();
 /// The most trunks a simulated tenant can have (`--simulate.trunks`).
 pub const MAX_TRUNKS: usize = 6_000;
 
-/// The FQDNs of the simulated tenant's trunks.
+/// The FQDNs of the simulated tenant's trunks (the home tenant's, for a provider).
 pub fn trunk_fqdns() -> impl Iterator<Item = &'static str> {
     TRUNKS.iter().map(|t| t.fqdn)
+}
+
+/// How a tenant names its trunks: the demo's FQDNs ([`TRUNKS`]), or the same hosts in a
+/// domain of its own (`sbc01.DOMAIN`, ...), so that a provider's customers have SBCs of
+/// their own unless two are given one domain.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TrunkNames {
+    domain: Option<Box<str>>,
+}
+
+impl TrunkNames {
+    /// Trunks in `domain`: a DNS name (letters, digits, `-` and `.`), since it is written
+    /// into rows unescaped; `None` if it is not one.
+    pub fn in_domain(domain: &str) -> Option<Self> {
+        let domain = domain.trim().to_ascii_lowercase();
+        let valid = !domain.is_empty()
+            && domain.len() <= 200
+            && domain.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        valid.then(|| TrunkNames {
+            domain: Some(domain.into()),
+        })
+    }
+
+    /// The FQDN of copy `copy` of trunk `trunk` (copy 0 is the trunk itself; copy n of
+    /// `sbc01.contoso.com` is `sbc01-n.contoso.com`).
+    pub fn fqdn(&self, trunk: usize, copy: u16) -> Cow<'static, str> {
+        let fqdn = TRUNKS[trunk].fqdn;
+        match (&self.domain, copy) {
+            (None, 0) => fqdn.into(),
+            (domain, copy) => {
+                let (host, own_domain) = fqdn.split_once('.').unwrap_or((fqdn, ""));
+                let domain = domain.as_deref().unwrap_or(own_domain);
+                if copy == 0 {
+                    format!("{host}.{domain}").into()
+                } else {
+                    format!("{host}-{copy}.{domain}").into()
+                }
+            }
+        }
+    }
+
+    /// The trunk (index into [`TRUNKS`]) named `fqdn` (any case), copies aside.
+    pub fn position(&self, fqdn: &str) -> Option<usize> {
+        let fqdn = fqdn.trim();
+        (0..TRUNKS.len()).find(|&trunk| self.fqdn(trunk, 0).eq_ignore_ascii_case(fqdn))
+    }
 }
 
 /// The trunk that falls over for a quarter of every hour, so that alerts have something to

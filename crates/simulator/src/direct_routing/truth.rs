@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::row::{CallRow, Origin};
+use super::tables::TrunkNames;
 use crate::call_log::StoredLog;
 use crate::ids::uuid;
 use crate::store::StoredRow;
@@ -87,7 +88,7 @@ fn truth_of(
     for row in store.visible(now_ms) {
         visible_rows += 1;
         if counted(row) {
-            rows.push(truth_row(row));
+            rows.push(truth_row(row, log.names()));
         }
     }
     GroundTruth {
@@ -97,12 +98,13 @@ fn truth_of(
     }
 }
 
-/// The ground-truth view of a well-formed row: the values its JSON carries.
-pub(crate) fn truth_row(row: &CallRow) -> TruthRow {
+/// The ground-truth view of a well-formed row: the values its JSON carries in its
+/// tenant's `names`.
+pub(crate) fn truth_row(row: &CallRow, names: &TrunkNames) -> TruthRow {
     let (caller, callee) = row.numbers();
     TruthRow {
         id: uuid(row.id),
-        trunk_fqdn: Some(row.trunk_fqdn().into_owned()),
+        trunk_fqdn: Some(row.trunk_fqdn(names).into_owned()),
         call_type: row.call_type_name().map(str::to_owned),
         final_sip_code: row.sip_code(),
         call_end_sub_reason: row.sub_reason(),

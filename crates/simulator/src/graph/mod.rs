@@ -1,7 +1,12 @@
 //! The simulated Microsoft Graph: the call-log functions of the tenant's logs
-//! (`getDirectRoutingCalls`, and an always-empty `getPstnCalls`) with Graph's parameter
+//! (`getDirectRoutingCalls`, `getPstnCalls`) with Graph's parameter
 //! checks, paging, headers and error bodies, Graph's rate limits, and the injected faults
 //! (throttling, unavailability, broken JSON, revoked tokens, 403).
+//!
+//! A request reads the logs of the tenant its bearer token was issued for (`handle` finds
+//! it), never another's: a provider's tenants share this service, not their rows, limits
+//! or faults. A token without `CallRecords.Read.All` (a tenant that consented without the
+//! permission) gets 403 `Authorization_RequestDenied`.
 //!
 //! Every request to `/v1.0/...` is a data request: it counts towards the "every Nth"
 //! faults and in the windows of Graph's rate limits (its function's, if its path names
@@ -206,23 +211,14 @@ fn authorized_token(
     request: &Request<Incoming>,
     now_ms: i64,
 ) -> Result<String, GraphError> {
-    let header = request
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
-    let token = header
-        .split_once(' ')
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .unwrap_or("");
+    let token = bearer_token(request);
     if token.is_empty() {
         return Err(GraphError::unauthorized("Access token is empty."));
     }
     match tenant.tokens.status(token, now_ms) {
         // Graph authorises by the token's roles: without the application permission the
         // answer is 403, however valid the token.
-        TokenStatus::WithoutCallRecords => Err(GraphError::forbidden()),
+        TokenStatus::WithoutCallRecords => Err(GraphError::request_denied()),
         TokenStatus::Valid => Ok(token.to_owned()),
         TokenStatus::Expired => Err(GraphError::unauthorized(
             "Access token has expired or is not yet valid.",
@@ -231,6 +227,18 @@ fn authorized_token(
             "IDX14100: JWT is not well formed, there are no dots (.).",
         )),
     }
+}
+
+/// The bearer token of a request; empty if it has none. It says which tenant's logs the
+/// request reads (`Provider::by_token`).
+pub(crate) fn bearer_token(request: &Request<Incoming>) -> &str {
+    request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|header| header.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, token)| token.trim())
 }
 
 /// Renders the page; returns it with its row count and whether its nextLink is foreign.

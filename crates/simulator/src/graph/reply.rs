@@ -55,6 +55,16 @@ impl GraphError {
         )
     }
 
+    /// A token without the application permission the function needs, as Graph answers
+    /// an app whose consent lacks `CallRecords.Read.All`.
+    pub fn request_denied() -> Self {
+        GraphError::new(
+            403,
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        )
+    }
+
     pub fn not_found(segment: &str) -> Self {
         GraphError::new(
             404,

@@ -18,7 +18,9 @@ use crate::time::write_timestamp;
 impl LogRow for PstnRow {
     const JSON_BYTES: usize = 1000;
 
-    fn write_json(&self, out: &mut String) {
+    type Names = ();
+
+    fn write_json(&self, out: &mut String, _names: &()) {
         write_row(out, self);
     }
 }

@@ -113,7 +113,7 @@ fn imds_answer(tenant: &Tenant, request: &Request<Incoming>) -> Result<Value, Im
     let Some(client_id) = client_id else {
         return Err(bad("Identity not found"));
     };
-    let (access_token, lifetime_secs) = mint_token(tenant, &client_id);
+    let (access_token, lifetime_secs) = mint_token(tenant, &client_id, true);
     let now = tenant.now().timestamp();
     let lifetime = i64::try_from(lifetime_secs).unwrap_or(i64::MAX);
     // The metadata service writes every number as a string.

@@ -6,17 +6,18 @@ use rand::Rng;
 use super::assertion::base64url;
 use crate::tenant::Tenant;
 
-/// Issues an access token for Graph to `app_id` and remembers it; returns it with its
-/// lifetime in seconds.
+/// Issues an access token for Graph to `app_id` in `tenant` and remembers it for that
+/// tenant; returns it with its lifetime in seconds. `permitted`: whether the app was
+/// granted `CallRecords.Read.All` there.
 ///
 /// Tokens are shaped like Entra ID's (a JWT with `aud`, `tid`, `appid`, `roles`, ...), so
 /// that clients can read their claims as they would a real one. The signature part is
 /// random: the simulated Graph accepts exactly the tokens remembered here, which is what
 /// checking Entra ID's signature amounts to.
-pub(crate) fn mint_token(tenant: &Tenant, app_id: &str) -> (String, u64) {
+pub(crate) fn mint_token(tenant: &Tenant, app_id: &str, permitted: bool) -> (String, u64) {
     let faults = tenant.gate.lock().faults.clone();
     let lifetime_secs = faults.token_lifetime_secs();
-    let call_records = !faults.missing_call_records_role;
+    let call_records = permitted && !faults.missing_call_records_role;
     let now_ms = tenant.now_ms();
     let now = now_ms.div_euclid(1000);
     let lifetime = i64::try_from(lifetime_secs).unwrap_or(i64::MAX);
@@ -52,8 +53,12 @@ pub(crate) fn mint_token(tenant: &Tenant, app_id: &str) -> (String, u64) {
         base64url(&signature)
     );
     let expires_ms = now_ms.saturating_add(lifetime.saturating_mul(1000));
-    tenant
-        .tokens
-        .remember(access_token.clone(), now_ms, expires_ms, call_records);
+    tenant.tokens.remember(
+        access_token.clone(),
+        tenant.index,
+        now_ms,
+        expires_ms,
+        call_records,
+    );
     (access_token, lifetime_secs)
 }

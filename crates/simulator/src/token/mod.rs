@@ -3,6 +3,12 @@
 //! wrong tenant, application, secret or scope, and the Azure instance metadata service
 //! that hands managed-identity tokens to the VM it runs on (`imds`).
 //!
+//! The tenant segment of the path selects one of a provider's tenants (`handle` routes
+//! it; a tenant it does not know answers `AADSTS90002`). There the provider's multi-tenant
+//! application gets tokens if the tenant consented (`AADSTS700016` otherwise, as for any
+//! client id the tenant does not know), without `CallRecords.Read.All` if the consent
+//! lacks it; an application registered in that tenant alone gets them with its secret.
+//!
 //! Clients authenticate with the client secret or a client assertion (a certificate's or a
 //! federated token, checked in `client_assertion`). Issued tokens (`mint`) are JWT-shaped,
 //! with the `roles` claim Graph authorises by, and are remembered with their expiry on the
@@ -28,6 +34,7 @@ use std::sync::Arc;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 
+use crate::config::Consent;
 use crate::faults::is_every;
 use crate::http::{percent_decode, read_body};
 use crate::tenant::Tenant;
@@ -43,6 +50,14 @@ pub(crate) fn is_token_path(path: &str) -> bool {
     path.strip_suffix(TOKEN_PATH_SUFFIX)
         .and_then(|head| head.strip_prefix('/'))
         .is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/'))
+}
+
+/// The tenant segment of a token path, decoded; `None` if the path is not one.
+pub(crate) fn tenant_segment(path: &str) -> Option<String> {
+    percent_decode(path)?
+        .strip_prefix('/')?
+        .strip_suffix(TOKEN_PATH_SUFFIX)
+        .map(str::to_owned)
 }
 
 pub(crate) async fn handle(tenant: &Arc<Tenant>, request: Request<Incoming>) -> HttpResponse {
@@ -99,10 +114,10 @@ async fn issue(tenant: &Tenant, request: Request<Incoming>) -> Result<HttpRespon
             )
         })?;
     let form = Form::parse(&body);
-    let client_id = registered_client(tenant, &form)?;
-    authenticate(tenant, &form, client_id, &requested_tenant)?;
+    let (client_id, app) = registered_client(tenant, &form)?;
+    authenticate(tenant, &form, client_id, app, &requested_tenant)?;
 
-    let (access_token, lifetime_secs) = mint_token(tenant, client_id);
+    let (access_token, lifetime_secs) = mint_token(tenant, client_id, app.permitted(tenant));
     let body = serde_json::json!({
         "token_type": "Bearer",
         "expires_in": lifetime_secs,
@@ -111,6 +126,36 @@ async fn issue(tenant: &Tenant, request: Request<Incoming>) -> Result<HttpRespon
     })
     .to_string();
     Ok(json_response(200, body))
+}
+
+/// Which application of a tenant a client id names.
+#[derive(Clone, Copy)]
+enum App<'t> {
+    /// The provider's multi-tenant application, consented to here: its secret, its
+    /// certificates and its federated credentials.
+    MultiTenant,
+    /// An application registered in this tenant alone, with this secret.
+    Own(&'t str),
+}
+
+impl App<'_> {
+    /// Whether its tokens carry `CallRecords.Read.All`: the tenant's own applications are
+    /// granted it; the multi-tenant one as the tenant consented.
+    fn permitted(self, tenant: &Tenant) -> bool {
+        matches!(self, App::Own(_)) || tenant.consent == Consent::Granted
+    }
+}
+
+/// The application of `tenant` that `client_id` names, if it may get tokens there.
+fn application<'t>(tenant: &'t Tenant, client_id: &str) -> Option<App<'t>> {
+    if client_id.eq_ignore_ascii_case(&tenant.client_id) {
+        return (tenant.consent != Consent::NotConsented).then_some(App::MultiTenant);
+    }
+    tenant
+        .own_app
+        .as_ref()
+        .filter(|own| client_id.eq_ignore_ascii_case(&own.client_id))
+        .map(|own| App::Own(&own.client_secret))
 }
 
 /// The tenant a POST is addressed to, if it is this one.
@@ -126,12 +171,9 @@ fn requested_tenant(tenant: &Tenant, request: &Request<Incoming>) -> Result<Stri
             ),
         ));
     }
-    let path = percent_decode(request.uri().path()).unwrap_or_default();
-    let requested_tenant = path
-        .strip_prefix('/')
-        .and_then(|rest| rest.strip_suffix(TOKEN_PATH_SUFFIX))
-        .unwrap_or("");
-    if !requested_tenant.eq_ignore_ascii_case(&tenant.tenant_id) {
+    let requested_tenant = tenant_segment(request.uri().path()).unwrap_or_default();
+    let requested_tenant = requested_tenant.as_str();
+    if !tenant.answers_to(requested_tenant) {
         return Err(TokenError::new(
             400,
             "invalid_request",
@@ -144,8 +186,12 @@ fn requested_tenant(tenant: &Tenant, request: &Request<Incoming>) -> Result<Stri
     Ok(requested_tenant.to_owned())
 }
 
-/// The client id of a client-credentials request for Graph by the tenant's application.
-fn registered_client<'f>(tenant: &Tenant, form: &'f Form) -> Result<&'f str, TokenError> {
+/// The client id of a client-credentials request for Graph by an application the tenant
+/// knows, with that application.
+fn registered_client<'f, 't>(
+    tenant: &'t Tenant,
+    form: &'f Form,
+) -> Result<(&'f str, App<'t>), TokenError> {
     let grant_type = form
         .get("grant_type")
         .ok_or_else(|| TokenError::missing("grant_type"))?;
@@ -160,7 +206,7 @@ fn registered_client<'f>(tenant: &Tenant, form: &'f Form) -> Result<&'f str, Tok
     let client_id = form
         .get("client_id")
         .ok_or_else(|| TokenError::missing("client_id"))?;
-    if !client_id.eq_ignore_ascii_case(&tenant.client_id) {
+    let Some(app) = application(tenant, client_id) else {
         return Err(TokenError::new(
             400,
             "unauthorized_client",
@@ -170,7 +216,7 @@ fn registered_client<'f>(tenant: &Tenant, form: &'f Form) -> Result<&'f str, Tok
                 tenant.tenant_id
             ),
         ));
-    }
+    };
     let scope = form
         .get("scope")
         .ok_or_else(|| TokenError::missing("scope"))?;
@@ -185,7 +231,7 @@ fn registered_client<'f>(tenant: &Tenant, form: &'f Form) -> Result<&'f str, Tok
             ),
         ));
     }
-    Ok(client_id)
+    Ok((client_id, app))
 }
 
 /// Checks the client's one credential: the secret, or a client assertion.
@@ -193,8 +239,13 @@ fn authenticate(
     tenant: &Tenant,
     form: &Form,
     client_id: &str,
+    app: App<'_>,
     requested_tenant: &str,
 ) -> Result<(), TokenError> {
+    let secret = match app {
+        App::MultiTenant => tenant.client_secret.as_str(),
+        App::Own(secret) => secret,
+    };
     match (form.get("client_secret"), form.get("client_assertion")) {
         (Some(_), Some(_)) => Err(TokenError::new(
             400,
@@ -208,6 +259,11 @@ fn authenticate(
             7000218,
             "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".to_owned(),
         )),
+        // A tenant's own application has a secret and no other credential.
+        (None, Some(_)) if matches!(app, App::Own(_)) => Err(TokenError::invalid_client(
+            700027,
+            format!("Client assertion failed signature validation. [Reason - The key was not found., Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'.]"),
+        )),
         (None, Some(assertion)) => client_assertion::verify_assertion(
             tenant,
             client_id,
@@ -215,15 +271,14 @@ fn authenticate(
             assertion,
             requested_tenant,
         ),
-        (Some(secret), None) => {
-            if constant_time_eq(secret.as_bytes(), tenant.client_secret.as_bytes()) {
+        (Some(presented), None) => {
+            if constant_time_eq(presented.as_bytes(), secret.as_bytes()) {
                 Ok(())
             } else {
                 Err(TokenError::invalid_client(
                     7000215,
                     format!(
-                        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
-                        tenant.client_id
+                        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."
                     ),
                 ))
             }
