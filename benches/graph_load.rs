@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use teams_voice_exporter::counting::poller::{Poller, PollerStatus, Polling};
 use teams_voice_exporter::counting::schedule::{PollKind, Progress, Schedule};
 use teams_voice_exporter::counting::state::RowKey;
-use teams_voice_exporter::exposition::self_metrics::SelfMetrics;
+use teams_voice_exporter::exposition::self_metrics::TenantMetrics;
 use teams_voice_exporter::source::auth::{Credential, TokenCache};
 use teams_voice_exporter::source::direct_routing::DirectRouting;
 use teams_voice_exporter::source::graph::{BudgetLimits, GraphClient, RequestBudget, RetryPolicy};
@@ -85,6 +85,7 @@ fn main() {
 async fn tenant(clock: Clock, calls_per_day: f64, limits: GraphLimits, page_ms: u64) -> SimHandle {
     SimHandle::bind(
         SimConfig {
+            tenants: Vec::new(),
             tenant_id: DEMO_TENANT_ID.into(),
             client_id: DEMO_CLIENT_ID.into(),
             client_secret: DEMO_CLIENT_SECRET.into(),
@@ -112,7 +113,7 @@ async fn tenant(clock: Clock, calls_per_day: f64, limits: GraphLimits, page_ms: 
 /// A poller of `sim` with `budget`, sharing `state`.
 fn poller(
     sim: &SimHandle,
-    metrics: &SelfMetrics,
+    metrics: &TenantMetrics,
     budget: BudgetLimits,
     state: Arc<Mutex<TenantState>>,
     progress: Progress,
@@ -173,7 +174,7 @@ fn spawn(
 
 async fn ready(calls_per_day: f64) {
     let sim = tenant(Clock::system(), calls_per_day, GraphLimits::DOCUMENTED, 150).await;
-    let metrics = SelfMetrics::register(&prometheus::Registry::new()).unwrap();
+    let metrics = TenantMetrics::new().unwrap();
     let state = Arc::new(Mutex::new(TenantState::new()));
     let started = Instant::now();
     let polling = poller(
@@ -241,7 +242,7 @@ async fn schedule(calls_per_day: f64) {
     let page_ms: u64 = env("TVE_BENCH_PAGE_MS", 0);
     let clock = Clock::scaled(Utc::now(), speed);
     let sim = tenant(clock.clone(), calls_per_day, GraphLimits::OFF, page_ms).await;
-    let metrics = SelfMetrics::register(&prometheus::Registry::new()).unwrap();
+    let metrics = TenantMetrics::new().unwrap();
     let state = Arc::new(Mutex::new(TenantState::new()));
     let schedule = Schedule::default();
 
@@ -258,7 +259,7 @@ async fn schedule(calls_per_day: f64) {
         per_function: Rate::new(100_000, Duration::from_secs(1)),
         per_tenant: Rate::new(100_000, Duration::from_secs(1)),
     };
-    let warm_metrics = SelfMetrics::register(&prometheus::Registry::new()).unwrap();
+    let warm_metrics = TenantMetrics::new().unwrap();
     let warm = poller(&sim, &warm_metrics, unlimited, state.clone(), warm)
         .start()
         .await;

@@ -93,8 +93,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         return Err(StartError::ShardWithoutTenants);
     }
     let sharding = shard_plan.resolve().await?;
-    let (mut origin, simulator) =
-        tenant_origin(&args, &env, &mut config, &clock, sharding).await?;
+    let (mut origin, simulator) = tenant_origin(&args, &env, &mut config, &clock, sharding).await?;
 
     // Before anything is counted: totals read the label limits when they count (issue #18).
     crate::source::labels::LabelLimits::install(args.limits.labels());
@@ -252,7 +251,11 @@ async fn reload(
         match shard_plan.resolve().await {
             Ok(sharding) => {
                 if sharding != source.sharding {
-                    tracing::info!(shard = sharding.ordinal, total_shards = sharding.total, "the StatefulSet changed: this process is now another shard");
+                    tracing::info!(
+                        shard = sharding.ordinal,
+                        total_shards = sharding.total,
+                        "the StatefulSet changed: this process is now another shard"
+                    );
                 }
                 source.sharding = sharding;
                 metrics.shard(sharding.ordinal, sharding.total);
@@ -381,6 +384,13 @@ async fn tenant_origin(
         return Ok((origin, None));
     }
     let (credential, simulator) = credential(args, env, config, clock).await?;
+    #[cfg(feature = "demo")]
+    if let Some(sim) = &simulator {
+        let tenants = sim.tenants();
+        if tenants.len() > 1 {
+            return Ok((TenantOrigin::Demo(demo_plans(tenants)), simulator));
+        }
+    }
     tracing::info!(credential = ?credential, "credential chosen");
     let tenant = credential.tenant();
     let name = match (&args.tenants.tenant_name, &tenant) {
@@ -458,6 +468,34 @@ async fn demo_credential(
         secret: tve_simulator::DEMO_CLIENT_SECRET.to_owned().into(),
     };
     Ok((credential, Some(sim)))
+}
+
+/// The simulated provider's tenants (`--simulate.tenants`), each read with the demo's
+/// multi-tenant app, or its own app where it has one.
+#[cfg(feature = "demo")]
+fn demo_plans(tenants: Vec<tve_simulator::SimTenantInfo>) -> Vec<TenantPlan> {
+    tenants
+        .into_iter()
+        .map(|tenant| {
+            let (client_id, secret) = match tenant.own_app {
+                Some(app) => (app.client_id, app.client_secret),
+                None => (
+                    tve_simulator::DEMO_CLIENT_ID.to_owned(),
+                    tve_simulator::DEMO_CLIENT_SECRET.to_owned(),
+                ),
+            };
+            TenantPlan {
+                credential: CredentialPlan::Given(Credential::ClientSecret {
+                    tenant_id: tenant.id.clone(),
+                    client_id,
+                    secret: secret.into(),
+                }),
+                id: tenant.id,
+                name: tenant.name,
+                state: None,
+            }
+        })
+        .collect()
 }
 
 /// Graph's documented limits, sped up as the demo's schedule is.

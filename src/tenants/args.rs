@@ -26,7 +26,8 @@ pub struct TenantArgs {
     #[arg(
         long = "tenant.name",
         value_name = "NAME",
-        conflicts_with = "config_file"
+        conflicts_with = "config_file",
+        value_parser = tenant_name
     )]
     pub tenant_name: Option<String>,
     /// Requests to Graph in flight at once, all tenants together. A request holds its place

@@ -15,6 +15,7 @@ const SECRET: &str = "auth~test~secret";
 
 async fn simulator(token_lifetime_secs: u64) -> SimHandle {
     let config = SimConfig {
+        tenants: Vec::new(),
         tenant_id: TENANT.into(),
         client_id: CLIENT.into(),
         client_secret: SECRET.into(),

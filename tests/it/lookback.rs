@@ -25,6 +25,7 @@ async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
     let clock = Clock::scaled(chrono::Utc::now(), 600.0);
     let sim = SimHandle::bind(
         SimConfig {
+            tenants: Vec::new(),
             tenant_id: DEMO_TENANT_ID.into(),
             client_id: DEMO_CLIENT_ID.into(),
             client_secret: DEMO_CLIENT_SECRET.into(),

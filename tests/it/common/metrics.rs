@@ -48,6 +48,56 @@ impl Metrics {
         metrics
     }
 
+    /// The metrics of an exporter that reads one tenant, with the `tenant` label (the same
+    /// on every series that has it) taken off, so that tests of one tenant compare label
+    /// sets as they always have. Panics if two tenants are found.
+    pub fn of_single_tenant(self) -> Metrics {
+        let tenants: std::collections::BTreeSet<&String> = self
+            .samples
+            .keys()
+            .filter_map(|(_, labels)| labels.get("tenant"))
+            .collect();
+        assert!(tenants.len() <= 1, "one tenant expected, found {tenants:?}");
+        self.with_tenant_removed()
+    }
+
+    /// The series of `tenant`, without the `tenant` label; the process-wide series (without
+    /// one) are left out.
+    pub fn of_tenant(&self, tenant: &str) -> Metrics {
+        Metrics {
+            samples: self
+                .samples
+                .iter()
+                .filter(|((_, labels), _)| labels.get("tenant").map(String::as_str) == Some(tenant))
+                .map(|(series, value)| (series.clone(), *value))
+                .collect(),
+            types: self.types.clone(),
+        }
+        .with_tenant_removed()
+    }
+
+    /// The tenants that have series.
+    pub fn tenants(&self) -> std::collections::BTreeSet<String> {
+        self.samples
+            .keys()
+            .filter_map(|(_, labels)| labels.get("tenant").cloned())
+            .collect()
+    }
+
+    fn with_tenant_removed(self) -> Metrics {
+        Metrics {
+            samples: self
+                .samples
+                .into_iter()
+                .map(|((name, mut labels), value)| {
+                    labels.remove("tenant");
+                    ((name, labels), value)
+                })
+                .collect(),
+            types: self.types,
+        }
+    }
+
     /// All samples of one metric name.
     pub fn of(&self, name: &str) -> BTreeMap<BTreeMap<String, String>, f64> {
         self.samples

@@ -40,6 +40,7 @@ pub fn simulated_traffic(
         .build()
         .unwrap();
     let config = SimConfig {
+        tenants: Vec::new(),
         tenant_id: TENANT.into(),
         client_id: CLIENT.into(),
         client_secret: SECRET.into(),

@@ -475,7 +475,14 @@ impl Exporter {
         (status, response.text().unwrap())
     }
 
+    /// The metrics of an exporter of one tenant, without the `tenant` label (see
+    /// [`Metrics::of_single_tenant`]).
     pub fn metrics(&self) -> Metrics {
+        self.all_metrics().of_single_tenant()
+    }
+
+    /// Every series, `tenant` labels included.
+    pub fn all_metrics(&self) -> Metrics {
         let (status, body) = self.get("/metrics");
         assert_eq!(status, 200);
         Metrics::parse(&body)
