@@ -3,9 +3,10 @@
 #
 # Installs Debian's prometheus and prometheus-alertmanager when promtool, prometheus or
 # amtool are missing; checks the rule files, their unit tests, the example Alertmanager
-# configuration; then starts the exporter on its simulated tenant with one failing trunk
-# and toll fraud (issue #13: from --simulate.toll-fraud-after on, an account calls a
-# country the tenant never calls, on a Direct Routing trunk and as a Calling Plan user).
+# configuration; then starts a simulated provider of four tenants (issue #11), read by two
+# exporter shards over one tenants file, whose home tenant has one failing trunk and toll
+# fraud (issue #13: from --simulate.toll-fraud-after on, an account calls a country the
+# tenant never calls, on a Direct Routing trunk and as a Calling Plan user).
 # .ci/e2e_toll_fraud.py gives the Prometheus a week of the tenant's normal destinations,
 # read from the exporter before the fraud starts, so the toll-fraud rules run unchanged;
 # then a Prometheus on loopback scrapes the exporter every second with the project's rules,
@@ -20,7 +21,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
 
-# The trunk the simulated tenant fails; every other trunk is healthy.
+# The simulated provider (issue #11): four tenants read by two exporter shards. contoso
+# (the home tenant) has the failing trunk and the toll fraud; northwind has SBCs of the
+# same names, all healthy; the third consented without the permission and the fourth never
+# consented (--simulate.tenants puts them last), so TeamsVoiceExporterTenantDown goes
+# pending for them and nothing else about the exporters does.
+TENANTS=4
+FAILING_TENANT=contoso
+NO_PERMISSION_TENANT=adatum
+NOT_CONSENTED_TENANT=litware
+DEMO_CLIENT_ID=00000000-0000-0000-0000-0000000c11e7
+DEMO_CLIENT_SECRET="demo~client~secret~not~for~production"
+# The trunk the failing tenant fails; every other trunk is healthy.
 FAILING_TRUNK=sbc02.contoso.com
 # The simulator's toll-fraud destination (TOLL_FRAUD_COUNTRY, Sierra Leone), and when its
 # fraud starts: after the destinations history below has been read from the exporter.
@@ -71,24 +83,71 @@ trap 'exit 130' INT TERM
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
-exporter_port=$(free_port)
+sim_port=$(free_port)
+shard_ports=("$(free_port)" "$(free_port)")
 prometheus_port=$(free_port)
+sim="http://127.0.0.1:${sim_port}"
 
-echo "--- exporter on 127.0.0.1:${exporter_port}: simulated tenant, ${FAILING_TRUNK} failing, toll fraud to ${FRAUD_COUNTRY} after ${FRAUD_AFTER}"
-# A big tenant (a million calls a day) so that every trunk passes the alerts' minimum volume
-# within a minute; a short history and recent window keep the debug build's polls quick. The
-# lookback matches the short history: with the default 72 hours, a sweep every minute of a
-# million calls a day would not fit the request budget once the lookback filled, and
-# TeamsVoiceExporterScheduleOverBudget would rightly go pending.
-"$EXPORTER" --demo \
-  --web.listen-address="127.0.0.1:${exporter_port}" \
+echo "--- simulated provider on ${sim}: ${TENANTS} tenants, ${FAILING_TRUNK} failing in ${FAILING_TENANT}, toll fraud to ${FRAUD_COUNTRY} after ${FRAUD_AFTER}"
+# A big home tenant (a million calls a day) so that every trunk passes the alerts' minimum
+# volume within a minute; its customers are smaller (northwind, with SBCs of the same names
+# as contoso's and healthy; one without the permission; one that never consented). Graph's
+# limits run 30 times faster, as the demo's do, and so do the exporters' budgets below.
+"$EXPORTER" simulate --listen="127.0.0.1:${sim_port}" \
+  --simulate.tenants="${TENANTS}" \
   --simulate.failing-trunk="${FAILING_TRUNK}" \
   --simulate.toll-fraud --simulate.toll-fraud-after="${FRAUD_AFTER}" \
   --simulate.calls-per-day=1000000 \
   --simulate.history=1h \
-  --poll.interval=3s --poll.recent-window=15m --poll.sweep-interval=1m --poll.lookback=2h \
-  --log.level=warn >"$work/exporter.log" 2>&1 &
+  --simulate.rate-limit=50/2s --simulate.app-rate-limit=200/2s --simulate.tenant-rate-limit=1000/2s \
+  --log.level=warn >"$work/simulator.log" 2>&1 &
 pids+=($!)
+for _ in $(seq 1 120); do
+  curl -fsS "${sim}/_sim/tenants" >"$work/sim-tenants.json" 2>/dev/null && break
+  sleep 1
+done
+# The tenants file lists every simulated tenant, as a provider's would.
+python3 - "$work/sim-tenants.json" >"$work/tenants.yml" <<'PY'
+import json, sys
+print("tenants:")
+for tenant in json.load(open(sys.argv[1])):
+    print(f"  - id: {tenant['id']}\n    name: {tenant['name']}")
+PY
+cat "$work/tenants.yml"
+
+echo "--- two exporter shards on 127.0.0.1:${shard_ports[0]} and :${shard_ports[1]}, each reading its share of the tenants file"
+# A short history and recent window keep the debug build's polls quick. The lookback
+# matches the short history: with the default 72 hours, a sweep every minute of a million
+# calls a day would not fit the request budget once the lookback filled, and
+# TeamsVoiceExporterScheduleOverBudget would rightly go pending.
+for shard in 0 1; do
+  AZURE_CLIENT_ID="${DEMO_CLIENT_ID}" AZURE_CLIENT_SECRET="${DEMO_CLIENT_SECRET}" \
+    "$EXPORTER" --config.file="$work/tenants.yml" \
+    --shard="${shard}" --total-shards=2 \
+    --graph.endpoint="${sim}" --azure.authority-host="${sim}" \
+    --graph.rate-limit=45/2s --graph.tenant-rate-limit=180/2s \
+    --web.listen-address="127.0.0.1:${shard_ports[$shard]}" \
+    --web.new-series-hold=30s \
+    --poll.interval=3s --poll.recent-window=15m --poll.sweep-interval=1m --poll.lookback=2h \
+    --log.level=warn >"$work/exporter-${shard}.log" 2>&1 &
+  pids+=($!)
+done
+# The toll-fraud history below is read from the shard that reads the failing tenant.
+home_port=""
+for _ in $(seq 1 120); do
+  for shard in 0 1; do
+    if curl -fsS "http://127.0.0.1:${shard_ports[$shard]}/metrics" 2>/dev/null \
+      | grep -q "^teams_voice_exporter_tenant_up{tenant=\"${FAILING_TENANT}\"}"; then
+      home_port=${shard_ports[$shard]}
+    fi
+  done
+  [ -n "$home_port" ] && break
+  sleep 1
+done
+if [ -z "$home_port" ]; then
+  echo "FAIL: no shard reads ${FAILING_TENANT}"; tail -n 20 "$work"/exporter-*.log; exit 1
+fi
+echo "${FAILING_TENANT} is read by the shard on :${home_port}"
 
 mkdir -p "$work/data"
 # The toll-fraud alerts compare with the week before (and stay quiet without it): a week
@@ -96,14 +155,14 @@ mkdir -p "$work/data"
 # Prometheus' storage as the same scrape job and target would have.
 echo "--- a week of the tenant's normal destinations into Prometheus' storage"
 python3 .ci/e2e_toll_fraud.py \
-  --exporter "http://127.0.0.1:${exporter_port}" \
+  --exporter "http://127.0.0.1:${home_port}" \
   --data-dir "$work/data" \
-  --job teams-voice --instance "127.0.0.1:${exporter_port}" \
+  --job teams-voice --instance "127.0.0.1:${home_port}" \
   --fraud-country "${FRAUD_COUNTRY}" \
   --promtool "$PROMTOOL" || {
   status=$?
-  echo "--- exporter log (last 40 lines)"
-  tail -n 40 "$work/exporter.log" || true
+  echo "--- exporter logs (last 40 lines)"
+  tail -n 40 "$work"/exporter-*.log || true
   exit "$status"
 }
 rule_files=""
@@ -120,7 +179,7 @@ ${rule_files}
 scrape_configs:
   - job_name: teams-voice
     static_configs:
-      - targets: ["127.0.0.1:${exporter_port}"]
+      - targets: ["127.0.0.1:${shard_ports[0]}", "127.0.0.1:${shard_ports[1]}"]
 YAML
 
 echo "--- prometheus on 127.0.0.1:${prometheus_port}"
@@ -133,14 +192,20 @@ pids+=($!)
 status=0
 python3 .ci/e2e_check.py \
   --prometheus "http://127.0.0.1:${prometheus_port}" \
-  --exporter "http://127.0.0.1:${exporter_port}" \
+  --exporter "http://127.0.0.1:${shard_ports[0]}" \
+  --exporter "http://127.0.0.1:${shard_ports[1]}" \
   --failing-trunk "${FAILING_TRUNK}" \
+  --failing-tenant "${FAILING_TENANT}" \
+  --down-tenant "${NO_PERMISSION_TENANT}" \
+  --down-tenant "${NOT_CONSENTED_TENANT}" \
   --fraud-country "${FRAUD_COUNTRY}" \
   --promtool "$PROMTOOL" \
   dashboards/*.json || status=$?
 if [ "$status" -ne 0 ]; then
-  echo "--- exporter log (last 40 lines)"
-  tail -n 40 "$work/exporter.log" || true
+  echo "--- exporter logs (last 40 lines)"
+  tail -n 40 "$work"/exporter-*.log || true
+  echo "--- simulator log (last 20 lines)"
+  tail -n 20 "$work/simulator.log" || true
   echo "--- prometheus log (last 40 lines)"
   tail -n 40 "$work/prometheus.log" || true
   echo "--- e2e-prometheus took $((SECONDS - started))s"

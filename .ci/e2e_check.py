@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Assertions of the end-to-end check (.ci/e2e-prometheus.sh), through Prometheus' HTTP API.
 
-- the exporter's /metrics passes `promtool check metrics`;
+- every exporter's (every shard's) /metrics passes `promtool check metrics`;
 - every recording and alerting rule evaluates without error;
-- the failing trunk's TeamsDirectRoutingTrunkLowNER alert goes pending or firing, and no
-  alert ever names a healthy trunk, and no exporter-health alert is active;
+- the failing trunk's TeamsDirectRoutingTrunkLowNER alert goes pending or firing for the
+  failing tenant (--failing-tenant), and no alert ever names a healthy trunk, or the
+  failing trunk's name in another tenant (a tenant with an SBC of the same name);
+- with --down-tenant (a tenant not consented or without the permission):
+  TeamsVoiceExporterTenantDown goes pending for each, and the exporter-health alerts
+  active are about those tenants only; without, no exporter-health alert is active;
 - with --fraud-country (the exporter runs --simulate.toll-fraud, and .ci/e2e_toll_fraud.py
   gave Prometheus a week of the tenant's normal destinations): the toll-fraud alerts of
   both logs (--fraud-alert) fire for that country, and no alert other than these and the
@@ -189,12 +193,33 @@ def check_rules_healthy(prometheus):
     return count
 
 
-def expected(alert, failing_trunk, fraud_country, fraud_alerts):
-    """Whether an active alert is one the simulated faults should raise."""
-    labels = alert["labels"]
-    if labels.get("trunk_fqdn") == failing_trunk and not labels["alertname"].startswith("TeamsVoiceExporter"):
-        return True
-    return fraud_country is not None and labels["alertname"] in fraud_alerts and labels.get("country") == fraud_country
+class Expect:
+    """What the simulated faults should raise."""
+
+    def __init__(self, failing_trunk, failing_tenant, fraud_country, fraud_alerts, down_tenants):
+        self.failing_trunk = failing_trunk
+        self.failing_tenant = failing_tenant
+        self.fraud_country = fraud_country
+        self.fraud_alerts = fraud_alerts
+        self.down_tenants = set(down_tenants)
+
+    def of_failing_tenant(self, labels):
+        return self.failing_tenant is None or labels.get("tenant") == self.failing_tenant
+
+    def __call__(self, alert):
+        """Whether an active alert is one the simulated faults should raise."""
+        labels = alert["labels"]
+        name = labels["alertname"]
+        if name.startswith("TeamsVoiceExporter"):
+            return labels.get("tenant") in self.down_tenants
+        if labels.get("trunk_fqdn") == self.failing_trunk and self.of_failing_tenant(labels):
+            return True
+        return (
+            self.fraud_country is not None
+            and name in self.fraud_alerts
+            and labels.get("country") == self.fraud_country
+            and self.of_failing_tenant(labels)
+        )
 
 
 def fraud_progress(prometheus, fraud_country, fraud_alerts):
@@ -214,9 +239,12 @@ def fraud_progress(prometheus, fraud_country, fraud_alerts):
     return ", ".join(parts)
 
 
-def watch_alerts(prometheus, failing_trunk, fraud_country=None, fraud_alerts=()):
-    """Waits for the failing trunk's alert and, with a fraud country, for the toll-fraud
-    alerts firing for it; fails on any other alert, pending or firing."""
+def watch_alerts(prometheus, expect):
+    """Waits for the failing trunk's alert, the down tenants' TenantDown and, with a fraud
+    country, for the toll-fraud alerts firing for it; fails on any other alert, pending or
+    firing."""
+    failing_trunk, fraud_country, fraud_alerts = expect.failing_trunk, expect.fraud_country, expect.fraud_alerts
+    down_seen = set()
     started = time.monotonic()
     seen_at = None
     fraud_at = {}
@@ -228,9 +256,9 @@ def watch_alerts(prometheus, failing_trunk, fraud_country=None, fraud_alerts=())
             labels = alert["labels"]
             name = labels["alertname"]
             trunk = labels.get("trunk_fqdn")
-            if not expected(alert, failing_trunk, fraud_country, fraud_alerts):
+            if not expect(alert):
                 if trunk is not None:
-                    fail(f"{name} ({alert['state']}) names the healthy trunk {trunk}: {labels}")
+                    fail(f"{name} ({alert['state']}) names the healthy trunk {trunk} of {labels.get('tenant')}: {labels}")
                 if name.startswith("TeamsVoiceExporter"):
                     fail(f"exporter alert {name} is {alert['state']}: {alert['annotations']}")
                 hint = ""
@@ -240,7 +268,9 @@ def watch_alerts(prometheus, failing_trunk, fraud_country=None, fraud_alerts=())
                         " Prometheus started: a longer --settle lets it see rarer ones)"
                     )
                 fail(f"unexpected alert {name} ({alert['state']}): {labels} {alert['annotations'].get('summary')}{hint}")
-            subject = trunk if trunk == failing_trunk else labels.get("country")
+            if name == "TeamsVoiceExporterTenantDown":
+                down_seen.add(labels.get("tenant"))
+            subject = trunk if trunk == failing_trunk else labels.get("country") or labels.get("tenant")
             if (name, alert["state"]) not in seen:
                 seen.add((name, alert["state"]))
                 print(
@@ -255,8 +285,11 @@ def watch_alerts(prometheus, failing_trunk, fraud_country=None, fraud_alerts=())
         fraud_done = fraud_country is None or (
             len(fraud_at) == len(fraud_alerts) and now - max(fraud_at.values()) >= QUIET_CHECK_SECONDS
         )
-        if seen_at is not None and now - seen_at >= QUIET_CHECK_SECONDS and fraud_done:
+        down_done = down_seen >= expect.down_tenants
+        if seen_at is not None and now - seen_at >= QUIET_CHECK_SECONDS and fraud_done and down_done:
             return
+        if not down_done and now - started > ALERT_WAIT_SECONDS:
+            fail(f"TeamsVoiceExporterTenantDown did not go pending for {sorted(expect.down_tenants - down_seen)} in {ALERT_WAIT_SECONDS}s")
         if seen_at is None and now - started > ALERT_WAIT_SECONDS:
             fail(f"TeamsDirectRoutingTrunkLowNER for {failing_trunk} did not go pending in {ALERT_WAIT_SECONDS}s")
         if fraud_country is not None:
@@ -279,8 +312,10 @@ def watch_alerts(prometheus, failing_trunk, fraud_country=None, fraud_alerts=())
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prometheus", required=True)
-    parser.add_argument("--exporter", required=True)
+    parser.add_argument("--exporter", required=True, action="append", help="an exporter (a shard) Prometheus scrapes; repeatable")
     parser.add_argument("--failing-trunk", required=True)
+    parser.add_argument("--failing-tenant", help="the tenant whose trunk fails (and whose calls go to the fraud's country)")
+    parser.add_argument("--down-tenant", action="append", default=[], help="a tenant that cannot be read: TenantDown must go pending for it (repeatable)")
     parser.add_argument("--promtool", default="promtool")
     parser.add_argument(
         "--fraud-country",
@@ -296,17 +331,20 @@ def main():
     args = parser.parse_args()
     began = time.monotonic()
 
-    wait_for("the exporter's /-/ready", lambda: get(f"{args.exporter}/-/ready"), 120)
+    for exporter in args.exporter:
+        wait_for(f"{exporter}/-/ready", lambda: get(f"{exporter}/-/ready"), 120)
     wait_for("Prometheus' /-/ready", lambda: get(f"{args.prometheus}/-/ready"), 60)
-    check_metrics(args.exporter, args.promtool)
+    for exporter in args.exporter:
+        check_metrics(exporter, args.promtool)
 
-    def target_up():
+    def targets_up():
         targets = api(args.prometheus, "/api/v1/targets")["activeTargets"]
-        return any(t["health"] == "up" for t in targets)
+        return len(targets) == len(args.exporter) and all(t["health"] == "up" for t in targets)
 
-    wait_for("the exporter's scrape target going up", target_up, 60)
+    wait_for("every exporter's scrape target going up", targets_up, 60)
     fraud_alerts = tuple(args.fraud_alert or FRAUD_ALERTS) if args.fraud_country else ()
-    watch_alerts(args.prometheus, args.failing_trunk, args.fraud_country, fraud_alerts)
+    expect = Expect(args.failing_trunk, args.failing_tenant, args.fraud_country, fraud_alerts, args.down_tenant)
+    watch_alerts(args.prometheus, expect)
     rules = check_rules_healthy(args.prometheus)
     print(f"ok: all {rules} rules evaluate without error")
     queries = check_dashboards(args.prometheus, args.dashboards)
@@ -314,7 +352,7 @@ def main():
     # Still quiet for the healthy trunks and other countries after the dashboard checks.
     watch_quiet = api(args.prometheus, "/api/v1/alerts")["alerts"]
     for alert in watch_quiet:
-        if not expected(alert, args.failing_trunk, args.fraud_country, fraud_alerts):
+        if not expect(alert):
             fail(f"{alert['labels']['alertname']} ({alert['state']}) is active: {alert['labels']}")
     print(f"ok: end-to-end assertions passed in {time.monotonic() - began:.0f}s")
 

@@ -102,7 +102,10 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     let registry = Registry::new();
     let metrics = SelfMetrics::register(&registry)?;
     crate::source::labels::register(&registry)?;
-    let fleet = Arc::new(Fleet::new());
+    let fleet = Arc::new(match origin {
+        TenantOrigin::Single(_) => Fleet::single_tenant(),
+        _ => Fleet::new(),
+    });
     registry.register(Box::new(FleetSelfMetrics(fleet.clone())))?;
     metrics
         .start_time

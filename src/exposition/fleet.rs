@@ -84,6 +84,8 @@ pub struct Fleet {
     /// Once ready, a process stays ready: a tenant added by a reload must not take every
     /// other tenant's metrics out of the Service while it reads its first window.
     ready: AtomicBool,
+    /// Whether readiness waits for a successful read ([`Fleet::single_tenant`]).
+    ready_on_success: bool,
     descs: Vec<Desc>,
 }
 
@@ -94,6 +96,16 @@ impl Default for Fleet {
 }
 
 impl Fleet {
+    /// The fleet of a process that reads one tenant from the environment: it is ready once
+    /// a read of every source has succeeded, as before there were tenants files. With no
+    /// other tenant to hold back, a rollout with a wrong secret must not turn ready.
+    pub fn single_tenant() -> Self {
+        Fleet {
+            ready_on_success: true,
+            ..Self::new()
+        }
+    }
+
     /// No tenants yet.
     pub fn new() -> Self {
         let prototype = TenantMetrics::new().expect("valid metric descriptions");
@@ -118,6 +130,7 @@ impl Fleet {
             tenants: RwLock::new(Arc::new(Vec::new())),
             epoch: AtomicU64::new(0),
             ready: AtomicBool::new(false),
+            ready_on_success: false,
             descs,
         }
     }
@@ -143,7 +156,13 @@ impl Fleet {
         let tenants = self.tenants();
         let waiting: Vec<String> = tenants
             .iter()
-            .filter(|tenant| !tenant.has_read_once())
+            .filter(|tenant| {
+                if self.ready_on_success {
+                    tenant.problem.is_some() || !tenant.sources.iter().all(|s| s.status.is_ready())
+                } else {
+                    !tenant.has_read_once()
+                }
+            })
             .map(|tenant| tenant.name.clone())
             .collect();
         if waiting.is_empty() {

@@ -200,29 +200,34 @@ impl Tenants {
         for plan in plans {
             wanted.insert(plan.key(), plan);
         }
-        // Stop first: a changed tenant's state file must be closed before it reopens.
-        let keys: Vec<String> = self.running.keys().cloned().collect();
-        for key in keys {
-            let keep = wanted
-                .get(&key)
-                .is_some_and(|plan| self.running[&key].plan.unchanged(plan));
-            if keep {
-                wanted.remove(&key);
+        // Stop first, all at once: a changed tenant's state file must be closed before it
+        // reopens, and one tenant's stop must not wait for another's.
+        let keys_before: Vec<String> = self.running.keys().cloned().collect();
+        let mut stopping = Vec::new();
+        for key in &keys_before {
+            if wanted
+                .get(key)
+                .is_some_and(|plan| self.running[key].plan.unchanged(plan))
+            {
+                wanted.remove(key);
                 change.unchanged += 1;
                 continue;
             }
-            let running = self.running.remove(&key).expect("listed above");
-            let name = running.plan.name.clone();
-            stop(running).await;
-            if wanted.contains_key(&key) {
-                change.changed.push(name);
-            } else {
-                change.removed.push(name);
+            let Some(running) = self.running.remove(key) else {
+                continue;
+            };
+            if !wanted.contains_key(key) {
+                change.removed.push(running.plan.name.clone());
             }
+            stopping.push(stop(running));
         }
+        futures_util::future::join_all(stopping).await;
         for (key, plan) in wanted {
             let name = plan.name.clone();
-            if !change.changed.contains(&name) {
+            // A tenant stopped above and planned again has changed; it is named as it is now.
+            if keys_before.contains(&key) {
+                change.changed.push(name.clone());
+            } else {
                 change.added.push(name.clone());
             }
             let running = match self.start(plan.clone()).await {

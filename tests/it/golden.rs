@@ -154,6 +154,11 @@ const VALUES: &[(&str, Value, &str)] = &[
         "wall-clock time",
     ),
     (
+        "teams_voice_exporter_config_last_reload_success_timestamp_seconds",
+        Value::Varies,
+        "wall-clock time",
+    ),
+    (
         "teams_voice_exporter_counting_since_timestamp_seconds",
         Value::Varies,
         "wall-clock time",

@@ -242,7 +242,9 @@ fn a_wrong_secret_names_the_aadsts_code_and_never_shows_the_secret() {
     let (_, body) = exporter.get("/metrics");
     assert!(!body.contains(wrong));
     assert!(
-        body.contains("teams_voice_exporter_token_refreshes_total{result=\"AADSTS7000215\"}"),
+        body.contains(&format!(
+            "teams_voice_exporter_token_refreshes_total{{tenant=\"{TENANT}\",result=\"AADSTS7000215\"}}"
+        )),
         "{body}"
     );
     assert!(

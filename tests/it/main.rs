@@ -16,4 +16,5 @@ mod hostile;
 mod lookback;
 mod pstn;
 mod state;
+mod tenants;
 mod web_config;

@@ -74,6 +74,10 @@ pub struct SimulationArgs {
     /// also has an app of its own. GET /_sim/tenants lists them.
     #[arg(long = "simulate.tenants", default_value_t = 1, value_parser = parse_tenant_count, value_name = "N")]
     pub tenants: usize,
+    /// Calls a day of every customer of --simulate.tenants alike, instead of their
+    /// decreasing sizes (a provider of equal customers, for load tests).
+    #[arg(long = "simulate.customer-calls-per-day", value_name = "N")]
+    pub customer_calls_per_day: Option<f64>,
     /// How long after the simulated tenant's start the toll fraud begins.
     #[arg(long = "simulate.toll-fraud-after", default_value = "2m", value_parser = parse_duration, value_name = "DURATION")]
     pub toll_fraud_after: Duration,
@@ -145,6 +149,11 @@ impl SimulationArgs {
         config.faults.toll_fraud = self.toll_fraud;
         config.faults.toll_fraud_after_secs = Some(self.toll_fraud_after.as_secs());
         config.tenants = provider_tenants(self.tenants, self.calls_per_day, self.seed);
+        if let Some(calls_per_day) = self.customer_calls_per_day {
+            for tenant in &mut config.tenants {
+                tenant.calls_per_day = calls_per_day;
+            }
+        }
         config
     }
 

@@ -327,6 +327,7 @@ fn tenant_configs(
         }
         // The VM and its managed identities are the provider's, in the home tenant.
         customer.identity.managed_identity = None;
+        customer.faults.toll_fraud = false;
         let member = Membership {
             index: index + 1,
             name: spec.name.clone(),
@@ -352,8 +353,13 @@ fn tenant_configs(
 /// Draws a tenant's logs at bind and what continues them.
 fn draw(config: SimConfig, member: Membership, names: TrunkNames, bind_ms: i64) -> Drawn {
     let seed = config.seed;
-    let degradation =
-        Degradation::for_failing_trunk(config.faults.failing_trunk.as_deref(), &names);
+    // The failing trunk and the toll fraud are the home tenant's story: a customer with an
+    // SBC of the same name stays healthy, so alerts must tell the two tenants apart.
+    let degradation = if member.index > 0 && config.faults.failing_trunk.is_some() {
+        Degradation::Healthy
+    } else {
+        Degradation::for_failing_trunk(config.faults.failing_trunk.as_deref(), &names)
+    };
     let (pstn, pstn_live) = pstn::start(
         &config.traffic,
         seed,

@@ -33,6 +33,17 @@ pub fn simulated_traffic(
     faults: tve_simulator::Faults,
     identity: tve_simulator::SimIdentity,
 ) -> (tokio::runtime::Runtime, tve_simulator::SimHandle) {
+    simulated_provider(traffic, faults, identity, Vec::new())
+}
+
+/// A simulated provider: the home tenant ([`TENANT`], named `contoso`) and `tenants`, each
+/// with `traffic` and `faults` of its own, served from one address.
+pub fn simulated_provider(
+    traffic: tve_simulator::Traffic,
+    faults: tve_simulator::Faults,
+    identity: tve_simulator::SimIdentity,
+    tenants: Vec<tve_simulator::SimTenantSpec>,
+) -> (tokio::runtime::Runtime, tve_simulator::SimHandle) {
     use tve_simulator::{SimConfig, SimHandle};
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -40,7 +51,7 @@ pub fn simulated_traffic(
         .build()
         .unwrap();
     let config = SimConfig {
-        tenants: Vec::new(),
+        tenants,
         tenant_id: TENANT.into(),
         client_id: CLIENT.into(),
         client_secret: SECRET.into(),

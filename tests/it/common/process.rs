@@ -400,6 +400,11 @@ impl TestProcess {
         None
     }
 
+    /// Sends SIGHUP: the exporter reads its tenants file again.
+    pub fn hang_up(&self) {
+        self.signal(Signal::HUP);
+    }
+
     /// Sends `signal` unless the process has been reaped, when its pid may be another's.
     fn signal(&self, signal: Signal) {
         let mut child = self.child.lock().unwrap();

@@ -19,6 +19,9 @@ pub(crate) enum Degradation {
     Hourly,
     /// This trunk fails all the time and no other does.
     Constant(usize),
+    /// No trunk fails more than the usual share of calls: a provider's other customers
+    /// when the home tenant has the failing trunk, so that an alert names one tenant.
+    Healthy,
 }
 
 impl Degradation {
@@ -45,6 +48,7 @@ impl Degradation {
                 trunk == DEGRADING_TRUNK && DEGRADED_MINUTES.contains(&minute)
             }
             Degradation::Constant(failing) => trunk == failing,
+            Degradation::Healthy => false,
         }
     }
 }
