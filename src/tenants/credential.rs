@@ -2,8 +2,7 @@
 //! for: loading and checking it is then the same code as for the process's own credential.
 
 use super::config::TenantCredential;
-use crate::cli::EnvSecrets;
-use crate::source::auth::args::{AuthKind, CredentialArgs};
+use crate::source::auth::args::{AuthKind, CredentialArgs, EnvSecrets};
 
 impl TenantCredential {
     /// The kind of credential, in words.

@@ -19,15 +19,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::config::TenantCredential;
-use crate::cli::{Config, EnvSecrets};
 use crate::counting::poller::{Poller, PollerStatus};
+use crate::counting::schedule::Schedule;
 use crate::counting::store::{self, StateError, StateOptions};
 use crate::exposition::calls::{CallMetrics, StateCollector};
 use crate::exposition::fleet::{Fleet, SourceView, TenantShown};
 use crate::exposition::self_metrics::TenantMetrics;
-use crate::source::auth::args::CredentialArgs;
+use crate::source::auth::args::{CredentialArgs, EnvSecrets};
 use crate::source::auth::{Credential, TokenCache};
 use crate::source::direct_routing::DirectRouting;
+use crate::source::graph::{BudgetLimits, RetryPolicy};
 use crate::source::graph::{GraphClient, RequestBudget, ResponseLimits};
 use crate::source::pstn::Pstn;
 use crate::source::{CallLog, Function, Tenant};
@@ -94,9 +95,24 @@ impl TenantPlan {
     }
 }
 
+/// How every tenant is read: the configuration's part that is the same for all.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    pub graph_endpoint: reqwest::Url,
+    pub authority_host: reqwest::Url,
+    pub retry: RetryPolicy,
+    /// `--graph.concurrency`: each tenant's requests in flight.
+    pub graph_concurrency: usize,
+    /// `--graph.rate-limit` and `--graph.tenant-rate-limit`: each tenant's budget.
+    pub budget: BudgetLimits,
+    pub schedule: Schedule,
+    /// The call-log functions read (`--collector.*`).
+    pub functions: Vec<Function>,
+}
+
 /// What every tenant is started with.
 pub struct Context {
-    pub config: Arc<Config>,
+    pub config: Arc<Reading>,
     pub http: reqwest::Client,
     pub clock: Clock,
     /// The shared credential's flags and secrets, and the base of tenants' own ones.
@@ -413,7 +429,7 @@ impl Source {
         graph: Arc<GraphClient>,
         tenant: &Tenant,
         plan: &TenantPlan,
-        config: &Config,
+        config: &Reading,
         metrics: &TenantMetrics,
         clock: Clock,
     ) -> Result<Self, StateError> {

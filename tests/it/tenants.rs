@@ -79,10 +79,7 @@ fn exporter(sim: &SimHandle, file: &Path, extra: &[&str]) -> Exporter {
         .spawn()
 }
 
-fn info(
-    tenants: &[SimTenantInfo],
-    pick: impl Fn(&SimTenantInfo) -> bool,
-) -> &SimTenantInfo {
+fn info(tenants: &[SimTenantInfo], pick: impl Fn(&SimTenantInfo) -> bool) -> &SimTenantInfo {
     tenants
         .iter()
         .find(|t| pick(t))

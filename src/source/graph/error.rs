@@ -1,6 +1,8 @@
 //! Why a call window could not be read completely, what the user can do about it, and the
 //! bounded reason each failure is counted under.
 
+use serde::Deserialize;
+
 use crate::source::auth::AuthError;
 
 /// Why a call window could not be read completely.
@@ -124,4 +126,27 @@ pub fn refusal_hint(status: u16) -> &'static str {
         406 => "The call window is longer than Graph accepts (90 days); lower --poll.lookback",
         _ => "Graph refused the request for a reason the exporter does not know; the code, message and request-id above say more",
     }
+}
+
+/// Graph's error body.
+#[derive(Deserialize, Default)]
+pub(super) struct ErrorBody {
+    #[serde(default)]
+    pub(super) error: ErrorDetail,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct ErrorDetail {
+    #[serde(default)]
+    pub(super) code: Option<String>,
+    #[serde(default)]
+    pub(super) message: Option<String>,
+    #[serde(default, rename = "innerError")]
+    pub(super) inner_error: Option<InnerError>,
+}
+
+#[derive(Deserialize, Default)]
+pub(super) struct InnerError {
+    #[serde(default, rename = "request-id")]
+    pub(super) request_id: Option<String>,
 }

@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rand::Rng;
 use reqwest::{StatusCode, Url};
-use serde::Deserialize;
 
 mod body;
 mod budget;
@@ -29,6 +28,7 @@ pub use budget::{
 };
 
 pub use body::{ResponseLimits, DEFAULT_MAX_PAGE_ROWS, DEFAULT_MAX_RESPONSE_SIZE};
+use error::ErrorBody;
 pub use error::{refusal_hint, GraphError, PollErrorReason};
 pub use retry::{parse_retry_after, RetryPolicy, MAX_RETRY_AFTER};
 pub use window::{CallWindow, WindowRead, MAX_WINDOW};
@@ -42,29 +42,6 @@ use crate::source::row::{Page, MAX_PAGE_ROWS_PARSED, TOO_MANY_ROWS};
 
 /// Pages one window may have: 10 million rows. More means a nextLink loop.
 const MAX_PAGES_PER_WINDOW: u64 = 10_000;
-
-/// Graph's error body.
-#[derive(Deserialize, Default)]
-struct ErrorBody {
-    #[serde(default)]
-    error: ErrorDetail,
-}
-
-#[derive(Deserialize, Default)]
-struct ErrorDetail {
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default, rename = "innerError")]
-    inner_error: Option<InnerError>,
-}
-
-#[derive(Deserialize, Default)]
-struct InnerError {
-    #[serde(default, rename = "request-id")]
-    request_id: Option<String>,
-}
 
 /// A Graph client for one tenant.
 pub struct GraphClient {

@@ -22,16 +22,17 @@ use crate::exposition::web_args::listen_candidates;
 use crate::source::auth::{Credential, TokenCache};
 use crate::source::cloud::UrlError;
 use crate::source::metrics::SourceMetrics;
-use crate::source::Tenant;
 use crate::tenants::config::TenantsFileError;
-use crate::tenants::plan::{drop_removed_state, TenantsSource};
-use crate::tenants::running::{Context, CredentialPlan, TenantPlan, TenantStartError, Tenants};
+use crate::tenants::running::{Context, CredentialPlan, Reading, TenantStartError, Tenants};
 use crate::tenants::shard::{ShardError, Sharding};
 use crate::tenants::shard_args::{ShardArgsError, ShardPlan};
 use exporter_web::web_config::WebConfig;
 use tve_clock::Clock;
 #[cfg(feature = "demo")]
 use tve_simulator::SimHandle;
+
+mod origin;
+use origin::{hangups, reload, tenant_origin, unix_now, TenantOrigin};
 
 /// Why the exporter could not start, or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -93,27 +94,17 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         return Err(StartError::ShardWithoutTenants);
     }
     let sharding = shard_plan.resolve().await?;
-    let (mut origin, simulator) = tenant_origin(&args, &env, &mut config, &clock, sharding).await?;
+    let (origin, simulator) = tenant_origin(&args, &env, &mut config, &clock, sharding).await?;
 
     // Before anything is counted: totals read the label limits when they count (issue #18).
     crate::source::labels::LabelLimits::install(args.limits.labels());
     // At start rather than inside the first poll that meets a new row.
     crate::source::destination::load_numbering_plans();
-    let registry = Registry::new();
-    let metrics = SelfMetrics::register(&registry)?;
-    crate::source::labels::register(&registry)?;
     let fleet = Arc::new(match origin {
         TenantOrigin::Single(_) => Fleet::single_tenant(),
         _ => Fleet::new(),
     });
-    registry.register(Box::new(FleetSelfMetrics(fleet.clone())))?;
-    metrics
-        .start_time
-        .set(clock.now().timestamp_millis() as f64 / 1e3);
-    metrics
-        .poll_interval
-        .set(config.schedule.poll_interval.as_secs_f64());
-    metrics.shard(sharding.ordinal, sharding.total);
+    let (registry, metrics) = self_metrics(&fleet, &config, sharding, &clock)?;
     let http = http_client(&config)?;
 
     let about = About {
@@ -128,21 +119,11 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         tracing::warn!("no --state.path: counted calls and remembered row ids are kept in memory only, so a restart sets the counters back to zero and calls that appear while the exporter is down are never counted; give it a file on a persistent volume with --state.path");
     }
     let plans = origin.plans()?;
-    // A shared credential that cannot work is the user's to fix before anything runs, not
-    // one "down" per tenant.
-    if let Some(shared) = plans
-        .iter()
-        .find(|plan| matches!(plan.credential, CredentialPlan::Shared))
-    {
-        args.azure
-            .credential
-            .credential_for(&env, &shared.id)
-            .map_err(ConfigError::from)?;
-    }
-    let (ended, mut ended_tenants) = tokio::sync::mpsc::unbounded_channel();
+    check_shared_credential(&args, &env, &plans)?;
+    let (ended, ended_tenants) = tokio::sync::mpsc::unbounded_channel();
     let functions = config.functions.clone();
     let context = Context {
-        config: Arc::new(config),
+        config: Arc::new(reading(&config)),
         http,
         clock: clock.clone(),
         credential_args: args.azure.credential.clone(),
@@ -153,7 +134,6 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         response_limits: args.limits.response(),
         ended,
     };
-    let config = context.config.clone();
     let mut tenants = Tenants::new(Arc::new(context), fleet.clone());
     let change = tenants
         .apply(plans.clone(), matches!(origin, TenantOrigin::Single(_)))
@@ -164,20 +144,8 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     let names: Vec<&str> = config.functions.iter().map(|f| f.name()).collect();
     tracing::info!(collectors = %names.join(","), tenants = change.added.len(), "reading these call logs");
 
-    let listener = bind(&config.listen_address).await?;
-    let address = listener
-        .local_addr()
-        .map_or_else(|_| config.listen_address.clone(), |a| a.to_string());
-    tracing::info!(
-        version = env!("CARGO_PKG_VERSION"),
-        address = %address,
-        telemetry_path = %config.telemetry_path,
-        tls = web_config.tls(),
-        graph = %about.graph_endpoint,
-        tenants = %about.tenants,
-        "teams-voice-exporter listening"
-    );
-    let (reload_requests, mut reloads) = tokio::sync::mpsc::channel(4);
+    let listener = listen(&config, &about, &web_config).await?;
+    let (reload_requests, reloads) = tokio::sync::mpsc::channel(4);
     let web = Arc::new(Web {
         exposition: Exposition::new(registry, Box::new(FleetCalls(fleet.clone())))
             .with_new_series_hold(config.new_series_hold)
@@ -196,33 +164,19 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
         web,
         shutdown.clone(),
     ));
-    let mut hangups = hangups();
-    let retention = args.tenants.removed_tenant_retention;
-    // A poller only ends when asked to; if one ends otherwise (a bug that panicked), its
-    // metrics would freeze while /-/healthy still said yes, so the process stops instead
-    // and the supervisor restarts it.
-    let outcome = loop {
-        tokio::select! {
-            _ = wait_for_signal() => {
-                tracing::info!("stopping");
-                break Ok(());
-            }
-            Some(tenant) = ended_tenants.recv() => {
-                break Err(StartError::PollerStopped(format!("a poller of tenant {tenant} ended (see the log above)")));
-            }
-            Some(answer) = reloads.recv() => {
-                let outcome = reload(&mut tenants, &mut origin, shard_plan, &metrics, &clock, retention).await;
-                let _ = answer.send(outcome);
-            }
-            Some(()) = hangups.recv() => {
-                let _ = reload(&mut tenants, &mut origin, shard_plan, &metrics, &clock, retention).await;
-            }
-        }
+    let mut running = Running {
+        tenants,
+        origin,
+        shard_plan,
+        metrics,
+        clock,
+        retention: args.tenants.removed_tenant_retention,
     };
+    let outcome = running.until_signal(ended_tenants, reloads).await;
     shutdown.cancel();
     let _ = server.await;
     // Each poller saves what it counted as it stops.
-    tenants.stop_all().await;
+    running.tenants.stop_all().await;
     #[cfg(feature = "demo")]
     if let Some(sim) = simulator {
         sim.shutdown().await;
@@ -232,182 +186,132 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     outcome
 }
 
-fn unix_now(clock: &Clock) -> f64 {
-    clock.now().timestamp_millis() as f64 / 1e3
-}
-
-/// Reads the tenants file again (and with `--shard.auto`, the StatefulSet's replicas) and
-/// applies it; an invalid file changes nothing.
-async fn reload(
-    tenants: &mut Tenants,
-    origin: &mut TenantOrigin,
-    shard_plan: ShardPlan,
-    metrics: &SelfMetrics,
-    clock: &Clock,
-    retention: std::time::Duration,
-) -> Result<String, String> {
-    let TenantOrigin::File(source) = origin else {
-        tracing::info!("reload asked for: nothing to read again, the tenant comes from the environment (--config.file lists many)");
-        return Ok("nothing to reload: no --config.file".to_owned());
-    };
-    if let ShardPlan::Auto { .. } = shard_plan {
-        match shard_plan.resolve().await {
-            Ok(sharding) => {
-                if sharding != source.sharding {
-                    tracing::info!(
-                        shard = sharding.ordinal,
-                        total_shards = sharding.total,
-                        "the StatefulSet changed: this process is now another shard"
-                    );
-                }
-                source.sharding = sharding;
-                metrics.shard(sharding.ordinal, sharding.total);
-            }
-            Err(error) => {
-                metrics.config_read(false, unix_now(clock));
-                tracing::error!(%error, "the shard could not be read again; the tenants read before go on unchanged");
-                return Err(error.to_string());
-            }
-        }
-    }
-    let source = &*source;
-    match source.plans() {
-        Ok(plans) => {
-            let change = match tenants.apply(plans.clone(), false).await {
-                Ok(change) => change,
-                Err(error) => return Err(error.to_string()),
-            };
-            metrics.config_read(true, unix_now(clock));
-            if let Some(state) = &source.state {
-                drop_removed_state(state, &plans, retention, std::time::SystemTime::now());
-            }
-            tracing::info!(%change, file = %source.path.display(), "tenants file reloaded");
-            Ok(format!("reloaded: {change}"))
-        }
-        Err(error) => {
-            metrics.config_read(false, unix_now(clock));
-            tracing::error!(%error, "the tenants file was not reloaded; the tenants read before go on unchanged");
-            Err(error.to_string())
-        }
-    }
-}
-
-/// SIGHUP, as a stream of reload requests.
-fn hangups() -> tokio::sync::mpsc::Receiver<()> {
-    let (sender, receiver) = tokio::sync::mpsc::channel(1);
-    #[cfg(unix)]
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(mut hangup) => {
-            tokio::spawn(async move {
-                while hangup.recv().await.is_some() {
-                    // One pending reload reads the latest file; more add nothing.
-                    let _ = sender.try_send(());
-                }
-            });
-        }
-        Err(error) => {
-            tracing::warn!(%error, "cannot listen for SIGHUP; reload with POST /-/reload")
-        }
-    }
-    #[cfg(not(unix))]
-    drop(sender);
-    receiver
-}
-
-/// Where the tenants read come from.
-enum TenantOrigin {
-    /// The one tenant of the environment's credential.
-    Single(TenantPlan),
-    /// The tenants file.
-    File(TenantsSource),
-    /// The simulated tenants of `--demo`.
-    Demo(Vec<TenantPlan>),
-}
-
-impl TenantOrigin {
-    fn plans(&self) -> Result<Vec<TenantPlan>, StartError> {
-        match self {
-            TenantOrigin::Single(plan) => Ok(vec![plan.clone()]),
-            TenantOrigin::File(source) => Ok(source.plans()?),
-            TenantOrigin::Demo(plans) => Ok(plans.clone()),
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            TenantOrigin::Single(plan) if plan.name == plan.id => plan.id.clone(),
-            TenantOrigin::Single(plan) => format!("{} (tenant=\"{}\")", plan.id, plan.name),
-            TenantOrigin::File(source) => {
-                let shard = &source.sharding;
-                let mut text = format!("listed in {}", source.path.display());
-                if shard.total > 1 {
-                    text.push_str(&format!(", shard {} of {}", shard.ordinal, shard.total));
-                }
-                text
-            }
-            TenantOrigin::Demo(plans) => format!("{} simulated", plans.len()),
-        }
-    }
-
-    fn credential_kind(&self) -> &'static str {
-        match self {
-            TenantOrigin::Single(TenantPlan {
-                credential: CredentialPlan::Given(credential),
-                ..
-            }) => credential.kind(),
-            TenantOrigin::File(_) => "the shared app registration, or a tenant's own (see Tenants)",
-            _ => "client secret",
-        }
-    }
-
-    fn drop_removed_state(&self, plans: &[TenantPlan], retention: std::time::Duration) {
-        if let TenantOrigin::File(TenantsSource {
-            state: Some(state), ..
-        }) = self
-        {
-            drop_removed_state(state, plans, retention, std::time::SystemTime::now());
-        }
-    }
-}
-
-/// Where the tenants come from, after starting the simulated tenants for `--demo`.
-async fn tenant_origin(
+/// A shared credential that cannot work is the user's to fix before anything runs, not
+/// one "down" per tenant.
+fn check_shared_credential(
     args: &ExporterArgs,
     env: &EnvSecrets,
-    config: &mut Config,
-    clock: &Clock,
-    sharding: Sharding,
-) -> Result<(TenantOrigin, Option<DemoTenant>), StartError> {
-    if let Some(path) = &args.tenants.config_file {
-        let origin = TenantOrigin::File(TenantsSource {
-            path: path.clone(),
-            state: config.state.clone(),
-            sharding,
-        });
-        return Ok((origin, None));
+    plans: &[crate::tenants::running::TenantPlan],
+) -> Result<(), StartError> {
+    if let Some(shared) = plans
+        .iter()
+        .find(|plan| matches!(plan.credential, CredentialPlan::Shared))
+    {
+        args.azure
+            .credential
+            .credential_for(env, &shared.id)
+            .map_err(ConfigError::from)?;
     }
-    let (credential, simulator) = credential(args, env, config, clock).await?;
-    #[cfg(feature = "demo")]
-    if let Some(sim) = &simulator {
-        let tenants = sim.tenants();
-        if tenants.len() > 1 {
-            return Ok((TenantOrigin::Demo(demo_plans(tenants)), simulator));
+    Ok(())
+}
+
+/// Binds `--web.listen-address` and says so.
+async fn listen(
+    config: &Config,
+    about: &About,
+    web_config: &WebConfig,
+) -> Result<TcpListener, StartError> {
+    let listener = bind(&config.listen_address).await?;
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| config.listen_address.clone(), |a| a.to_string());
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        address = %address,
+        telemetry_path = %config.telemetry_path,
+        tls = web_config.tls(),
+        graph = %about.graph_endpoint,
+        tenants = %about.tenants,
+        "teams-voice-exporter listening"
+    );
+    Ok(listener)
+}
+
+/// The process's own metrics, with every tenant's (`fleet`) among them.
+fn self_metrics(
+    fleet: &Arc<Fleet>,
+    config: &Config,
+    sharding: Sharding,
+    clock: &Clock,
+) -> Result<(Registry, SelfMetrics), StartError> {
+    let registry = Registry::new();
+    let metrics = SelfMetrics::register(&registry)?;
+    crate::source::labels::register(&registry)?;
+    registry.register(Box::new(FleetSelfMetrics(fleet.clone())))?;
+    metrics.start_time.set(unix_now(clock));
+    metrics
+        .poll_interval
+        .set(config.schedule.poll_interval.as_secs_f64());
+    metrics.shard(sharding.ordinal, sharding.total);
+    Ok((registry, metrics))
+}
+
+/// How every tenant is read, from the configuration.
+fn reading(config: &Config) -> Reading {
+    Reading {
+        graph_endpoint: config.graph_endpoint.clone(),
+        authority_host: config.authority_host.clone(),
+        retry: config.retry.clone(),
+        graph_concurrency: config.graph_concurrency,
+        budget: config.budget,
+        schedule: config.schedule.clone(),
+        functions: config.functions.clone(),
+    }
+}
+
+/// The tenants running, with what reading the tenants file again needs.
+struct Running {
+    tenants: Tenants,
+    origin: TenantOrigin,
+    shard_plan: ShardPlan,
+    metrics: SelfMetrics,
+    clock: Clock,
+    retention: std::time::Duration,
+}
+
+impl Running {
+    /// Runs until SIGTERM or Ctrl-C, reloading on SIGHUP and `POST /-/reload`.
+    async fn until_signal(
+        &mut self,
+        mut ended_tenants: tokio::sync::mpsc::UnboundedReceiver<String>,
+        mut reloads: tokio::sync::mpsc::Receiver<
+            tokio::sync::oneshot::Sender<Result<String, String>>,
+        >,
+    ) -> Result<(), StartError> {
+        let mut hangups = hangups();
+        // A poller only ends when asked to; if one ends otherwise (a bug that panicked),
+        // its metrics would freeze while /-/healthy still said yes, so the process stops
+        // instead and the supervisor restarts it.
+        loop {
+            tokio::select! {
+                _ = wait_for_signal() => {
+                    tracing::info!("stopping");
+                    return Ok(());
+                }
+                Some(tenant) = ended_tenants.recv() => {
+                    return Err(StartError::PollerStopped(format!("a poller of tenant {tenant} ended (see the log above)")));
+                }
+                Some(answer) = reloads.recv() => {
+                    let _ = answer.send(self.reload().await);
+                }
+                Some(()) = hangups.recv() => {
+                    let _ = self.reload().await;
+                }
+            }
         }
     }
-    tracing::info!(credential = ?credential, "credential chosen");
-    let tenant = credential.tenant();
-    let name = match (&args.tenants.tenant_name, &tenant) {
-        (Some(name), _) => name.clone(),
-        (None, Tenant::Id(id)) => id.clone(),
-        (None, Tenant::ManagedIdentityOwn) => "default".to_owned(),
-    };
-    let plan = TenantPlan {
-        id: tenant.as_str().to_owned(),
-        name,
-        credential: CredentialPlan::Given(credential),
-        state: config.state.clone(),
-    };
-    Ok((TenantOrigin::Single(plan), simulator))
+
+    async fn reload(&mut self) -> Result<String, String> {
+        reload(
+            &mut self.tenants,
+            &mut self.origin,
+            self.shard_plan,
+            &self.metrics,
+            &self.clock,
+            self.retention,
+        )
+        .await
+    }
 }
 
 /// A simulated tenant started for `--demo`, stopped with the exporter.
@@ -471,34 +375,6 @@ async fn demo_credential(
         secret: tve_simulator::DEMO_CLIENT_SECRET.to_owned().into(),
     };
     Ok((credential, Some(sim)))
-}
-
-/// The simulated provider's tenants (`--simulate.tenants`), each read with the demo's
-/// multi-tenant app, or its own app where it has one.
-#[cfg(feature = "demo")]
-fn demo_plans(tenants: Vec<tve_simulator::SimTenantInfo>) -> Vec<TenantPlan> {
-    tenants
-        .into_iter()
-        .map(|tenant| {
-            let (client_id, secret) = match tenant.own_app {
-                Some(app) => (app.client_id, app.client_secret),
-                None => (
-                    tve_simulator::DEMO_CLIENT_ID.to_owned(),
-                    tve_simulator::DEMO_CLIENT_SECRET.to_owned(),
-                ),
-            };
-            TenantPlan {
-                credential: CredentialPlan::Given(Credential::ClientSecret {
-                    tenant_id: tenant.id.clone(),
-                    client_id,
-                    secret: secret.into(),
-                }),
-                id: tenant.id,
-                name: tenant.name,
-                state: None,
-            }
-        })
-        .collect()
 }
 
 /// Graph's documented limits, sped up as the demo's schedule is.
