@@ -20,6 +20,7 @@ use crate::source::auth::{AccessToken, Credential, TokenCache};
 use crate::source::graph::{CallWindow, GraphClient, Priority, RetryPolicy};
 use crate::source::metrics::SourceMetrics;
 use crate::source::Function;
+use crate::tenants::config::TenantsFile;
 use tve_clock::Clock;
 
 /// The application permission the exporter needs.
@@ -103,6 +104,9 @@ async fn steps<W: Write>(
     args: &ExporterArgs,
     env: &EnvSecrets,
 ) -> Option<()> {
+    if let Some(path) = &args.tenants.config_file {
+        return tenants_steps(report, args, env, path).await;
+    }
     // The simulated tenant of `--demo` must serve until the last step.
     let (config, credential, _simulator) = configuration(report, args, env).await?;
     let (tokens, http, metrics) = token_cache(report, &config, credential)?;
@@ -114,19 +118,7 @@ async fn steps<W: Write>(
         from: now - chrono::Duration::hours(1),
         to: now,
     };
-    let graph = GraphClient::new(
-        http.clone(),
-        config.graph_endpoint.clone(),
-        Arc::new(tokens),
-        // A diagnosis, not a poll: a short, bounded wait is enough to tell a hiccup.
-        RetryPolicy {
-            max_retries: 2,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(5),
-        },
-        metrics,
-    )
-    .with_response_limits(args.limits.response());
+    let graph = diagnosis_client(http.clone(), &config, tokens, metrics, args);
     let url = graph.function_url(config.functions[0], window);
     let probe = reach_graph(report, &http, url, &token, &config).await?;
     for &function in &config.functions {
@@ -134,6 +126,100 @@ async fn steps<W: Write>(
     }
     check_clock(report, &probe);
     Some(())
+}
+
+/// With `--config.file`: the file, then for every tenant it lists (whatever the shard),
+/// its credential, token, permission and call logs, so that one tenant's problem is named
+/// with its fix while the others are checked too.
+async fn tenants_steps<W: Write>(
+    report: &mut Report<W>,
+    args: &ExporterArgs,
+    env: &EnvSecrets,
+    path: &std::path::Path,
+) -> Option<()> {
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(error) => {
+            report.config_error = true;
+            report.line(Status::Fail, "config", &error.to_string());
+            return None;
+        }
+    };
+    let file = match TenantsFile::load(path) {
+        Ok(file) => file,
+        Err(error) => {
+            report.config_error = true;
+            report.line(Status::Fail, "config", &error.to_string());
+            return None;
+        }
+    };
+    report.line(
+        Status::Ok,
+        "config",
+        &format!("{} tenants in {}", file.tenants.len(), path.display()),
+    );
+    let now = Utc::now();
+    let window = CallWindow {
+        from: now - chrono::Duration::hours(1),
+        to: now,
+    };
+    for entry in &file.tenants {
+        let _ = writeln!(report.out, "\ntenant {} ({}):", entry.name, entry.id);
+        let credential = match &entry.credential {
+            None => args
+                .azure
+                .credential
+                .credential_for(env, &entry.id)
+                .map_err(|e| e.to_string()),
+            Some(own) => own
+                .credential_args(&args.azure.credential, &entry.id)
+                .and_then(|(flags, secrets)| flags.credential(&secrets).map_err(|e| e.to_string())),
+        };
+        let credential = match credential {
+            Ok(credential) => credential,
+            Err(error) => {
+                report.line(Status::Fail, "credential", &error);
+                continue;
+            }
+        };
+        let (status, text) = describe(&credential);
+        report.line(status, "credential", &text);
+        let Some((tokens, http, metrics)) = token_cache(report, &config, credential) else {
+            continue;
+        };
+        let Some(token) = token(report, &tokens).await else {
+            continue;
+        };
+        check_roles(report, &token, &tokens);
+        let graph = diagnosis_client(http, &config, tokens, metrics, args);
+        for &function in &config.functions {
+            read_call_logs(report, &graph, function, window).await;
+        }
+    }
+    Some(())
+}
+
+/// A Graph client for a diagnosis, not a poll: a short, bounded wait is enough to tell a
+/// hiccup.
+fn diagnosis_client(
+    http: reqwest::Client,
+    config: &Config,
+    tokens: TokenCache,
+    metrics: SourceMetrics,
+    args: &ExporterArgs,
+) -> GraphClient {
+    GraphClient::new(
+        http,
+        config.graph_endpoint.clone(),
+        Arc::new(tokens),
+        RetryPolicy {
+            max_retries: 2,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(5),
+        },
+        metrics,
+    )
+    .with_response_limits(args.limits.response())
 }
 
 /// The `config` and `credential` steps: the flags, then the credential they choose.

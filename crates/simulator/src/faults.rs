@@ -59,6 +59,10 @@ pub struct Faults {
     /// `sbc-legacy.fabrikam.com` fails in minutes 40 to 55 of every hour. Applies to calls
     /// drawn from then on (at start: the whole history).
     pub failing_trunk: Option<String>,
+    /// Without `failing_trunk`, no trunk degrades (instead of the legacy SBC's quarter of
+    /// every hour): a provider's customers when the home tenant has the failing trunk, so
+    /// that an alert names one tenant even where another has an SBC of the same name.
+    pub quiet_trunks: bool,
     /// Toll fraud: from `toll_fraud_after_secs` after the tenant's start (or from when
     /// this is switched on, if later) one account places a few short international calls a
     /// minute of tenant time to [`crate::TOLL_FRAUD_COUNTRY`], which the tenant never calls

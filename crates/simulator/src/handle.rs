@@ -327,7 +327,12 @@ fn tenant_configs(
         }
         // The VM and its managed identities are the provider's, in the home tenant.
         customer.identity.managed_identity = None;
+        // The failing trunk and the toll fraud are the home tenant's story: a customer with
+        // an SBC of the same name stays healthy, so alerts must tell the two apart.
         customer.faults.toll_fraud = false;
+        if customer.faults.failing_trunk.take().is_some() {
+            customer.faults.quiet_trunks = true;
+        }
         let member = Membership {
             index: index + 1,
             name: spec.name.clone(),
@@ -353,13 +358,7 @@ fn tenant_configs(
 /// Draws a tenant's logs at bind and what continues them.
 fn draw(config: SimConfig, member: Membership, names: TrunkNames, bind_ms: i64) -> Drawn {
     let seed = config.seed;
-    // The failing trunk and the toll fraud are the home tenant's story: a customer with an
-    // SBC of the same name stays healthy, so alerts must tell the two tenants apart.
-    let degradation = if member.index > 0 && config.faults.failing_trunk.is_some() {
-        Degradation::Healthy
-    } else {
-        Degradation::for_failing_trunk(config.faults.failing_trunk.as_deref(), &names)
-    };
+    let degradation = Degradation::of_faults(&config.faults, &names);
     let (pstn, pstn_live) = pstn::start(
         &config.traffic,
         seed,
@@ -455,10 +454,7 @@ async fn generate_live_traffic(tenant: Arc<Tenant>, mut live: Live, shutdown: Ca
         let now_ms = tenant.now_ms();
         let faults = tenant.gate.lock().faults.clone();
         if let Some(direct_routing) = live.direct_routing.as_mut() {
-            let degradation = Degradation::for_failing_trunk(
-                faults.failing_trunk.as_deref(),
-                tenant.direct_routing.names(),
-            );
+            let degradation = Degradation::of_faults(&faults, tenant.direct_routing.names());
             direct_routing.step(&tenant.direct_routing, now_ms, degradation);
         }
         if let Some(pstn) = live.pstn.as_mut() {

@@ -41,6 +41,15 @@ impl Degradation {
             .unwrap_or_default()
     }
 
+    /// The degradation `faults` ask for in a tenant's `names`: the failing trunk's, else
+    /// none with `quiet_trunks`, else the default.
+    pub fn of_faults(faults: &crate::faults::Faults, names: &TrunkNames) -> Self {
+        match &faults.failing_trunk {
+            None if faults.quiet_trunks => Degradation::Healthy,
+            failing => Degradation::for_failing_trunk(failing.as_deref(), names),
+        }
+    }
+
     pub(super) fn fails(self, trunk: usize, start_ms: i64) -> bool {
         match self {
             Degradation::Hourly => {
