@@ -325,24 +325,18 @@ impl Tenants {
         let graph = Arc::new(graph);
         let mut sources = Vec::with_capacity(config.functions.len());
         for &function in &config.functions {
-            let started = match function {
-                Function::DirectRoutingCalls => Source::start::<DirectRouting>(
-                    graph.clone(),
-                    &tenant,
-                    &plan,
-                    config,
-                    &metrics,
-                    context.clock.clone(),
-                )?,
-                Function::PstnCalls => Source::start::<Pstn>(
-                    graph.clone(),
-                    &tenant,
-                    &plan,
-                    config,
-                    &metrics,
-                    context.clock.clone(),
-                )?,
+            let start = match function {
+                Function::DirectRoutingCalls => Source::start::<DirectRouting>,
+                Function::PstnCalls => Source::start::<Pstn>,
             };
+            let started = start(
+                graph.clone(),
+                &tenant,
+                &plan,
+                config,
+                &metrics,
+                context.clock.clone(),
+            )?;
             sources.push(started);
         }
         let shutdown = CancellationToken::new();

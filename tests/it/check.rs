@@ -212,3 +212,71 @@ fn an_unreachable_graph_is_named_with_what_to_check() {
     );
     assert!(has_line(&report, "SKIP", "call logs"), "{report}");
 }
+
+#[test]
+fn a_tenants_file_is_checked_tenant_by_tenant_with_each_problem_named() {
+    let scenario = Scenario {
+        preexisting_rows: ROWS,
+        span: Duration::from_secs(40 * 60),
+        ..Scenario::default()
+    };
+    let (_runtime, sim) = crate::common::simulated_provider(
+        tve_simulator::Traffic::Scenario(scenario),
+        Faults::default(),
+        SimIdentity::default(),
+        tve_simulator::provider_tenants(5, 1000.0, 3),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = String::from("tenants:\n");
+    for tenant in sim.tenants() {
+        file.push_str(&format!("  - id: {}\n    name: {}\n", tenant.id, tenant.name));
+        if let Some(app) = &tenant.own_app {
+            let secret = dir.path().join(format!("{}.secret", tenant.name));
+            std::fs::write(&secret, &app.client_secret).unwrap();
+            file.push_str(&format!(
+                "    client_id: {}\n    client_secret_file: {}\n",
+                app.client_id,
+                secret.display()
+            ));
+        }
+    }
+    let path = dir.path().join("tenants.yml");
+    std::fs::write(&path, file).unwrap();
+    let (code, report) = check(
+        &sim.base_url(),
+        &[&format!("--config.file={}", path.display())],
+        &[("AZURE_CLIENT_ID", CLIENT), ("AZURE_CLIENT_SECRET", SECRET)],
+    );
+    assert_eq!(code, 1, "two tenants cannot be read:\n{report}");
+    assert!(report.contains("5 tenants in"), "{report}");
+    // Each tenant's block: its heading, then its steps up to the next heading.
+    let block = |name: &str| {
+        let start = report
+            .find(&format!("tenant {name} ("))
+            .unwrap_or_else(|| panic!("{name} is checked:\n{report}"));
+        let rest = &report[start + 1..];
+        rest[..rest.find("\ntenant ").unwrap_or(rest.len())].to_owned()
+    };
+    for tenant in sim.tenants() {
+        let block = block(&tenant.name);
+        match tenant.consent {
+            tve_simulator::Consent::Granted => {
+                assert!(
+                    block.contains(&format!("getDirectRoutingCalls: {ROWS} rows in the last hour")),
+                    "{block}"
+                );
+                assert!(!block.contains("FAIL"), "{block}");
+            }
+            tve_simulator::Consent::NotConsented => {
+                assert!(block.contains("AADSTS700016") && block.contains("adminconsent"), "{block}");
+            }
+            tve_simulator::Consent::NoPermission => {
+                assert!(block.contains("CallRecords.Read.All"), "{block}");
+                assert!(block.lines().any(|l| l.starts_with("FAIL")), "{block}");
+            }
+        }
+        if let Some(app) = &tenant.own_app {
+            assert!(!report.contains(&app.client_secret), "a tenant's secret was printed");
+        }
+    }
+}

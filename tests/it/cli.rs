@@ -41,6 +41,36 @@ fn missing_credentials_say_what_to_set_and_never_print_the_secret() {
 }
 
 #[test]
+fn a_bad_tenants_file_names_its_line_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tenants.yml");
+    std::fs::write(
+        &file,
+        "tenants:\n  - id: contoso.onmicrosoft.com\n  - id: Contoso.onmicrosoft.com\n    name: other\n",
+    )
+    .unwrap();
+    let flag = format!("--config.file={}", file.display());
+    let (code, text) = run(
+        &[&flag, "--web.listen-address=127.0.0.1:0"],
+        &[("AZURE_CLIENT_ID", "x"), ("AZURE_CLIENT_SECRET", SECRET)],
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("tenants.yml:3") && text.contains("line 2"),
+        "the duplicate and its first line are named: {text}"
+    );
+    assert!(!text.contains(SECRET), "{text}");
+
+    // Sharding splits a tenants file: without one it is a mistake, not a silent no-op.
+    let (code, text) = run(
+        &["--shard=1", "--total-shards=2", "--web.listen-address=127.0.0.1:0"],
+        &[],
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("--config.file"), "{text}");
+}
+
+#[test]
 fn an_unreadable_secret_file_is_named() {
     let (code, text) = run(
         &["--azure.client-secret-file=/nonexistent/secret"],
