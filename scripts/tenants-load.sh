@@ -83,13 +83,18 @@ metric() { # sum of a metric's samples matching a grep pattern
 # 15 minutes, or a sweep of the lookback) beside its recent polls.
 readable=$(python3 -c "import json; print(sum(1 for t in json.load(open('$WORK/tenants.json')) if t['consent'] == 'granted'))")
 echo "--- waiting for a long read (late window or sweep) of every one of $readable readable tenants"
-while true; do
-  long=$(curl -fsS "$URL/metrics" \
-    | grep -E '^teams_voice_exporter_poll_duration_seconds_count\{.*endpoint="getDirectRoutingCalls",kind="(late|sweep)"\} [1-9]' \
-    | sed -E 's/.*tenant="([^"]*)".*/\1/' | sort -u | wc -l)
-  [ "$long" -ge "$readable" ] && break
-  sleep 10
-done
+long_reads() { # tenants that have run a long read of their Direct Routing log
+  curl -fsS "$URL/metrics" | python3 -c '
+import re, sys
+done = set()
+for line in sys.stdin:
+    m = re.match(r"teams_voice_exporter_poll_duration_seconds_count\{(.*)\} (\S+)$", line)
+    if m and float(m.group(2)) > 0 and re.search(r"kind=\"(late|sweep)\"", m.group(1)) \
+            and "getDirectRoutingCalls" in m.group(1):
+        done.add(re.search(r"tenant=\"([^\"]*)\"", m.group(1)).group(1))
+print(len(done))'
+}
+until [ "$(long_reads)" -ge "$readable" ]; do sleep 10; done
 echo "every tenant ran a long read after $(python3 -c "import time; print(f'{time.time() - $started:.0f}')")s"
 
 ticks=$(getconf CLK_TCK)

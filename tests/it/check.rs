@@ -229,7 +229,10 @@ fn a_tenants_file_is_checked_tenant_by_tenant_with_each_problem_named() {
     let dir = tempfile::tempdir().unwrap();
     let mut file = String::from("tenants:\n");
     for tenant in sim.tenants() {
-        file.push_str(&format!("  - id: {}\n    name: {}\n", tenant.id, tenant.name));
+        file.push_str(&format!(
+            "  - id: {}\n    name: {}\n",
+            tenant.id, tenant.name
+        ));
         if let Some(app) = &tenant.own_app {
             let secret = dir.path().join(format!("{}.secret", tenant.name));
             std::fs::write(&secret, &app.client_secret).unwrap();
@@ -262,13 +265,18 @@ fn a_tenants_file_is_checked_tenant_by_tenant_with_each_problem_named() {
         match tenant.consent {
             tve_simulator::Consent::Granted => {
                 assert!(
-                    block.contains(&format!("getDirectRoutingCalls: {ROWS} rows in the last hour")),
+                    block.contains(&format!(
+                        "getDirectRoutingCalls: {ROWS} rows in the last hour"
+                    )),
                     "{block}"
                 );
                 assert!(!block.contains("FAIL"), "{block}");
             }
             tve_simulator::Consent::NotConsented => {
-                assert!(block.contains("AADSTS700016") && block.contains("adminconsent"), "{block}");
+                assert!(
+                    block.contains("AADSTS700016") && block.contains("adminconsent"),
+                    "{block}"
+                );
             }
             tve_simulator::Consent::NoPermission => {
                 assert!(block.contains("CallRecords.Read.All"), "{block}");
@@ -276,7 +284,10 @@ fn a_tenants_file_is_checked_tenant_by_tenant_with_each_problem_named() {
             }
         }
         if let Some(app) = &tenant.own_app {
-            assert!(!report.contains(&app.client_secret), "a tenant's secret was printed");
+            assert!(
+                !report.contains(&app.client_secret),
+                "a tenant's secret was printed"
+            );
         }
     }
 }

@@ -63,7 +63,11 @@ fn a_bad_tenants_file_names_its_line_and_exits_2() {
 
     // Sharding splits a tenants file: without one it is a mistake, not a silent no-op.
     let (code, text) = run(
-        &["--shard=1", "--total-shards=2", "--web.listen-address=127.0.0.1:0"],
+        &[
+            "--shard=1",
+            "--total-shards=2",
+            "--web.listen-address=127.0.0.1:0",
+        ],
         &[],
     );
     assert_eq!(code, 2, "{text}");
