@@ -120,6 +120,10 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     }
     let plans = origin.plans()?;
     check_shared_credential(&args, &env, &plans)?;
+    if matches!(origin, TenantOrigin::File(_)) {
+        // Tenants added by reloads share what is left; the least share is a floor anyway.
+        crate::counting::store::share_cache_among(plans.len() * config.functions.len());
+    }
     let (ended, ended_tenants) = tokio::sync::mpsc::unbounded_channel();
     let functions = config.functions.clone();
     let context = Context {

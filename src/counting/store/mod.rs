@@ -78,11 +78,32 @@ const ROWS: TableDefinition<&[u8], i64> = TableDefinition::new("rows");
 const FORMAT_MARK: &[u8] = b"teams-voice-exporter state";
 /// `meta["format_version"]`: raised whenever a change would mislead an older reader.
 pub const FORMAT_VERSION: u32 = 2;
-/// Page cache of the database. A commit touches a few dozen pages and the operating system
+/// Page cache of one database. A commit touches a few dozen pages and the operating system
 /// caches the file anyway: with 8 MiB instead of the whole file (16 MiB at 300,000 ids),
 /// commits took as long (the fsync dominates) and the exporter stays 16 MiB smaller
 /// (BENCHMARKS.md, "Memory").
 const CACHE_BYTES: usize = 8 * 1024 * 1024;
+/// What the state files of every tenant may cache together: one file per tenant and
+/// call-log function, each with [`CACHE_BYTES`], would be gigabytes at hundreds of tenants
+/// whose files are a megabyte or two each (BENCHMARKS.md, "Many tenants").
+const CACHE_BYTES_ALL_FILES: usize = 64 * 1024 * 1024;
+/// The least cache a file gets however many there are: a commit's few dozen pages.
+const CACHE_BYTES_LEAST: usize = 256 * 1024;
+
+static FILE_CACHE_BYTES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(CACHE_BYTES);
+
+/// Shares the cache of state files among `files` of them (one per tenant and call-log
+/// function): each opened from now on caches at most its share of
+/// `CACHE_BYTES_ALL_FILES`, between 256 KiB and 8 MiB.
+pub fn share_cache_among(files: usize) {
+    let share = (CACHE_BYTES_ALL_FILES / files.max(1)).clamp(CACHE_BYTES_LEAST, CACHE_BYTES);
+    FILE_CACHE_BYTES.store(share, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn file_cache_bytes() -> usize {
+    FILE_CACHE_BYTES.load(std::sync::atomic::Ordering::Relaxed)
+}
 
 /// How `--state.path` is used.
 #[derive(Debug, Clone, PartialEq, Eq)]

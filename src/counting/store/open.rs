@@ -18,7 +18,7 @@ use redb::{Database, DatabaseError, StorageBackend, StorageError};
 use super::error::{CreateError, Damage, DbResult, Foreign, IntoDbResult, OpenError, SaveError};
 use super::load::{load, write_meta, Mark, Saved};
 use super::saved::Summary;
-use super::{StateError, StateOptions, StateStore, StoreStatus, CACHE_BYTES, ROWS};
+use super::{file_cache_bytes, StateError, StateOptions, StateStore, StoreStatus, ROWS};
 use crate::source::CallLog;
 
 /// The first bytes of every redb file.
@@ -167,7 +167,7 @@ pub(super) fn identity(path: &Path) -> Option<FileIdentity> {
 
 fn builder() -> redb::Builder {
     let mut builder = Database::builder();
-    builder.set_cache_size(CACHE_BYTES);
+    builder.set_cache_size(file_cache_bytes());
     // The format redb 3 and later read too.
     builder.create_with_file_format_v3(true);
     builder
