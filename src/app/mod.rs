@@ -89,11 +89,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     let mut config = args.config()?;
     let web_config = Arc::new(WebConfig::load(args.web.web_config_file.as_deref())?);
     let clock = Clock::system();
-    let shard_plan = args.shard.plan().map_err(StartError::ShardFlags)?;
-    if args.tenants.config_file.is_none() && shard_plan != ShardPlan::Fixed(Sharding::SINGLE) {
-        return Err(StartError::ShardWithoutTenants);
-    }
-    let sharding = shard_plan.resolve().await?;
+    let (shard_plan, sharding) = shard(&args).await?;
     let (origin, simulator) = tenant_origin(&args, &env, &mut config, &clock, sharding).await?;
 
     // Before anything is counted: totals read the label limits when they count (issue #18).
@@ -120,10 +116,7 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     }
     let plans = origin.plans()?;
     check_shared_credential(&args, &env, &plans)?;
-    if matches!(origin, TenantOrigin::File(_)) {
-        // Tenants added by reloads share what is left; the least share is a floor anyway.
-        crate::counting::store::share_cache_among(plans.len() * config.functions.len());
-    }
+    origin.share_state_cache(plans.len() * config.functions.len());
     let (ended, ended_tenants) = tokio::sync::mpsc::unbounded_channel();
     let functions = config.functions.clone();
     let context = Context {
@@ -188,6 +181,16 @@ pub async fn run_exporter(args: ExporterArgs, env: EnvSecrets) -> Result<(), Sta
     #[cfg(not(feature = "demo"))]
     drop(simulator);
     outcome
+}
+
+/// The shard flags, checked, and the shard this process is (with `--shard.auto`, read
+/// from its StatefulSet).
+async fn shard(args: &ExporterArgs) -> Result<(ShardPlan, Sharding), StartError> {
+    let plan = args.shard.plan().map_err(StartError::ShardFlags)?;
+    if args.tenants.config_file.is_none() && plan != ShardPlan::Fixed(Sharding::SINGLE) {
+        return Err(StartError::ShardWithoutTenants);
+    }
+    Ok((plan, plan.resolve().await?))
 }
 
 /// A shared credential that cannot work is the user's to fix before anything runs, not

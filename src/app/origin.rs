@@ -142,6 +142,14 @@ impl TenantOrigin {
         }
     }
 
+    /// With a tenants file, `files` state files share the page cache; tenants added by
+    /// reloads share what is left, above a floor anyway.
+    pub(super) fn share_state_cache(&self, files: usize) {
+        if let TenantOrigin::File(_) = self {
+            crate::counting::store::share_cache_among(files);
+        }
+    }
+
     pub(super) fn drop_removed_state(&self, plans: &[TenantPlan], retention: std::time::Duration) {
         if let TenantOrigin::File(TenantsSource {
             state: Some(state), ..
