@@ -8,7 +8,7 @@ use crate::exposition::self_metrics::SelfMetrics;
 #[cfg(feature = "demo")]
 use crate::source::auth::Credential;
 use crate::source::Tenant;
-use crate::tenants::plan::{drop_removed_state, TenantsSource};
+use crate::tenants::plan::TenantsSource;
 use crate::tenants::running::{CredentialPlan, TenantPlan, Tenants};
 use crate::tenants::shard::Sharding;
 use crate::tenants::shard_args::ShardPlan;
@@ -60,9 +60,7 @@ pub(super) async fn reload(
                 Err(error) => return Err(error.to_string()),
             };
             metrics.config_read(true, unix_now(clock));
-            if let Some(state) = &source.state {
-                drop_removed_state(state, &plans, retention, std::time::SystemTime::now());
-            }
+            source.drop_removed_state(&plans, retention);
             tracing::info!(%change, file = %source.path.display(), "tenants file reloaded");
             Ok(format!("reloaded: {change}"))
         }
@@ -151,11 +149,8 @@ impl TenantOrigin {
     }
 
     pub(super) fn drop_removed_state(&self, plans: &[TenantPlan], retention: std::time::Duration) {
-        if let TenantOrigin::File(TenantsSource {
-            state: Some(state), ..
-        }) = self
-        {
-            drop_removed_state(state, plans, retention, std::time::SystemTime::now());
+        if let TenantOrigin::File(source) = self {
+            source.drop_removed_state(plans, retention);
         }
     }
 }

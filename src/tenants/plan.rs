@@ -27,6 +27,14 @@ impl TenantsSource {
         Ok(self.plan(file))
     }
 
+    /// Deletes the state of tenants no longer read that is older than `retention` (see
+    /// [`drop_removed_state`]); nothing without `--state.path`.
+    pub fn drop_removed_state(&self, plans: &[TenantPlan], retention: Duration) {
+        if let Some(state) = &self.state {
+            drop_removed_state(state, plans, retention, SystemTime::now());
+        }
+    }
+
     fn plan(&self, file: TenantsFile) -> Vec<TenantPlan> {
         file.tenants
             .into_iter()
