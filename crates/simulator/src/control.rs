@@ -39,6 +39,10 @@ Control (each takes ?tenant=ID|NAME, default: the home tenant):
                                         started then or later (JSON)
   GET  /_sim/pstn-ground-truth[?since=RFC3339|?started_from=RFC3339]
                                         the same for the PSTN call log (JSON)
+  GET  /_sim/call-records[?started_from=RFC3339]
+                                        every call record the tenant keeps: id,
+                                        trunk_fqdn, published_at (null: never), the
+                                        whole record (JSON; large for a busy tenant)
   POST /_sim/release                    start the late arrivals of a scenario
   GET  /_sim/faults                     current faults and limits (JSON)
   PUT  /_sim/faults                     replace them (JSON body, missing fields = off)
@@ -48,11 +52,15 @@ Graph's limits, over the tenant's clock (`limits` in /_sim/faults; `null` = off)
   per_app       this app's requests to all of them        (Graph: 200 per 60 s)
   per_tenant    all apps of the tenant                    (Graph: 1,000 per 60 s)
   other_apps    steady load of the tenant's other apps on per_tenant (none by default)
+  call_records  call records, apart from the above        (Graph: 1,500 per 20 s)
 Each is {\"requests\": N, \"window_secs\": S}. Requests over a limit get 429 with
 Retry-After, and count against the limits all the same.
 
 Traffic knobs in /_sim/faults: toll_fraud (true/false), toll_fraud_after_secs (after
 start; null = 120), pstn_calls_per_day (null = a fifth of the Direct Routing volume).
+Call records in /_sim/faults: call_record_delay ({\"secs\": S, \"nanos\": 0}; records appear
+1-4 times that after the call), unpublished_call_records (share never published),
+call_record_session_page (sessions a page; 0 = 60).
 ";
 
 pub(crate) async fn handle(provider: &Provider, request: Request<Incoming>) -> HttpResponse {
@@ -116,6 +124,15 @@ pub(crate) async fn handle(provider: &Provider, request: Request<Incoming>) -> H
                 (Err(message), _) | (_, Err(message)) => text(400, message),
             }
         }
+        ("/_sim/call-records", &Method::GET) => {
+            match time_param(request.uri().query(), "started_from") {
+                Ok(from) => {
+                    let from = from.map(|from| crate::time::ceil_ticks(from).unwrap_or(i64::MAX));
+                    json(200, &tenant.call_records(from))
+                }
+                Err(message) => text(400, message),
+            }
+        }
         ("/_sim/release", &Method::POST) => {
             let released = tenant.release();
             let mode = match tenant.mode {
@@ -146,6 +163,7 @@ pub(crate) async fn handle(provider: &Provider, request: Request<Incoming>) -> H
             | "/_sim/stats"
             | "/_sim/ground-truth"
             | "/_sim/pstn-ground-truth"
+            | "/_sim/call-records"
             | "/_sim/release"
             | "/_sim/faults",
             _,

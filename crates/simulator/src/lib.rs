@@ -89,6 +89,7 @@
 
 mod args;
 mod call_log;
+mod call_records;
 mod config;
 mod control;
 mod direct_routing;
@@ -114,6 +115,7 @@ mod traffic;
 mod tests;
 
 pub use args::SimulationArgs;
+pub use call_records::{CallRecordFetches, SimCallRecord};
 pub use config::{
     AppCredentials, Consent, FederatedCredential, ManagedIdentities, SimConfig, SimIdentity,
     SimTenantSpec, DEMO_CALLS_PER_DAY, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_HISTORY,
