@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::faults::Faults;
 use crate::http::read_body;
-use crate::tenant::Provider;
+use crate::tenant::{Provider, Tenant};
 use crate::traffic::Mode;
 use exporter_web::serve::{response, HttpResponse};
 
@@ -27,6 +27,8 @@ Simulated services:
   POST /{tenant}/oauth2/v2.0/token      client-credentials grant, for any tenant served here
   GET  /v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=..,toDateTime=..)
   GET  /v1.0/communications/callRecords/getPstnCalls(fromDateTime=..,toDateTime=..)
+  GET  /v1.0/communications/callRecords/{correlationId}?$expand=sessions($expand=segments)
+                                        call quality of an established Direct Routing call
 
 Control (each takes ?tenant=ID|NAME, default: the home tenant):
   GET  /_sim/tenants                    the tenants served here: id, name, consent
@@ -96,33 +98,9 @@ pub(crate) async fn handle(provider: &Provider, request: Request<Incoming>) -> H
             json(200, &tenants)
         }
         ("/_sim/stats", &Method::GET) => json(200, &tenant.stats().clone()),
-        ("/_sim/ground-truth", &Method::GET) => {
-            let query = request.uri().query();
-            match (
-                time_param(query, "since"),
-                time_param(query, "started_from"),
-            ) {
-                (Ok(Some(_)), Ok(Some(_))) => {
-                    text(400, "give since or started_from, not both".to_owned())
-                }
-                (Ok(_), Ok(Some(from))) => json(200, &tenant.ground_truth_started_from(from)),
-                (Ok(since), Ok(None)) => json(200, &tenant.ground_truth(since)),
-                (Err(message), _) | (_, Err(message)) => text(400, message),
-            }
-        }
+        ("/_sim/ground-truth", &Method::GET) => ground_truth(tenant, request.uri().query(), false),
         ("/_sim/pstn-ground-truth", &Method::GET) => {
-            let query = request.uri().query();
-            match (
-                time_param(query, "since"),
-                time_param(query, "started_from"),
-            ) {
-                (Ok(Some(_)), Ok(Some(_))) => {
-                    text(400, "give since or started_from, not both".to_owned())
-                }
-                (Ok(_), Ok(Some(from))) => json(200, &tenant.pstn_ground_truth_started_from(from)),
-                (Ok(since), Ok(None)) => json(200, &tenant.pstn_ground_truth(since)),
-                (Err(message), _) | (_, Err(message)) => text(400, message),
-            }
+            ground_truth(tenant, request.uri().query(), true)
         }
         ("/_sim/call-records", &Method::GET) => {
             match time_param(request.uri().query(), "started_from") {
@@ -169,6 +147,22 @@ pub(crate) async fn handle(provider: &Provider, request: Request<Incoming>) -> H
             _,
         ) => text(405, format!("{method} is not allowed on {path}")),
         _ => text(404, format!("no simulator endpoint at {path}; see /")),
+    }
+}
+
+/// A log's ground truth (`pstn`: the PSTN log's, else Direct Routing's) as the query's
+/// `since` or `started_from` asks for it.
+fn ground_truth(tenant: &Tenant, query: Option<&str>, pstn: bool) -> HttpResponse {
+    match (
+        time_param(query, "since"),
+        time_param(query, "started_from"),
+    ) {
+        (Ok(Some(_)), Ok(Some(_))) => text(400, "give since or started_from, not both".to_owned()),
+        (Ok(_), Ok(Some(from))) if pstn => json(200, &tenant.pstn_ground_truth_started_from(from)),
+        (Ok(_), Ok(Some(from))) => json(200, &tenant.ground_truth_started_from(from)),
+        (Ok(since), Ok(None)) if pstn => json(200, &tenant.pstn_ground_truth(since)),
+        (Ok(since), Ok(None)) => json(200, &tenant.ground_truth(since)),
+        (Err(message), _) | (_, Err(message)) => text(400, message),
     }
 }
 

@@ -16,6 +16,10 @@
 //! steady stream `other_apps` describes: arrival k (any integer k) at
 //! `bind + floor(k * window / requests)`, counted by formula rather than stored.
 //!
+//! Call-record requests have a window of their own (`GraphLimits::call_records`) and a
+//! Retry-After of their own: they count in no call-log window, and call-log requests not
+//! in theirs, as Graph limits the two APIs apart.
+//!
 //! A refused request is told to come back at the first time, on the grid its Retry-After
 //! can express (whole seconds from now, or whole seconds of the epoch for an HTTP date),
 //! at which every window it belongs to has room for it, so that a client that waits

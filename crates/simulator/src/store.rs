@@ -61,9 +61,10 @@ impl Clone for ServedFlag {
 pub(crate) struct Store<R> {
     rows: VecDeque<R>,
     released_ms: Option<i64>,
-    /// The start (ticks) of each row with a lookup key: 24 bytes and a little a row,
-    /// rather than a scan of the whole log for every call-record request.
-    starts_by_key: HashMap<u128, i64>,
+    /// The start (ticks) of each row with a lookup key, by the key's low 64 bits (keys are
+    /// random ids, and [`Store::find`] compares the whole key): 16 bytes and a little a
+    /// row, rather than a scan of the whole log for every call-record request.
+    starts_by_key: HashMap<u64, i64>,
 }
 
 /// One page of a call window.
@@ -78,7 +79,7 @@ impl<R: StoredRow> Store<R> {
         rows.sort_by_key(|row| (row.start(), row.id()));
         let starts_by_key = rows
             .iter()
-            .filter_map(|row| Some((row.lookup_key()?, row.start())))
+            .filter_map(|row| Some((short_key(row.lookup_key()?), row.start())))
             .collect();
         Store {
             rows: rows.into(),
@@ -89,7 +90,7 @@ impl<R: StoredRow> Store<R> {
 
     /// The row whose lookup key is `key`.
     pub fn find(&self, key: u128) -> Option<&R> {
-        let start = *self.starts_by_key.get(&key)?;
+        let start = *self.starts_by_key.get(&short_key(key))?;
         let first = self.rows.partition_point(|row| row.start() < start);
         self.rows
             .range(first..)
@@ -115,7 +116,8 @@ impl<R: StoredRow> Store<R> {
     /// so the common case is a push at the back.
     pub fn insert(&mut self, row: R) {
         if let Some(lookup_key) = row.lookup_key() {
-            self.starts_by_key.insert(lookup_key, row.start());
+            self.starts_by_key
+                .insert(short_key(lookup_key), row.start());
         }
         let key = (row.start(), row.id());
         match self.rows.back() {
@@ -132,7 +134,15 @@ impl<R: StoredRow> Store<R> {
         let count = self.rows.partition_point(|row| row.start() < start);
         for row in self.rows.drain(..count) {
             if let Some(key) = row.lookup_key() {
-                self.starts_by_key.remove(&key);
+                let key = short_key(key);
+                // A later row whose key shares these bits keeps its entry.
+                if self
+                    .starts_by_key
+                    .get(&key)
+                    .is_some_and(|&s| s <= row.start())
+                {
+                    self.starts_by_key.remove(&key);
+                }
             }
         }
         count
@@ -189,4 +199,9 @@ impl<R: StoredRow> Store<R> {
             .filter(|row| row.is_malformed())
             .count() as u64
     }
+}
+
+/// The bits of a lookup key the index keeps.
+fn short_key(key: u128) -> u64 {
+    key as u64
 }

@@ -14,6 +14,9 @@
 //! a pending Retry-After before anything else, because a throttled client must send
 //! nothing to the tenant until the time it was given. Nothing here knows a row type:
 //! pages come from the `CallLog` a request names.
+//!
+//! Call records (`/v1.0/communications/callRecords/{id}`, `call_record`) are data requests
+//! too: the same token checks and "every Nth" faults, but their own rate limit.
 
 mod call_record;
 pub(crate) mod hostile;
