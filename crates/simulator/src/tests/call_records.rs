@@ -412,6 +412,30 @@ async fn a_share_of_records_is_never_published() {
         never.iter().map(|r| r.id.clone()).collect::<HashSet<_>>(),
         never_again
     );
+    // Scripts get the same list, `published_at` null for the never published.
+    let listed: Vec<Value> = reqwest::get(format!("{}/_sim/call-records", sim.base_url()))
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(listed.len(), records.len());
+    let nulls = listed
+        .iter()
+        .filter(|record| record["published_at"].is_null())
+        .count();
+    assert_eq!(nulls, never.len());
+    let (index, first) = listed
+        .iter()
+        .enumerate()
+        .find(|(_, record)| !record["published_at"].is_null())
+        .expect("a published record");
+    assert_eq!(first["id"], records[index].id.as_str());
+    let at: DateTime<Utc> = first["published_at"]
+        .as_str()
+        .and_then(|text| text.parse().ok())
+        .expect("RFC 3339");
+    assert_eq!(Some(at), records[index].published_at);
     // Never means never: still 404 ten days on.
     sim.clock().advance(Duration::from_secs(10 * 24 * 3600));
     let token = token(&sim).await;
@@ -573,4 +597,45 @@ fn call_record_flags_set_the_faults() {
     assert_eq!(set.faults.limits.call_records, None);
     let error = parse(&["--simulate.unpublished-call-records=2"]).expect_err("over 1");
     assert!(error.contains("from 0 to 1"), "{error}");
+}
+
+#[tokio::test]
+async fn live_traffic_s_calls_have_records_from_history_and_as_they_come() {
+    let mut config = config(
+        Traffic::Live {
+            calls_per_day: 50_000.0,
+            history: Duration::from_secs(3600),
+            trunks: crate::DEMO_TRUNKS,
+        },
+        manual_clock(),
+    );
+    config.faults.call_record_delay = Duration::from_secs(60);
+    let sim = start(config).await;
+    let token = token(&sim).await;
+    let now = sim.clock().now();
+    let history = sim.call_records();
+    let published = history
+        .iter()
+        .find(|record| record.published_at.is_some_and(|at| at <= now))
+        .expect("a published record of the history");
+    assert_eq!(fetch(&sim, &published.id, &token).await.0, 200);
+    // Live calls drawn as the clock runs get theirs too.
+    for _ in 0..120 {
+        sim.clock().advance(Duration::from_secs(1));
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let known: HashSet<String> = history.iter().map(|record| record.id.clone()).collect();
+    let later = sim.call_records();
+    let live = later
+        .iter()
+        .find(|record| !known.contains(&record.id))
+        .expect("a live call's record");
+    let token = super::token(&sim).await;
+    let expected = if live.published_at.is_some_and(|at| at <= sim.clock().now()) {
+        200
+    } else {
+        404
+    };
+    assert_eq!(fetch(&sim, &live.id, &token).await.0, expected);
 }
