@@ -3,7 +3,7 @@
 //!
 //! It reads every enabled call-log function of every tenant over `[--from, --to)` a day
 //! piece at a time (within Graph's 90 days a request and the request budget of the live
-//! exporter, `Retry-After` honoured by the same [`GraphClient`]), counts each row once
+//! exporter, `Retry-After` honoured by the same [`GraphClient`](crate::source::graph::GraphClient)), counts each row once
 //! into the step in which its call started with the live exporter's own counting, and
 //! writes each step's samples of every series as soon as the day piece is read (the same
 //! names, labels and buckets as `/metrics`, counters cumulative from the range's start).
@@ -70,7 +70,7 @@ pub enum BackfillError {
     Graph {
         tenant: String,
         function: &'static str,
-        error: GraphError,
+        error: Box<GraphError>,
     },
     #[error("interrupted")]
     Interrupted,
@@ -196,6 +196,7 @@ async fn backfill(args: &BackfillArgs, env: EnvSecrets) -> Result<String, Backfi
         )
         .write(&args.output)
         .map_err(|e| output.error(e))?;
+        tracing::debug!(day = %range.day(day).0.date_naive(), bytes = len, "backfill day written");
     }
     progress.finish();
     output.finish()?;
@@ -226,7 +227,7 @@ async fn read_day(
             .map_err(|error| BackfillError::Graph {
                 tenant,
                 function,
-                error,
+                error: Box::new(error),
             })?;
         progress.piece_done();
     }

@@ -50,7 +50,7 @@ pub fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// The checked range and its grid. `to` is the latest end of any source; a source whose
-/// live counting began earlier ends at its own boundary (see [`super::source`]).
+/// live counting began earlier ends at its own boundary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
     pub from: DateTime<Utc>,
