@@ -65,9 +65,8 @@ pub enum Command {
     /// report and exit: 0 when all is well, 1 when a check failed, 2 for a configuration
     /// error. Takes the exporter's flags and environment.
     Check(Box<CheckArgs>),
-    /// Read the call logs Graph still holds for a range and write them as OpenMetrics with
-    /// timestamps, for `promtool tsdb create-blocks-from openmetrics`: history for the
-    /// dashboards. Takes the exporter's flags and environment; exits 2 for bad input.
+    /// Write the calls Graph still holds for a range as OpenMetrics history for promtool.
+    /// Takes the exporter's flags and environment; exits 2 for bad input.
     Backfill(Box<BackfillArgs>),
 }
 
