@@ -212,7 +212,9 @@ async fn backfill(args: &BackfillArgs, env: EnvSecrets) -> Result<String, Backfi
     ))
 }
 
-/// Reads one day piece of every source.
+/// Reads one day piece of every source, all at once: each tenant's functions share its
+/// request budget (and Graph's per-tenant limit), which sets the pace, while each
+/// function's own limit lets them read side by side.
 async fn read_day(
     range: &Range,
     day: u32,
@@ -221,16 +223,22 @@ async fn read_day(
 ) -> Result<(), BackfillError> {
     let (start, end) = range.day(day);
     progress.day(start.date_naive().to_string());
-    for source in sources.iter_mut() {
-        let (tenant, function) = each!(&*source, s => (s.tenant.clone(), s.function_name()));
-        each!(source, s => s.read_day(range, start, end, |rows| progress.page(rows)).await)
-            .map_err(|error| BackfillError::Graph {
-                tenant,
-                function,
-                error: Box::new(error),
-            })?;
-        progress.piece_done();
-    }
+    let progress = std::cell::RefCell::new(progress);
+    let reads = sources.iter_mut().map(|source| {
+        let progress = &progress;
+        async move {
+            let (tenant, function) = each!(&*source, s => (s.tenant.clone(), s.function_name()));
+            each!(source, s => s.read_day(range, start, end, |rows| progress.borrow_mut().page(rows)).await)
+                .map_err(|error| BackfillError::Graph {
+                    tenant,
+                    function,
+                    error: Box::new(error),
+                })?;
+            progress.borrow_mut().piece_done();
+            Ok::<(), BackfillError>(())
+        }
+    });
+    futures_util::future::try_join_all(reads).await?;
     Ok(())
 }
 

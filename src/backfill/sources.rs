@@ -74,6 +74,10 @@ pub async fn build(args: &BackfillArgs, env: EnvSecrets) -> Result<Built, Backfi
     };
     let http = app::http_client(&config).map_err(config_error)?;
     let mut sources = Vec::new();
+    // As live: --tenants.max-concurrent-reads bounds the requests in flight of all tenants.
+    let process_reads = Arc::new(tokio::sync::Semaphore::new(
+        exporter.tenants.max_concurrent_reads,
+    ));
     for tenant in tenants {
         let metrics =
             SourceMetrics::register(&prometheus::Registry::new()).map_err(config_error)?;
@@ -90,7 +94,8 @@ pub async fn build(args: &BackfillArgs, env: EnvSecrets) -> Result<Built, Backfi
             )
             .with_budget(Arc::new(RequestBudget::new(config.budget, clock.clone())))
             .with_response_limits(exporter.limits.response())
-            .with_concurrency(config.graph_concurrency),
+            .with_concurrency(config.graph_concurrency)
+            .with_process_reads(process_reads.clone()),
         );
         for function in &config.functions {
             let (id, name, graph) = (tenant.id.clone(), tenant.name.clone(), graph.clone());
