@@ -133,9 +133,10 @@ async fn backfill(args: &BackfillArgs, env: EnvSecrets) -> Result<String, Backfi
         None
     };
     // The end: --to, else the first run's, else where live counting began, else now.
-    let first_starts = match (to, &checkpoint) {
-        (None, None) => sources::first_starts(&config, &sources, &args.exporter)?,
-        _ => Vec::new(),
+    // Read again when resuming, so that each source ends where it did in the first run.
+    let first_starts = match to {
+        None => sources::first_starts(&config, &sources, &args.exporter)?,
+        Some(_) => Vec::new(),
     };
     let end = to
         .or(checkpoint
