@@ -274,3 +274,60 @@ fn bad_input_exits_2_before_reading_and_leaves_no_file() {
     }
     assert_eq!(sim.stats().data_requests, 0, "nothing was read");
 }
+
+#[test]
+fn history_ends_where_live_counting_began_so_the_two_add_up_to_every_call() {
+    let scenario = Scenario {
+        preexisting_rows: 2000,
+        span: Duration::from_secs(2 * DAY as u64),
+        ..Scenario::default()
+    };
+    let (_runtime, sim) = simulator(scenario, Faults::default());
+    let dir = tempfile::tempdir().unwrap();
+    let state = format!("--state.path={}", dir.path().join("state.redb").display());
+    // Live counting from 24 hours before its first start; the day before is history.
+    let exporter = ExporterCommand::polling(&sim.base_url())
+        .args(&[&state, "--poll.recent-window=24h"])
+        .client_secret()
+        .spawn();
+    exporter.wait_ready(Duration::from_secs(30));
+    let boundary = crate::common::truth::counting_since(&exporter.metrics());
+    let live_truth = sim.ground_truth_started_from(boundary).rows.len() as f64;
+    let counted = || {
+        exporter
+            .metrics()
+            .sum("teams_voice_exporter_rows_ingested_total", &[])
+    };
+    crate::common::wait_for(Duration::from_secs(30), "the live count", || {
+        counted() == live_truth
+    })
+    .unwrap();
+    let live = counted();
+    exporter.terminate(Duration::from_secs(20));
+
+    let from = boundary - chrono::Duration::days(1);
+    let output = dir.path().join("history.om");
+    let ran = backfill(&sim, from, &output, &[&state, "--no-collector.pstn"]).run();
+    assert_eq!(ran.code, 0, "{}", ran.text());
+    assert!(
+        ran.stderr
+            .contains(&format!("to {}", boundary.to_rfc3339())),
+        "--to defaults to the first start's boundary {boundary}: {}",
+        ran.stderr
+    );
+    let series = samples(&read(&output));
+    let end = series.values().flatten().map(|(t, _)| *t).max().unwrap();
+    assert_eq!(
+        end,
+        boundary.timestamp(),
+        "the last sample is at the boundary"
+    );
+    let history = at_time(&series, end).sum("teams_voice_exporter_rows_ingested_total", &[]);
+    let all = sim.ground_truth_started_from(from).rows.len() as f64;
+    assert!(history > 0.0 && live > 0.0);
+    assert_eq!(
+        history + live,
+        all,
+        "history and live counting meet without a gap or an overlap"
+    );
+}
