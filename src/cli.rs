@@ -65,6 +65,37 @@ pub enum Command {
     /// report and exit: 0 when all is well, 1 when a check failed, 2 for a configuration
     /// error. Takes the exporter's flags and environment.
     Check(Box<CheckArgs>),
+    /// Write the calls Graph still holds for a range as OpenMetrics history for promtool.
+    /// Takes the exporter's flags and environment; exits 2 for bad input.
+    Backfill(Box<BackfillArgs>),
+}
+
+/// `backfill`'s own flags; its range, step and output are checked by
+/// [`crate::backfill`] before any request is sent.
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Start of the history: RFC 3339 (2026-09-01T00:00:00Z) or a date (midnight UTC).
+    #[arg(long = "from", value_name = "TIME")]
+    pub from: String,
+    /// End of the history (exclusive). Default: where live counting began, read from
+    /// --state.path, so that history and live counts meet; without it, now.
+    #[arg(long = "to", value_name = "TIME")]
+    pub to: Option<String>,
+    /// The OpenMetrics file to write; FILE.partial until it is complete.
+    #[arg(long = "output", value_name = "FILE")]
+    pub output: std::path::PathBuf,
+    /// Time between samples of every series; divides a day.
+    #[arg(long = "step", default_value = "5m", value_parser = crate::flag::parse_duration, value_name = "DURATION")]
+    pub step: Duration,
+    /// Continue an interrupted backfill of the same flags from its last complete day.
+    #[arg(long = "resume")]
+    pub resume: bool,
+    /// How long Graph keeps the tenant's rows, when longer than its default (150 days
+    /// for Direct Routing, 365 for PSTN calls; up to 730 in some countries).
+    #[arg(long = "retention", value_parser = crate::flag::parse_duration, value_name = "DURATION")]
+    pub retention: Option<Duration>,
+    #[command(flatten)]
+    pub exporter: ExporterArgs,
 }
 
 #[derive(Debug, Args)]

@@ -22,11 +22,13 @@
 //! On top, [`cli`] turns flags into a configuration (each component owns and checks its own
 //! flags; [`flag`] holds the value parsers they share), [`app`] wires a running exporter
 //! (with `--demo`, on the simulated tenant of the `tve-simulator` crate), and [`check`]
-//! tries the whole path once for a diagnosis.
+//! tries the whole path once for a diagnosis. [`backfill`] reads the history Graph still
+//! holds into OpenMetrics with timestamps for Prometheus' `promtool`.
 
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod backfill;
 pub mod check;
 pub mod cli;
 pub mod counting;

@@ -5,7 +5,7 @@
 
 use clap::Parser;
 use teams_voice_exporter::cli::{Cli, Command, EnvSecrets, LogArgs, LogFormat, LogLevel};
-use teams_voice_exporter::{app, check};
+use teams_voice_exporter::{app, backfill, check};
 
 fn main() {
     let cli = Cli::parse();
@@ -14,6 +14,8 @@ fn main() {
         Some(Command::Simulate(args)) => (&args.log, false),
         // The report is the output; routine log lines would only clutter it.
         Some(Command::Check(args)) => (&args.exporter.log, true),
+        // The progress bar and the summary are the output; warnings still show.
+        Some(Command::Backfill(args)) => (&args.exporter.log, true),
         None => (&cli.exporter.log, false),
     };
     init_logging(log, quiet);
@@ -39,6 +41,10 @@ fn main() {
             Some(Command::Simulate(args)) => app::run_simulator(*args).await,
             Some(Command::Check(args)) => {
                 let code = check::run(args.exporter, env, std::io::stdout()).await;
+                std::process::exit(code);
+            }
+            Some(Command::Backfill(args)) => {
+                let code = backfill::run(*args, env).await;
                 std::process::exit(code);
             }
             None => app::run_exporter(cli.exporter, env).await,

@@ -4,6 +4,7 @@
 //! children, through `common::ExporterCommand`.
 
 mod auth;
+mod backfill;
 mod budget;
 mod check;
 mod cli;
