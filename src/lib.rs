@@ -32,5 +32,6 @@ pub mod cli;
 pub mod counting;
 pub mod exposition;
 pub mod flag;
+pub mod quality;
 pub mod source;
 pub mod tenants;
