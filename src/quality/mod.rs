@@ -11,3 +11,4 @@
 //! loop that fetches, and [`args`] the flags.
 
 pub mod record;
+pub mod totals;
