@@ -10,5 +10,6 @@
 //! [`store`] their durable copy beside the Direct Routing state file, [`collector`] the
 //! loop that fetches, and [`args`] the flags.
 
+pub mod queue;
 pub mod record;
 pub mod totals;
