@@ -12,4 +12,5 @@
 
 pub mod queue;
 pub mod record;
+pub mod store;
 pub mod totals;

@@ -185,7 +185,9 @@ impl StateOptions {
             let key = Function::ALL
                 .iter()
                 .filter(|f| **f != Function::DirectRoutingCalls)
-                .find_map(|f| rest.strip_suffix(&format!(".{}", f.short_name())))
+                .map(|f| f.short_name())
+                .chain([CALL_QUALITY_FILE])
+                .find_map(|name| rest.strip_suffix(&format!(".{name}")))
                 .unwrap_or(rest);
             found.push((key.to_owned(), entry.path()));
         }
@@ -200,6 +202,10 @@ impl StateOptions {
         }
     }
 }
+
+/// Between the stem and the extension of the call-quality collector's file beside each
+/// Direct Routing state file (`state.call-quality.redb`): a tenant's file like the others.
+pub const CALL_QUALITY_FILE: &str = "call-quality";
 
 /// Before the tenant's key in its state files' names.
 const TENANT_FILE_PREFIX: &str = "tenant-";
