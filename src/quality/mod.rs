@@ -10,6 +10,7 @@
 //! [`store`] their durable copy beside the Direct Routing state file, [`collector`] the
 //! loop that fetches, and [`args`] the flags.
 
+pub mod args;
 pub mod collector;
 pub mod metrics;
 pub mod queue;
