@@ -263,6 +263,7 @@ fn reading(config: &Config) -> Reading {
         budget: config.budget,
         schedule: config.schedule.clone(),
         functions: config.functions.clone(),
+        call_quality: config.call_quality,
     }
 }
 
