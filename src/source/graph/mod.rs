@@ -240,20 +240,18 @@ impl GraphClient {
         url: &Url,
         on_page: impl FnOnce(&Page<'_>),
     ) -> Result<Option<String>, GraphError> {
+        let endpoint = Endpoint::Function(function);
         let mut retries = 0;
         let mut refreshed_after_401 = false;
         loop {
-            let (token, in_flight) = match self
-                .ready_to_send(Endpoint::Function(function), priority)
-                .await
-            {
+            let (token, in_flight) = match self.ready_to_send(endpoint, priority).await {
                 Ok(ready) => ready,
                 // Entra ID hiccups like any service: retry it within the page's budget.
                 Err(GraphError::Auth(error)) if error.is_transient() => {
                     let description = error.to_string();
                     if !self
                         .pause_before_retry(
-                            Endpoint::Function(function),
+                            endpoint,
                             &mut retries,
                             RetryReason::TokenUnavailable,
                             &description,
@@ -267,9 +265,7 @@ impl GraphClient {
                 }
                 Err(error) => return Err(error),
             };
-            let attempt = self
-                .attempt(Endpoint::Function(function), url, &token)
-                .await;
+            let attempt = self.attempt(endpoint, url, &token).await;
             drop(in_flight);
             let (reason, description, wait) = match attempt? {
                 Attempt::Page(body) => match serde_json::from_slice::<Page>(&body) {
@@ -321,13 +317,7 @@ impl GraphClient {
             // A 401 after this is a new problem, not the same token failing twice.
             refreshed_after_401 = false;
             if !self
-                .pause_before_retry(
-                    Endpoint::Function(function),
-                    &mut retries,
-                    reason,
-                    &description,
-                    wait,
-                )
+                .pause_before_retry(endpoint, &mut retries, reason, &description, wait)
                 .await
             {
                 return Err(GraphError::RetriesExhausted {
