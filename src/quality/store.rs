@@ -199,32 +199,37 @@ impl QualityStore {
     }
 
     /// Writes `batch` in one transaction, durable when this returns.
-    pub fn write(&self, batch: &Batch) -> Result<(), redb::Error> {
-        let mut txn = self.db.begin_write()?;
+    pub fn write(&self, batch: &Batch) -> Result<(), Box<redb::Error>> {
+        fn boxed(error: impl Into<redb::Error>) -> Box<redb::Error> {
+            Box::new(error.into())
+        }
+        let mut txn = self.db.begin_write().map_err(boxed)?;
         txn.set_durability(Durability::Immediate);
         {
-            let mut pending = txn.open_table(PENDING)?;
+            let mut pending = txn.open_table(PENDING).map_err(boxed)?;
             for (id, value) in &batch.pending_put {
                 let json = serde_json::to_vec(value).expect("a pending record serializes");
-                pending.insert(id.as_str(), json.as_slice())?;
+                pending
+                    .insert(id.as_str(), json.as_slice())
+                    .map_err(boxed)?;
             }
             for id in &batch.pending_remove {
-                pending.remove(id.as_str())?;
+                pending.remove(id.as_str()).map_err(boxed)?;
             }
-            let mut settled = txn.open_table(SETTLED)?;
+            let mut settled = txn.open_table(SETTLED).map_err(boxed)?;
             for (id, until) in &batch.settled_put {
-                settled.insert(id.as_str(), *until)?;
+                settled.insert(id.as_str(), *until).map_err(boxed)?;
             }
             for id in &batch.settled_remove {
-                settled.remove(id.as_str())?;
+                settled.remove(id.as_str()).map_err(boxed)?;
             }
             if let Some(totals) = &batch.totals {
                 let json = serde_json::to_vec(totals).expect("totals serialize");
-                txn.open_table(META)?.insert("totals", json.as_slice())?;
+                let mut meta = txn.open_table(META).map_err(boxed)?;
+                meta.insert("totals", json.as_slice()).map_err(boxed)?;
             }
         }
-        txn.commit()?;
-        Ok(())
+        txn.commit().map_err(boxed)
     }
 }
 
