@@ -60,6 +60,8 @@ enum Fetched {
     NotFound,
     /// Worth trying again later (throttled beyond retries, Graph down, no permission yet).
     Failed(GraphError),
+    /// Not fetched: the exporter is stopping.
+    Skipped,
     /// A record no retry will make readable.
     Unusable(String),
 }
@@ -117,9 +119,11 @@ impl CallQuality {
         let tick = (wait / 8).clamp(Duration::from_millis(50), Duration::from_secs(10));
         let tick = self.shared.clock.real_duration(tick);
         loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = self.round() => {}
+            // Not cut short: a record fetched is written before the exporter stops, so that
+            // a restart does not fetch it again.
+            self.round(&shutdown).await;
+            if shutdown.is_cancelled() {
+                return;
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -128,8 +132,9 @@ impl CallQuality {
         }
     }
 
-    /// Fetches the records due now and writes what came of them.
-    pub async fn round(&self) {
+    /// Fetches the records due now and writes what came of them; once `shutdown` is
+    /// cancelled, finishes the fetches under way and starts no other.
+    pub async fn round(&self, shutdown: &CancellationToken) {
         let shared = &self.shared;
         let due = shared
             .inner
@@ -141,7 +146,11 @@ impl CallQuality {
         }
         let fetched: Vec<(String, Pending, Fetched)> = futures_util::stream::iter(due)
             .map(|(id, pending)| async move {
-                let fetched = self.fetch(&id).await;
+                let fetched = if shutdown.is_cancelled() {
+                    Fetched::Skipped
+                } else {
+                    self.fetch(&id).await
+                };
                 (id, pending, fetched)
             })
             .buffer_unordered(shared.graph.concurrency())
@@ -161,6 +170,7 @@ impl CallQuality {
                 batch.settled_put.push((id.clone(), until));
             };
             match fetched {
+                Fetched::Skipped => {}
                 Fetched::Counted(streams) => {
                     totals.count(&pending.trunk_fqdn, &streams);
                     counted += 1;
