@@ -1,0 +1,374 @@
+//! The call-quality collector (`--collector.call-quality`) through the real binary against
+//! the simulated tenant's call records: every `teams_direct_routing_audio_*` series equals
+//! what the test's own reading of the records says, through late records (404 before they
+//! are published), paged sessions, throttling and a restart with `--state.path`; and with
+//! the collector off, not one call-record request.
+//!
+//! Written against the simulator's call records (tracker issue 17's contract:
+//! `SimTenantView::call_records`, `call_record_fetches`, `Faults::call_record_delay`,
+//! `unpublished_call_records`, `call_record_session_page`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::common::truth::{simulator, tail};
+use crate::common::{labels, wait_for, Exporter, Metrics};
+use tve_simulator::{Faults, Scenario};
+
+const JITTER: &[f64] = &[0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5];
+const LOSS: &[f64] = &[0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5];
+const ROUND_TRIP: &[f64] = &[0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0];
+const DEGRADATION: &[f64] = &[0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0];
+
+/// What the audio metrics must say, from the records as the simulator holds them.
+#[derive(Default, Debug)]
+struct Truth {
+    streams: BTreeMap<BTreeMap<String, String>, f64>,
+    poor: BTreeMap<BTreeMap<String, String>, f64>,
+    /// (family, trunk, direction) → observed values.
+    observed: BTreeMap<(&'static str, String, String), Vec<f64>>,
+    not_placed: u64,
+}
+
+/// Seconds of `PT…S` durations, the only form the tests expect from the simulator.
+fn seconds(value: &Value) -> Option<f64> {
+    let text = value.as_str()?;
+    let inner = text.strip_prefix("PT")?.strip_suffix('S')?;
+    Some(inner.parse().expect("a PTnS duration"))
+}
+
+fn kind(end: &Value) -> &str {
+    match end["@odata.type"].as_str().unwrap_or("") {
+        t if t.ends_with("participantEndpoint") => "client",
+        t if t.ends_with("serviceEndpoint") => "service",
+        _ => "other",
+    }
+}
+
+fn add_record(truth: &mut Truth, trunk: &str, record: &Value) {
+    let empty = Vec::new();
+    let sessions = record["sessions"].as_array().unwrap_or(&empty);
+    for segment in sessions
+        .iter()
+        .flat_map(|s| s["segments"].as_array().unwrap_or(&empty))
+    {
+        let placed = match (kind(&segment["caller"]), kind(&segment["callee"])) {
+            ("client", "service") => Some(("to_trunk", "from_trunk")),
+            ("service", "client") => Some(("from_trunk", "to_trunk")),
+            _ => None,
+        };
+        for media in segment["media"].as_array().unwrap_or(&empty) {
+            let label = media["label"].as_str().unwrap_or("");
+            if !label.to_lowercase().contains("audio") {
+                continue;
+            }
+            for stream in media["streams"].as_array().unwrap_or(&empty) {
+                let direction = match (placed, stream["streamDirection"].as_str()) {
+                    (Some((forward, _)), Some("callerToCallee")) => forward,
+                    (Some((_, backward)), Some("calleeToCaller")) => backward,
+                    _ => {
+                        truth.not_placed += 1;
+                        continue;
+                    }
+                };
+                add_stream(truth, trunk, direction, stream);
+            }
+        }
+    }
+}
+
+fn add_stream(truth: &mut Truth, trunk: &str, direction: &str, stream: &Value) {
+    let values = [
+        (
+            "degradation",
+            stream["averageAudioDegradation"].as_f64(),
+            1.0,
+            "teams_direct_routing_audio_degradation",
+        ),
+        (
+            "round_trip",
+            seconds(&stream["averageRoundTripTime"]),
+            0.5,
+            "teams_direct_routing_audio_round_trip_seconds",
+        ),
+        (
+            "packet_loss",
+            stream["averagePacketLossRate"].as_f64(),
+            0.1,
+            "teams_direct_routing_audio_packet_loss_ratio",
+        ),
+        (
+            "jitter",
+            seconds(&stream["averageJitter"]),
+            0.03,
+            "teams_direct_routing_audio_jitter_seconds",
+        ),
+        (
+            "concealed_samples",
+            stream["averageRatioOfConcealedSamples"].as_f64(),
+            0.07,
+            "",
+        ),
+    ];
+    let mut poor = false;
+    for (reason, value, threshold, histogram) in values {
+        let Some(value) = value else { continue };
+        if value > threshold {
+            poor = true;
+            let key = labels(&[
+                ("trunk_fqdn", trunk),
+                ("direction", direction),
+                ("reason", reason),
+            ]);
+            *truth.poor.entry(key).or_default() += 1.0;
+        }
+        if !histogram.is_empty() {
+            truth
+                .observed
+                .entry((histogram, trunk.to_owned(), direction.to_owned()))
+                .or_default()
+                .push(value);
+        }
+    }
+    let quality = if values.iter().all(|v| v.1.is_none()) {
+        "unclassified"
+    } else if poor {
+        "poor"
+    } else {
+        "good"
+    };
+    let key = labels(&[
+        ("trunk_fqdn", trunk),
+        ("direction", direction),
+        ("quality", quality),
+    ]);
+    *truth.streams.entry(key).or_default() += 1.0;
+}
+
+fn truth_of(sim: &tve_simulator::SimHandle) -> (Truth, usize) {
+    let mut truth = Truth::default();
+    let mut published = 0;
+    for record in sim.call_records() {
+        if record.published_at.is_some() {
+            published += 1;
+            add_record(
+                &mut truth,
+                &record.trunk_fqdn.to_lowercase(),
+                &record.record,
+            );
+        }
+    }
+    (truth, published)
+}
+
+fn check_histograms(metrics: &Metrics, truth: &Truth) {
+    let families = [
+        ("teams_direct_routing_audio_jitter_seconds", JITTER),
+        ("teams_direct_routing_audio_packet_loss_ratio", LOSS),
+        ("teams_direct_routing_audio_round_trip_seconds", ROUND_TRIP),
+        ("teams_direct_routing_audio_degradation", DEGRADATION),
+    ];
+    for (family, bounds) in families {
+        let expected: BTreeMap<_, _> = truth
+            .observed
+            .iter()
+            .filter(|((f, _, _), _)| *f == family)
+            .map(|((_, t, d), v)| ((t.clone(), d.clone()), v))
+            .collect();
+        let counts = metrics.of(&format!("{family}_count"));
+        assert_eq!(counts.len(), expected.len(), "{family}: series {counts:?}");
+        for ((trunk, direction), values) in expected {
+            let series = labels(&[("trunk_fqdn", &trunk), ("direction", &direction)]);
+            assert_eq!(
+                counts[&series],
+                values.len() as f64,
+                "{family} count {series:?}"
+            );
+            let sum = metrics.of(&format!("{family}_sum"))[&series];
+            let want: f64 = values.iter().sum();
+            assert!(
+                (sum - want).abs() <= 1e-9 * want.max(1.0),
+                "{family} sum {series:?}: {sum} != {want}"
+            );
+            for bound in bounds {
+                let le = labels(&[
+                    ("trunk_fqdn", &trunk),
+                    ("direction", &direction),
+                    ("le", &bound.to_string()),
+                ]);
+                let got = metrics.of(&format!("{family}_bucket")).get(&le).copied();
+                let want = values.iter().filter(|v| **v <= *bound).count() as f64;
+                assert_eq!(got, Some(want), "{family} bucket {le:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn audio_metrics_equal_the_records_through_late_records_paging_throttling_and_a_restart() {
+    let scenario = Scenario {
+        preexisting_rows: 300,
+        late_rows: 500,
+        span: Duration::from_secs(24 * 3600),
+        arrival_spread: Duration::from_secs(8),
+        malformed_rows: 0,
+    };
+    let faults = Faults {
+        throttle_every: 7,
+        retry_after_secs: 1,
+        call_record_delay: Duration::from_secs(2),
+        unpublished_call_records: 0.05,
+        call_record_session_page: 1,
+        ..Faults::default()
+    };
+    let (_runtime, sim) = simulator(scenario, faults);
+    let dir = tempfile::tempdir().unwrap();
+    let state = format!("--state.path={}", dir.path().join("state.redb").display());
+    let flags = [
+        "--collector.call-quality",
+        "--call-quality.wait=1s",
+        // The scenario's calls ended up to a day ago: give-up counts from the call's end.
+        "--call-quality.give-up=100h",
+        state.as_str(),
+    ];
+    let exporter = Exporter::start(&sim.base_url(), &flags);
+    exporter.wait_ready(Duration::from_secs(60));
+    sim.release();
+    // Part-way through the late records, a restart.
+    std::thread::sleep(Duration::from_secs(6));
+    let before = exporter.metrics();
+    exporter
+        .terminate(Duration::from_secs(30))
+        .expect("the exporter stops on SIGTERM");
+    let exporter = Exporter::start(&sim.base_url(), &flags);
+    let restored = exporter.metrics();
+    for (series, value) in before.of("teams_direct_routing_audio_streams_total") {
+        let after = restored
+            .of("teams_direct_routing_audio_streams_total")
+            .get(&series)
+            .copied();
+        assert!(
+            after >= Some(value),
+            "{series:?} went back from {value} to {after:?} over the restart"
+        );
+    }
+
+    let (truth, published) = truth_of(&sim);
+    assert!(
+        published > 500 && truth.not_placed > 0,
+        "the double's records are varied: {published} published, {} not placed",
+        truth.not_placed
+    );
+    wait_for(
+        Duration::from_secs(120),
+        "every published record counted",
+        || {
+            exporter
+                .metrics()
+                .of("teams_direct_routing_audio_streams_total")
+                == truth.streams
+        },
+    )
+    .unwrap_or_else(|e| {
+        let got = exporter
+            .metrics()
+            .of("teams_direct_routing_audio_streams_total");
+        panic!(
+            "{e}: got {got:?}\nwant {:?}\nstats {:?}\nlog tail:\n{}",
+            truth.streams,
+            sim.stats(),
+            tail(&exporter.log())
+        )
+    });
+    std::thread::sleep(Duration::from_secs(2));
+
+    let metrics = exporter.metrics();
+    assert_eq!(
+        metrics.of("teams_direct_routing_audio_streams_total"),
+        truth.streams
+    );
+    assert_eq!(
+        metrics.of("teams_direct_routing_audio_poor_streams_total"),
+        truth.poor
+    );
+    assert!(!truth.poor.is_empty(), "the failing trunk's audio is poor");
+    check_histograms(&metrics, &truth);
+
+    // Each published record fetched after its publication once, but for the requests Graph
+    // refused (throttled, unavailable) and repeated.
+    let fetches = sim.call_record_fetches();
+    let stats = sim.stats();
+    let mut extra = 0;
+    for record in sim.call_records() {
+        let seen = fetches.get(&record.id).map_or(0, |f| f.after_publication);
+        match record.published_at {
+            Some(_) => {
+                assert!(
+                    seen >= 1,
+                    "record {} was never fetched after publication",
+                    record.id
+                );
+                extra += seen - 1;
+            }
+            None => assert_eq!(seen, 0),
+        }
+    }
+    assert!(
+        u64::from(extra) <= stats.throttled_responses + stats.unavailable_responses,
+        "{extra} fetches after publication beyond one per record: {stats:?}"
+    );
+    assert!(
+        fetches.values().any(|f| f.before_publication > 0),
+        "some records were asked for before publication (404)"
+    );
+    assert!(
+        stats.call_record_requests > published as u64,
+        "sessions are paged, and 404s were retried: {stats:?}"
+    );
+    assert_eq!(stats.retry_after_violations, 0, "{stats:?}");
+    assert!(
+        metrics.sum("teams_voice_exporter_call_records_pending", &[]) >= 1.0,
+        "the unpublished records wait"
+    );
+    let log = exporter.log();
+    for personal in [
+        "ipAddress",
+        "macAddress",
+        "displayName",
+        "10.",
+        "captureDeviceName",
+    ] {
+        assert!(!log.contains(personal), "{personal} reached the log");
+    }
+}
+
+#[test]
+fn with_the_collector_off_no_call_record_is_requested() {
+    let scenario = Scenario {
+        preexisting_rows: 200,
+        late_rows: 100,
+        span: Duration::from_secs(3600),
+        arrival_spread: Duration::from_secs(2),
+        malformed_rows: 0,
+    };
+    let faults = Faults {
+        call_record_delay: Duration::from_secs(1),
+        ..Faults::default()
+    };
+    let (_runtime, sim) = simulator(scenario, faults);
+    let exporter = Exporter::start(&sim.base_url(), &[]);
+    exporter.wait_ready(Duration::from_secs(60));
+    sim.release();
+    std::thread::sleep(Duration::from_secs(6));
+    let metrics = exporter.metrics();
+    assert!(metrics.sum("teams_direct_routing_calls_total", &[]) >= 300.0);
+    assert_eq!(sim.stats().call_record_requests, 0);
+    assert!(metrics
+        .of("teams_direct_routing_audio_streams_total")
+        .is_empty());
+    assert!(metrics
+        .of("teams_voice_exporter_call_records_pending")
+        .is_empty());
+}
