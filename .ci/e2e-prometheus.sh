@@ -6,13 +6,17 @@
 # configuration; then starts a simulated provider of four tenants (issue #11), read by two
 # exporter shards over one tenants file, whose home tenant has one failing trunk and toll
 # fraud (issue #13: from --simulate.toll-fraud-after on, an account calls a country the
-# tenant never calls, on a Direct Routing trunk and as a Calling Plan user).
+# tenant never calls, on a Direct Routing trunk and as a Calling Plan user). The exporters
+# run the call-quality collector (issue #17) on call records published seconds after the
+# call, and the failing trunk's audio is poor while it fails.
 # .ci/e2e_toll_fraud.py gives the Prometheus a week of the tenant's normal destinations,
 # read from the exporter before the fraud starts, so the toll-fraud rules run unchanged;
 # then a Prometheus on loopback scrapes the exporter every second with the project's rules,
 # and .ci/e2e_check.py asserts through Prometheus' HTTP API that the failing trunk's alert
-# goes pending or firing, that both toll-fraud alerts fire for the fraud's country, that
-# no other alert is ever pending or firing, and that every dashboard query returns data.
+# goes pending or firing, that its poor-audio alert does too and its poor stream ratio is
+# high while every healthy trunk's is low, that both toll-fraud alerts fire for the fraud's
+# country, that no other alert is ever pending or firing, and that every dashboard query
+# returns data.
 # Then .ci/e2e_first_samples.py checks, with two Prometheus servers scraping every 2 s, that
 # increase() counts what the exporter counted from its start, from a new failure's start and
 # across a restart on its state file (issue #15).
@@ -38,6 +42,11 @@ FAILING_TRUNK=sbc02.contoso.com
 # fraud starts: after the destinations history below has been read from the exporter.
 FRAUD_COUNTRY=SL
 FRAUD_AFTER=2m
+# Call records (issue #17): published 5 to 20 s after the call (uniform between 1 and 4
+# times the delay) instead of 15 to 60 minutes, and fetched 5 s after the call's row is
+# counted, so that the failing trunk's poor audio shows within the alert check's minutes.
+CALL_RECORD_DELAY=5s
+CALL_QUALITY_WAIT=5s
 
 if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! command -v amtool >/dev/null; then
   echo "--- installing Debian's prometheus and prometheus-alertmanager"
@@ -99,6 +108,7 @@ echo "--- simulated provider on ${sim}: ${TENANTS} tenants, ${FAILING_TRUNK} fai
   --simulate.toll-fraud --simulate.toll-fraud-after="${FRAUD_AFTER}" \
   --simulate.calls-per-day=1000000 \
   --simulate.history=1h \
+  --simulate.call-record-delay="${CALL_RECORD_DELAY}" \
   --simulate.rate-limit=50/2s --simulate.app-rate-limit=200/2s --simulate.tenant-rate-limit=1000/2s \
   --log.level=warn >"$work/simulator.log" 2>&1 &
 pids+=($!)
@@ -119,7 +129,9 @@ echo "--- two exporter shards on 127.0.0.1:${shard_ports[0]} and :${shard_ports[
 # A short history and recent window keep the debug build's polls quick. The lookback
 # matches the short history: with the default 72 hours, a sweep every minute of a million
 # calls a day would not fit the request budget once the lookback filled, and
-# TeamsVoiceExporterScheduleOverBudget would rightly go pending.
+# TeamsVoiceExporterScheduleOverBudget would rightly go pending. The call-quality queue's
+# bound is far above what an hour of the home tenant's history can fill, so that no record
+# is given up for queue_full (TeamsVoiceExporterCallRecordsGivenUp).
 for shard in 0 1; do
   AZURE_CLIENT_ID="${DEMO_CLIENT_ID}" AZURE_CLIENT_SECRET="${DEMO_CLIENT_SECRET}" \
     "$EXPORTER" --config.file="$work/tenants.yml" \
@@ -129,6 +141,7 @@ for shard in 0 1; do
     --web.listen-address="127.0.0.1:${shard_ports[$shard]}" \
     --web.new-series-hold=30s \
     --poll.interval=3s --poll.recent-window=15m --poll.sweep-interval=1m --poll.lookback=2h \
+    --collector.call-quality --call-quality.wait="${CALL_QUALITY_WAIT}" --call-quality.max-pending=200000 \
     --log.level=warn >"$work/exporter-${shard}.log" 2>&1 &
   pids+=($!)
 done
@@ -199,6 +212,7 @@ python3 .ci/e2e_check.py \
   --down-tenant "${NO_PERMISSION_TENANT}" \
   --down-tenant "${NOT_CONSENTED_TENANT}" \
   --fraud-country "${FRAUD_COUNTRY}" \
+  --call-quality \
   --promtool "$PROMTOOL" \
   dashboards/*.json || status=$?
 if [ "$status" -ne 0 ]; then

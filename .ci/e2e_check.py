@@ -9,6 +9,10 @@
 - with --down-tenant (a tenant not consented or without the permission):
   TeamsVoiceExporterTenantDown goes pending for each, and the exporter-health alerts
   active are about those tenants only; without, no exporter-health alert is active;
+- with --call-quality (the exporters run --collector.call-quality): the failing trunk's
+  TeamsDirectRoutingTrunkPoorAudio goes pending or firing for the failing tenant, its
+  poor stream ratio (the 15-minute recording rule) is above the alert's threshold in some
+  direction while every healthy trunk's stays under it in every direction;
 - with --fraud-country (the exporter runs --simulate.toll-fraud, and .ci/e2e_toll_fraud.py
   gave Prometheus a week of the tenant's normal destinations): the toll-fraud alerts of
   both logs (--fraud-alert) fire for that country, and no alert other than these and the
@@ -45,6 +49,14 @@ SHARD_GRACE_SECONDS = 30
 # during this grace, and must be gone after it.
 TRUNK_GRACE_SECONDS = 150
 QUIET_CHECK_SECONDS = 20
+# Call records are fetched --call-quality.wait after a call's row is counted and Graph
+# publishes them --simulate.call-record-delay (1 to 4 times) after the call: with the
+# end-to-end check's seconds, streams are counted within a minute of the exporters' start.
+QUALITY_ALERT = "TeamsDirectRoutingTrunkPoorAudio"
+QUALITY_WAIT_SECONDS = 300
+POOR_RATIO_RULE = "trunk_fqdn_direction:teams_direct_routing_audio_poor:ratio_rate15m"
+# The alert's threshold, in alerts/teams-call-quality.rules.yml.
+POOR_RATIO_THRESHOLD = 0.1
 # Toll-fraud alerts need 5 of the fraud's calls counted in 30 minutes, and Graph publishes
 # rows 30 s to hours after the call (most within 5 minutes); then 1 minute of "for".
 FRAUD_WAIT_SECONDS = 900
@@ -206,8 +218,9 @@ def check_rules_healthy(prometheus):
 class Expect:
     """What the simulated faults should raise."""
 
-    def __init__(self, failing_trunk, failing_tenant, fraud_country, fraud_alerts, down_tenants):
+    def __init__(self, failing_trunk, failing_tenant, fraud_country, fraud_alerts, down_tenants, call_quality=False):
         self.failing_trunk = failing_trunk
+        self.call_quality = call_quality
         self.failing_tenant = failing_tenant
         self.fraud_country = fraud_country
         self.fraud_alerts = fraud_alerts
@@ -215,6 +228,9 @@ class Expect:
 
     def of_failing_tenant(self, labels):
         return self.failing_tenant is None or labels.get("tenant") == self.failing_tenant
+
+    def is_failing_trunk(self, labels):
+        return labels.get("trunk_fqdn") == self.failing_trunk and self.of_failing_tenant(labels)
 
     def __call__(self, alert):
         """Whether an active alert is one the simulated faults should raise."""
@@ -258,6 +274,7 @@ def watch_alerts(prometheus, expect):
     started = time.monotonic()
     seen_at = None
     fraud_at = {}
+    quality_at = None
     seen = set()
     progress_at = started
     while True:
@@ -302,6 +319,8 @@ def watch_alerts(prometheus, expect):
                 )
             if name == "TeamsDirectRoutingTrunkLowNER" and seen_at is None:
                 seen_at = time.monotonic()
+            if name == QUALITY_ALERT and quality_at is None:
+                quality_at = time.monotonic()
             if name in fraud_alerts and alert["state"] == "firing" and name not in fraud_at:
                 fraud_at[name] = time.monotonic()
         now = time.monotonic()
@@ -309,8 +328,16 @@ def watch_alerts(prometheus, expect):
             len(fraud_at) == len(fraud_alerts) and now - max(fraud_at.values()) >= QUIET_CHECK_SECONDS
         )
         down_done = down_seen >= expect.down_tenants
-        if seen_at is not None and now - seen_at >= QUIET_CHECK_SECONDS and fraud_done and down_done:
+        quality_done = not expect.call_quality or (
+            quality_at is not None and now - quality_at >= QUIET_CHECK_SECONDS
+        )
+        if seen_at is not None and now - seen_at >= QUIET_CHECK_SECONDS and fraud_done and down_done and quality_done:
             return
+        if expect.call_quality and quality_at is None and now - started > QUALITY_WAIT_SECONDS:
+            fail(
+                f"{QUALITY_ALERT} for {failing_trunk} did not go pending in {QUALITY_WAIT_SECONDS}s "
+                f"(poor stream ratios: {poor_ratios_text(prometheus)})"
+            )
         if not down_done and now - started > ALERT_WAIT_SECONDS:
             fail(f"TeamsVoiceExporterTenantDown did not go pending for {sorted(expect.down_tenants - down_seen)} in {ALERT_WAIT_SECONDS}s")
         if seen_at is None and now - started > ALERT_WAIT_SECONDS:
@@ -332,6 +359,44 @@ def watch_alerts(prometheus, expect):
         time.sleep(1)
 
 
+def poor_ratios(prometheus):
+    """The 15-minute poor stream ratio of every trunk and direction: {(tenant, trunk, direction): ratio}."""
+    result = api(prometheus, "/api/v1/query", query=POOR_RATIO_RULE)["result"]
+    return {
+        (s["metric"].get("tenant"), s["metric"].get("trunk_fqdn"), s["metric"].get("direction")): float(s["value"][1])
+        for s in result
+    }
+
+
+def poor_ratios_text(prometheus):
+    try:
+        ratios = poor_ratios(prometheus)
+    except (OSError, urllib.error.URLError, QueryError) as error:
+        return f"cannot query {POOR_RATIO_RULE}: {error}"
+    if not ratios:
+        return f"{POOR_RATIO_RULE} has no series yet"
+    return ", ".join(f"{tenant}/{trunk}/{direction} {ratio:.1%}" for (tenant, trunk, direction), ratio in sorted(ratios.items()))
+
+
+def check_poor_ratios(prometheus, expect):
+    """The failing trunk's poor stream ratio is above the alert's threshold in some
+    direction; every healthy trunk's is under it in every direction."""
+    ratios = poor_ratios(prometheus)
+    failing = {key: ratio for key, ratio in ratios.items() if expect.is_failing_trunk({"tenant": key[0], "trunk_fqdn": key[1]})}
+    healthy = {key: ratio for key, ratio in ratios.items() if key not in failing}
+    if not failing or max(failing.values()) <= POOR_RATIO_THRESHOLD:
+        fail(f"the failing trunk's poor stream ratio is not above {POOR_RATIO_THRESHOLD:.0%}: {poor_ratios_text(prometheus)}")
+    if not healthy:
+        fail(f"no healthy trunk has a poor stream ratio: {poor_ratios_text(prometheus)}")
+    high = {key: ratio for key, ratio in healthy.items() if ratio > POOR_RATIO_THRESHOLD}
+    if high:
+        fail(f"healthy trunks' poor stream ratio above {POOR_RATIO_THRESHOLD:.0%}: {poor_ratios_text(prometheus)}")
+    print(
+        f"ok: poor stream ratio of the failing trunk {', '.join(f'{d} {r:.1%}' for (_, _, d), r in sorted(failing.items()))}; "
+        f"of {len(healthy)} healthy trunk directions at most {max(healthy.values()):.1%}"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prometheus", required=True)
@@ -340,6 +405,11 @@ def main():
     parser.add_argument("--failing-tenant", help="the tenant whose trunk fails (and whose calls go to the fraud's country)")
     parser.add_argument("--down-tenant", action="append", default=[], help="a tenant that cannot be read: TenantDown must go pending for it (repeatable)")
     parser.add_argument("--promtool", default="promtool")
+    parser.add_argument(
+        "--call-quality",
+        action="store_true",
+        help=f"the exporters run --collector.call-quality: {QUALITY_ALERT} must go pending for the failing trunk",
+    )
     parser.add_argument(
         "--fraud-country",
         help="the simulated toll fraud's country (ISO alpha-2): its toll-fraud alerts must fire",
@@ -366,8 +436,12 @@ def main():
 
     wait_for("every exporter's scrape target going up", targets_up, 60)
     fraud_alerts = tuple(args.fraud_alert or FRAUD_ALERTS) if args.fraud_country else ()
-    expect = Expect(args.failing_trunk, args.failing_tenant, args.fraud_country, fraud_alerts, args.down_tenant)
+    expect = Expect(
+        args.failing_trunk, args.failing_tenant, args.fraud_country, fraud_alerts, args.down_tenant, args.call_quality
+    )
     watch_alerts(args.prometheus, expect)
+    if args.call_quality:
+        check_poor_ratios(args.prometheus, expect)
     rules = check_rules_healthy(args.prometheus)
     print(f"ok: all {rules} rules evaluate without error")
     queries = check_dashboards(args.prometheus, args.dashboards)

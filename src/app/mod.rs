@@ -400,6 +400,7 @@ fn demo_limits() -> tve_simulator::GraphLimits {
         per_app: documented.per_app.map(faster),
         per_tenant: documented.per_tenant.map(faster),
         other_apps: None,
+        call_records: documented.call_records.map(faster),
     }
 }
 

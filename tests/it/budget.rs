@@ -26,6 +26,7 @@ fn fast_limits() -> GraphLimits {
             window_secs: 2,
         }),
         other_apps: None,
+        call_records: None,
     }
 }
 

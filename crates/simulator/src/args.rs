@@ -81,6 +81,29 @@ pub struct SimulationArgs {
     /// How long after the simulated tenant's start the toll fraud begins.
     #[arg(long = "simulate.toll-fraud-after", default_value = "2m", value_parser = parse_duration, value_name = "DURATION")]
     pub toll_fraud_after: Duration,
+    /// How soon after a call Graph publishes its call record (call quality) at the
+    /// earliest: each appears 1 to 4 times this long after the call ends, never before the
+    /// call's row (15m: 15-60 minutes, as Graph documents it).
+    #[arg(long = "simulate.call-record-delay", default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
+    pub call_record_delay: Duration,
+    /// Share of call records (0 to 1) Graph never publishes: they answer 404 for as long
+    /// as the call is kept.
+    #[arg(long = "simulate.unpublished-call-records", default_value_t = 0.02, value_parser = parse_ratio, value_name = "RATIO")]
+    pub unpublished_call_records: f64,
+    /// Graph's limit on the app's call-record requests (/communications/callRecords/{id}),
+    /// which do not count against the call-log limits; `off` switches it off.
+    #[arg(long = "simulate.call-record-rate-limit", default_value = "1500/20s", value_parser = parse_limit, value_name = "N/DURATION")]
+    pub call_record_rate_limit: std::option::Option<RateLimit>,
+}
+
+/// A share from 0 to 1.
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
+        _ => Err(format!(
+            "'{text}' is not a share from 0 to 1; write e.g. 0.02 for 2%"
+        )),
+    }
 }
 
 /// A rate limit flag: `N/DURATION` with a whole number of seconds, or `off`.
@@ -148,6 +171,8 @@ impl SimulationArgs {
         config.faults.pstn_calls_per_day = self.pstn_calls_per_day;
         config.faults.toll_fraud = self.toll_fraud;
         config.faults.toll_fraud_after_secs = Some(self.toll_fraud_after.as_secs());
+        config.faults.call_record_delay = self.call_record_delay;
+        config.faults.unpublished_call_records = self.unpublished_call_records;
         config.tenants = provider_tenants(self.tenants, self.calls_per_day, self.seed);
         if let Some(calls_per_day) = self.customer_calls_per_day {
             for tenant in &mut config.tenants {
@@ -157,13 +182,15 @@ impl SimulationArgs {
         config
     }
 
-    /// The limits these flags ask for (by default Graph's documented ones, no other apps).
+    /// The limits these flags ask for (by default Graph's documented ones, no other apps;
+    /// the call records' among them).
     pub fn limits(&self) -> GraphLimits {
         GraphLimits {
             per_function: self.rate_limit,
             per_app: self.app_rate_limit,
             per_tenant: self.tenant_rate_limit,
             other_apps: self.other_apps,
+            call_records: self.call_record_rate_limit,
         }
     }
 }

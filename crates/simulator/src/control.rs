@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::faults::Faults;
 use crate::http::read_body;
-use crate::tenant::Provider;
+use crate::tenant::{Provider, Tenant};
 use crate::traffic::Mode;
 use exporter_web::serve::{response, HttpResponse};
 
@@ -27,6 +27,8 @@ Simulated services:
   POST /{tenant}/oauth2/v2.0/token      client-credentials grant, for any tenant served here
   GET  /v1.0/communications/callRecords/getDirectRoutingCalls(fromDateTime=..,toDateTime=..)
   GET  /v1.0/communications/callRecords/getPstnCalls(fromDateTime=..,toDateTime=..)
+  GET  /v1.0/communications/callRecords/{correlationId}?$expand=sessions($expand=segments)
+                                        call quality of an established Direct Routing call
 
 Control (each takes ?tenant=ID|NAME, default: the home tenant):
   GET  /_sim/tenants                    the tenants served here: id, name, consent
@@ -39,6 +41,10 @@ Control (each takes ?tenant=ID|NAME, default: the home tenant):
                                         started then or later (JSON)
   GET  /_sim/pstn-ground-truth[?since=RFC3339|?started_from=RFC3339]
                                         the same for the PSTN call log (JSON)
+  GET  /_sim/call-records[?started_from=RFC3339]
+                                        every call record the tenant keeps: id,
+                                        trunk_fqdn, published_at (null: never), the
+                                        whole record (JSON; large for a busy tenant)
   POST /_sim/release                    start the late arrivals of a scenario
   GET  /_sim/faults                     current faults and limits (JSON)
   PUT  /_sim/faults                     replace them (JSON body, missing fields = off)
@@ -48,11 +54,15 @@ Graph's limits, over the tenant's clock (`limits` in /_sim/faults; `null` = off)
   per_app       this app's requests to all of them        (Graph: 200 per 60 s)
   per_tenant    all apps of the tenant                    (Graph: 1,000 per 60 s)
   other_apps    steady load of the tenant's other apps on per_tenant (none by default)
+  call_records  call records, apart from the above        (Graph: 1,500 per 20 s)
 Each is {\"requests\": N, \"window_secs\": S}. Requests over a limit get 429 with
 Retry-After, and count against the limits all the same.
 
 Traffic knobs in /_sim/faults: toll_fraud (true/false), toll_fraud_after_secs (after
 start; null = 120), pstn_calls_per_day (null = a fifth of the Direct Routing volume).
+Call records in /_sim/faults: call_record_delay ({\"secs\": S, \"nanos\": 0}; records appear
+1-4 times that after the call), unpublished_call_records (share never published),
+call_record_session_page (sessions a page; 0 = 60).
 ";
 
 pub(crate) async fn handle(provider: &Provider, request: Request<Incoming>) -> HttpResponse {
@@ -88,32 +98,17 @@ pub(crate) async fn handle(provider: &Provider, request: Request<Incoming>) -> H
             json(200, &tenants)
         }
         ("/_sim/stats", &Method::GET) => json(200, &tenant.stats().clone()),
-        ("/_sim/ground-truth", &Method::GET) => {
-            let query = request.uri().query();
-            match (
-                time_param(query, "since"),
-                time_param(query, "started_from"),
-            ) {
-                (Ok(Some(_)), Ok(Some(_))) => {
-                    text(400, "give since or started_from, not both".to_owned())
-                }
-                (Ok(_), Ok(Some(from))) => json(200, &tenant.ground_truth_started_from(from)),
-                (Ok(since), Ok(None)) => json(200, &tenant.ground_truth(since)),
-                (Err(message), _) | (_, Err(message)) => text(400, message),
-            }
-        }
+        ("/_sim/ground-truth", &Method::GET) => ground_truth(tenant, request.uri().query(), false),
         ("/_sim/pstn-ground-truth", &Method::GET) => {
-            let query = request.uri().query();
-            match (
-                time_param(query, "since"),
-                time_param(query, "started_from"),
-            ) {
-                (Ok(Some(_)), Ok(Some(_))) => {
-                    text(400, "give since or started_from, not both".to_owned())
+            ground_truth(tenant, request.uri().query(), true)
+        }
+        ("/_sim/call-records", &Method::GET) => {
+            match time_param(request.uri().query(), "started_from") {
+                Ok(from) => {
+                    let from = from.map(|from| crate::time::ceil_ticks(from).unwrap_or(i64::MAX));
+                    json(200, &tenant.call_records(from))
                 }
-                (Ok(_), Ok(Some(from))) => json(200, &tenant.pstn_ground_truth_started_from(from)),
-                (Ok(since), Ok(None)) => json(200, &tenant.pstn_ground_truth(since)),
-                (Err(message), _) | (_, Err(message)) => text(400, message),
+                Err(message) => text(400, message),
             }
         }
         ("/_sim/release", &Method::POST) => {
@@ -146,11 +141,28 @@ pub(crate) async fn handle(provider: &Provider, request: Request<Incoming>) -> H
             | "/_sim/stats"
             | "/_sim/ground-truth"
             | "/_sim/pstn-ground-truth"
+            | "/_sim/call-records"
             | "/_sim/release"
             | "/_sim/faults",
             _,
         ) => text(405, format!("{method} is not allowed on {path}")),
         _ => text(404, format!("no simulator endpoint at {path}; see /")),
+    }
+}
+
+/// A log's ground truth (`pstn`: the PSTN log's, else Direct Routing's) as the query's
+/// `since` or `started_from` asks for it.
+fn ground_truth(tenant: &Tenant, query: Option<&str>, pstn: bool) -> HttpResponse {
+    match (
+        time_param(query, "since"),
+        time_param(query, "started_from"),
+    ) {
+        (Ok(Some(_)), Ok(Some(_))) => text(400, "give since or started_from, not both".to_owned()),
+        (Ok(_), Ok(Some(from))) if pstn => json(200, &tenant.pstn_ground_truth_started_from(from)),
+        (Ok(_), Ok(Some(from))) => json(200, &tenant.ground_truth_started_from(from)),
+        (Ok(since), Ok(None)) if pstn => json(200, &tenant.pstn_ground_truth(since)),
+        (Ok(since), Ok(None)) => json(200, &tenant.ground_truth(since)),
+        (Err(message), _) | (_, Err(message)) => text(400, message),
     }
 }
 

@@ -14,7 +14,7 @@ use tve_clock::Rate;
 /// "Every Nth" counts all Graph data requests from 1. When several faults fall on the same
 /// request, the first of forbidden, revoked token, throttling, unavailability and invalid
 /// JSON wins.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Faults {
     /// Graph's throttling of the call-log functions (per function, per app, per tenant),
@@ -87,11 +87,23 @@ pub struct Faults {
     /// Every data request that would get a page gets instead a valid page this many MiB
     /// large, streamed without Content-Length (the simulator holds 64 KiB of it); 0 = off.
     pub oversized_page_mib: u32,
+    /// How long after a call's end its call record is published at the least: each
+    /// record appears at end + uniform(delay, 4 × delay), never before its call-log row is
+    /// visible (`--simulate.call-record-delay`, 15 min there: records 15–60 min after the
+    /// call, as Graph documents). Zero: with its row. Read at every request, so changing
+    /// it moves the publication of every record.
+    pub call_record_delay: Duration,
+    /// Share (0.0–1.0) of call records never published, chosen by the seed and the call's
+    /// correlation id: they answer 404 for as long as the call is kept.
+    pub unpublished_call_records: f64,
+    /// Sessions on a call record's page (the record itself, then each
+    /// `sessions@odata.nextLink` page); 0 means Graph's 60.
+    pub call_record_session_page: usize,
 }
 
 /// Graph's request limits for the call-log functions (`getDirectRoutingCalls`,
-/// `getPstnCalls`, ...), as `shared/reference/graph-call-logs.md` documents them; each is
-/// off when `None`.
+/// `getPstnCalls`, ...) and, apart from them, for call records, as
+/// `shared/reference/graph-call-logs.md` documents them; each is off when `None`.
 ///
 /// Every data request counts in every window it belongs to, throttled or not, as Graph's
 /// do: the window of the function its path names (none if it names no call-log function),
@@ -115,6 +127,11 @@ pub struct GraphLimits {
     /// `window_secs`, evenly spaced in clock time (and before bind as after). None: this
     /// app is the tenant's only one.
     pub other_apps: Option<RateLimit>,
+    /// Requests of the app for call records (`/communications/callRecords/{id}` and its
+    /// session pages), which Graph limits apart from the call-log functions: they count
+    /// here alone, not in the three windows above, nor do those count here. Documented:
+    /// 1,500 per 20 s per app per tenant.
+    pub call_records: Option<RateLimit>,
 }
 
 impl GraphLimits {
@@ -124,6 +141,7 @@ impl GraphLimits {
         per_app: Some(RateLimit::PER_APP),
         per_tenant: Some(RateLimit::PER_TENANT),
         other_apps: None,
+        call_records: Some(RateLimit::CALL_RECORDS),
     };
 
     /// No limits at all.
@@ -132,6 +150,7 @@ impl GraphLimits {
         per_app: None,
         per_tenant: None,
         other_apps: None,
+        call_records: None,
     };
 }
 
@@ -144,6 +163,11 @@ pub struct RateLimit {
 }
 
 impl RateLimit {
+    /// Graph's limit on an app's call-record requests per tenant: 1,500 per 20 seconds.
+    pub const CALL_RECORDS: RateLimit = RateLimit {
+        requests: 1500,
+        window_secs: 20,
+    };
     /// Graph's limit per call-log function per tenant: 50 requests per 60 seconds.
     pub const PER_FUNCTION: RateLimit = RateLimit {
         requests: 50,
@@ -216,6 +240,15 @@ impl Faults {
             .unwrap_or(i64::MAX)
             .saturating_mul(1000);
         bind_ms.saturating_add(after_ms)
+    }
+
+    /// Sessions on one page of a call record.
+    pub(crate) fn call_record_session_page(&self) -> usize {
+        if self.call_record_session_page == 0 {
+            60
+        } else {
+            self.call_record_session_page
+        }
     }
 
     pub(crate) fn token_lifetime_secs(&self) -> u64 {

@@ -16,6 +16,10 @@
 //! steady stream `other_apps` describes: arrival k (any integer k) at
 //! `bind + floor(k * window / requests)`, counted by formula rather than stored.
 //!
+//! Call-record requests have a window of their own (`GraphLimits::call_records`) and a
+//! Retry-After of their own: they count in no call-log window, and call-log requests not
+//! in theirs, as Graph limits the two APIs apart.
+//!
 //! A refused request is told to come back at the first time, on the grid its Retry-After
 //! can express (whole seconds from now, or whole seconds of the epoch for an HTTP date),
 //! at which every window it belongs to has room for it, so that a client that waits
@@ -39,6 +43,9 @@ pub(crate) struct Gate {
     /// stay away; requests before then are violations, and the windows judge them.
     limited_until_ms: Option<i64>,
     windows: Windows,
+    /// The call records' own window and Retry-After, apart from the call logs'.
+    call_records: Arrivals,
+    call_records_limited_until_ms: Option<i64>,
 }
 
 /// What the gate says about one data request.
@@ -73,6 +80,8 @@ pub(crate) enum Scope {
     App,
     /// All apps of the tenant.
     Tenant,
+    /// The app's call-record requests, limited apart from the call logs.
+    CallRecords,
 }
 
 impl Scope {
@@ -82,6 +91,7 @@ impl Scope {
             Scope::Function(name) => name,
             Scope::App => "CallRecords",
             Scope::Tenant => "Tenant",
+            Scope::CallRecords => "callRecords",
         }
     }
 }
@@ -95,33 +105,79 @@ impl Gate {
             throttled_until_ms: None,
             limited_until_ms: None,
             windows: Windows::new(bind_ms),
+            call_records: Arrivals::default(),
+            call_records_limited_until_ms: None,
         }
     }
 
     /// Counts a data request for `function` (the call-log function its path names, if
     /// any) arriving at `now_ms` on the tenant's clock.
     pub fn admit(&mut self, now_ms: i64, function: Option<&'static str>) -> Admission {
+        let (pending_until_ms, grid) = self.count(now_ms);
+        let violated =
+            pending_until_ms.is_some() || self.limited_until_ms.is_some_and(|until| now_ms < until);
+        let refused = self
+            .windows
+            .admit(&self.faults.limits, function, now_ms, grid);
+        if let Some(refusal) = refused {
+            extend(&mut self.limited_until_ms, refusal.until_ms);
+        }
+        self.admission(pending_until_ms, violated, refused)
+    }
+
+    /// Counts a call-record request arriving at `now_ms`: the "every Nth" faults and their
+    /// Retry-After apply as to any data request, but it is judged by the call records'
+    /// limit alone, and only a Retry-After of that limit makes it a violation.
+    pub fn admit_call_record(&mut self, now_ms: i64) -> Admission {
+        let (pending_until_ms, grid) = self.count(now_ms);
+        let violated = pending_until_ms.is_some()
+            || self
+                .call_records_limited_until_ms
+                .is_some_and(|until| now_ms < until);
+        let refused = match self.faults.limits.call_records {
+            Some(limit) => {
+                self.call_records.record(now_ms, limit.window_ms());
+                let check = Check {
+                    scope: Scope::CallRecords,
+                    limit,
+                    arrivals: &self.call_records,
+                    other_apps: None,
+                };
+                judge(&[check], now_ms, grid)
+            }
+            None => {
+                self.call_records = Arrivals::default();
+                None
+            }
+        };
+        if let Some(refusal) = refused {
+            extend(&mut self.call_records_limited_until_ms, refusal.until_ms);
+        }
+        self.admission(pending_until_ms, violated, refused)
+    }
+
+    /// Numbers a data request; returns the pending Retry-After of a fault it came too early
+    /// for, and the grid its own Retry-After would be on.
+    fn count(&mut self, now_ms: i64) -> (Option<i64>, Grid) {
         self.data_requests += 1;
         let pending_until_ms = self.throttled_until_ms.filter(|until| now_ms < *until);
         if pending_until_ms.is_none() {
             self.throttled_until_ms = None;
         }
-        let violated =
-            pending_until_ms.is_some() || self.limited_until_ms.is_some_and(|until| now_ms < until);
         let grid = if self.faults.retry_after_http_date {
             Grid::EpochSeconds
         } else {
             Grid::SecondsFromNow
         };
-        let refused = self
-            .windows
-            .admit(&self.faults.limits, function, now_ms, grid);
-        if let Some(refusal) = refused {
-            self.limited_until_ms = Some(
-                self.limited_until_ms
-                    .map_or(refusal.until_ms, |t| t.max(refusal.until_ms)),
-            );
-        }
+        (pending_until_ms, grid)
+    }
+
+    fn admission(
+        &self,
+        pending_until_ms: Option<i64>,
+        violated: bool,
+        refused: Option<Refusal>,
+    ) -> Admission {
         Admission {
             request_number: self.data_requests,
             faults: self.faults.clone(),
@@ -139,6 +195,11 @@ impl Gate {
                 .map_or(until_ms, |t| t.max(until_ms)),
         );
     }
+}
+
+/// Moves `until` to `to` if that is later (or it is unset).
+fn extend(until: &mut Option<i64>, to: i64) {
+    *until = Some(until.map_or(to, |t| t.max(to)));
 }
 
 /// The times a Retry-After can name.

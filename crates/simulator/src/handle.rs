@@ -3,6 +3,7 @@
 //! services and the tenant they are for, the tasks that keep live traffic coming, and the
 //! public views of the tenants ([`SimTenantView`], [`SimTenantInfo`]).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,7 @@ use crate::graph::hostile::SimResponse;
 use exporter_web::serve::{self, HttpResponse};
 use tve_clock::Clock;
 
+use crate::call_records::{CallRecordFetches, SimCallRecord};
 use crate::config::{AppCredentials, Consent, SimConfig, DEMO_TENANT_NAME};
 use crate::direct_routing::{self, Degradation, GroundTruth, LiveTraffic, TrunkNames};
 use crate::faults::Faults;
@@ -271,6 +273,21 @@ impl SimTenantView {
     /// row visible now whose call started at or after `from`.
     pub fn pstn_ground_truth_started_from(&self, from: DateTime<Utc>) -> PstnGroundTruth {
         self.tenant.pstn_ground_truth_started_from(from)
+    }
+
+    /// The call record of every established Direct Routing call the tenant keeps (its
+    /// row's `correlationId` is the record's id), in call start order, with when Graph
+    /// publishes it under the faults in force (None: never) and the whole record. Rows
+    /// that wait for [`SimTenantView::release`] get theirs once released; calls older than
+    /// 30 days, or pruned from a live log, have none.
+    pub fn call_records(&self) -> Vec<SimCallRecord> {
+        self.tenant.call_records(None)
+    }
+
+    /// How often each call record was asked for (the record itself, not its session
+    /// pages), by record id; records never asked for are not in here.
+    pub fn call_record_fetches(&self) -> HashMap<String, CallRecordFetches> {
+        self.tenant.call_record_fetches()
     }
 
     /// Every well-formed row served on a page since bind, once, in the order first served:

@@ -33,3 +33,16 @@ pub(crate) fn uuid(id: u128) -> String {
     write_uuid(&mut out, id);
     out
 }
+
+/// A UUID in its hyphenated form (any case); None if `text` is not one.
+pub(crate) fn parse_uuid(text: &str) -> Option<u128> {
+    let well_formed = text.len() == 36
+        && text.bytes().enumerate().all(|(index, byte)| match index {
+            8 | 13 | 18 | 23 => byte == b'-',
+            _ => byte.is_ascii_hexdigit(),
+        });
+    if !well_formed {
+        return None;
+    }
+    u128::from_str_radix(&text.replace('-', ""), 16).ok()
+}

@@ -1,6 +1,6 @@
 //! A simulated tenant, or a provider's many: the project's test double for Microsoft
-//! Graph's call logs and the Microsoft Entra ID token endpoint, served over real HTTP on a
-//! local listener.
+//! Graph's call logs, its call quality records and the Microsoft Entra ID token endpoint,
+//! served over real HTTP on a local listener.
 //!
 //! It backs `--demo` (live, realistic traffic for trying dashboards), the `simulate`
 //! subcommand, and the integration tests that compare the exporter's metrics with the
@@ -41,6 +41,28 @@
 //! throttled requests count against the limits, as Graph's do, and requests sent while a
 //! Retry-After is pending are counted as violations ([`SimStats`]).
 //!
+//! Call records (`/communications/callRecords/{id}`, the call quality of an established
+//! Direct Routing call, whose row's `correlationId` is the record's id) have a limit of
+//! their own, [`GraphLimits::call_records`] (documented: 1,500 per 20 s per app per
+//! tenant, `--simulate.call-record-rate-limit`): they count in no call-log window, nor do
+//! call-log requests count in theirs, and each has its own Retry-After. The "every Nth"
+//! faults count them as they count every data request.
+//!
+//! # Call records
+//!
+//! Every established Direct Routing call has one, in live traffic, history and scenarios
+//! alike, published at its end plus uniform(delay, 4 × delay) of
+//! `Faults::call_record_delay` and never before its row is visible (a late row's after its
+//! release), but for the share `Faults::unpublished_call_records`, never published; sessions
+//! come `Faults::call_record_session_page` at a time (60 by default), then through
+//! `sessions@odata.nextLink`. Until published, never published, unknown or older than 30
+//! days a record answers 404. Most audio is good; a trunk's calls drawn while it fails
+//! (`Faults::failing_trunk`, or the legacy SBC's quarter hour) have poor audio; some
+//! streams report nothing, some segments are service to service or client to client, some
+//! media video, and network and device fields carry personal data, as Graph's do.
+//! [`SimTenantView::call_records`] and [`SimTenantView::call_record_fetches`] are their
+//! ground truth (`GET /_sim/call-records`).
+//!
 //! # Layout
 //!
 //! Generic parts, which know no particular call-log function:
@@ -52,10 +74,16 @@
 //!   `--simulate.tenants` makes;
 //! - `graph`: the simulated Graph (request parsing, paging, throttling, error bodies);
 //! - `gate`: the fault state and the rate limits' windows every data request passes;
-//! - `call_log`: what Graph needs of a call-log function; `store`: rows kept by time;
+//! - `call_log`: what Graph needs of a call-log function; `store`: rows kept by time,
+//!   found by a key where they have one (a call's correlation id);
 //! - `token`: the simulated Entra ID (secrets, client assertions, managed identity,
 //!   consent); `issued`: the tokens it issued and their tenants, which Graph accepts;
 //! - `control`: the `/_sim/` endpoints; `stats`, `time`, `ids`, `http`: shared pieces.
+//!
+//! Call records: `call_records` (when a record is published, the random model of its
+//! sessions and streams, its JSON, and the count of fetches), derived on request from a
+//! Direct Routing row, the tenant's seed and the correlation id, so nothing is stored per
+//! record; Graph serves them from `graph::call_record`.
 //!
 //! Per call-log function: `direct_routing` (`getDirectRoutingCalls`: trunks, the call
 //! model, row JSON, ground truth) and `pstn` (`getPstnCalls`: Calling Plan and Operator
@@ -89,6 +117,7 @@
 
 mod args;
 mod call_log;
+mod call_records;
 mod config;
 mod control;
 mod direct_routing;
@@ -114,6 +143,7 @@ mod traffic;
 mod tests;
 
 pub use args::SimulationArgs;
+pub use call_records::{CallRecordFetches, SimCallRecord};
 pub use config::{
     AppCredentials, Consent, FederatedCredential, ManagedIdentities, SimConfig, SimIdentity,
     SimTenantSpec, DEMO_CALLS_PER_DAY, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_HISTORY,

@@ -50,6 +50,17 @@ pub struct SimStats {
     pub client_assertions_accepted: u64,
     /// Accepted assertions whose `jti` had been seen before.
     pub repeated_assertion_ids: u64,
+    /// Requests for call records (`/communications/callRecords/{id}` and its session
+    /// pages), whatever their answer; also counted in `data_requests`.
+    pub call_record_requests: u64,
+    /// 429 answers to call-record requests: their own limit, the throttling fault, or a
+    /// pending Retry-After of that fault; also counted in `throttled_responses`.
+    pub call_record_throttled: u64,
+    /// 404 answers to call-record requests: not published yet, never published, unknown or
+    /// older than 30 days.
+    pub call_record_not_found: u64,
+    /// Records and session pages answered 200.
+    pub call_record_pages_served: u64,
 }
 
 /// A well-formed row the tenant has served on a page: when its call started, when it

@@ -8,7 +8,7 @@
 //! checked per row at each request, because rows become visible at their own times and a
 //! page is always evaluated against the log as it is at that moment.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// `visible_ms` of a row that waits for `SimHandle::release`.
@@ -29,6 +29,11 @@ pub(crate) trait StoredRow {
     fn is_malformed(&self) -> bool;
     /// Notes that the row is on a page; `true` the first time.
     fn mark_served(&self) -> bool;
+    /// The key by which the row is looked up on its own ([`Store::find`]), if it has one:
+    /// a Direct Routing call's correlation id, which is its call record's id.
+    fn lookup_key(&self) -> Option<u128> {
+        None
+    }
 
     fn is_visible(&self, now_ms: i64) -> bool {
         self.visible_ms() <= now_ms
@@ -56,6 +61,10 @@ impl Clone for ServedFlag {
 pub(crate) struct Store<R> {
     rows: VecDeque<R>,
     released_ms: Option<i64>,
+    /// The start (ticks) of each row with a lookup key, by the key's low 64 bits (keys are
+    /// random ids, and [`Store::find`] compares the whole key): 16 bytes and a little a
+    /// row, rather than a scan of the whole log for every call-record request.
+    starts_by_key: HashMap<u64, i64>,
 }
 
 /// One page of a call window.
@@ -68,10 +77,35 @@ pub(crate) struct Page<'a, R> {
 impl<R: StoredRow> Store<R> {
     pub fn new(mut rows: Vec<R>) -> Self {
         rows.sort_by_key(|row| (row.start(), row.id()));
+        let starts_by_key = rows
+            .iter()
+            .filter_map(|row| Some((short_key(row.lookup_key()?), row.start())))
+            .collect();
         Store {
             rows: rows.into(),
             released_ms: None,
+            starts_by_key,
         }
+    }
+
+    /// The row whose lookup key is `key`.
+    pub fn find(&self, key: u128) -> Option<&R> {
+        let start = *self.starts_by_key.get(&short_key(key))?;
+        let first = self.rows.partition_point(|row| row.start() < start);
+        self.rows
+            .range(first..)
+            .take_while(|row| row.start() == start)
+            .find(|row| row.lookup_key() == Some(key))
+    }
+
+    /// Every row, in start order.
+    pub fn rows(&self) -> impl Iterator<Item = &R> {
+        self.rows.iter()
+    }
+
+    /// The start (ticks) of the oldest row kept.
+    pub fn first_start(&self) -> Option<i64> {
+        self.rows.front().map(StoredRow::start)
     }
 
     pub fn len(&self) -> usize {
@@ -81,6 +115,10 @@ impl<R: StoredRow> Store<R> {
     /// Adds a row, keeping start order. New live calls start after nearly all stored ones,
     /// so the common case is a push at the back.
     pub fn insert(&mut self, row: R) {
+        if let Some(lookup_key) = row.lookup_key() {
+            self.starts_by_key
+                .insert(short_key(lookup_key), row.start());
+        }
         let key = (row.start(), row.id());
         match self.rows.back() {
             Some(last) if (last.start(), last.id()) > key => {
@@ -94,7 +132,19 @@ impl<R: StoredRow> Store<R> {
     /// Forgets rows that started before `start` (ticks), returning how many.
     pub fn prune_started_before(&mut self, start: i64) -> usize {
         let count = self.rows.partition_point(|row| row.start() < start);
-        self.rows.drain(..count);
+        for row in self.rows.drain(..count) {
+            if let Some(key) = row.lookup_key() {
+                let key = short_key(key);
+                // A later row whose key shares these bits keeps its entry.
+                if self
+                    .starts_by_key
+                    .get(&key)
+                    .is_some_and(|&s| s <= row.start())
+                {
+                    self.starts_by_key.remove(&key);
+                }
+            }
+        }
         count
     }
 
@@ -149,4 +199,9 @@ impl<R: StoredRow> Store<R> {
             .filter(|row| row.is_malformed())
             .count() as u64
     }
+}
+
+/// The bits of a lookup key the index keeps.
+fn short_key(key: u128) -> u64 {
+    key as u64
 }

@@ -18,6 +18,7 @@ use rand::SeedableRng;
 use tve_clock::Clock;
 
 use crate::call_log::CallLog;
+use crate::call_records::{self, CallRecordFetches, Fetches, SimCallRecord};
 use crate::config::{AppCredentials, Consent, SimConfig, SimIdentity};
 use crate::direct_routing::{self, Degradation, GroundTruth, DEMO_TRUNKS};
 use crate::faults::Faults;
@@ -26,6 +27,7 @@ use crate::ids::{random_uuid, uuid};
 use crate::issued::IssuedTokens;
 use crate::pstn::{self, PstnGroundTruth};
 use crate::stats::{ServedRow, SimStats};
+use crate::store::StoredRow;
 use crate::time::ceil_ticks;
 use crate::traffic::Mode;
 
@@ -51,6 +53,10 @@ pub(crate) struct Tenant {
     pub pstn: pstn::Log,
     pub gate: Mutex<Gate>,
     stats: Mutex<SimStats>,
+    /// Seed of the tenant's call records (with each call's correlation id).
+    pub seed: u64,
+    /// How often each call record was asked for.
+    pub call_record_fetches: Mutex<Fetches>,
     /// The tokens of every tenant of the provider.
     pub tokens: Arc<IssuedTokens>,
     pub identity: SimIdentity,
@@ -89,6 +95,8 @@ impl Tenant {
             pstn,
             gate: Mutex::new(Gate::new(config.faults, bind_ms)),
             stats: Mutex::new(SimStats::default()),
+            seed: config.seed,
+            call_record_fetches: Mutex::new(Fetches::default()),
             tokens: member.tokens,
             graph_resource: config
                 .identity
@@ -167,6 +175,29 @@ impl Tenant {
     /// The PSTN log's [`Tenant::ground_truth_started_from`].
     pub fn pstn_ground_truth_started_from(&self, from: DateTime<Utc>) -> PstnGroundTruth {
         pstn::ground_truth_started_from(&self.pstn, from_ticks(from), self.now_ms())
+    }
+
+    /// The call record of every established Direct Routing call Graph keeps now, its
+    /// publication time by the faults in force; none yet for rows waiting for release.
+    /// Only calls that started at or after `from` (ticks), if given.
+    pub fn call_records(&self, from: Option<i64>) -> Vec<SimCallRecord> {
+        let now_ms = self.now_ms();
+        let faults = self.gate.lock().faults.clone();
+        let names = self.direct_routing.names();
+        let store = self.direct_routing.read();
+        store
+            .rows()
+            .filter(|row| from.is_none_or(|from| row.start >= from))
+            .filter(|row| row.lookup_key().is_some() && call_records::retained(row.start, now_ms))
+            .filter_map(|row| {
+                call_records::sim_record(row, &faults, self.seed, names, &self.base_url)
+            })
+            .collect()
+    }
+
+    /// How often each call record was asked for, by id.
+    pub fn call_record_fetches(&self) -> std::collections::HashMap<String, CallRecordFetches> {
+        self.call_record_fetches.lock().snapshot()
     }
 
     pub fn release(&self) -> bool {

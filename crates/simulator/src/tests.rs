@@ -18,6 +18,7 @@ use super::direct_routing::{
 use super::time::{self, TimeStyle};
 use super::*;
 
+mod call_records;
 mod hostile;
 mod limits;
 mod pstn;

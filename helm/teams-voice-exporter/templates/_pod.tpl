@@ -102,6 +102,20 @@ spec:
         {{- with .Values.poll.lookback }}
         - --poll.lookback={{ . }}
         {{- end }}
+        {{- with .Values.collectors.callQuality }}
+        {{- if .enabled }}
+        - --collector.call-quality
+        {{- with .wait }}
+        - --call-quality.wait={{ . }}
+        {{- end }}
+        {{- with .giveUp }}
+        - --call-quality.give-up={{ . }}
+        {{- end }}
+        {{- if not (kindIs "invalid" .maxPending) }}
+        - --call-quality.max-pending={{ .maxPending }}
+        {{- end }}
+        {{- end }}
+        {{- end }}
         {{- if .Values.persistence.enabled }}
         - --state.path={{ .Values.persistence.mountPath }}/{{ .Values.persistence.fileName }}
         {{- end }}

@@ -76,6 +76,7 @@ pub(crate) fn draw_call(
         style,
         quirks,
         origin: Origin::Live,
+        degraded: degradation.fails(trunk, start_ms),
         served: ServedFlag::default(),
     };
     row.visible_ms = row.end_ms() + publication_delay_ms(rng);

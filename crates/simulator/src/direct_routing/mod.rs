@@ -21,6 +21,7 @@ pub(crate) use degradation::Degradation;
 pub(crate) use draw::{pick_weighted, publication_delay_ms, quick_call, talk_seconds, time_style};
 pub(crate) use live::office_hours_shape;
 pub(crate) use live::LiveTraffic;
+pub(crate) use render::user_id;
 pub(crate) use row::CallRow;
 pub use tables::{trunk_fqdns, DEMO_TRUNKS, MAX_TRUNKS};
 pub(crate) use tables::{TrunkNames, FRAUD_EXTERNAL_RANGE, PEOPLE};

@@ -148,7 +148,7 @@ fn write_call_path(out: &mut String, row: &CallRow, names: &TrunkNames) {
 }
 
 /// A stable id per person, independent of the seed so a person keeps their id across runs.
-fn user_id(user: u8) -> u128 {
+pub(crate) fn user_id(user: u8) -> u128 {
     // splitmix64 of the index, twice, gives two well-mixed halves.
     let mix = |mut z: u64| {
         z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);

@@ -81,6 +81,9 @@ pub(crate) struct CallRow {
     pub style: TimeStyle,
     pub quirks: u8,
     pub origin: Origin,
+    /// Whether the call's trunk was failing when it was drawn (`Degradation`): its call
+    /// record's audio is poor.
+    pub degraded: bool,
     /// Whether the row has been on a page since bind (for `SimHandle::served_rows`).
     pub served: ServedFlag,
 }
@@ -232,5 +235,10 @@ impl StoredRow for CallRow {
 
     fn mark_served(&self) -> bool {
         self.served.mark()
+    }
+
+    /// Established calls of well-formed rows have a call record, keyed by correlation id.
+    fn lookup_key(&self) -> Option<u128> {
+        (self.successful() && !self.is_malformed()).then_some(self.correlation_id)
     }
 }

@@ -14,7 +14,11 @@
 //! a pending Retry-After before anything else, because a throttled client must send
 //! nothing to the tenant until the time it was given. Nothing here knows a row type:
 //! pages come from the `CallLog` a request names.
+//!
+//! Call records (`/v1.0/communications/callRecords/{id}`, `call_record`) are data requests
+//! too: the same token checks and "every Nth" faults, but their own rate limit.
 
+mod call_record;
 pub(crate) mod hostile;
 mod reply;
 mod request;
@@ -64,6 +68,11 @@ pub(crate) fn not_found(tenant: &Tenant, request: &Request<Incoming>) -> HttpRes
 fn answer(tenant: &Tenant, request: &Request<Incoming>) -> (Reply, u64) {
     let now_ms = tenant.now_ms();
     let function = function_named(request.uri().path(), &tenant.call_logs()).map(|f| f.name);
+    if function.is_none() {
+        if let Some(target) = call_record::target(request.uri().path()) {
+            return call_record::answer(tenant, request, &target, now_ms);
+        }
+    }
     let admission = tenant.gate.lock().admit(now_ms, function);
     {
         let mut stats = tenant.stats();
@@ -119,6 +128,8 @@ fn throttled(tenant: &Tenant, admission: &Admission, now_ms: i64) -> Option<Grap
             Scope::Function(_) => stats.throttled_per_function += 1,
             Scope::App => stats.throttled_per_app += 1,
             Scope::Tenant => stats.throttled_per_tenant += 1,
+            // Counted by `call_record`, which sees its own throttling.
+            Scope::CallRecords => {}
         }
         drop(stats);
         let category = refusal.scope.category();
@@ -143,6 +154,49 @@ fn checked_answer(
     faults: &Faults,
     now_ms: i64,
 ) -> Result<Reply, GraphError> {
+    pass_faults(tenant, request, request_number, faults, now_ms)?;
+    let logs = tenant.call_logs();
+    let query = parse_request(request.uri().path(), request.uri().query(), &logs)?;
+    let (body, rows, foreign) = render_page(tenant, &query, faults, now_ms);
+    if faults.oversized_page_mib > 0 {
+        tenant.stats().pages_served += 1;
+        return Ok(Reply::Oversized(faults.oversized_page_mib));
+    }
+    let body = hostile::rewrite(body, faults);
+    if let Some(truncated) = truncated(tenant, &body, request_number, faults) {
+        return Ok(truncated);
+    }
+    let mut stats = tenant.stats();
+    stats.pages_served += 1;
+    stats.rows_served += rows as u64;
+    if foreign {
+        stats.foreign_next_links_served += 1;
+    }
+    Ok(Reply::Page(body))
+}
+
+/// The body cut in half, if the invalid-JSON fault falls on this request.
+fn truncated(tenant: &Tenant, body: &str, request_number: u64, faults: &Faults) -> Option<Reply> {
+    if !is_every(request_number, faults.invalid_json_every) {
+        return None;
+    }
+    tenant.stats().invalid_json_responses += 1;
+    let mut cut = body.len() / 2;
+    while !body.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    Some(Reply::Truncated(body[..cut].to_owned()))
+}
+
+/// The checks every data request passes after the throttling, whatever it asks for: the
+/// method, the token and its permission, and the injected faults that answer instead.
+fn pass_faults(
+    tenant: &Tenant,
+    request: &Request<Incoming>,
+    request_number: u64,
+    faults: &Faults,
+    now_ms: i64,
+) -> Result<(), GraphError> {
     if request.method() != Method::GET {
         return Err(GraphError::new(
             405,
@@ -179,30 +233,7 @@ fn checked_answer(
         )
         .with_retry_after(retry_after));
     }
-
-    let logs = tenant.call_logs();
-    let query = parse_request(request.uri().path(), request.uri().query(), &logs)?;
-    let (body, rows, foreign) = render_page(tenant, &query, faults, now_ms);
-    if faults.oversized_page_mib > 0 {
-        tenant.stats().pages_served += 1;
-        return Ok(Reply::Oversized(faults.oversized_page_mib));
-    }
-    let body = hostile::rewrite(body, faults);
-    if is_every(request_number, faults.invalid_json_every) {
-        tenant.stats().invalid_json_responses += 1;
-        let mut cut = body.len() / 2;
-        while !body.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        return Ok(Reply::Truncated(body[..cut].to_owned()));
-    }
-    let mut stats = tenant.stats();
-    stats.pages_served += 1;
-    stats.rows_served += rows as u64;
-    if foreign {
-        stats.foreign_next_links_served += 1;
-    }
-    Ok(Reply::Page(body))
+    Ok(())
 }
 
 /// The bearer token of a request if it is one this tenant issued and it has not expired.

@@ -14,7 +14,7 @@ use crate::http::percent_decode;
 use crate::time::ceil_ticks;
 
 /// Where Graph's call-log functions live.
-const CALL_RECORDS_PATH: &str = "/v1.0/communications/callRecords/";
+pub(super) const CALL_RECORDS_PATH: &str = "/v1.0/communications/callRecords/";
 /// The namespace SDKs put before a function's name.
 const CALL_RECORDS_NAMESPACE: &str = "microsoft.graph.callRecords.";
 /// The longest window one request may ask for.
@@ -234,7 +234,7 @@ fn parse_skip(query: Option<&str>) -> Result<usize, GraphError> {
     Ok(skip)
 }
 
-fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+pub(super) fn strip_prefix_ignore_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
     let head = text.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &text[prefix.len()..])

@@ -292,6 +292,7 @@ fn limit_flags_default_to_graph_s_documented_limits() {
         "--simulate.tenant-rate-limit",
         "3000/1m",
         "--simulate.other-apps=900/60s",
+        "--simulate.call-record-rate-limit=off",
     ])
     .expect("valid flags");
     assert_eq!(
@@ -301,6 +302,7 @@ fn limit_flags_default_to_graph_s_documented_limits() {
             per_app: None,
             per_tenant: per(3000, 60),
             other_apps: per(900, 60),
+            call_records: None,
         }
     );
     let error = parse(&["--simulate.rate-limit=10/1500ms"]).expect_err("not whole seconds");
