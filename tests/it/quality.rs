@@ -255,9 +255,12 @@ fn audio_metrics_equal_the_records_through_late_records_paging_throttling_and_a_
         );
     }
 
+    // Every late row is visible within the spread, and its record published within four
+    // delays of that: then the records are what they will stay.
+    std::thread::sleep(Duration::from_secs(10));
     let (truth, published) = truth_of(&sim);
     assert!(
-        published > 500 && truth.not_placed > 0,
+        published > 700 && truth.not_placed > 0,
         "the double's records are varied: {published} published, {} not placed",
         truth.not_placed
     );
@@ -296,28 +299,22 @@ fn audio_metrics_equal_the_records_through_late_records_paging_throttling_and_a_
     assert!(!truth.poor.is_empty(), "the failing trunk's audio is poor");
     check_histograms(&metrics, &truth);
 
-    // Each published record fetched after its publication once, but for the requests Graph
-    // refused (throttled, unavailable) and repeated.
+    // Each published record fetched once after its publication, the restart included (the
+    // double counts only the requests it answered, not those it throttled).
     let fetches = sim.call_record_fetches();
     let stats = sim.stats();
-    let mut extra = 0;
     for record in sim.call_records() {
         let seen = fetches.get(&record.id).map_or(0, |f| f.after_publication);
-        match record.published_at {
-            Some(_) => {
-                assert!(
-                    seen >= 1,
-                    "record {} was never fetched after publication",
-                    record.id
-                );
-                extra += seen - 1;
-            }
-            None => assert_eq!(seen, 0),
-        }
+        let want = u32::from(record.published_at.is_some());
+        assert_eq!(
+            seen, want,
+            "record {} fetched {seen} times after publication",
+            record.id
+        );
     }
     assert!(
-        u64::from(extra) <= stats.throttled_responses + stats.unavailable_responses,
-        "{extra} fetches after publication beyond one per record: {stats:?}"
+        stats.call_record_throttled > 0,
+        "call-record requests were throttled: {stats:?}"
     );
     assert!(
         fetches.values().any(|f| f.before_publication > 0),
