@@ -19,22 +19,25 @@ pub struct CallQualityArgs {
     /// Read each established Direct Routing call's call record for its audio quality per
     /// trunk (one Graph request per call; off by default, on with --demo; turn it off
     /// with --no-collector.call-quality).
-    #[arg(long = "collector.call-quality", overrides_with = "no_call_quality")]
-    call_quality: bool,
+    #[arg(
+        long = "collector.call-quality",
+        overrides_with = "no_collector_call_quality"
+    )]
+    collector_call_quality: bool,
     #[arg(
         long = "no-collector.call-quality",
-        overrides_with = "call_quality",
+        overrides_with = "collector_call_quality",
         hide = true
     )]
-    no_call_quality: bool,
+    no_collector_call_quality: bool,
     /// How long after a call ends its record is first fetched: Graph publishes it 15–60
     /// minutes after the call [default: 20m; 30s with --demo].
     #[arg(long = "call-quality.wait", value_parser = parse_duration, value_name = "DURATION")]
-    wait: Option<Duration>,
+    call_quality_wait: Option<Duration>,
     /// How long after a call its record is fetched again while Graph answers 404; then it is
     /// given up as not published.
     #[arg(long = "call-quality.give-up", default_value = "6h", value_parser = parse_duration, value_name = "DURATION")]
-    give_up: Duration,
+    call_quality_give_up: Duration,
     /// Records waiting for Graph at most per tenant; the records of calls counted beyond are
     /// given up (queue_full).
     #[arg(
@@ -42,12 +45,12 @@ pub struct CallQualityArgs {
         default_value_t = 50_000,
         value_name = "N"
     )]
-    max_pending: usize,
+    call_quality_max_pending: usize,
     /// Call-record requests the exporter sends to a tenant, at most, within any DURATION:
     /// Graph allows an app 1,500 per 20s per tenant, apart from the call logs' limits
     /// [default: 1350/20s; 1350/666ms with --demo].
     #[arg(long = "call-quality.rate-limit", value_name = "N/DURATION")]
-    rate_limit: Option<Rate>,
+    call_quality_rate_limit: Option<Rate>,
 }
 
 /// The collector's configuration, from valid flags.
@@ -82,36 +85,36 @@ impl CallQualityArgs {
     /// The collector's options, or `None` when it is off.
     pub fn options(&self, demo: bool) -> Result<Option<QualityOptions>, CallQualityArgsError> {
         let on = if demo {
-            !self.no_call_quality
+            !self.no_collector_call_quality
         } else {
-            self.call_quality
+            self.collector_call_quality
         };
         if !on {
             return Ok(None);
         }
-        let wait = self.wait.unwrap_or(if demo {
+        let wait = self.call_quality_wait.unwrap_or(if demo {
             DEMO_WAIT
         } else {
             Duration::from_secs(20 * 60)
         });
-        if self.give_up <= wait {
+        if self.call_quality_give_up <= wait {
             return Err(CallQualityArgsError::GiveUpBeforeWait {
                 wait,
-                give_up: self.give_up,
+                give_up: self.call_quality_give_up,
             });
         }
-        if self.max_pending == 0 {
+        if self.call_quality_max_pending == 0 {
             return Err(CallQualityArgsError::NoRoom);
         }
         let speed = if demo { DEMO_SPEED } else { 1 };
-        let rate = self.rate_limit.unwrap_or(Rate::new(
+        let rate = self.call_quality_rate_limit.unwrap_or(Rate::new(
             DEFAULT_CALL_RECORD_BUDGET.requests,
             DEFAULT_CALL_RECORD_BUDGET.per / speed,
         ));
         Ok(Some(QualityOptions {
             wait,
-            give_up: self.give_up,
-            max_pending: self.max_pending,
+            give_up: self.call_quality_give_up,
+            max_pending: self.call_quality_max_pending,
             rate,
         }))
     }
