@@ -206,21 +206,50 @@ fn check_histograms(metrics: &Metrics, truth: &Truth) {
     }
 }
 
+/// The addresses, device and user names in the double's records.
+fn personal_values(sim: &tve_simulator::SimHandle) -> std::collections::BTreeSet<String> {
+    fn walk(value: &Value, out: &mut std::collections::BTreeSet<String>) {
+        match value {
+            Value::Object(map) => {
+                for (key, value) in map {
+                    let personal = ["ipAddress", "macAddress", "subnet", "displayName"]
+                        .contains(&key.as_str())
+                        || key.ends_with("DeviceName");
+                    match value.as_str() {
+                        Some(text) if personal && text.len() > 3 => {
+                            out.insert(text.to_owned());
+                        }
+                        _ => walk(value, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|item| walk(item, out)),
+            _ => {}
+        }
+    }
+    let mut out = std::collections::BTreeSet::new();
+    for record in sim.call_records() {
+        walk(&record.record, &mut out);
+    }
+    out
+}
+
 #[test]
 fn audio_metrics_equal_the_records_through_late_records_paging_throttling_and_a_restart() {
     let scenario = Scenario {
-        preexisting_rows: 300,
-        late_rows: 500,
+        preexisting_rows: 150,
+        late_rows: 250,
         span: Duration::from_secs(24 * 3600),
         arrival_spread: Duration::from_secs(8),
         malformed_rows: 0,
     };
     let faults = Faults {
-        throttle_every: 7,
+        // Each throttled request holds every request to the tenant back for a second.
+        throttle_every: 29,
         retry_after_secs: 1,
         call_record_delay: Duration::from_secs(2),
         unpublished_call_records: 0.05,
-        call_record_session_page: 1,
+        call_record_session_page: 2,
         ..Faults::default()
     };
     let (_runtime, sim) = simulator(scenario, faults);
@@ -260,7 +289,7 @@ fn audio_metrics_equal_the_records_through_late_records_paging_throttling_and_a_
     std::thread::sleep(Duration::from_secs(10));
     let (truth, published) = truth_of(&sim);
     assert!(
-        published > 700 && truth.not_placed > 0,
+        published > 200 && truth.not_placed > 0,
         "the double's records are varied: {published} published, {} not placed",
         truth.not_placed
     );
@@ -330,14 +359,13 @@ fn audio_metrics_equal_the_records_through_late_records_paging_throttling_and_a_
         "the unpublished records wait"
     );
     let log = exporter.log();
-    for personal in [
-        "ipAddress",
-        "macAddress",
-        "displayName",
-        "10.",
-        "captureDeviceName",
-    ] {
-        assert!(!log.contains(personal), "{personal} reached the log");
+    let personal = personal_values(&sim);
+    assert!(
+        personal.len() > 10,
+        "the double's records hold personal data"
+    );
+    for value in personal {
+        assert!(!log.contains(&value), "{value} reached the log");
     }
 }
 
