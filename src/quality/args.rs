@@ -9,8 +9,8 @@ use crate::flag::parse_duration;
 use crate::source::graph::DEFAULT_CALL_RECORD_BUDGET;
 use crate::source::graph_args::DEMO_SPEED;
 
-/// How long the demo waits before fetching a record: its simulated tenant publishes them
-/// seconds after the call, not the quarter of an hour Graph takes.
+/// How long the demo waits at least before fetching a record; the demo raises it to the
+/// simulated tenant's `--simulate.call-record-delay`, when its records start to appear.
 const DEMO_WAIT: Duration = Duration::from_secs(30);
 
 /// The collector's flags.
@@ -31,7 +31,8 @@ pub struct CallQualityArgs {
     )]
     no_collector_call_quality: bool,
     /// How long after a call ends its record is first fetched: Graph publishes it 15–60
-    /// minutes after the call [default: 20m; 30s with --demo].
+    /// minutes after the call [default: 20m; with --demo, the simulated tenant's
+    /// --simulate.call-record-delay].
     #[arg(long = "call-quality.wait", value_parser = parse_duration, value_name = "DURATION")]
     call_quality_wait: Option<Duration>,
     /// How long after a call its record is fetched again while Graph answers 404; then it is
@@ -82,6 +83,11 @@ impl CallQualityArgsError {
 }
 
 impl CallQualityArgs {
+    /// Whether `--call-quality.wait` was given (the demo otherwise follows its simulator).
+    pub fn wait_given(&self) -> bool {
+        self.call_quality_wait.is_some()
+    }
+
     /// The collector's options, or `None` when it is off.
     pub fn options(&self, demo: bool) -> Result<Option<QualityOptions>, CallQualityArgsError> {
         let on = if demo {
