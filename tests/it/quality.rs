@@ -358,6 +358,8 @@ fn audio_metrics_equal_the_records_through_late_records_paging_throttling_and_a_
         metrics.sum("teams_voice_exporter_call_records_pending", &[]) >= 1.0,
         "the unpublished records wait"
     );
+    let (_, page) = exporter.get("/");
+    assert!(page.contains("<h2>Call quality</h2>"), "{page}");
     let log = exporter.log();
     let personal = personal_values(&sim);
     assert!(
@@ -396,4 +398,5 @@ fn with_the_collector_off_no_call_record_is_requested() {
     assert!(metrics
         .of("teams_voice_exporter_call_records_pending")
         .is_empty());
+    assert!(!exporter.get("/").1.contains("Call quality"));
 }
