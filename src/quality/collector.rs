@@ -21,6 +21,7 @@ use super::queue::{Admitted, GiveUp, Pending, Queue, QueueOptions};
 use super::record::{read_record, read_session_page, RecordStreams};
 use super::store::{Batch, QualityStore};
 use super::totals::QualityTotals;
+use crate::counting::state::RowKey;
 use crate::counting::store::EstablishedCalls;
 use crate::source::graph::{CallRecordResponse, GraphClient, GraphError};
 use crate::source::EstablishedCall;
@@ -167,7 +168,7 @@ impl CallQuality {
             let settle = |batch: &mut Batch| {
                 batch.pending_remove.push(id.clone());
                 let until = Queue::settled_until(pending.end_ms, &shared.options);
-                batch.settled_put.push((id.clone(), until));
+                batch.settled_put.push((RowKey::from_id(&id), until));
             };
             match fetched {
                 Fetched::Skipped => {}
@@ -311,11 +312,11 @@ fn apply(queue: &mut Queue, batch: &Batch) {
     for (id, pending) in &batch.pending_put {
         queue.pending.insert(id.clone(), pending.clone());
     }
-    for (id, until) in &batch.settled_put {
-        queue.settled.insert(id.clone(), *until);
+    for (key, until) in &batch.settled_put {
+        queue.settled.insert(key.clone(), *until);
     }
-    for id in &batch.settled_remove {
-        queue.settled.remove(id);
+    for key in &batch.settled_remove {
+        queue.settled.remove(key);
     }
 }
 
@@ -348,7 +349,9 @@ impl EstablishedCalls for CallQuality {
                 Admitted::Queued(_) | Admitted::Full => {
                     full += 1;
                     let until = Queue::settled_until(call.end.timestamp_millis(), &shared.options);
-                    batch.settled_put.push((call.correlation_id.clone(), until));
+                    batch
+                        .settled_put
+                        .push((RowKey::from_id(&call.correlation_id), until));
                 }
             }
         }

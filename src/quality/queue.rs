@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::counting::state::RowKey;
 use crate::source::EstablishedCall;
 
 /// The collector's timing and bound (`--call-quality.*`).
@@ -71,8 +72,9 @@ pub enum Admitted {
 #[derive(Debug, Default)]
 pub struct Queue {
     pub pending: HashMap<String, Pending>,
-    /// Settled record id → until when it is remembered (clock ms).
-    pub settled: HashMap<String, i64>,
+    /// Settled record id → until when it is remembered (clock ms); ids are GUIDs, kept as
+    /// 16 bytes like the rows' (a day's records are a hundred thousand of them).
+    pub settled: HashMap<RowKey, i64>,
 }
 
 fn ms(duration: Duration) -> i64 {
@@ -83,7 +85,7 @@ impl Queue {
     /// Where `call` goes; the caller applies the outcome once it is saved.
     pub fn admit(&self, call: &EstablishedCall, options: &QueueOptions) -> Admitted {
         let id = call.correlation_id.as_str();
-        if self.pending.contains_key(id) || self.settled.contains_key(id) {
+        if self.pending.contains_key(id) || self.settled.contains_key(&RowKey::from_id(id)) {
             return Admitted::Known;
         }
         if self.pending.len() >= options.max_pending {
@@ -138,11 +140,11 @@ impl Queue {
     }
 
     /// Settled records whose call left the lookback: no row can bring them back.
-    pub fn expired(&self, now_ms: i64) -> Vec<String> {
+    pub fn expired(&self, now_ms: i64) -> Vec<RowKey> {
         self.settled
             .iter()
             .filter(|(_, until)| **until < now_ms)
-            .map(|(id, _)| id.clone())
+            .map(|(key, _)| key.clone())
             .collect()
     }
 }
@@ -177,7 +179,7 @@ mod tests {
         assert_eq!(pending.due_ms, 1_000_000_000 + 20 * 60 * 1000);
         queue.pending.insert("a".into(), pending);
         assert_eq!(queue.admit(&call("a"), &options()), Admitted::Known);
-        queue.settled.insert("s".into(), 0);
+        queue.settled.insert(RowKey::from_id("s"), 0);
         assert_eq!(queue.admit(&call("s"), &options()), Admitted::Known);
         queue.pending.insert("b".into(), queue.pending["a"].clone());
         assert_eq!(queue.admit(&call("c"), &options()), Admitted::Full);

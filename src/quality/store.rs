@@ -17,12 +17,15 @@ use redb::{Database, Durability, ReadableTable, TableDefinition};
 
 use super::queue::{Pending, Queue};
 use super::totals::{QualityTotals, SavedQualityTotals};
+use crate::counting::state::RowKey;
+use crate::counting::store::{decode_key, encode_key};
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Record id → [`Pending`] as JSON.
 const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pending");
-/// Settled record id → clock ms until which it is remembered.
-const SETTLED: TableDefinition<&str, i64> = TableDefinition::new("settled");
+/// Settled record id (as the rows' ids are kept, `encode_key`) → clock ms until which it
+/// is remembered.
+const SETTLED: TableDefinition<&[u8], i64> = TableDefinition::new("settled");
 
 const FORMAT_MARK: &[u8] = b"teams-voice-exporter call quality";
 const FORMAT_VERSION: &[u8] = b"1";
@@ -49,8 +52,8 @@ pub enum QualityStateError {
 pub struct Batch {
     pub pending_put: Vec<(String, Pending)>,
     pub pending_remove: Vec<String>,
-    pub settled_put: Vec<(String, i64)>,
-    pub settled_remove: Vec<String>,
+    pub settled_put: Vec<(RowKey, i64)>,
+    pub settled_remove: Vec<RowKey>,
     pub totals: Option<SavedQualityTotals>,
 }
 
@@ -189,8 +192,11 @@ impl QualityStore {
             }
             let settled = txn.open_table(SETTLED).map_err(|e| damaged(&e))?;
             for entry in settled.iter().map_err(|e| damaged(&e))? {
-                let (id, until) = entry.map_err(|e| damaged(&e))?;
-                queue.settled.insert(id.value().to_owned(), until.value());
+                let (key, until) = entry.map_err(|e| damaged(&e))?;
+                let key = decode_key(key.value()).ok_or_else(|| {
+                    Loading::Damaged("a settled record id that is not one".into())
+                })?;
+                queue.settled.insert(key, until.value());
             }
             (queue, totals)
         };
@@ -217,11 +223,13 @@ impl QualityStore {
                 pending.remove(id.as_str()).map_err(boxed)?;
             }
             let mut settled = txn.open_table(SETTLED).map_err(boxed)?;
-            for (id, until) in &batch.settled_put {
-                settled.insert(id.as_str(), *until).map_err(boxed)?;
+            for (key, until) in &batch.settled_put {
+                settled
+                    .insert(encode_key(key).as_slice(), *until)
+                    .map_err(boxed)?;
             }
-            for id in &batch.settled_remove {
-                settled.remove(id.as_str()).map_err(boxed)?;
+            for key in &batch.settled_remove {
+                settled.remove(encode_key(key).as_slice()).map_err(boxed)?;
             }
             if let Some(totals) = &batch.totals {
                 let json = serde_json::to_vec(totals).expect("totals serialize");
@@ -269,14 +277,14 @@ mod tests {
         store
             .write(&Batch {
                 pending_put: vec![("a".into(), pending.clone()), ("b".into(), pending.clone())],
-                settled_put: vec![("c".into(), 9)],
+                settled_put: vec![(RowKey::from_id("c"), 9)],
                 ..Batch::default()
             })
             .unwrap();
         store
             .write(&Batch {
                 pending_remove: vec!["b".into()],
-                settled_put: vec![("b".into(), 10)],
+                settled_put: vec![(RowKey::from_id("b"), 10)],
                 totals: Some(QualityTotals::default().save()),
                 ..Batch::default()
             })
