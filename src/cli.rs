@@ -167,6 +167,9 @@ pub struct ExporterArgs {
     pub log: LogArgs,
     #[command(flatten)]
     pub collectors: CollectorArgs,
+    /// `--collector.call-quality`, `--call-quality.*` (issue #17).
+    #[command(flatten)]
+    pub call_quality: crate::quality::args::CallQualityArgs,
     #[command(flatten)]
     pub graph: GraphArgs,
     #[command(flatten)]
@@ -200,6 +203,8 @@ pub enum ConfigError {
     Credential(#[from] CredentialError),
     #[error(transparent)]
     Collector(#[from] NoCollector),
+    #[error(transparent)]
+    CallQuality(#[from] crate::quality::args::CallQualityArgsError),
 }
 
 impl ConfigError {
@@ -214,6 +219,7 @@ impl ConfigError {
             ConfigError::Credential(CredentialError::Url(error)) => Some(error.flag),
             ConfigError::Credential(_) => None,
             ConfigError::Collector(_) => Some("--collector.direct-routing"),
+            ConfigError::CallQuality(error) => Some(error.flag()),
         }
     }
 }
@@ -237,6 +243,8 @@ pub struct Config {
     pub state: Option<StateOptions>,
     /// The call-log functions read (`--collector.*`), at least one.
     pub functions: Vec<Function>,
+    /// `--collector.call-quality`: `None` when off.
+    pub call_quality: Option<crate::quality::args::QualityOptions>,
 }
 
 impl ExporterArgs {
@@ -263,6 +271,7 @@ impl ExporterArgs {
             schedule,
             state: self.state.options(),
             functions: self.collectors.functions()?,
+            call_quality: self.call_quality.options(self.demo)?,
         })
     }
 }
@@ -300,6 +309,11 @@ mod tests {
             "log.format",
             "collector.direct-routing",
             "collector.pstn",
+            "collector.call-quality",
+            "call-quality.wait",
+            "call-quality.give-up",
+            "call-quality.max-pending",
+            "call-quality.rate-limit",
             "graph.endpoint",
             "graph.timeout",
             "graph.max-retries",

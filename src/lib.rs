@@ -16,7 +16,10 @@
 //!    the poller that reads it ([`counting::poller`]), the exactly-once state
 //!    ([`counting::state`]) and its durable copy with `--state.path`
 //!    ([`counting::store`]);
-//! 3. [`exposition`]: the call metrics and the exporter's own, and the HTTP interface that
+//! 3. [`quality`]: with `--collector.call-quality`, the call record of every established
+//!    Direct Routing call that counting counted, fetched once Graph publishes it and its
+//!    audio streams counted once per trunk and direction;
+//! 4. [`exposition`]: the call metrics and the exporter's own, and the HTTP interface that
 //!    serves them (TLS and basic authentication from the `exporter-web` crate).
 //!
 //! On top, [`cli`] turns flags into a configuration (each component owns and checks its own
@@ -34,5 +37,6 @@ pub mod cli;
 pub mod counting;
 pub mod exposition;
 pub mod flag;
+pub mod quality;
 pub mod source;
 pub mod tenants;

@@ -263,6 +263,7 @@ fn reading(config: &Config) -> Reading {
         budget: config.budget,
         schedule: config.schedule.clone(),
         functions: config.functions.clone(),
+        call_quality: config.call_quality,
     }
 }
 
@@ -366,6 +367,16 @@ async fn demo_credential(
         // budget (see `GraphArgs::options`) run as much faster, so the demo keeps to its
         // budget the way a real deployment does.
         sim_config.faults.limits = demo_limits();
+    }
+    if let Some(quality) = config.call_quality.as_mut() {
+        // The first fetch when the simulated tenant starts publishing records, as the
+        // default wait does against Graph's 15-60 minutes.
+        if !args.call_quality.wait_given() {
+            quality.wait = quality
+                .wait
+                .max(sim_config.faults.call_record_delay)
+                .min(quality.give_up / 2);
+        }
     }
     let sim = SimHandle::bind(sim_config, ([127, 0, 0, 1], 0).into())
         .await

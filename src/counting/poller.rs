@@ -26,7 +26,7 @@ use super::feasibility::{self, Feasibility};
 use super::metrics::CountingMetrics;
 use super::schedule::{to_chrono, PollKind, Progress, Schedule};
 use crate::counting::state::{Ingest, TenantState};
-use crate::counting::store::StateStore;
+use crate::counting::store::{EstablishedCalls, StateStore};
 use crate::source::graph::{CallWindow, GraphClient, GraphError, Priority, WindowRead};
 use crate::source::CallLog;
 use tve_clock::Clock;
@@ -140,6 +140,8 @@ pub struct Polling<L: CallLog> {
     /// The call rate each kind of read last showed (rows per hour), for the feasibility
     /// estimate; every read underestimates (rows are still to come), so the largest wins.
     rate_seen: Mutex<[f64; 3]>,
+    /// The call-quality collector, which takes every established call counted.
+    holder: Option<Arc<dyn EstablishedCalls>>,
 }
 
 /// Which lane a read runs in.
@@ -183,6 +185,7 @@ impl<L: CallLog> Poller<L> {
             tenant_sources: self.tenant_sources,
             in_flight: Mutex::new([None, None]),
             rate_seen: Mutex::new([0.0; 3]),
+            holder: None,
         };
         // Until the first recent poll shows its size, room for two pages a poll.
         polling.reserve_for_recent(2);
@@ -202,6 +205,15 @@ impl<L: CallLog> Poller<L> {
     /// Starts and polls until `shutdown` is cancelled, then saves what was counted.
     pub async fn run(self, shutdown: CancellationToken) {
         self.start().await.run(shutdown).await
+    }
+
+    /// [`Poller::run`], handing every established call counted to `holder` (the
+    /// call-quality collector) before the commit that saves its row.
+    pub async fn run_holding(self, holder: Arc<dyn EstablishedCalls>, shutdown: CancellationToken) {
+        self.state.lock().collect_established();
+        let mut polling = self.start().await;
+        polling.holder = Some(holder);
+        polling.run(shutdown).await
     }
 }
 
@@ -396,12 +408,17 @@ impl<L: CallLog> Polling<L> {
     async fn persist(&self) {
         let mut guard = self.store.lock().await;
         let Some(mut store) = guard.take() else {
+            if let Some(holder) = &self.holder {
+                // Nothing is saved without --state.path: the calls are only kept in memory.
+                let _ = holder.hold(self.state.lock().take_established());
+            }
             return;
         };
         let state = Arc::clone(&self.state);
         let progress = self.progress.lock().clone();
+        let holder = self.holder.clone();
         let commit = tokio::task::spawn_blocking(move || {
-            store.commit(&state, &progress);
+            store.commit_holding(&state, &progress, holder.as_deref());
             store
         });
         match commit.await {

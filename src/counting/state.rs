@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 
 use crate::source::family::Histogram;
 use crate::source::row::{check_object, peek_id, RowError};
-use crate::source::CallLog;
+use crate::source::{CallLog, EstablishedCall};
 
 /// Upper bounds of `teams_voice_exporter_row_arrival_delay_seconds`: Graph publishes rows
 /// minutes to two days after the call.
@@ -133,6 +133,9 @@ pub struct TenantState<L: CallLog> {
     /// Changes whenever the aggregates `/metrics` shows change, so that their rendering can
     /// be kept until then.
     generation: u64,
+    /// With the call-quality collector: the established calls counted since they were last
+    /// taken ([`TenantState::take_established`]), whose call records it fetches.
+    established: Option<Vec<EstablishedCall>>,
     function: PhantomData<L>,
 }
 
@@ -144,6 +147,7 @@ impl<L: CallLog> Default for TenantState<L> {
             changed: None,
             published: None,
             generation: 0,
+            established: None,
             function: PhantomData,
         }
     }
@@ -170,6 +174,7 @@ impl<L: CallLog> TenantState<L> {
             aggregates,
             changed: Some(HashSet::new()),
             generation: 0,
+            established: None,
             function: PhantomData,
         }
     }
@@ -259,6 +264,22 @@ impl<L: CallLog> TenantState<L> {
         self.remembered.insert(key, until);
     }
 
+    /// Keeps the established calls counted from now on for
+    /// [`TenantState::take_established`] (the call-quality collector takes them).
+    pub fn collect_established(&mut self) {
+        self.established.get_or_insert_with(Vec::new);
+    }
+
+    /// The established calls counted since the last call (none unless
+    /// [`TenantState::collect_established`]). The store takes them under the same lock as
+    /// the changed ids, so that a commit saves no row whose call it did not hand on.
+    pub fn take_established(&mut self) -> Vec<EstablishedCall> {
+        self.established
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     /// How many row ids are remembered.
     pub fn remembered_rows(&self) -> usize {
         self.remembered.len()
@@ -301,6 +322,9 @@ impl<L: CallLog> TenantState<L> {
                         Ingest::Count => {
                             self.aggregates.count::<L>(&row, now);
                             outcome.ingested += 1;
+                            if let Some(established) = &mut self.established {
+                                established.extend(L::established_call(&row));
+                            }
                         }
                         Ingest::RememberOnly => outcome.remembered_only += 1,
                     }

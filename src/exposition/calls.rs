@@ -123,6 +123,21 @@ impl<L: CallLog> Collector for StateCollector<L> {
     }
 }
 
+/// The call-quality collector's `teams_direct_routing_audio_*` families, rendered with
+/// the tenant's other call metrics.
+pub struct QualityCalls(pub crate::quality::collector::CallQuality);
+
+impl CallMetrics for QualityCalls {
+    fn generation(&self) -> u64 {
+        self.0.generation()
+    }
+
+    fn gather(&self) -> (u64, Vec<MetricFamily>) {
+        let (generation, totals) = self.0.snapshot();
+        (generation, totals.families())
+    }
+}
+
 /// The call metrics of every source of the process, as `/metrics` shows them: each
 /// source's families in the order the sources were given, families that several sources
 /// share (the rows counted, skipped and their delay, told apart by `endpoint`) rendered

@@ -82,6 +82,9 @@ impl Web {
                 for source in &tenant.sources {
                     polling_section(&mut page, source, tenant.sources.len() > 1);
                 }
+                if let Some(quality) = &tenant.metrics.quality {
+                    quality_section(&mut page, quality);
+                }
                 self.budget_section(&mut page, &tenant.sources);
                 state_section(&mut page, &tenant.sources);
             }
@@ -273,6 +276,22 @@ fn polling_section(page: &mut String, source: &SourceView, named: bool) {
         );
     }
     page.push_str("</table>");
+}
+
+/// The call-quality collector (`--collector.call-quality`): records counted, waiting and
+/// given up since the start.
+fn quality_section(page: &mut String, quality: &crate::quality::metrics::QualityMetrics) {
+    let given_up = |reason: &str| quality.given_up.with_label_values(&[reason]).get();
+    let _ = write!(
+        page,
+        "<h2>Call quality</h2><table><tr><td>Call records counted</td><td>{fetched} since the start</td></tr><tr><td>Waiting for Graph</td><td>{pending} records (published 15-60 minutes after the call)</td></tr><tr><td>Given up</td><td>{not_published} never published, {queue_full} beyond --call-quality.max-pending, {error} unreadable</td></tr><tr><td>Streams not placed</td><td>{not_placed} (neither end is the trunk side)</td></tr></table>",
+        fetched = quality.records_fetched.get(),
+        pending = quality.pending.get(),
+        not_published = given_up("not_published"),
+        queue_full = given_up("queue_full"),
+        error = given_up("error"),
+        not_placed = quality.not_placed.get(),
+    );
 }
 
 /// A table row on how `poll` went.

@@ -7,6 +7,7 @@ use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::counting::metrics::CountingMetrics;
+use crate::quality::metrics::QualityMetrics;
 use crate::source::metrics::SourceMetrics;
 use crate::source::Function;
 
@@ -86,6 +87,8 @@ impl SelfMetrics {
 pub struct TenantMetrics {
     pub source: SourceMetrics,
     pub counting: CountingMetrics,
+    /// The call-quality collector's, when it is on (`--collector.call-quality`).
+    pub quality: Option<QualityMetrics>,
 }
 
 impl TenantMetrics {
@@ -93,7 +96,26 @@ impl TenantMetrics {
         Ok(TenantMetrics {
             source: SourceMetrics::new()?,
             counting: CountingMetrics::new()?,
+            quality: None,
         })
+    }
+
+    /// With the call-quality collector's metrics too, its request series at zero.
+    pub fn with_call_quality(mut self) -> prometheus::Result<Self> {
+        self.quality = Some(QualityMetrics::new()?);
+        self.source
+            .initialise_endpoint(crate::source::metrics::Endpoint::CallRecords);
+        Ok(self)
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        let quality = self.quality.iter().flat_map(QualityMetrics::collectors);
+        self.source
+            .collectors()
+            .into_iter()
+            .chain(self.counting.collectors())
+            .chain(quality)
+            .collect()
     }
 
     /// Creates the series of a source's `function` at zero, so that alerts and
@@ -105,20 +127,16 @@ impl TenantMetrics {
 
     /// The tenant's families, without the `tenant` label.
     pub fn families(&self) -> Vec<MetricFamily> {
-        self.source
-            .collectors()
+        self.collectors()
             .into_iter()
-            .chain(self.counting.collectors())
             .flat_map(|collector| collector.collect())
             .collect()
     }
 
     /// The descriptions of the tenant's families.
     pub fn descs(&self) -> Vec<prometheus::core::Desc> {
-        self.source
-            .collectors()
+        self.collectors()
             .into_iter()
-            .chain(self.counting.collectors())
             .flat_map(|collector| collector.desc().into_iter().cloned().collect::<Vec<_>>())
             .collect()
     }

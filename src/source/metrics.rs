@@ -13,10 +13,13 @@ use prometheus::{CounterVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, R
 
 use super::{Function, Priority};
 
-/// The `endpoint` label: a call-log function, or Entra ID's token endpoint.
+/// The `endpoint` label: a call-log function, the call records, or Entra ID's token
+/// endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {
     Function(Function),
+    /// `/communications/callRecords/{id}` and its session pages (`--collector.call-quality`).
+    CallRecords,
     Token,
 }
 
@@ -25,6 +28,7 @@ impl Endpoint {
     pub fn as_str(self) -> &'static str {
         match self {
             Endpoint::Function(function) => function.name(),
+            Endpoint::CallRecords => "callRecords",
             Endpoint::Token => "token",
         }
     }
@@ -158,19 +162,19 @@ impl SourceMetrics {
             .observe(started.elapsed().as_secs_f64());
     }
 
-    /// Counts a retry of a request to `function`.
-    pub fn record_retry(&self, function: Function, reason: RetryReason) {
+    /// Counts a retry of a request to `endpoint`.
+    pub fn record_retry(&self, endpoint: Endpoint, reason: RetryReason) {
         self.graph_retries
-            .with_label_values(&[function.name(), reason.as_str()])
+            .with_label_values(&[endpoint.as_str(), reason.as_str()])
             .inc();
     }
 
     /// Counts a request that waited `waited` for the request budget.
-    pub fn record_budget_wait(&self, function: Function, priority: Priority, waited: Duration) {
+    pub fn record_budget_wait(&self, endpoint: Endpoint, priority: Priority, waited: Duration) {
         if waited.is_zero() {
             return;
         }
-        let labels = [function.name(), priority.as_str()];
+        let labels = [endpoint.as_str(), priority.as_str()];
         self.budget_delayed.with_label_values(&labels).inc();
         self.budget_wait
             .with_label_values(&labels)
@@ -180,7 +184,13 @@ impl SourceMetrics {
     /// Creates the series of `function` at zero, so that alerts and `increase()` see the
     /// first event rather than a series appearing from nothing.
     pub fn initialise(&self, function: Function) {
-        let endpoint = function.name();
+        self.initialise_endpoint(Endpoint::Function(function));
+        self.rows_received.with_label_values(&[function.name()]);
+    }
+
+    /// Creates the request series of `endpoint` at zero (see [`SourceMetrics::initialise`]).
+    pub fn initialise_endpoint(&self, endpoint: Endpoint) {
+        let endpoint = endpoint.as_str();
         for priority in [Priority::Recent, Priority::Background] {
             self.budget_delayed
                 .with_label_values(&[endpoint, priority.as_str()]);
@@ -192,6 +202,5 @@ impl SourceMetrics {
                 .with_label_values(&[endpoint, reason.as_str()]);
         }
         self.graph_throttled.with_label_values(&[endpoint]);
-        self.rows_received.with_label_values(&[endpoint]);
     }
 }

@@ -65,6 +65,23 @@ pub trait CallLog: Send + Sync + 'static {
     fn restore(saved: Self::Saved) -> Result<Self::Totals, DamagedTotals>;
     /// Totals read back from a state file of format version 1.
     fn restore_v1(saved: Self::SavedV1) -> Result<Self::Totals, DamagedTotals>;
+    /// The call whose call record the call-quality collector fetches, if the row is of an
+    /// established call that has one; `None` for functions without call records.
+    fn established_call(_row: &Self::Row) -> Option<EstablishedCall> {
+        None
+    }
+}
+
+/// An established call with a call record: what the call-quality collector needs of its
+/// row, and nothing personal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EstablishedCall {
+    /// The row's `correlationId`, which is the call record's id.
+    pub correlation_id: String,
+    /// The trunk as the row names it, lowercased (`unknown` when it names none).
+    pub trunk_fqdn: String,
+    /// When the call ended: the call record is published 15–60 minutes after.
+    pub end: DateTime<Utc>,
 }
 
 /// The tenant a source reads.

@@ -117,7 +117,20 @@ mod tests {
         let removed_pstn = dir
             .path()
             .join("state.tenant-fabrikam.onmicrosoft.com.pstn.redb");
-        for path in [&kept, &removed, &removed_pstn] {
+        // The call-quality collector's files go with their tenant's.
+        let kept_quality = dir
+            .path()
+            .join("state.tenant-contoso.onmicrosoft.com.call-quality.redb");
+        let removed_quality = dir
+            .path()
+            .join("state.tenant-fabrikam.onmicrosoft.com.call-quality.redb");
+        for path in [
+            &kept,
+            &removed,
+            &removed_pstn,
+            &kept_quality,
+            &removed_quality,
+        ] {
             std::fs::write(path, b"x").unwrap();
         }
         std::fs::write(dir.path().join("state.redb"), b"single tenant").unwrap();
@@ -128,10 +141,11 @@ mod tests {
         let later = SystemTime::now() + 2 * hour;
         let mut dropped = drop_removed_state(&state, &plans, hour, later);
         dropped.sort();
-        let mut expected = vec![removed, removed_pstn];
+        let mut expected = vec![removed, removed_pstn, removed_quality];
         expected.sort();
         assert_eq!(dropped, expected);
         assert!(kept.exists(), "a tenant still read keeps its state");
+        assert!(kept_quality.exists());
         assert!(dir.path().join("state.redb").exists());
     }
 }

@@ -21,10 +21,14 @@ use tracing::Instrument;
 use super::config::TenantCredential;
 use crate::counting::poller::{Poller, PollerStatus};
 use crate::counting::schedule::Schedule;
-use crate::counting::store::{self, StateError, StateOptions};
-use crate::exposition::calls::{CallMetrics, StateCollector};
+use crate::counting::store::{self, EstablishedCalls, StateError, StateOptions};
+use crate::exposition::calls::{CallMetrics, QualityCalls, StateCollector};
 use crate::exposition::fleet::{Fleet, SourceView, TenantShown};
 use crate::exposition::self_metrics::TenantMetrics;
+use crate::quality::args::QualityOptions;
+use crate::quality::collector::CallQuality;
+use crate::quality::queue::QueueOptions;
+use crate::quality::store::{path_beside, QualityStateError, QualityStore};
 use crate::source::auth::args::{CredentialArgs, EnvSecrets};
 use crate::source::auth::{Credential, TokenCache};
 use crate::source::direct_routing::DirectRouting;
@@ -108,6 +112,17 @@ pub struct Reading {
     pub schedule: Schedule,
     /// The call-log functions read (`--collector.*`).
     pub functions: Vec<Function>,
+    /// `--collector.call-quality` (with Direct Routing only): `None` when off.
+    pub call_quality: Option<QualityOptions>,
+}
+
+impl Reading {
+    /// The call-quality collector's options, if it runs: it reads the records of Direct
+    /// Routing calls, so not without them.
+    fn call_quality(&self) -> Option<QualityOptions> {
+        self.call_quality
+            .filter(|_| self.functions.contains(&Function::DirectRoutingCalls))
+    }
 }
 
 /// What every tenant is started with.
@@ -134,6 +149,8 @@ pub enum TenantStartError {
     Credential(String),
     #[error("cannot set up its token requests: {0}")]
     Tokens(String),
+    #[error(transparent)]
+    CallQuality(#[from] QualityStateError),
 }
 
 /// A running tenant.
@@ -297,7 +314,12 @@ impl Tenants {
     async fn start(&self, plan: TenantPlan) -> Result<Running, TenantStartError> {
         let context = &self.context;
         let config = &context.config;
-        let metrics = TenantMetrics::new().expect("valid metric descriptions");
+        let mut metrics = TenantMetrics::new().expect("valid metric descriptions");
+        if config.call_quality().is_some() {
+            metrics = metrics
+                .with_call_quality()
+                .expect("valid metric descriptions");
+        }
         let credential = self.credential(&plan)?;
         let tenant = credential.tenant();
         let tokens = TokenCache::new(
@@ -322,12 +344,25 @@ impl Tenants {
         )))
         .with_response_limits(context.response_limits)
         .with_process_reads(context.process_reads.clone());
+        let graph = match config.call_quality() {
+            Some(options) => graph.with_call_record_budget(Arc::new(
+                RequestBudget::for_call_records(options.rate, context.clock.clone()),
+            )),
+            None => graph,
+        };
         let graph = Arc::new(graph);
+        let quality = self.call_quality(&graph, &tenant, &plan, &metrics)?;
         let mut sources = Vec::with_capacity(config.functions.len());
         for &function in &config.functions {
             let start = match function {
                 Function::DirectRoutingCalls => Source::start::<DirectRouting>,
                 Function::PstnCalls => Source::start::<Pstn>,
+            };
+            let holder = match (function, &quality) {
+                (Function::DirectRoutingCalls, Some(quality)) => {
+                    Some(Arc::new(quality.clone()) as Arc<dyn EstablishedCalls>)
+                }
+                _ => None,
             };
             let started = start(
                 graph.clone(),
@@ -336,6 +371,7 @@ impl Tenants {
                 config,
                 &metrics,
                 context.clock.clone(),
+                holder,
             )?;
             sources.push(started);
         }
@@ -347,6 +383,11 @@ impl Tenants {
             calls.push(source.calls);
             views.push(source.view);
             pollers.push(self.spawn(&plan.name, source.poller, shutdown.clone()));
+        }
+        if let Some(quality) = quality {
+            calls.push(Box::new(QualityCalls(quality.clone())));
+            let run: RunPoller = Box::new(move |shutdown| Box::pin(quality.run(shutdown)));
+            pollers.push(self.spawn(&plan.name, run, shutdown.clone()));
         }
         let shown = Arc::new(TenantShown {
             name: plan.name.clone(),
@@ -378,6 +419,42 @@ impl Tenants {
                 let _ = ended.send(name);
             }
         })
+    }
+
+    /// The tenant's call-quality collector, restored from its file beside the Direct
+    /// Routing state file, if it runs.
+    fn call_quality(
+        &self,
+        graph: &Arc<GraphClient>,
+        tenant: &Tenant,
+        plan: &TenantPlan,
+        metrics: &TenantMetrics,
+    ) -> Result<Option<CallQuality>, TenantStartError> {
+        let config = &self.context.config;
+        let (Some(options), Some(quality_metrics)) = (config.call_quality(), &metrics.quality)
+        else {
+            return Ok(None);
+        };
+        let restored = match &plan.state {
+            Some(state) => {
+                let path = path_beside(&state.path_for(Function::DirectRoutingCalls));
+                Some(QualityStore::open(&path, tenant.as_str(), state.reset)?)
+            }
+            None => None,
+        };
+        let queue = QueueOptions {
+            wait: options.wait,
+            give_up: options.give_up,
+            max_pending: options.max_pending,
+            remember: config.schedule.lookback,
+        };
+        Ok(Some(CallQuality::new(
+            graph.clone(),
+            self.context.clock.clone(),
+            queue,
+            restored,
+            quality_metrics.clone(),
+        )))
     }
 
     fn credential(&self, plan: &TenantPlan) -> Result<Credential, TenantStartError> {
@@ -426,6 +503,7 @@ impl Source {
         config: &Reading,
         metrics: &TenantMetrics,
         clock: Clock,
+        holder: Option<Arc<dyn EstablishedCalls>>,
     ) -> Result<Self, StateError> {
         metrics.initialise(L::FUNCTION);
         let restored = store::restore::<L>(
@@ -452,7 +530,10 @@ impl Source {
             tenant_sources: config.functions.len(),
         };
         Ok(Source {
-            poller: Box::new(move |shutdown| Box::pin(poller.run(shutdown))),
+            poller: Box::new(move |shutdown| match holder {
+                Some(holder) => Box::pin(poller.run_holding(holder, shutdown)),
+                None => Box::pin(poller.run(shutdown)),
+            }),
             calls: Box::new(StateCollector::new(state)),
             view: SourceView {
                 function: L::FUNCTION,

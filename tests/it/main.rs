@@ -16,6 +16,7 @@ mod ground_truth;
 mod hostile;
 mod lookback;
 mod pstn;
+mod quality;
 mod state;
 mod tenants;
 mod web_config;

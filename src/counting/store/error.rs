@@ -75,6 +75,12 @@ pub(super) enum SaveError {
         #[source]
         source: io::Error,
     },
+    /// The call-quality collector could not save the calls whose records it will fetch:
+    /// the rows that counted them wait, or a crash would lose those records.
+    #[error(
+        "the state file {path} waits for the call-quality state, which cannot be saved: {reason}"
+    )]
+    CallsNotHeld { path: String, reason: String },
     #[error("the state file {path} is in use by another process")]
     InUse { path: String },
     #[error("cannot open the state file {path}: {source}")]

@@ -51,7 +51,7 @@ use redb::{Database, Durability, TableDefinition};
 // The one line in store/ that names where `Progress` lives: the submodules take it from here.
 use crate::counting::schedule::Progress;
 use crate::counting::state::{Aggregates, TenantState};
-use crate::source::{CallLog, Function};
+use crate::source::{CallLog, EstablishedCall, Function};
 
 mod error;
 mod load;
@@ -185,7 +185,9 @@ impl StateOptions {
             let key = Function::ALL
                 .iter()
                 .filter(|f| **f != Function::DirectRoutingCalls)
-                .find_map(|f| rest.strip_suffix(&format!(".{}", f.short_name())))
+                .map(|f| f.short_name())
+                .chain([CALL_QUALITY_FILE])
+                .find_map(|name| rest.strip_suffix(&format!(".{name}")))
                 .unwrap_or(rest);
             found.push((key.to_owned(), entry.path()));
         }
@@ -201,6 +203,10 @@ impl StateOptions {
     }
 }
 
+/// Between the stem and the extension of the call-quality collector's file beside each
+/// Direct Routing state file (`state.call-quality.redb`): a tenant's file like the others.
+pub const CALL_QUALITY_FILE: &str = "call-quality";
+
 /// Before the tenant's key in its state files' names.
 const TENANT_FILE_PREFIX: &str = "tenant-";
 
@@ -215,6 +221,15 @@ pub fn tenant_file_key(tenant_id: &str) -> String {
             _ => '_',
         })
         .collect()
+}
+
+/// Who must hold the established calls that a commit's rows counted before the commit
+/// saves those rows: the call-quality collector, whose pending call records must not be
+/// lost by a crash after their rows were saved (a row saved is never counted again).
+pub trait EstablishedCalls: Send + Sync {
+    /// Takes `calls` and makes every call taken so far durable; `Err` says why it could not,
+    /// and the commit then waits for the next attempt (the calls are kept meanwhile).
+    fn hold(&self, calls: Vec<EstablishedCall>) -> Result<(), String>;
 }
 
 /// The exporter's state as it starts.
@@ -306,9 +321,20 @@ impl<L: CallLog> StateStore<L> {
     /// landing page, and the changes are kept for the next attempt. Returns how many
     /// remembered ids were written, or `None` if the commit failed.
     pub fn commit(&mut self, state: &Mutex<TenantState<L>>, progress: &Progress) -> Option<usize> {
+        self.commit_holding(state, progress, None)
+    }
+
+    /// [`StateStore::commit`], handing the established calls counted since the last commit
+    /// to `holder` first: the rows are saved only once it holds their calls durably.
+    pub fn commit_holding(
+        &mut self,
+        state: &Mutex<TenantState<L>>,
+        progress: &Progress,
+        holder: Option<&dyn EstablishedCalls>,
+    ) -> Option<usize> {
         let started = Instant::now();
         tracing::debug!(path = %self.path.display(), "state commit starting");
-        match self.try_commit(state, progress) {
+        match self.try_commit(state, progress, holder) {
             Ok((written, committed)) => {
                 // What the file holds now, not what was counted since: rows another poll
                 // counts meanwhile are shown once a commit holds them too, so a crash never
@@ -347,11 +373,13 @@ impl<L: CallLog> StateStore<L> {
         &mut self,
         state: &Mutex<TenantState<L>>,
         progress: &Progress,
+        holder: Option<&dyn EstablishedCalls>,
     ) -> Result<(usize, Aggregates<L::Totals>), SaveError> {
         self.ensure_open()?;
-        let (changes, rows, aggregates, committed) = {
+        let (changes, rows, aggregates, committed, established) = {
             let mut state = state.lock();
             let changes = state.take_changes();
+            let established = state.take_established();
             let rows: Vec<(Vec<u8>, Option<i64>)> = if self.rewrite {
                 state
                     .remembered()
@@ -371,8 +399,18 @@ impl<L: CallLog> StateStore<L> {
                 rows,
                 SavedAggregates::save::<L>(&state.aggregates),
                 committed,
+                established,
             )
         };
+        if let Some(holder) = holder {
+            if let Err(reason) = holder.hold(established) {
+                state.lock().return_changes(changes);
+                return Err(SaveError::CallsNotHeld {
+                    path: self.path.display().to_string(),
+                    reason,
+                });
+            }
+        }
         match self.write(&rows, aggregates, progress) {
             Ok(mark) => {
                 self.expected = mark;

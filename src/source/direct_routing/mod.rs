@@ -18,7 +18,7 @@ pub use totals::{CallKey, CountryKey, DirectRoutingTotals, FailureKey, TrunkType
 
 use super::family::Family;
 use super::row::RowError;
-use super::{CallLog, DamagedTotals, Function};
+use super::{CallLog, DamagedTotals, EstablishedCall, Function};
 
 /// The Direct Routing call log.
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,5 +72,20 @@ impl CallLog for DirectRouting {
     // Version 1 files counted no calls by country: those start at 0.
     fn restore_v1(saved: saved::SavedTotalsV1) -> Result<DirectRoutingTotals, DamagedTotals> {
         saved.restore()
+    }
+
+    // Failed calls carried no media: only established calls have a call record worth reading.
+    fn established_call(row: &DirectRoutingRow) -> Option<EstablishedCall> {
+        if row.successful != Some(true) {
+            return None;
+        }
+        Some(EstablishedCall {
+            correlation_id: row.correlation_id.clone()?,
+            trunk_fqdn: row
+                .trunk_fqdn
+                .as_deref()
+                .map_or_else(|| super::row::UNKNOWN.to_owned(), str::to_ascii_lowercase),
+            end: row.call_end(),
+        })
     }
 }

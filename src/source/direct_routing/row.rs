@@ -32,6 +32,8 @@ fn timestamp(field: &str, text: Option<&str>) -> Result<Option<DateTime<Utc>>, R
 #[derive(Debug, Clone, PartialEq)]
 pub struct DirectRoutingRow {
     pub id: String,
+    /// The id of the call's call record (`--collector.call-quality`).
+    pub correlation_id: Option<String>,
     pub start: DateTime<Utc>,
     pub invite: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
@@ -59,6 +61,8 @@ pub struct DirectRoutingRow {
 pub struct WireRow<'a> {
     #[serde(borrow, default, deserialize_with = "text")]
     id: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "text")]
+    correlation_id: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "text")]
     start_date_time: Option<Cow<'a, str>>,
     #[serde(borrow, default, deserialize_with = "text")]
@@ -127,6 +131,7 @@ impl<'a> WireRow<'a> {
         );
         Ok(DirectRoutingRow {
             id,
+            correlation_id: non_empty(self.correlation_id),
             start,
             invite,
             end,

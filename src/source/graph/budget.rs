@@ -228,6 +228,24 @@ impl RequestBudget {
         }
     }
 
+    /// The budget of the call records (`--call-quality.rate-limit`), a budget of its own:
+    /// Graph limits them apart from the call-log functions. One window holds them all.
+    pub fn for_call_records(limit: Rate, clock: Clock) -> Self {
+        Self::new(
+            BudgetLimits {
+                per_function: limit,
+                per_tenant: limit,
+            },
+            clock,
+        )
+    }
+
+    /// Takes a place in a budget of one kind of request ([`RequestBudget::for_call_records`]):
+    /// its window is kept under Direct Routing's key, whose calls the records are.
+    pub async fn take_one(&self, priority: Priority) -> Duration {
+        self.take(Function::DirectRoutingCalls, priority).await
+    }
+
     /// The clock the windows count in.
     pub fn clock(&self) -> &Clock {
         &self.clock

@@ -17,6 +17,7 @@ use reqwest::{StatusCode, Url};
 
 mod body;
 mod budget;
+mod call_record;
 mod error;
 mod retry;
 mod window;
@@ -28,6 +29,7 @@ pub use budget::{
 };
 
 pub use body::{ResponseLimits, DEFAULT_MAX_PAGE_ROWS, DEFAULT_MAX_RESPONSE_SIZE};
+pub use call_record::{CallRecordResponse, DEFAULT_CALL_RECORD_BUDGET, GRAPH_CALL_RECORD_LIMIT};
 use error::ErrorBody;
 pub use error::{refusal_hint, GraphError, PollErrorReason};
 pub use retry::{parse_retry_after, RetryPolicy, MAX_RETRY_AFTER};
@@ -50,6 +52,8 @@ pub struct GraphClient {
     tokens: Arc<TokenCache>,
     gate: TenantGate,
     budget: Arc<RequestBudget>,
+    /// The call records' own budget (`--call-quality.rate-limit`).
+    call_records: call_record::CallRecordAccess,
     retry: RetryPolicy,
     metrics: SourceMetrics,
     /// Sub-windows read at the same time (`--graph.concurrency`).
@@ -110,6 +114,7 @@ impl GraphClient {
                 BudgetLimits::default(),
                 tve_clock::Clock::system(),
             )),
+            call_records: call_record::CallRecordAccess::new(tve_clock::Clock::system()),
             retry,
             metrics,
             concurrency: DEFAULT_CONCURRENCY,
@@ -235,17 +240,18 @@ impl GraphClient {
         url: &Url,
         on_page: impl FnOnce(&Page<'_>),
     ) -> Result<Option<String>, GraphError> {
+        let endpoint = Endpoint::Function(function);
         let mut retries = 0;
         let mut refreshed_after_401 = false;
         loop {
-            let (token, in_flight) = match self.ready_to_send(function, priority).await {
+            let (token, in_flight) = match self.ready_to_send(endpoint, priority).await {
                 Ok(ready) => ready,
                 // Entra ID hiccups like any service: retry it within the page's budget.
                 Err(GraphError::Auth(error)) if error.is_transient() => {
                     let description = error.to_string();
                     if !self
                         .pause_before_retry(
-                            function,
+                            endpoint,
                             &mut retries,
                             RetryReason::TokenUnavailable,
                             &description,
@@ -259,7 +265,7 @@ impl GraphClient {
                 }
                 Err(error) => return Err(error),
             };
-            let attempt = self.attempt(function, url, &token).await;
+            let attempt = self.attempt(endpoint, url, &token).await;
             drop(in_flight);
             let (reason, description, wait) = match attempt? {
                 Attempt::Page(body) => match serde_json::from_slice::<Page>(&body) {
@@ -311,7 +317,7 @@ impl GraphClient {
             // A 401 after this is a new problem, not the same token failing twice.
             refreshed_after_401 = false;
             if !self
-                .pause_before_retry(function, &mut retries, reason, &description, wait)
+                .pause_before_retry(endpoint, &mut retries, reason, &description, wait)
                 .await
             {
                 return Err(GraphError::RetriesExhausted {
@@ -325,7 +331,7 @@ impl GraphClient {
     /// Counts a retry and waits before it; false when the retry budget is spent.
     async fn pause_before_retry(
         &self,
-        function: Function,
+        endpoint: Endpoint,
         retries: &mut u32,
         reason: RetryReason,
         description: &str,
@@ -335,10 +341,10 @@ impl GraphClient {
             return false;
         }
         *retries += 1;
-        self.metrics.record_retry(function, reason);
+        self.metrics.record_retry(endpoint, reason);
         let backoff = self.backoff(*retries);
         tracing::warn!(
-            endpoint = function.name(),
+            endpoint = endpoint.as_str(),
             attempt = *retries,
             retry_after = ?retry_after,
             backoff = ?backoff,
@@ -362,14 +368,18 @@ impl GraphClient {
     /// one, no request is on its way when a `Retry-After` arrives, as Graph asks.
     async fn ready_to_send(
         &self,
-        function: Function,
+        endpoint: Endpoint,
         priority: Priority,
     ) -> Result<(AccessToken, InFlight<'_>), GraphError> {
         loop {
             self.gate.wait().await;
             let token = self.tokens.token().await?;
-            let waited = self.budget.take(function, priority).await;
-            self.metrics.record_budget_wait(function, priority, waited);
+            let waited = match endpoint {
+                Endpoint::CallRecords => self.call_records.budget.take_one(priority).await,
+                Endpoint::Function(function) => self.budget.take(function, priority).await,
+                Endpoint::Token => Duration::ZERO,
+            };
+            self.metrics.record_budget_wait(endpoint, priority, waited);
             let Ok(tenant) = self.in_flight.acquire().await else {
                 unreachable!("the semaphore is never closed");
             };
@@ -408,7 +418,7 @@ impl GraphClient {
 
     async fn attempt(
         &self,
-        function: Function,
+        endpoint: Endpoint,
         url: &Url,
         token: &AccessToken,
     ) -> Result<Attempt, GraphError> {
@@ -431,8 +441,7 @@ impl GraphClient {
         let response = match sent {
             Ok(response) => response,
             Err(error) => {
-                self.metrics
-                    .record_request(Endpoint::Function(function), "error", started);
+                self.metrics.record_request(endpoint, "error", started);
                 return Ok(Attempt::Transient {
                     reason: RetryReason::Connection,
                     description: describe_transport(error),
@@ -455,7 +464,7 @@ impl GraphClient {
         // Streamed and capped (issue #18): never more than the cap in memory.
         let body = body::read_capped(response, self.limits.max_bytes).await;
         self.metrics
-            .record_request(Endpoint::Function(function), status.as_str(), started);
+            .record_request(endpoint, status.as_str(), started);
         let body = match body {
             Ok(body) => body,
             Err(body::BodyError::TooLarge { size }) => {
@@ -476,7 +485,7 @@ impl GraphClient {
         if status.is_success() {
             return Ok(Attempt::Page(body));
         }
-        self.failure(function, status, &body, header_request_id, retry_after)
+        self.failure(endpoint, status, &body, header_request_id, retry_after)
     }
 
     /// What a response other than success means: a transient failure (throttling and
@@ -484,7 +493,7 @@ impl GraphClient {
     /// fresh token, or a refusal that no retry fixes.
     fn failure(
         &self,
-        function: Function,
+        endpoint: Endpoint,
         status: StatusCode,
         body: &[u8],
         header_request_id: Option<String>,
@@ -505,7 +514,7 @@ impl GraphClient {
             // limit, or the budget is set above Graph's limits. Which limit Graph names, if
             // it names one, tells them apart.
             tracing::warn!(
-                endpoint = function.name(),
+                endpoint = endpoint.as_str(),
                 limit = throttling_scope(&message).unwrap_or("not named"),
                 retry_after = ?retry_after,
                 request_id = %request_id,
@@ -534,7 +543,7 @@ impl GraphClient {
             {
                 self.metrics
                     .graph_throttled
-                    .with_label_values(&[function.name()])
+                    .with_label_values(&[endpoint.as_str()])
                     .inc();
             }
             // A Retry-After is about the tenant, not this request: every request waits.

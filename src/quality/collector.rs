@@ -1,0 +1,381 @@
+//! The collector's loop: takes the established calls counting hands it
+//! ([`EstablishedCalls`]), fetches each record when it is due, and counts it once.
+//!
+//! Each round fetches the records due now (within the call-record budget, through the
+//! tenant's Graph client), then writes every outcome in one transaction: records counted
+//! (their streams into the totals), records to try again later, records given up. Only
+//! then does memory follow and `/metrics` show the new totals, so a failed write or a crash
+//! mid-round costs at most a second fetch, never a second count.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use tokio_util::sync::CancellationToken;
+use tve_clock::Clock;
+
+use super::metrics::QualityMetrics;
+use super::queue::{Admitted, GiveUp, Pending, Queue, QueueOptions};
+use super::record::{read_record, read_session_page, RecordStreams};
+use super::store::{Batch, QualityStore};
+use super::totals::QualityTotals;
+use crate::counting::state::RowKey;
+use crate::counting::store::EstablishedCalls;
+use crate::source::graph::{CallRecordResponse, GraphClient, GraphError};
+use crate::source::EstablishedCall;
+
+/// Records fetched in one round at most: the rest wait for the next.
+const ROUND_LIMIT: usize = 256;
+/// Session pages of one record at most: more means a nextLink loop.
+const MAX_SESSION_PAGES: usize = 1000;
+
+/// The call-quality collector of one tenant.
+#[derive(Clone)]
+pub struct CallQuality {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    graph: Arc<GraphClient>,
+    clock: Clock,
+    options: QueueOptions,
+    inner: Mutex<Inner>,
+    store: Option<QualityStore>,
+    metrics: QualityMetrics,
+    /// What `/metrics` shows: totals as last written, and their generation.
+    exposed: Mutex<(u64, Arc<QualityTotals>)>,
+}
+
+struct Inner {
+    queue: Queue,
+    totals: QualityTotals,
+    /// Calls handed over but not yet written to the file.
+    unheld: Vec<EstablishedCall>,
+}
+
+/// What fetching one record came to.
+enum Fetched {
+    Counted(RecordStreams),
+    NotFound,
+    /// Worth trying again later (throttled beyond retries, Graph down, no permission yet).
+    Failed(GraphError),
+    /// Not fetched: the exporter is stopping.
+    Skipped,
+    /// A record no retry will make readable.
+    Unusable(String),
+}
+
+impl CallQuality {
+    /// The collector, starting from what `store` held (or empty without `--state.path`).
+    pub fn new(
+        graph: Arc<GraphClient>,
+        clock: Clock,
+        options: QueueOptions,
+        restored: Option<(QualityStore, Queue, QualityTotals)>,
+        metrics: QualityMetrics,
+    ) -> Self {
+        let (store, queue, totals) = match restored {
+            Some((store, queue, totals)) => (Some(store), queue, totals),
+            None => (None, Queue::default(), QualityTotals::default()),
+        };
+        metrics.pending.set(queue.pending.len() as i64);
+        let exposed = Mutex::new((0, Arc::new(totals.clone())));
+        CallQuality {
+            shared: Arc::new(Shared {
+                graph,
+                clock,
+                options,
+                inner: Mutex::new(Inner {
+                    queue,
+                    totals,
+                    unheld: Vec::new(),
+                }),
+                store,
+                metrics,
+                exposed,
+            }),
+        }
+    }
+
+    /// The totals `/metrics` shows and their generation.
+    pub fn snapshot(&self) -> (u64, Arc<QualityTotals>) {
+        let exposed = self.shared.exposed.lock();
+        (exposed.0, Arc::clone(&exposed.1))
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.shared.exposed.lock().0
+    }
+
+    /// Records pending now.
+    pub fn pending(&self) -> usize {
+        self.shared.inner.lock().queue.pending.len()
+    }
+
+    /// Fetches due records until `shutdown` is cancelled.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let wait = self.shared.options.wait;
+        let tick = (wait / 8).clamp(Duration::from_millis(50), Duration::from_secs(10));
+        let tick = self.shared.clock.real_duration(tick);
+        loop {
+            // Not cut short: a record fetched is written before the exporter stops, so that
+            // a restart does not fetch it again.
+            self.round(&shutdown).await;
+            if shutdown.is_cancelled() {
+                return;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(tick) => {}
+            }
+        }
+    }
+
+    /// Fetches the records due now and writes what came of them; once `shutdown` is
+    /// cancelled, finishes the fetches under way and starts no other.
+    pub async fn round(&self, shutdown: &CancellationToken) {
+        let shared = &self.shared;
+        let due = shared
+            .inner
+            .lock()
+            .queue
+            .due(shared.clock.now().timestamp_millis(), ROUND_LIMIT);
+        if due.is_empty() {
+            return self.forget_expired();
+        }
+        let fetched: Vec<(String, Pending, Fetched)> = futures_util::stream::iter(due)
+            .map(|(id, pending)| async move {
+                let fetched = if shutdown.is_cancelled() {
+                    Fetched::Skipped
+                } else {
+                    self.fetch(&id).await
+                };
+                (id, pending, fetched)
+            })
+            .buffer_unordered(shared.graph.concurrency())
+            .collect()
+            .await;
+        let now_ms = shared.clock.now().timestamp_millis();
+        let mut inner = shared.inner.lock();
+        let mut totals = inner.totals.clone();
+        let mut batch = Batch::default();
+        let mut given_up = Vec::new();
+        let mut counted = 0u64;
+        let mut not_placed = 0u64;
+        for (id, pending, fetched) in fetched {
+            let settle = |batch: &mut Batch| {
+                batch.pending_remove.push(id.clone());
+                let until = Queue::settled_until(pending.end_ms, &shared.options);
+                batch.settled_put.push((RowKey::from_id(&id), until));
+            };
+            match fetched {
+                Fetched::Skipped => {}
+                Fetched::Counted(streams) => {
+                    totals.count(&pending.trunk_fqdn, &streams);
+                    counted += 1;
+                    not_placed += streams.not_placed;
+                    settle(&mut batch);
+                }
+                Fetched::Unusable(why) => {
+                    tracing::warn!(record = %id, reason = %why, "a call record cannot be read; it is given up (teams_voice_exporter_call_records_given_up_total{{reason=\"error\"}})");
+                    given_up.push(GiveUp::Error);
+                    settle(&mut batch);
+                }
+                Fetched::NotFound | Fetched::Failed(_) => {
+                    if let Fetched::Failed(error) = &fetched {
+                        tracing::warn!(record = %id, %error, "cannot fetch a call record; it is tried again later");
+                    }
+                    match Queue::retry(&pending, now_ms, &shared.options) {
+                        Some(next) => batch.pending_put.push((id, next)),
+                        None => {
+                            given_up.push(match fetched {
+                                Fetched::NotFound => GiveUp::NotPublished,
+                                _ => GiveUp::Error,
+                            });
+                            settle(&mut batch);
+                        }
+                    }
+                }
+            }
+        }
+        if counted > 0 {
+            batch.totals = Some(totals.save());
+        }
+        batch.settled_remove = inner.queue.expired(now_ms);
+        if !self.write(&batch) {
+            return;
+        }
+        apply(&mut inner.queue, &batch);
+        inner.totals = totals;
+        let metrics = &shared.metrics;
+        metrics.records_fetched.inc_by(counted);
+        metrics.not_placed.inc_by(not_placed);
+        for reason in given_up {
+            metrics.given_up.with_label_values(&[reason.as_str()]).inc();
+        }
+        metrics.pending.set(inner.queue.pending.len() as i64);
+        if counted > 0 {
+            let mut exposed = shared.exposed.lock();
+            *exposed = (exposed.0 + 1, Arc::new(inner.totals.clone()));
+        }
+    }
+
+    fn forget_expired(&self) {
+        let mut inner = self.shared.inner.lock();
+        let expired = inner
+            .queue
+            .expired(self.shared.clock.now().timestamp_millis());
+        if expired.is_empty() {
+            return;
+        }
+        let batch = Batch {
+            settled_remove: expired,
+            ..Batch::default()
+        };
+        if self.write(&batch) {
+            apply(&mut inner.queue, &batch);
+        }
+    }
+
+    /// Writes `batch` to the file, if there is one; false (logged, counted) if it failed.
+    fn write(&self, batch: &Batch) -> bool {
+        let Some(store) = &self.shared.store else {
+            return true;
+        };
+        if batch.is_empty() {
+            return true;
+        }
+        match store.write(batch) {
+            Ok(()) => true,
+            Err(error) => {
+                self.shared.metrics.state_write_errors.inc();
+                tracing::error!(path = %store.path().display(), %error, "cannot save the call-quality state; the records of this round are fetched again later and nothing is counted until it can be saved. Make the file writable or free disk space");
+                false
+            }
+        }
+    }
+
+    async fn fetch(&self, id: &str) -> Fetched {
+        let graph = &self.shared.graph;
+        let mut url = graph.call_record_url(id);
+        let mut streams = RecordStreams::default();
+        for page in 0..MAX_SESSION_PAGES {
+            let body = match graph.get_call_record(&url).await {
+                Ok(CallRecordResponse::Found(body)) => body,
+                // A session page gone missing: the record is being republished.
+                Ok(CallRecordResponse::NotFound) => return Fetched::NotFound,
+                Err(error) => return classify(error),
+            };
+            let read = if page == 0 {
+                read_record(&body)
+            } else {
+                read_session_page(&body)
+            };
+            let (more, next) = match read {
+                Ok(read) => read,
+                Err(error) => return Fetched::Unusable(error.to_string()),
+            };
+            streams.placed.extend(more.placed);
+            streams.not_placed += more.not_placed;
+            let Some(link) = next else {
+                return Fetched::Counted(streams);
+            };
+            match graph.call_record_link(&link) {
+                Ok(next) if next != url => url = next,
+                Ok(_) => {
+                    return Fetched::Unusable("a sessions nextLink that points to itself".into())
+                }
+                Err(error) => return Fetched::Unusable(error.to_string()),
+            }
+        }
+        Fetched::Unusable(format!("more than {MAX_SESSION_PAGES} session pages"))
+    }
+}
+
+fn classify(error: GraphError) -> Fetched {
+    match error {
+        GraphError::ForeignNextLink { .. }
+        | GraphError::BadNextLink(_)
+        | GraphError::ResponseTooLarge { .. }
+        | GraphError::TooManyRows { .. }
+        | GraphError::Refused { status: 400, .. } => Fetched::Unusable(error.to_string()),
+        other => Fetched::Failed(other),
+    }
+}
+
+fn apply(queue: &mut Queue, batch: &Batch) {
+    for id in &batch.pending_remove {
+        queue.pending.remove(id);
+    }
+    for (id, pending) in &batch.pending_put {
+        queue.pending.insert(id.clone(), pending.clone());
+    }
+    for (key, until) in &batch.settled_put {
+        queue.settled.insert(key.clone(), *until);
+    }
+    for key in &batch.settled_remove {
+        queue.settled.remove(key);
+    }
+}
+
+impl EstablishedCalls for CallQuality {
+    fn hold(&self, calls: Vec<EstablishedCall>) -> Result<(), String> {
+        let shared = &self.shared;
+        let mut inner = shared.inner.lock();
+        inner.unheld.extend(calls);
+        if inner.unheld.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::default();
+        let mut seen = HashSet::new();
+        let mut full = 0u64;
+        let room = shared
+            .options
+            .max_pending
+            .saturating_sub(inner.queue.pending.len());
+        for call in &inner.unheld {
+            if !seen.insert(call.correlation_id.as_str()) {
+                continue;
+            }
+            match inner.queue.admit(call, &shared.options) {
+                Admitted::Known => {}
+                Admitted::Queued(pending) if batch.pending_put.len() < room => {
+                    batch
+                        .pending_put
+                        .push((call.correlation_id.clone(), pending));
+                }
+                Admitted::Queued(_) | Admitted::Full => {
+                    full += 1;
+                    let until = Queue::settled_until(call.end.timestamp_millis(), &shared.options);
+                    batch
+                        .settled_put
+                        .push((RowKey::from_id(&call.correlation_id), until));
+                }
+            }
+        }
+        if let Some(store) = &shared.store {
+            if let Err(error) = store.write(&batch) {
+                shared.metrics.state_write_errors.inc();
+                return Err(format!("{}: {error}", store.path().display()));
+            }
+        }
+        inner.unheld.clear();
+        apply(&mut inner.queue, &batch);
+        if full > 0 {
+            tracing::warn!(
+                max_pending = shared.options.max_pending,
+                records = full,
+                "the call-record queue is full; the records of newly counted calls are given up. Graph may not be publishing them: check teams_voice_exporter_call_records_given_up_total, or raise --call-quality.max-pending"
+            );
+            shared
+                .metrics
+                .given_up
+                .with_label_values(&[GiveUp::QueueFull.as_str()])
+                .inc_by(full);
+        }
+        shared.metrics.pending.set(inner.queue.pending.len() as i64);
+        Ok(())
+    }
+}

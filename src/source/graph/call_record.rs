@@ -1,0 +1,164 @@
+//! Graph's call records (`/communications/callRecords/{id}`), read for the call-quality
+//! collector under the same rules as the call logs (token, gate, retries, `Retry-After`,
+//! response limits), but within a request budget of their own: Graph limits call records
+//! apart from the call-log functions, at 1,500 requests per 20 seconds per app per tenant.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Url;
+use tve_clock::{Clock, Rate};
+
+use super::{Attempt, GraphClient, GraphError, Priority, RequestBudget};
+use crate::source::metrics::{Endpoint, RetryReason};
+
+/// Graph's documented limit on call-record requests per app per tenant.
+pub const GRAPH_CALL_RECORD_LIMIT: Rate = Rate::new(1500, Duration::from_secs(20));
+/// The default budget for call records: 10 % under Graph's limit, as for the call logs.
+pub const DEFAULT_CALL_RECORD_BUDGET: Rate = Rate::new(1350, Duration::from_secs(20));
+
+/// The call-record budget of one tenant's client.
+pub(super) struct CallRecordAccess {
+    pub(super) budget: Arc<RequestBudget>,
+}
+
+impl CallRecordAccess {
+    pub(super) fn new(clock: Clock) -> Self {
+        CallRecordAccess {
+            budget: Arc::new(RequestBudget::for_call_records(
+                DEFAULT_CALL_RECORD_BUDGET,
+                clock,
+            )),
+        }
+    }
+}
+
+/// One response about a call record.
+#[derive(Debug)]
+pub enum CallRecordResponse {
+    /// The record (or one page of its sessions), as sent.
+    Found(bytes::Bytes),
+    /// 404: not published yet, never published, unknown, or older than 30 days.
+    NotFound,
+}
+
+impl GraphClient {
+    /// Takes every call-record request's place from `budget` instead of the default one.
+    pub fn with_call_record_budget(mut self, budget: Arc<RequestBudget>) -> Self {
+        self.call_records.budget = budget;
+        self
+    }
+
+    /// The tenant's call-record budget.
+    pub fn call_record_budget(&self) -> &Arc<RequestBudget> {
+        &self.call_records.budget
+    }
+
+    /// The URL of call record `id` with its sessions and their segments.
+    pub fn call_record_url(&self, id: &str) -> Url {
+        let mut url = self.endpoint.clone();
+        {
+            let mut segments = url
+                .path_segments_mut()
+                .expect("the Graph endpoint is an http(s) URL");
+            segments
+                .pop_if_empty()
+                .extend(["v1.0", "communications", "callRecords", id]);
+        }
+        url.set_query(Some("$expand=sessions($expand=segments)"));
+        url
+    }
+
+    /// A `sessions@odata.nextLink`, checked to lead back to the configured Graph host (the
+    /// bearer token goes nowhere else).
+    pub fn call_record_link(&self, link: &str) -> Result<Url, GraphError> {
+        self.check_next_link(link)
+    }
+
+    /// Gets `url` (a call record or one page of its sessions), retried while retrying can
+    /// help. A 404 is an answer, not an error: the record is not there (yet).
+    pub async fn get_call_record(&self, url: &Url) -> Result<CallRecordResponse, GraphError> {
+        let endpoint = Endpoint::CallRecords;
+        let mut retries = 0;
+        let mut refreshed_after_401 = false;
+        loop {
+            let (token, in_flight) = match self.ready_to_send(endpoint, Priority::Background).await
+            {
+                Ok(ready) => ready,
+                Err(GraphError::Auth(error)) if error.is_transient() => {
+                    let description = error.to_string();
+                    let reason = RetryReason::TokenUnavailable;
+                    if !self
+                        .pause_before_retry(endpoint, &mut retries, reason, &description, None)
+                        .await
+                    {
+                        return Err(GraphError::Auth(error));
+                    }
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
+            let attempt = self.attempt(endpoint, url, &token).await;
+            drop(in_flight);
+            let (reason, description, wait) = match attempt {
+                Ok(Attempt::Page(body)) => return Ok(CallRecordResponse::Found(body)),
+                Err(GraphError::Refused { status: 404, .. }) => {
+                    return Ok(CallRecordResponse::NotFound)
+                }
+                Err(error) => return Err(error),
+                Ok(Attempt::Unauthorized(refusal)) => {
+                    if refreshed_after_401 {
+                        return Err(refusal);
+                    }
+                    refreshed_after_401 = true;
+                    self.tokens.invalidate(&token);
+                    continue;
+                }
+                Ok(Attempt::Transient {
+                    reason,
+                    description,
+                    wait,
+                }) => (reason, description, wait),
+            };
+            refreshed_after_401 = false;
+            if !self
+                .pause_before_retry(endpoint, &mut retries, reason, &description, wait)
+                .await
+            {
+                return Err(GraphError::RetriesExhausted {
+                    attempts: retries + 1,
+                    last: description,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::client;
+
+    #[test]
+    fn call_record_urls_expand_sessions_and_segments() {
+        let graph = client("https://graph.microsoft.com/");
+        let url = graph.call_record_url("e523d2ed-2966-4b6b-925b-754a88034cc5");
+        assert_eq!(
+            url.as_str(),
+            "https://graph.microsoft.com/v1.0/communications/callRecords/e523d2ed-2966-4b6b-925b-754a88034cc5?$expand=sessions($expand=segments)"
+        );
+        // An id is one path segment, whatever it holds.
+        let odd = graph.call_record_url("a/b?c");
+        assert!(odd.path().ends_with("/callRecords/a%2Fb%3Fc"), "{odd}");
+    }
+
+    #[test]
+    fn session_links_must_stay_on_the_graph_host() {
+        let graph = client("https://graph.microsoft.com");
+        assert!(graph
+            .call_record_link("https://graph.microsoft.com/v1.0/communications/callRecords/x/sessions?$skiptoken=1")
+            .is_ok());
+        assert!(graph
+            .call_record_link("https://evil.example/v1.0/communications/callRecords/x/sessions")
+            .is_err());
+    }
+}
