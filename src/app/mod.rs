@@ -368,14 +368,14 @@ async fn demo_credential(
         // budget the way a real deployment does.
         sim_config.faults.limits = demo_limits();
     }
+    if args.simulation.call_record_delay.is_none() {
+        sim_config.faults.call_record_delay = tve_simulator::DEMO_CALL_RECORD_DELAY;
+    }
     if let Some(quality) = config.call_quality.as_mut() {
         // The first fetch when the simulated tenant starts publishing records, as the
         // default wait does against Graph's 15-60 minutes.
         if !args.call_quality.wait_given() {
-            quality.wait = quality
-                .wait
-                .max(sim_config.faults.call_record_delay)
-                .min(quality.give_up / 2);
+            quality.wait = sim_config.faults.call_record_delay.min(quality.give_up / 2);
         }
     }
     let sim = SimHandle::bind(sim_config, ([127, 0, 0, 1], 0).into())

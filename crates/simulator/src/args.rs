@@ -13,6 +13,13 @@ use crate::faults::{GraphLimits, RateLimit};
 use crate::provider::provider_tenants;
 use crate::traffic::Traffic;
 
+/// When `--simulate.call-record-delay` is not given: the earliest of Graph's 15-60 minutes.
+pub const CALL_RECORD_DELAY: Duration = Duration::from_secs(15 * 60);
+
+/// When `--demo` is not given `--simulate.call-record-delay`: records 1-4 minutes after
+/// the call, so that a newcomer sees call quality within minutes rather than an hour.
+pub const DEMO_CALL_RECORD_DELAY: Duration = Duration::from_secs(60);
+
 /// The simulated tenant's traffic, for `--demo` and `simulate`.
 #[derive(Debug, Args)]
 pub struct SimulationArgs {
@@ -83,9 +90,10 @@ pub struct SimulationArgs {
     pub toll_fraud_after: Duration,
     /// How soon after a call Graph publishes its call record (call quality) at the
     /// earliest: each appears 1 to 4 times this long after the call ends, never before the
-    /// call's row (15m: 15-60 minutes, as Graph documents it).
-    #[arg(long = "simulate.call-record-delay", default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
-    pub call_record_delay: Duration,
+    /// call's row [default: 15m, i.e. 15-60 minutes as Graph documents it; 1m with --demo,
+    /// so that its call quality shows within minutes]
+    #[arg(long = "simulate.call-record-delay", value_parser = parse_duration, value_name = "DURATION")]
+    pub call_record_delay: Option<Duration>,
     /// Share of call records (0 to 1) Graph never publishes: they answer 404 for as long
     /// as the call is kept.
     #[arg(long = "simulate.unpublished-call-records", default_value_t = 0.02, value_parser = parse_ratio, value_name = "RATIO")]
@@ -171,7 +179,7 @@ impl SimulationArgs {
         config.faults.pstn_calls_per_day = self.pstn_calls_per_day;
         config.faults.toll_fraud = self.toll_fraud;
         config.faults.toll_fraud_after_secs = Some(self.toll_fraud_after.as_secs());
-        config.faults.call_record_delay = self.call_record_delay;
+        config.faults.call_record_delay = self.call_record_delay.unwrap_or(CALL_RECORD_DELAY);
         config.faults.unpublished_call_records = self.unpublished_call_records;
         config.tenants = provider_tenants(self.tenants, self.calls_per_day, self.seed);
         if let Some(calls_per_day) = self.customer_calls_per_day {
