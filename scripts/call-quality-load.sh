@@ -15,8 +15,16 @@
 # --call-quality.max-pending=$TVE_CQ_MAX_PENDING; prints pending (never above the bound),
 # given up by reason and resident memory, which must level off.
 #
+# With TVE_CQ_SPEED=N (default 1) time runs N times faster: N times the calls a day, and
+# the call-record delay, --call-quality.wait, --call-quality.give-up and every rate limit
+# (the simulated Graph's and the exporter's budgets) scaled by N, so that an hour of the
+# tenant passes in 60/N minutes. The call log's own latency (rows appear minutes after
+# their call) is not scaled, so a large N makes rows arrive later in the tenant's time and
+# records look published sooner than they would be; keep N small (4). Requests an hour
+# are printed as measured and divided by N (what the tenant of TVE_CQ_CALLS_PER_DAY sends).
+#
 # Usage: scripts/call-quality-load.sh   (from the repository; builds the release binary)
-# Environment: TVE_CQ_CALLS_PER_DAY (100000), TVE_CQ_STEADY (2h, part 1's length),
+# Environment: TVE_CQ_CALLS_PER_DAY (100000), TVE_CQ_SPEED (1), TVE_CQ_STEADY (2h, part 1's length),
 #   TVE_CQ_NEVER (1h, part 2's length), TVE_CQ_SAMPLE (10m), TVE_CQ_GIVE_UP (30m),
 #   TVE_CQ_MAX_PENDING (1000).
 set -euo pipefail
@@ -28,6 +36,13 @@ NEVER="${TVE_CQ_NEVER:-1h}"
 SAMPLE="${TVE_CQ_SAMPLE:-10m}"
 GIVE_UP="${TVE_CQ_GIVE_UP:-30m}"
 MAX_PENDING="${TVE_CQ_MAX_PENDING:-1000}"
+SPEED="${TVE_CQ_SPEED:-1}"
+SIM_CALLS_PER_DAY=$((CALLS_PER_DAY * SPEED))
+# Graph's limits and the exporter's default budgets, SPEED times as fast.
+SCALED_SIM=(--simulate.rate-limit=$((50 * SPEED))/60s --simulate.app-rate-limit=$((200 * SPEED))/60s
+  --simulate.tenant-rate-limit=$((1000 * SPEED))/60s --simulate.call-record-rate-limit=$((1500 * SPEED))/20s)
+SCALED_EXPORTER=(--graph.rate-limit=$((45 * SPEED))/60s --graph.tenant-rate-limit=$((180 * SPEED))/60s
+  --call-quality.rate-limit=$((1350 * SPEED))/20s)
 
 seconds() { # 90s, 10m, 2h -> seconds
   local n="${1%[smh]}"
@@ -63,7 +78,7 @@ run() { # label, length, simulator flags..., --, exporter flags...
   port="$(free_port)"
   local sim="http://127.0.0.1:$sim_port" metrics="http://127.0.0.1:$port/metrics"
   "$BIN" simulate --listen "127.0.0.1:$sim_port" --log.level=warn \
-    --simulate.calls-per-day="$CALLS_PER_DAY" --simulate.history=1m "${sim_flags[@]}" \
+    --simulate.calls-per-day="$SIM_CALLS_PER_DAY" --simulate.history=1m "${SCALED_SIM[@]}" "${sim_flags[@]}" \
     >>"$WORK/simulator-$label.log" 2>&1 &
   local simulator="$!"
   PIDS+=("$simulator")
@@ -73,7 +88,7 @@ run() { # label, length, simulator flags..., --, exporter flags...
   AZURE_CLIENT_SECRET=demo~client~secret~not~for~production \
   "$BIN" --web.listen-address="127.0.0.1:$port" --log.level=warn \
     --graph.endpoint="$sim" --azure.authority-host="$sim" \
-    --state.path="$WORK/state-$label.redb" --collector.call-quality "${exporter_flags[@]}" \
+    --state.path="$WORK/state-$label.redb" --collector.call-quality "${SCALED_EXPORTER[@]}" "${exporter_flags[@]}" \
     >>"$WORK/exporter-$label.log" 2>&1 &
   local exporter="$!"
   PIDS+=("$exporter")
@@ -86,13 +101,13 @@ run() { # label, length, simulator flags..., --, exporter flags...
   interval="$(seconds "$SAMPLE")"
   total_seconds="$(seconds "$length")"
   before="$(sum teams_voice_exporter_graph_requests_total 'endpoint="callRecords"')"
-  echo "--- $label: elapsed, call-record requests an hour (last interval), counted, pending, given up (not_published/queue_full/error), resident MiB"
+  echo "--- $label: elapsed, call-record requests an hour (last interval; measured, and divided by the speed ${SPEED}), counted, pending, given up (not_published/queue_full/error), resident MiB"
   while ((elapsed < total_seconds)); do
     sleep "$interval"
     elapsed=$((elapsed + interval))
     after="$(sum teams_voice_exporter_graph_requests_total 'endpoint="callRecords"')"
-    printf '%6ds %8d/h %8s %8s %s/%s/%s %8s\n' "$elapsed" \
-      $(((after - before) * 3600 / interval)) \
+    printf '%6ds %8d/h %8d/h %8s %8s %s/%s/%s %8s\n' "$elapsed" \
+      $(((after - before) * 3600 / interval)) $(((after - before) * 3600 / interval / SPEED)) \
       "$(sum teams_voice_exporter_call_records_fetched_total)" \
       "$(sum teams_voice_exporter_call_records_pending)" \
       "$(sum teams_voice_exporter_call_records_given_up_total not_published)" \
@@ -105,6 +120,8 @@ run() { # label, length, simulator flags..., --, exporter flags...
   wait "$exporter" "$simulator" 2>/dev/null || true
 }
 
-run steady "$STEADY" -- 
+run steady "$STEADY" --simulate.call-record-delay=$((900 / SPEED))s -- \
+  --call-quality.wait=$((1200 / SPEED))s --call-quality.give-up=$((21600 / SPEED))s
 run never-published "$NEVER" --simulate.unpublished-call-records=1 -- \
-  --call-quality.wait=1m --call-quality.give-up="$GIVE_UP" --call-quality.max-pending="$MAX_PENDING"
+  --call-quality.wait=$((60 / SPEED))s --call-quality.give-up=$(($(seconds "$GIVE_UP") / SPEED))s \
+  --call-quality.max-pending="$MAX_PENDING"
