@@ -84,7 +84,13 @@ impl Range {
             return Err(BackfillError::Future(to.to_rfc3339()));
         }
         for (function, kept) in retention {
-            let oldest = now - chrono::Duration::from_std(*kept).unwrap_or(chrono::Duration::MAX);
+            // A retention longer than chrono's calendar (`--retention=1000000y`) is no limit.
+            let Some(oldest) = chrono::Duration::from_std(*kept)
+                .ok()
+                .and_then(|kept| now.checked_sub_signed(kept))
+            else {
+                continue;
+            };
             if from < oldest {
                 return Err(BackfillError::BeyondRetention {
                     from: from.to_rfc3339(),
@@ -184,6 +190,23 @@ mod tests {
             Err(BackfillError::BadStep(_))
         ));
         assert!(check("2026-07-05T00:00:00Z", "2026-11-02T00:00:00Z", FIVE_MINUTES).is_ok());
+    }
+
+    #[test]
+    fn a_retention_beyond_the_calendar_is_no_limit() {
+        let now = t("2026-12-01T00:00:00Z");
+        let forever = [(
+            Function::DirectRoutingCalls,
+            Duration::from_secs(1_000_000 * 365 * 86_400),
+        )];
+        let range = Range::check(
+            t("2000-01-01T00:00:00Z"),
+            t("2026-11-01T00:00:00Z"),
+            FIVE_MINUTES,
+            now,
+            &forever,
+        );
+        assert!(range.is_ok());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::source::{each, AnySource, Backfilled, SourceRun};
@@ -36,6 +37,8 @@ pub struct Checkpoint {
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct SavedSource {
     name: String,
+    /// Where the source's range ends (Unix seconds): its first-start boundary or `--to`.
+    to: i64,
     totals: Vec<u8>,
     rows_ingested: u64,
     rows_invalid: u64,
@@ -117,6 +120,23 @@ impl Checkpoint {
     }
 
     /// Gives each source back what it had counted.
+    /// Where each of `sources` ended in the interrupted run, matched by name. A resume
+    /// uses these rather than reading the first-start boundaries again: the state file's
+    /// boundary moves on once the first start leaves the lookback, which a long backfill
+    /// may outlast.
+    pub fn source_ends(&self, sources: &[AnySource]) -> Vec<Option<DateTime<Utc>>> {
+        sources
+            .iter()
+            .map(|source| {
+                let name = source_name(source);
+                self.sources
+                    .iter()
+                    .find(|saved| saved.name == name)
+                    .and_then(|saved| DateTime::from_timestamp(saved.to, 0))
+            })
+            .collect()
+    }
+
     pub fn restore(self, sources: &mut [AnySource]) -> Result<(), String> {
         if self.sources.len() != sources.len() {
             return Err("it has other sources".into());
@@ -139,6 +159,7 @@ fn saved<L: Backfilled>(name: String, s: &SourceRun<L>) -> SavedSource {
     let a = &s.aggregates;
     SavedSource {
         name,
+        to: s.to.timestamp(),
         totals: postcard::to_allocvec(&L::save(&a.function)).expect("plain data always serialises"),
         rows_ingested: a.rows_ingested,
         rows_invalid: a.rows_invalid,
