@@ -1,8 +1,8 @@
 //! A call record as the collector reads it: the audio streams of its segments, which way
 //! each flows relative to the trunk, and how Microsoft's Call Quality Dashboard classifies it.
 //!
-//! Only what the metrics need is deserialized: the endpoints' `@odata.type`, the media's
-//! `label` and the streams' direction and averages. Network, device and identity fields
+//! Only what the metrics need is deserialized: the endpoints' `@odata.type` and service
+//! role, the media's `label` and the streams' direction and averages. Network, device and identity fields
 //! (IP and MAC addresses, subnets, device and user names) hold personal data and are never
 //! read; a record that is not what Graph documents is reported by its shape only, never by
 //! the values it holds.
@@ -143,7 +143,8 @@ impl AudioStream {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RecordStreams {
     pub placed: Vec<(StreamDirection, AudioStream)>,
-    /// Audio streams of segments whose ends are not one client and one service endpoint.
+    /// Audio streams of segments whose ends are not one client and one trunk-side service
+    /// endpoint.
     pub not_placed: u64,
 }
 
@@ -200,7 +201,26 @@ struct WireSegment {
 struct WireEndpoint {
     #[serde(rename = "@odata.type", default)]
     odata_type: Option<String>,
+    #[serde(rename = "userAgent", default)]
+    user_agent: Option<WireUserAgent>,
 }
+
+#[derive(Deserialize)]
+struct WireUserAgent {
+    /// A `serviceUserAgent`'s role: which service the endpoint is.
+    #[serde(default)]
+    role: Option<String>,
+}
+
+/// Service roles on the trunk side of a call: the mediation server (media through
+/// Microsoft) and the gateway (the SBC itself, with media bypass). Conferencing, call
+/// queues, auto attendants, voicemail and the like are services too, but a client's audio
+/// with them says nothing about the trunk.
+const TRUNK_SIDE_ROLES: [&str; 3] = [
+    "mediationServer",
+    "mediationServerCloudConnectorEdition",
+    "gateway",
+];
 
 #[derive(Deserialize)]
 struct WireMedia {
@@ -232,19 +252,30 @@ struct WireStream {
 enum EndKind {
     /// A Teams user's client.
     Client,
-    /// A service: the mediation server or gateway, the trunk side (the SBC with bypass).
-    Service,
-    Unknown,
+    /// The trunk side: a service endpoint in one of [`TRUNK_SIDE_ROLES`].
+    TrunkSide,
+    /// Any other service (conference server, call queue, voicemail…) or an unknown end.
+    Other,
 }
 
 fn end_kind(end: Option<&WireEndpoint>) -> EndKind {
     let kind = end.and_then(|e| e.odata_type.as_deref()).unwrap_or("");
     if kind.ends_with(".participantEndpoint") {
-        EndKind::Client
-    } else if kind.ends_with(".serviceEndpoint") {
-        EndKind::Service
-    } else {
-        EndKind::Unknown
+        return EndKind::Client;
+    }
+    let role = end
+        .and_then(|e| e.user_agent.as_ref())
+        .and_then(|agent| agent.role.as_deref());
+    match role {
+        Some(role)
+            if kind.ends_with(".serviceEndpoint")
+                && TRUNK_SIDE_ROLES
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(role)) =>
+        {
+            EndKind::TrunkSide
+        }
+        _ => EndKind::Other,
     }
 }
 
@@ -285,8 +316,8 @@ fn streams_of(sessions: Vec<WireSession>) -> Result<RecordStreams, RecordError> 
         );
         // Which way "callerToCallee" flows, when one end is the client and the other the trunk side.
         let caller_to_callee = match ends {
-            (EndKind::Client, EndKind::Service) => Some(StreamDirection::ToTrunk),
-            (EndKind::Service, EndKind::Client) => Some(StreamDirection::FromTrunk),
+            (EndKind::Client, EndKind::TrunkSide) => Some(StreamDirection::ToTrunk),
+            (EndKind::TrunkSide, EndKind::Client) => Some(StreamDirection::FromTrunk),
             _ => None,
         };
         for media in segment.media.unwrap_or_default() {

@@ -39,10 +39,20 @@ fn seconds(value: &Value) -> Option<f64> {
     Some(inner.parse().expect("a PTnS duration"))
 }
 
+/// A segment's end: the Teams client, the trunk side (a service endpoint whose role is the
+/// mediation server or the gateway), or anything else.
 fn kind(end: &Value) -> &str {
+    let role = end["userAgent"]["role"].as_str().unwrap_or("");
     match end["@odata.type"].as_str().unwrap_or("") {
         t if t.ends_with("participantEndpoint") => "client",
-        t if t.ends_with("serviceEndpoint") => "service",
+        t if t.ends_with("serviceEndpoint")
+            && matches!(
+                role,
+                "mediationServer" | "mediationServerCloudConnectorEdition" | "gateway"
+            ) =>
+        {
+            "trunk"
+        }
         _ => "other",
     }
 }
@@ -55,8 +65,8 @@ fn add_record(truth: &mut Truth, trunk: &str, record: &Value) {
         .flat_map(|s| s["segments"].as_array().unwrap_or(&empty))
     {
         let placed = match (kind(&segment["caller"]), kind(&segment["callee"])) {
-            ("client", "service") => Some(("to_trunk", "from_trunk")),
-            ("service", "client") => Some(("from_trunk", "to_trunk")),
+            ("client", "trunk") => Some(("to_trunk", "from_trunk")),
+            ("trunk", "client") => Some(("from_trunk", "to_trunk")),
             _ => None,
         };
         for media in segment["media"].as_array().unwrap_or(&empty) {

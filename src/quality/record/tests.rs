@@ -60,6 +60,12 @@ fn direction_follows_the_client_and_the_trunk_side() {
             "main-audio",
             vec![stream("callerToCallee", Some("PT0.001S"), None)],
         ),
+        segment(
+            client(),
+            service("mediationServerCloudConnectorEdition"),
+            "main-audio",
+            vec![stream("calleeToCaller", None, None)],
+        ),
     ]);
     let (streams, next) = read_record(&body).unwrap();
     assert_eq!(next, None);
@@ -68,6 +74,7 @@ fn direction_follows_the_client_and_the_trunk_side() {
         directions,
         [
             StreamDirection::ToTrunk,
+            StreamDirection::FromTrunk,
             StreamDirection::FromTrunk,
             StreamDirection::FromTrunk
         ]
@@ -78,7 +85,7 @@ fn direction_follows_the_client_and_the_trunk_side() {
 }
 
 #[test]
-fn segments_without_one_client_and_one_service_are_not_placed_and_video_is_ignored() {
+fn segments_without_one_client_and_the_trunk_side_are_not_placed_and_video_is_ignored() {
     let body = record(vec![
         segment(
             service("mediationServer"),
@@ -106,6 +113,30 @@ fn segments_without_one_client_and_one_service_are_not_placed_and_video_is_ignor
         ),
         segment(
             client(),
+            service("conferencingAnnouncementService"),
+            "main-audio",
+            vec![stream("callerToCallee", None, None)],
+        ),
+        segment(
+            service("skypeForBusinessCallQueues"),
+            client(),
+            "main-audio",
+            vec![stream("calleeToCaller", None, None)],
+        ),
+        segment(
+            client(),
+            service("voicemail"),
+            "main-audio",
+            vec![stream("callerToCallee", None, None)],
+        ),
+        segment(
+            client(),
+            json!({"@odata.type": "#microsoft.graph.callRecords.serviceEndpoint"}),
+            "main-audio",
+            vec![stream("callerToCallee", None, None)],
+        ),
+        segment(
+            client(),
             service("gateway"),
             "main-video",
             vec![stream("callerToCallee", None, None)],
@@ -119,7 +150,10 @@ fn segments_without_one_client_and_one_service_are_not_placed_and_video_is_ignor
     ]);
     let (streams, _) = read_record(&body).unwrap();
     assert!(streams.placed.is_empty());
-    assert_eq!(streams.not_placed, 4);
+    assert_eq!(
+        streams.not_placed, 8,
+        "only a mediation server or gateway is the trunk side"
+    );
 }
 
 #[test]
