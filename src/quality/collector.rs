@@ -187,7 +187,8 @@ impl CallQuality {
                     if let Fetched::Failed(error) = &fetched {
                         tracing::warn!(record = %id, %error, "cannot fetch a call record; it is tried again later");
                     }
-                    match Queue::retry(&pending, now_ms, &shared.options) {
+                    let transient = matches!(fetched, Fetched::Failed(_));
+                    match Queue::retry(&pending, now_ms, transient, &shared.options) {
                         Some(next) => batch.pending_put.push((id, next)),
                         None => {
                             given_up.push(match fetched {
