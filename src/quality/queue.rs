@@ -169,6 +169,17 @@ impl Queue {
         })
     }
 
+    /// Puts off the next fetch of the pending `ids` to `until_ms` at the earliest (in
+    /// memory only: after a failed write, so that the next round does not fetch them again
+    /// at once).
+    pub fn postpone(&mut self, ids: &[String], until_ms: i64) {
+        for id in ids {
+            if let Some(pending) = self.pending.get_mut(id) {
+                pending.due_ms = pending.due_ms.max(until_ms);
+            }
+        }
+    }
+
     /// Settled records whose call left the lookback: no row can bring them back.
     pub fn expired(&self, now_ms: i64) -> Vec<RowKey> {
         self.settled
@@ -270,6 +281,28 @@ mod tests {
         let old = br#"{"trunk_fqdn":"sbc1.contoso.com","end_ms":1,"due_ms":2,"attempts":3}"#;
         let pending: Pending = serde_json::from_slice(old).unwrap();
         assert_eq!((pending.attempts, pending.transient_failures), (3, 0));
+    }
+
+    #[test]
+    fn postponed_records_are_not_due_until_then() {
+        let mut queue = Queue::default();
+        let options = QueueOptions {
+            max_pending: 10,
+            ..options()
+        };
+        for id in ["a", "b"] {
+            let Admitted::Queued(pending) = queue.admit(&call(id), &options) else {
+                panic!("queued");
+            };
+            queue.pending.insert(id.into(), pending);
+        }
+        let now = queue.pending["a"].due_ms;
+        assert_eq!(queue.due(now, 10).len(), 2);
+        queue.postpone(&["a".into(), "gone".into()], now + 600_000);
+        let ids: Vec<_> = queue.due(now, 10).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["b"]);
+        assert_eq!(queue.due(now + 600_000, 10).len(), 2);
+        assert!(!queue.pending.contains_key("gone"));
     }
 
     #[test]
