@@ -31,8 +31,9 @@ const ROUND_LIMIT: usize = 256;
 /// How often settled records are looked through for those whose call left the lookback
 /// (clock ms): a day's records are a hundred thousand ids.
 const EXPIRY_EVERY_MS: i64 = 5 * 60 * 1000;
-/// Session pages of one record at most: more means a nextLink loop.
-const MAX_SESSION_PAGES: usize = 1000;
+/// Session pages of one record at most (a call has a few sessions, 60 to a page): more
+/// means a nextLink loop.
+const MAX_SESSION_PAGES: usize = 100;
 
 /// The call-quality collector of one tenant.
 #[derive(Clone)]
@@ -334,14 +335,15 @@ impl CallQuality {
         let graph = &self.shared.graph;
         let mut url = graph.call_record_url(id);
         let mut streams = RecordStreams::default();
-        for page in 0..MAX_SESSION_PAGES {
+        let mut links = SessionLinks::default();
+        loop {
             let body = match graph.get_call_record(&url).await {
                 Ok(CallRecordResponse::Found(body)) => body,
                 // A session page gone missing: the record is being republished.
                 Ok(CallRecordResponse::NotFound) => return Fetched::NotFound,
                 Err(error) => return classify(error),
             };
-            let read = if page == 0 {
+            let read = if links.pages() == 0 {
                 read_record(&body)
             } else {
                 read_session_page(&body)
@@ -355,15 +357,40 @@ impl CallQuality {
             let Some(link) = next else {
                 return Fetched::Counted(streams);
             };
-            match graph.call_record_link(&link) {
-                Ok(next) if next != url => url = next,
-                Ok(_) => {
-                    return Fetched::Unusable("a sessions nextLink that points to itself".into())
-                }
+            let next = match graph.call_record_link(&link, id) {
+                Ok(next) => next,
                 Err(error) => return Fetched::Unusable(error.to_string()),
+            };
+            if let Err(why) = links.follow(&url, next.clone()) {
+                return Fetched::Unusable(why);
             }
+            url = next;
         }
-        Fetched::Unusable(format!("more than {MAX_SESSION_PAGES} session pages"))
+    }
+}
+
+/// The session pages of one record read so far: a nextLink that leads back to one of
+/// them, or more than [`MAX_SESSION_PAGES`], is a loop in Graph's answer, never followed.
+#[derive(Default)]
+struct SessionLinks {
+    read: HashSet<reqwest::Url>,
+}
+
+impl SessionLinks {
+    fn pages(&self) -> usize {
+        self.read.len()
+    }
+
+    /// Notes `read` as read and checks that `next` may be followed.
+    fn follow(&mut self, read: &reqwest::Url, next: reqwest::Url) -> Result<(), String> {
+        self.read.insert(read.clone());
+        if self.read.contains(&next) {
+            return Err("a sessions nextLink that leads back to a page already read (a loop in Graph's answer; the record is given up, nothing to do unless it recurs)".into());
+        }
+        if self.read.len() >= MAX_SESSION_PAGES {
+            return Err(format!("more than {MAX_SESSION_PAGES} session pages (a call has a few sessions; this is a nextLink loop in Graph's answer, and the record is given up: report it if it recurs)"));
+        }
+        Ok(())
     }
 }
 
@@ -450,5 +477,43 @@ impl EstablishedCalls for CallQuality {
         }
         shared.metrics.pending.set(inner.queue.pending.len() as i64);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(n: usize) -> reqwest::Url {
+        reqwest::Url::parse(&format!(
+            "https://graph.microsoft.com/v1.0/communications/callRecords/x/sessions?$skiptoken={n}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn session_links_that_loop_are_not_followed() {
+        let mut links = SessionLinks::default();
+        links.follow(&page(0), page(1)).unwrap();
+        links.follow(&page(1), page(2)).unwrap();
+        assert!(
+            links.follow(&page(2), page(0)).is_err(),
+            "back to the first"
+        );
+        let mut links = SessionLinks::default();
+        assert!(links.follow(&page(0), page(0)).is_err(), "to itself");
+    }
+
+    #[test]
+    fn session_pages_are_bounded() {
+        let mut links = SessionLinks::default();
+        for n in 0..MAX_SESSION_PAGES - 1 {
+            links.follow(&page(n), page(n + 1)).unwrap();
+        }
+        assert_eq!(links.pages(), MAX_SESSION_PAGES - 1);
+        let error = links
+            .follow(&page(MAX_SESSION_PAGES - 1), page(MAX_SESSION_PAGES))
+            .unwrap_err();
+        assert!(error.contains("more than 100 session pages"), "{error}");
     }
 }
