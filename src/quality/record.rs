@@ -159,9 +159,7 @@ pub enum RecordError {
         column: usize,
         bytes: usize,
     },
-    #[error(
-        "a call record stream whose {field} is not an ISO 8601 duration or a number from 0 up"
-    )]
+    #[error("a call record stream whose {field} is not an ISO 8601 duration or a number")]
     Value { field: &'static str },
 }
 
@@ -349,15 +347,27 @@ fn streams_of(sessions: Vec<WireSession>) -> Result<RecordStreams, RecordError> 
     Ok(out)
 }
 
+/// A stream's averages. One that is negative (a number, or a duration written `-PT…`) or
+/// not finite is a measurement gone wrong, not a record of another shape: it is taken as
+/// not reported (logged at debug by its field only) and the stream's other averages
+/// still count.
 fn audio_stream(stream: &WireStream) -> Result<AudioStream, RecordError> {
+    let unreported = |field: &'static str| {
+        tracing::debug!(
+            field,
+            "a call record stream reports a negative or infinite average; it is taken as not reported"
+        );
+        Ok(None)
+    };
     let duration = |field, text: &Option<String>| match text {
         None => Ok(None),
+        Some(text) if text.starts_with("-P") => unreported(field),
         Some(text) => iso8601_seconds(text)
             .map(Some)
             .ok_or(RecordError::Value { field }),
     };
     let number = |field, value: Option<f64>| match value {
-        Some(v) if !(v.is_finite() && v >= 0.0) => Err(RecordError::Value { field }),
+        Some(v) if !(v.is_finite() && v >= 0.0) => unreported(field),
         other => Ok(other),
     };
     Ok(AudioStream {

@@ -232,16 +232,35 @@ fn bad_values_are_errors_that_quote_nothing() {
             field: "averageJitter"
         }
     );
+
+    let body = br#"{"sessions":[{"segments":[{"media":[{"label":"main-audio","streams":[{"averageJitter":"PT1S","averagePacketLossRate":"Ada's phone"}]}]}]}]}"#;
+    let error = read_record(body).unwrap_err().to_string();
+    assert!(!error.contains("Ada"), "{error}");
+}
+
+#[test]
+fn a_negative_average_is_taken_as_not_reported_and_the_rest_counts() {
+    let mut bad = stream("callerToCallee", Some("-PT0.01S"), Some(-0.5));
+    bad["averageAudioDegradation"] = json!(-1.0);
     let body = record(vec![segment(
         client(),
         service("gateway"),
         "main-audio",
-        vec![stream("callerToCallee", None, Some(-0.5))],
+        vec![bad, stream("calleeToCaller", Some("PT0.05S"), Some(0.01))],
     )]);
-    assert!(read_record(&body).is_err());
-    let body = br#"{"sessions":[{"segments":[{"media":[{"label":"main-audio","streams":[{"averageJitter":"PT1S","averagePacketLossRate":"Ada's phone"}]}]}]}]}"#;
-    let error = read_record(body).unwrap_err().to_string();
-    assert!(!error.contains("Ada"), "{error}");
+    let (streams, _) = read_record(&body).expect("one bad value spoils nothing else");
+    assert_eq!(streams.placed.len(), 2);
+    let first = streams.placed[0].1;
+    assert_eq!(
+        (first.jitter, first.packet_loss, first.degradation),
+        (None, None, None)
+    );
+    assert_eq!(
+        (first.round_trip, first.concealed),
+        (Some(0.04), Some(0.01))
+    );
+    assert_eq!(first.quality(), Quality::Good);
+    assert_eq!(streams.placed[1].1.quality(), Quality::Poor);
 }
 
 #[test]
