@@ -119,6 +119,11 @@ impl CallQuality {
             None => (None, Queue::default(), QualityTotals::default()),
         };
         metrics.pending.set(queue.pending.len() as i64);
+        // The streams not placed are saved with the totals, and shown like them from the
+        // saved count on (at least: a tenant restarted in the process keeps its counter).
+        metrics
+            .not_placed
+            .inc_by(totals.not_placed.saturating_sub(metrics.not_placed.get()));
         let exposed = Mutex::new((0, Arc::new(totals.clone())));
         CallQuality {
             shared: Arc::new(Shared {
