@@ -510,6 +510,20 @@ mod tests {
     }
 
     #[test]
+    fn settled_records_are_looked_through_every_few_minutes_only() {
+        let mut inner = Inner {
+            queue: Queue::default(),
+            totals: QualityTotals::default(),
+            unheld: Vec::new(),
+            expiry_checked_ms: None,
+        };
+        assert!(inner.expiry_due(1_000), "at the first round");
+        assert!(!inner.expiry_due(1_000 + 10_000), "not at the next tick");
+        assert!(!inner.expiry_due(1_000 + EXPIRY_EVERY_MS - 1));
+        assert!(inner.expiry_due(1_000 + EXPIRY_EVERY_MS));
+    }
+
+    #[test]
     fn session_pages_are_bounded() {
         let mut links = SessionLinks::default();
         for n in 0..MAX_SESSION_PAGES - 1 {
