@@ -28,8 +28,12 @@ use crate::source::EstablishedCall;
 
 /// Records fetched in one round at most: the rest wait for the next.
 const ROUND_LIMIT: usize = 256;
-/// Session pages of one record at most: more means a nextLink loop.
-const MAX_SESSION_PAGES: usize = 1000;
+/// How often settled records are looked through for those whose call left the lookback
+/// (clock ms): a day's records are a hundred thousand ids.
+const EXPIRY_EVERY_MS: i64 = 5 * 60 * 1000;
+/// Session pages of one record at most (a call has a few sessions, 60 to a page): more
+/// means a nextLink loop.
+const MAX_SESSION_PAGES: usize = 100;
 
 /// The call-quality collector of one tenant.
 #[derive(Clone)]
@@ -42,7 +46,7 @@ struct Shared {
     clock: Clock,
     options: QueueOptions,
     inner: Mutex<Inner>,
-    store: Option<QualityStore>,
+    store: Option<Arc<QualityStore>>,
     metrics: QualityMetrics,
     /// What `/metrics` shows: totals as last written, and their generation.
     exposed: Mutex<(u64, Arc<QualityTotals>)>,
@@ -53,6 +57,40 @@ struct Inner {
     totals: QualityTotals,
     /// Calls handed over but not yet written to the file.
     unheld: Vec<EstablishedCall>,
+    /// When settled records were last looked through for expiry (clock ms).
+    expiry_checked_ms: Option<i64>,
+}
+
+impl Inner {
+    /// Whether settled records are due to be looked through for expiry (then noted as
+    /// done): every [`EXPIRY_EVERY_MS`], since it walks every settled id.
+    fn expiry_due(&mut self, now_ms: i64) -> bool {
+        let due = self
+            .expiry_checked_ms
+            .is_none_or(|last| now_ms.saturating_sub(last) >= EXPIRY_EVERY_MS);
+        if due {
+            self.expiry_checked_ms = Some(now_ms);
+        }
+        due
+    }
+}
+
+/// What one round of fetches came to.
+#[derive(Default)]
+struct Outcome {
+    batch: Batch,
+    totals: QualityTotals,
+    given_up: Vec<GiveUp>,
+    counted: u64,
+    not_placed: u64,
+    /// The ids fetched (not skipped).
+    fetched: Vec<String>,
+}
+
+/// How long after a failed write the records of its round are fetched again: half the
+/// wait, as after a 404, and at least a second.
+fn write_retry_ms(options: &QueueOptions) -> i64 {
+    i64::try_from((options.wait / 2).max(Duration::from_secs(1)).as_millis()).unwrap_or(i64::MAX)
 }
 
 /// What fetching one record came to.
@@ -77,10 +115,15 @@ impl CallQuality {
         metrics: QualityMetrics,
     ) -> Self {
         let (store, queue, totals) = match restored {
-            Some((store, queue, totals)) => (Some(store), queue, totals),
+            Some((store, queue, totals)) => (Some(Arc::new(store)), queue, totals),
             None => (None, Queue::default(), QualityTotals::default()),
         };
         metrics.pending.set(queue.pending.len() as i64);
+        // The streams not placed are saved with the totals, and shown like them from the
+        // saved count on (at least: a tenant restarted in the process keeps its counter).
+        metrics
+            .not_placed
+            .inc_by(totals.not_placed.saturating_sub(metrics.not_placed.get()));
         let exposed = Mutex::new((0, Arc::new(totals.clone())));
         CallQuality {
             shared: Arc::new(Shared {
@@ -91,6 +134,7 @@ impl CallQuality {
                     queue,
                     totals,
                     unheld: Vec::new(),
+                    expiry_checked_ms: None,
                 }),
                 store,
                 metrics,
@@ -143,7 +187,7 @@ impl CallQuality {
             .queue
             .due(shared.clock.now().timestamp_millis(), ROUND_LIMIT);
         if due.is_empty() {
-            return self.forget_expired();
+            return self.forget_expired().await;
         }
         let fetched: Vec<(String, Pending, Fetched)> = futures_util::stream::iter(due)
             .map(|(id, pending)| async move {
@@ -158,13 +202,45 @@ impl CallQuality {
             .collect()
             .await;
         let now_ms = shared.clock.now().timestamp_millis();
+        let outcome = self.settle(fetched, now_ms);
+        // Only this loop settles records and changes the totals; `hold` meanwhile adds
+        // other ids only (those pending are `Known` to it).
+        let Some(batch) = self.write(outcome.batch).await else {
+            // Not fetched again at the next tick: a failing disk must not become a storm of
+            // requests to Graph.
+            let until = now_ms.saturating_add(write_retry_ms(&shared.options));
+            shared.inner.lock().queue.postpone(&outcome.fetched, until);
+            return;
+        };
         let mut inner = shared.inner.lock();
-        let mut totals = inner.totals.clone();
-        let mut batch = Batch::default();
-        let mut given_up = Vec::new();
-        let mut counted = 0u64;
-        let mut not_placed = 0u64;
+        apply(&mut inner.queue, &batch);
+        inner.totals = outcome.totals;
+        let metrics = &shared.metrics;
+        metrics.records_fetched.inc_by(outcome.counted);
+        metrics.not_placed.inc_by(outcome.not_placed);
+        for reason in outcome.given_up {
+            metrics.given_up.with_label_values(&[reason.as_str()]).inc();
+        }
+        metrics.pending.set(inner.queue.pending.len() as i64);
+        if outcome.counted > 0 {
+            let mut exposed = shared.exposed.lock();
+            *exposed = (exposed.0 + 1, Arc::new(inner.totals.clone()));
+        }
+    }
+
+    /// What the fetches of a round come to, to be written in one transaction.
+    fn settle(&self, fetched: Vec<(String, Pending, Fetched)>, now_ms: i64) -> Outcome {
+        let shared = &self.shared;
+        let mut inner = shared.inner.lock();
+        let mut out = Outcome {
+            totals: inner.totals.clone(),
+            ..Outcome::default()
+        };
+        let batch = &mut out.batch;
         for (id, pending, fetched) in fetched {
+            if !matches!(fetched, Fetched::Skipped) {
+                out.fetched.push(id.clone());
+            }
             let settle = |batch: &mut Batch| {
                 batch.pending_remove.push(id.clone());
                 let until = Queue::settled_until(pending.end_ms, &shared.options);
@@ -173,60 +249,52 @@ impl CallQuality {
             match fetched {
                 Fetched::Skipped => {}
                 Fetched::Counted(streams) => {
-                    totals.count(&pending.trunk_fqdn, &streams);
-                    counted += 1;
-                    not_placed += streams.not_placed;
-                    settle(&mut batch);
+                    out.totals.count(&pending.trunk_fqdn, &streams);
+                    out.counted += 1;
+                    out.not_placed += streams.not_placed;
+                    settle(batch);
                 }
                 Fetched::Unusable(why) => {
                     tracing::warn!(record = %id, reason = %why, "a call record cannot be read; it is given up (teams_voice_exporter_call_records_given_up_total{{reason=\"error\"}})");
-                    given_up.push(GiveUp::Error);
-                    settle(&mut batch);
+                    out.given_up.push(GiveUp::Error);
+                    settle(batch);
                 }
                 Fetched::NotFound | Fetched::Failed(_) => {
                     if let Fetched::Failed(error) = &fetched {
                         tracing::warn!(record = %id, %error, "cannot fetch a call record; it is tried again later");
                     }
-                    match Queue::retry(&pending, now_ms, &shared.options) {
+                    let transient = matches!(fetched, Fetched::Failed(_));
+                    match Queue::retry(&pending, now_ms, transient, &shared.options) {
                         Some(next) => batch.pending_put.push((id, next)),
                         None => {
-                            given_up.push(match fetched {
+                            out.given_up.push(match fetched {
                                 Fetched::NotFound => GiveUp::NotPublished,
                                 _ => GiveUp::Error,
                             });
-                            settle(&mut batch);
+                            settle(batch);
                         }
                     }
                 }
             }
         }
-        if counted > 0 {
-            batch.totals = Some(totals.save());
+        if out.counted > 0 {
+            batch.totals = Some(out.totals.save());
         }
-        batch.settled_remove = inner.queue.expired(now_ms);
-        if !self.write(&batch) {
-            return;
+        if inner.expiry_due(now_ms) {
+            batch.settled_remove = inner.queue.expired(now_ms);
         }
-        apply(&mut inner.queue, &batch);
-        inner.totals = totals;
-        let metrics = &shared.metrics;
-        metrics.records_fetched.inc_by(counted);
-        metrics.not_placed.inc_by(not_placed);
-        for reason in given_up {
-            metrics.given_up.with_label_values(&[reason.as_str()]).inc();
-        }
-        metrics.pending.set(inner.queue.pending.len() as i64);
-        if counted > 0 {
-            let mut exposed = shared.exposed.lock();
-            *exposed = (exposed.0 + 1, Arc::new(inner.totals.clone()));
-        }
+        out
     }
 
-    fn forget_expired(&self) {
-        let mut inner = self.shared.inner.lock();
-        let expired = inner
-            .queue
-            .expired(self.shared.clock.now().timestamp_millis());
+    async fn forget_expired(&self) {
+        let now_ms = self.shared.clock.now().timestamp_millis();
+        let expired = {
+            let mut inner = self.shared.inner.lock();
+            if !inner.expiry_due(now_ms) {
+                return;
+            }
+            inner.queue.expired(now_ms)
+        };
         if expired.is_empty() {
             return;
         }
@@ -234,26 +302,37 @@ impl CallQuality {
             settled_remove: expired,
             ..Batch::default()
         };
-        if self.write(&batch) {
-            apply(&mut inner.queue, &batch);
+        if let Some(batch) = self.write(batch).await {
+            apply(&mut self.shared.inner.lock().queue, &batch);
         }
     }
 
-    /// Writes `batch` to the file, if there is one; false (logged, counted) if it failed.
-    fn write(&self, batch: &Batch) -> bool {
+    /// Writes `batch` to the file, if there is one, off the async threads (the commit waits
+    /// for the disk); `None` (logged, counted) if it failed.
+    async fn write(&self, batch: Batch) -> Option<Batch> {
         let Some(store) = &self.shared.store else {
-            return true;
+            return Some(batch);
         };
         if batch.is_empty() {
-            return true;
+            return Some(batch);
         }
-        match store.write(batch) {
-            Ok(()) => true,
-            Err(error) => {
+        let writing = Arc::clone(store);
+        let written = tokio::task::spawn_blocking(move || {
+            let result = writing.write(&batch);
+            (batch, result)
+        })
+        .await;
+        match written {
+            Ok((batch, Ok(()))) => Some(batch),
+            Ok((_, Err(error))) => {
                 self.shared.metrics.state_write_errors.inc();
                 tracing::error!(path = %store.path().display(), %error, "cannot save the call-quality state; the records of this round are fetched again later and nothing is counted until it can be saved. Make the file writable or free disk space");
-                false
+                None
             }
+            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+            // The runtime is shutting down: the write either finished or never began, and
+            // what is not known to be written is fetched again at the next start.
+            Err(_) => None,
         }
     }
 
@@ -261,14 +340,15 @@ impl CallQuality {
         let graph = &self.shared.graph;
         let mut url = graph.call_record_url(id);
         let mut streams = RecordStreams::default();
-        for page in 0..MAX_SESSION_PAGES {
+        let mut links = SessionLinks::default();
+        loop {
             let body = match graph.get_call_record(&url).await {
                 Ok(CallRecordResponse::Found(body)) => body,
                 // A session page gone missing: the record is being republished.
                 Ok(CallRecordResponse::NotFound) => return Fetched::NotFound,
                 Err(error) => return classify(error),
             };
-            let read = if page == 0 {
+            let read = if links.pages() == 0 {
                 read_record(&body)
             } else {
                 read_session_page(&body)
@@ -282,15 +362,40 @@ impl CallQuality {
             let Some(link) = next else {
                 return Fetched::Counted(streams);
             };
-            match graph.call_record_link(&link) {
-                Ok(next) if next != url => url = next,
-                Ok(_) => {
-                    return Fetched::Unusable("a sessions nextLink that points to itself".into())
-                }
+            let next = match graph.call_record_link(&link, id) {
+                Ok(next) => next,
                 Err(error) => return Fetched::Unusable(error.to_string()),
+            };
+            if let Err(why) = links.follow(&url, next.clone()) {
+                return Fetched::Unusable(why);
             }
+            url = next;
         }
-        Fetched::Unusable(format!("more than {MAX_SESSION_PAGES} session pages"))
+    }
+}
+
+/// The session pages of one record read so far: a nextLink that leads back to one of
+/// them, or more than [`MAX_SESSION_PAGES`], is a loop in Graph's answer, never followed.
+#[derive(Default)]
+struct SessionLinks {
+    read: HashSet<reqwest::Url>,
+}
+
+impl SessionLinks {
+    fn pages(&self) -> usize {
+        self.read.len()
+    }
+
+    /// Notes `read` as read and checks that `next` may be followed.
+    fn follow(&mut self, read: &reqwest::Url, next: reqwest::Url) -> Result<(), String> {
+        self.read.insert(read.clone());
+        if self.read.contains(&next) {
+            return Err("a sessions nextLink that leads back to a page already read (a loop in Graph's answer; the record is given up, nothing to do unless it recurs)".into());
+        }
+        if self.read.len() >= MAX_SESSION_PAGES {
+            return Err(format!("more than {MAX_SESSION_PAGES} session pages (a call has a few sessions; this is a nextLink loop in Graph's answer, and the record is given up: report it if it recurs)"));
+        }
+        Ok(())
     }
 }
 
@@ -377,5 +482,57 @@ impl EstablishedCalls for CallQuality {
         }
         shared.metrics.pending.set(inner.queue.pending.len() as i64);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(n: usize) -> reqwest::Url {
+        reqwest::Url::parse(&format!(
+            "https://graph.microsoft.com/v1.0/communications/callRecords/x/sessions?$skiptoken={n}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn session_links_that_loop_are_not_followed() {
+        let mut links = SessionLinks::default();
+        links.follow(&page(0), page(1)).unwrap();
+        links.follow(&page(1), page(2)).unwrap();
+        assert!(
+            links.follow(&page(2), page(0)).is_err(),
+            "back to the first"
+        );
+        let mut links = SessionLinks::default();
+        assert!(links.follow(&page(0), page(0)).is_err(), "to itself");
+    }
+
+    #[test]
+    fn settled_records_are_looked_through_every_few_minutes_only() {
+        let mut inner = Inner {
+            queue: Queue::default(),
+            totals: QualityTotals::default(),
+            unheld: Vec::new(),
+            expiry_checked_ms: None,
+        };
+        assert!(inner.expiry_due(1_000), "at the first round");
+        assert!(!inner.expiry_due(1_000 + 10_000), "not at the next tick");
+        assert!(!inner.expiry_due(1_000 + EXPIRY_EVERY_MS - 1));
+        assert!(inner.expiry_due(1_000 + EXPIRY_EVERY_MS));
+    }
+
+    #[test]
+    fn session_pages_are_bounded() {
+        let mut links = SessionLinks::default();
+        for n in 0..MAX_SESSION_PAGES - 1 {
+            links.follow(&page(n), page(n + 1)).unwrap();
+        }
+        assert_eq!(links.pages(), MAX_SESSION_PAGES - 1);
+        let error = links
+            .follow(&page(MAX_SESSION_PAGES - 1), page(MAX_SESSION_PAGES))
+            .unwrap_err();
+        assert!(error.contains("more than 100 session pages"), "{error}");
     }
 }

@@ -24,10 +24,10 @@ impl QualityMetrics {
             records_fetched: IntCounter::new(p("call_records_fetched_total"), "Call records fetched and counted into the teams_direct_routing_audio_* metrics (--collector.call-quality), each once.")?,
             pending: IntGauge::new(p("call_records_pending"), "Call records of counted calls waiting for Graph to publish them, or for a retry (at most --call-quality.max-pending).")?,
             given_up: IntCounterVec::new(
-                Opts::new(p("call_records_given_up_total"), "Call records never counted, by reason: not_published (still 404 after --call-quality.give-up), queue_full (--call-quality.max-pending reached), error (a record Graph should not have sent, or failures until give-up)."),
+                Opts::new(p("call_records_given_up_total"), "Call records never counted, by reason: not_published (still 404 after --call-quality.give-up), queue_full (--call-quality.max-pending reached), error (a record Graph should not have sent, or 3 failed fetches in a row at or past give-up)."),
                 &["reason"],
             )?,
-            not_placed: IntCounter::new(p("call_quality_streams_not_placed_total"), "Audio streams of call records whose segment does not join one Teams client and one service endpoint (trunk side), so their direction relative to the trunk is unknown; not in the audio metrics.")?,
+            not_placed: IntCounter::new(p("call_quality_streams_not_placed_total"), "Audio streams of call records whose segment does not join one Teams client and the trunk side (a mediation server or gateway), so their direction relative to the trunk is unknown; not in the audio metrics. Saved with them beside --state.path.")?,
             state_write_errors: IntCounter::new(p("call_quality_state_write_errors_total"), "Failed writes of the call-quality state file beside --state.path; counting waits until it can be written.")?,
         };
         for reason in GiveUp::ALL {

@@ -4,7 +4,10 @@
 //! A record is first fetched `wait` after its call ended (Graph publishes a first version
 //! 15–60 minutes after the call), then, while Graph answers 404, again after half the wait,
 //! doubling up to four waits, until `give_up` after the call: then it is given up as not
-//! published. A settled record (counted or given up) is remembered until its call leaves
+//! published. A fetch that failed for a reason retrying can help (throttling, Graph down)
+//! says nothing about publication: such a record is tried [`TRANSIENT_ATTEMPTS`] times in a
+//! row before it is given up, even past `give_up`, so that a row arriving hours late or an
+//! outage does not give records up after one failed request. A settled record (counted or given up) is remembered until its call leaves
 //! the lookback, so that a row counted again after a crash (its commit lost) does not
 //! queue it again.
 
@@ -36,7 +39,15 @@ pub struct Pending {
     pub due_ms: i64,
     /// Fetches so far.
     pub attempts: u32,
+    /// Fetches in a row that failed for a reason retrying can help (not a 404); absent in
+    /// files written before it was kept.
+    #[serde(default)]
+    pub transient_failures: u32,
 }
+
+/// Fetches in a row that must fail (throttled beyond retries, Graph down) before a record
+/// past its give-up is given up as an error.
+pub const TRANSIENT_ATTEMPTS: u32 = 3;
 
 /// Why a record was given up (`reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +108,7 @@ impl Queue {
             end_ms,
             due_ms: end_ms.saturating_add(ms(options.wait)),
             attempts: 0,
+            transient_failures: 0,
         })
     }
 
@@ -120,11 +132,22 @@ impl Queue {
         due
     }
 
-    /// When `pending`, just fetched at `now_ms` and not there (or failing), is fetched
-    /// next; `None` when it is time to give up.
-    pub fn retry(pending: &Pending, now_ms: i64, options: &QueueOptions) -> Option<Pending> {
+    /// When `pending`, just fetched at `now_ms` and not there (404) or failing for a
+    /// reason retrying can help (`transient`), is fetched next; `None` when it is time to
+    /// give up.
+    pub fn retry(
+        pending: &Pending,
+        now_ms: i64,
+        transient: bool,
+        options: &QueueOptions,
+    ) -> Option<Pending> {
         let deadline = pending.end_ms.saturating_add(ms(options.give_up));
-        if now_ms >= deadline {
+        let transient_failures = if transient {
+            pending.transient_failures.saturating_add(1)
+        } else {
+            0
+        };
+        if now_ms >= deadline && (!transient || transient_failures >= TRANSIENT_ATTEMPTS) {
             return None;
         }
         let attempts = pending.attempts + 1;
@@ -132,11 +155,29 @@ impl Queue {
         let backoff = first
             .saturating_mul(1i64 << attempts.saturating_sub(1).min(20))
             .min(ms(options.wait).saturating_mul(4).max(first));
+        let due_ms = now_ms.saturating_add(backoff);
         Some(Pending {
             attempts,
-            due_ms: now_ms.saturating_add(backoff).min(deadline),
+            transient_failures,
+            // Past the deadline (transient failures only), the backoff alone.
+            due_ms: if now_ms < deadline {
+                due_ms.min(deadline)
+            } else {
+                due_ms
+            },
             ..pending.clone()
         })
+    }
+
+    /// Puts off the next fetch of the pending `ids` to `until_ms` at the earliest (in
+    /// memory only: after a failed write, so that the next round does not fetch them again
+    /// at once).
+    pub fn postpone(&mut self, ids: &[String], until_ms: i64) {
+        for id in ids {
+            if let Some(pending) = self.pending.get_mut(id) {
+                pending.due_ms = pending.due_ms.max(until_ms);
+            }
+        }
     }
 
     /// Settled records whose call left the lookback: no row can bring them back.
@@ -193,7 +234,7 @@ mod tests {
         };
         let mut gaps = Vec::new();
         let mut now = pending.due_ms;
-        while let Some(next) = Queue::retry(&pending, now, &options) {
+        while let Some(next) = Queue::retry(&pending, now, false, &options) {
             gaps.push((next.due_ms - now) / 60_000);
             now = next.due_ms;
             pending = next;
@@ -205,6 +246,63 @@ mod tests {
         );
         assert_eq!(&gaps[..5], [10, 20, 40, 80, 80]);
         assert!(pending.attempts < 10, "{gaps:?}");
+    }
+
+    #[test]
+    fn transient_failures_are_retried_past_the_give_up() {
+        let options = options();
+        let Admitted::Queued(pending) = Queue::default().admit(&call("a"), &options) else {
+            panic!("queued");
+        };
+        // A row that arrives a day after its call: past give-up at its first fetch.
+        let mut now = pending.end_ms + 24 * 3600 * 1000;
+        assert_eq!(Queue::retry(&pending, now, false, &options), None, "a 404");
+        let mut next = pending;
+        let mut fetches = 1;
+        while let Some(again) = Queue::retry(&next, now, true, &options) {
+            assert!(again.due_ms > now, "not at once: {again:?}");
+            now = again.due_ms;
+            next = again;
+            fetches += 1;
+        }
+        assert_eq!(fetches, TRANSIENT_ATTEMPTS, "fetches before it is given up");
+        // A 404 after a failure resets the count before the give-up.
+        let Admitted::Queued(pending) = Queue::default().admit(&call("b"), &options) else {
+            panic!("queued");
+        };
+        let failed = Queue::retry(&pending, pending.due_ms, true, &options).unwrap();
+        assert_eq!(failed.transient_failures, 1);
+        let missing = Queue::retry(&failed, failed.due_ms, false, &options).unwrap();
+        assert_eq!(missing.transient_failures, 0);
+    }
+
+    #[test]
+    fn pending_saved_before_transient_failures_were_kept_still_reads() {
+        let old = br#"{"trunk_fqdn":"sbc1.contoso.com","end_ms":1,"due_ms":2,"attempts":3}"#;
+        let pending: Pending = serde_json::from_slice(old).unwrap();
+        assert_eq!((pending.attempts, pending.transient_failures), (3, 0));
+    }
+
+    #[test]
+    fn postponed_records_are_not_due_until_then() {
+        let mut queue = Queue::default();
+        let options = QueueOptions {
+            max_pending: 10,
+            ..options()
+        };
+        for id in ["a", "b"] {
+            let Admitted::Queued(pending) = queue.admit(&call(id), &options) else {
+                panic!("queued");
+            };
+            queue.pending.insert(id.into(), pending);
+        }
+        let now = queue.pending["a"].due_ms;
+        assert_eq!(queue.due(now, 10).len(), 2);
+        queue.postpone(&["a".into(), "gone".into()], now + 600_000);
+        let ids: Vec<_> = queue.due(now, 10).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, ["b"]);
+        assert_eq!(queue.due(now + 600_000, 10).len(), 2);
+        assert!(!queue.pending.contains_key("gone"));
     }
 
     #[test]

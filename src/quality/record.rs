@@ -1,8 +1,8 @@
 //! A call record as the collector reads it: the audio streams of its segments, which way
 //! each flows relative to the trunk, and how Microsoft's Call Quality Dashboard classifies it.
 //!
-//! Only what the metrics need is deserialized: the endpoints' `@odata.type`, the media's
-//! `label` and the streams' direction and averages. Network, device and identity fields
+//! Only what the metrics need is deserialized: the endpoints' `@odata.type` and service
+//! role, the media's `label` and the streams' direction and averages. Network, device and identity fields
 //! (IP and MAC addresses, subnets, device and user names) hold personal data and are never
 //! read; a record that is not what Graph documents is reported by its shape only, never by
 //! the values it holds.
@@ -143,7 +143,8 @@ impl AudioStream {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RecordStreams {
     pub placed: Vec<(StreamDirection, AudioStream)>,
-    /// Audio streams of segments whose ends are not one client and one service endpoint.
+    /// Audio streams of segments whose ends are not one client and one trunk-side service
+    /// endpoint.
     pub not_placed: u64,
 }
 
@@ -158,9 +159,7 @@ pub enum RecordError {
         column: usize,
         bytes: usize,
     },
-    #[error(
-        "a call record stream whose {field} is not an ISO 8601 duration or a number from 0 up"
-    )]
+    #[error("a call record stream whose {field} is not an ISO 8601 duration or a number")]
     Value { field: &'static str },
 }
 
@@ -200,7 +199,26 @@ struct WireSegment {
 struct WireEndpoint {
     #[serde(rename = "@odata.type", default)]
     odata_type: Option<String>,
+    #[serde(rename = "userAgent", default)]
+    user_agent: Option<WireUserAgent>,
 }
+
+#[derive(Deserialize)]
+struct WireUserAgent {
+    /// A `serviceUserAgent`'s role: which service the endpoint is.
+    #[serde(default)]
+    role: Option<String>,
+}
+
+/// Service roles on the trunk side of a call: the mediation server (media through
+/// Microsoft) and the gateway (the SBC itself, with media bypass). Conferencing, call
+/// queues, auto attendants, voicemail and the like are services too, but a client's audio
+/// with them says nothing about the trunk.
+const TRUNK_SIDE_ROLES: [&str; 3] = [
+    "mediationServer",
+    "mediationServerCloudConnectorEdition",
+    "gateway",
+];
 
 #[derive(Deserialize)]
 struct WireMedia {
@@ -232,19 +250,30 @@ struct WireStream {
 enum EndKind {
     /// A Teams user's client.
     Client,
-    /// A service: the mediation server or gateway, the trunk side (the SBC with bypass).
-    Service,
-    Unknown,
+    /// The trunk side: a service endpoint in one of [`TRUNK_SIDE_ROLES`].
+    TrunkSide,
+    /// Any other service (conference server, call queue, voicemail…) or an unknown end.
+    Other,
 }
 
 fn end_kind(end: Option<&WireEndpoint>) -> EndKind {
     let kind = end.and_then(|e| e.odata_type.as_deref()).unwrap_or("");
     if kind.ends_with(".participantEndpoint") {
-        EndKind::Client
-    } else if kind.ends_with(".serviceEndpoint") {
-        EndKind::Service
-    } else {
-        EndKind::Unknown
+        return EndKind::Client;
+    }
+    let role = end
+        .and_then(|e| e.user_agent.as_ref())
+        .and_then(|agent| agent.role.as_deref());
+    match role {
+        Some(role)
+            if kind.ends_with(".serviceEndpoint")
+                && TRUNK_SIDE_ROLES
+                    .iter()
+                    .any(|r| r.eq_ignore_ascii_case(role)) =>
+        {
+            EndKind::TrunkSide
+        }
+        _ => EndKind::Other,
     }
 }
 
@@ -285,8 +314,8 @@ fn streams_of(sessions: Vec<WireSession>) -> Result<RecordStreams, RecordError> 
         );
         // Which way "callerToCallee" flows, when one end is the client and the other the trunk side.
         let caller_to_callee = match ends {
-            (EndKind::Client, EndKind::Service) => Some(StreamDirection::ToTrunk),
-            (EndKind::Service, EndKind::Client) => Some(StreamDirection::FromTrunk),
+            (EndKind::Client, EndKind::TrunkSide) => Some(StreamDirection::ToTrunk),
+            (EndKind::TrunkSide, EndKind::Client) => Some(StreamDirection::FromTrunk),
             _ => None,
         };
         for media in segment.media.unwrap_or_default() {
@@ -318,15 +347,27 @@ fn streams_of(sessions: Vec<WireSession>) -> Result<RecordStreams, RecordError> 
     Ok(out)
 }
 
+/// A stream's averages. One that is negative (a number, or a duration written `-PT…`) or
+/// not finite is a measurement gone wrong, not a record of another shape: it is taken as
+/// not reported (logged at debug by its field only) and the stream's other averages
+/// still count.
 fn audio_stream(stream: &WireStream) -> Result<AudioStream, RecordError> {
+    let unreported = |field: &'static str| {
+        tracing::debug!(
+            field,
+            "a call record stream reports a negative or infinite average; it is taken as not reported"
+        );
+        Ok(None)
+    };
     let duration = |field, text: &Option<String>| match text {
         None => Ok(None),
+        Some(text) if text.starts_with("-P") => unreported(field),
         Some(text) => iso8601_seconds(text)
             .map(Some)
             .ok_or(RecordError::Value { field }),
     };
     let number = |field, value: Option<f64>| match value {
-        Some(v) if !(v.is_finite() && v >= 0.0) => Err(RecordError::Value { field }),
+        Some(v) if !(v.is_finite() && v >= 0.0) => unreported(field),
         other => Ok(other),
     };
     Ok(AudioStream {

@@ -273,6 +273,7 @@ mod tests {
             end_ms: 1,
             due_ms: 2,
             attempts: 0,
+            transient_failures: 0,
         };
         store
             .write(&Batch {

@@ -60,6 +60,12 @@ fn direction_follows_the_client_and_the_trunk_side() {
             "main-audio",
             vec![stream("callerToCallee", Some("PT0.001S"), None)],
         ),
+        segment(
+            client(),
+            service("mediationServerCloudConnectorEdition"),
+            "main-audio",
+            vec![stream("calleeToCaller", None, None)],
+        ),
     ]);
     let (streams, next) = read_record(&body).unwrap();
     assert_eq!(next, None);
@@ -68,6 +74,7 @@ fn direction_follows_the_client_and_the_trunk_side() {
         directions,
         [
             StreamDirection::ToTrunk,
+            StreamDirection::FromTrunk,
             StreamDirection::FromTrunk,
             StreamDirection::FromTrunk
         ]
@@ -78,7 +85,7 @@ fn direction_follows_the_client_and_the_trunk_side() {
 }
 
 #[test]
-fn segments_without_one_client_and_one_service_are_not_placed_and_video_is_ignored() {
+fn segments_without_one_client_and_the_trunk_side_are_not_placed_and_video_is_ignored() {
     let body = record(vec![
         segment(
             service("mediationServer"),
@@ -106,6 +113,30 @@ fn segments_without_one_client_and_one_service_are_not_placed_and_video_is_ignor
         ),
         segment(
             client(),
+            service("conferencingAnnouncementService"),
+            "main-audio",
+            vec![stream("callerToCallee", None, None)],
+        ),
+        segment(
+            service("skypeForBusinessCallQueues"),
+            client(),
+            "main-audio",
+            vec![stream("calleeToCaller", None, None)],
+        ),
+        segment(
+            client(),
+            service("voicemail"),
+            "main-audio",
+            vec![stream("callerToCallee", None, None)],
+        ),
+        segment(
+            client(),
+            json!({"@odata.type": "#microsoft.graph.callRecords.serviceEndpoint"}),
+            "main-audio",
+            vec![stream("callerToCallee", None, None)],
+        ),
+        segment(
+            client(),
             service("gateway"),
             "main-video",
             vec![stream("callerToCallee", None, None)],
@@ -119,7 +150,10 @@ fn segments_without_one_client_and_one_service_are_not_placed_and_video_is_ignor
     ]);
     let (streams, _) = read_record(&body).unwrap();
     assert!(streams.placed.is_empty());
-    assert_eq!(streams.not_placed, 4);
+    assert_eq!(
+        streams.not_placed, 8,
+        "only a mediation server or gateway is the trunk side"
+    );
 }
 
 #[test]
@@ -198,16 +232,35 @@ fn bad_values_are_errors_that_quote_nothing() {
             field: "averageJitter"
         }
     );
+
+    let body = br#"{"sessions":[{"segments":[{"media":[{"label":"main-audio","streams":[{"averageJitter":"PT1S","averagePacketLossRate":"Ada's phone"}]}]}]}]}"#;
+    let error = read_record(body).unwrap_err().to_string();
+    assert!(!error.contains("Ada"), "{error}");
+}
+
+#[test]
+fn a_negative_average_is_taken_as_not_reported_and_the_rest_counts() {
+    let mut bad = stream("callerToCallee", Some("-PT0.01S"), Some(-0.5));
+    bad["averageAudioDegradation"] = json!(-1.0);
     let body = record(vec![segment(
         client(),
         service("gateway"),
         "main-audio",
-        vec![stream("callerToCallee", None, Some(-0.5))],
+        vec![bad, stream("calleeToCaller", Some("PT0.05S"), Some(0.01))],
     )]);
-    assert!(read_record(&body).is_err());
-    let body = br#"{"sessions":[{"segments":[{"media":[{"label":"main-audio","streams":[{"averageJitter":"PT1S","averagePacketLossRate":"Ada's phone"}]}]}]}]}"#;
-    let error = read_record(body).unwrap_err().to_string();
-    assert!(!error.contains("Ada"), "{error}");
+    let (streams, _) = read_record(&body).expect("one bad value spoils nothing else");
+    assert_eq!(streams.placed.len(), 2);
+    let first = streams.placed[0].1;
+    assert_eq!(
+        (first.jitter, first.packet_loss, first.degradation),
+        (None, None, None)
+    );
+    assert_eq!(
+        (first.round_trip, first.concealed),
+        (Some(0.04), Some(0.01))
+    );
+    assert_eq!(first.quality(), Quality::Good);
+    assert_eq!(streams.placed[1].1.quality(), Quality::Poor);
 }
 
 #[test]

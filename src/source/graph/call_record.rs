@@ -69,10 +69,25 @@ impl GraphClient {
         url
     }
 
-    /// A `sessions@odata.nextLink`, checked to lead back to the configured Graph host (the
-    /// bearer token goes nowhere else).
-    pub fn call_record_link(&self, link: &str) -> Result<Url, GraphError> {
-        self.check_next_link(link)
+    /// A `sessions@odata.nextLink` of record `id`, checked to lead back to the configured
+    /// Graph host (the bearer token goes nowhere else) and to that record's sessions
+    /// (`…/communications/callRecords/{id}/sessions`), nothing else of the tenant's.
+    pub fn call_record_link(&self, link: &str, id: &str) -> Result<Url, GraphError> {
+        let next = self.check_next_link(link)?;
+        let sessions = format!("{}/sessions", self.call_record_url(id).path());
+        let tail = sessions
+            .rfind("/communications/")
+            .map_or(sessions.as_str(), |at| &sessions[at..]);
+        let path = next.path();
+        let ours = path.len() >= tail.len()
+            && path.is_char_boundary(path.len() - tail.len())
+            && path[path.len() - tail.len()..].eq_ignore_ascii_case(tail);
+        if !ours {
+            return Err(GraphError::BadNextLink(format!(
+                "{link} (not the sessions of call record {id})"
+            )));
+        }
+        Ok(next)
     }
 
     /// Gets `url` (a call record or one page of its sessions), retried while retrying can
@@ -152,13 +167,26 @@ mod tests {
     }
 
     #[test]
-    fn session_links_must_stay_on_the_graph_host() {
+    fn session_links_must_stay_on_the_graph_host_and_the_record() {
         let graph = client("https://graph.microsoft.com");
         assert!(graph
-            .call_record_link("https://graph.microsoft.com/v1.0/communications/callRecords/x/sessions?$skiptoken=1")
+            .call_record_link("https://graph.microsoft.com/v1.0/communications/callRecords/x/sessions?$skiptoken=1", "x")
             .is_ok());
         assert!(graph
-            .call_record_link("https://evil.example/v1.0/communications/callRecords/x/sessions")
-            .is_err());
+            .call_record_link(
+                "https://graph.microsoft.com/v1.0/communications/callRecords/AB-c/sessions",
+                "ab-C"
+            )
+            .is_ok());
+        for wrong in [
+            "https://evil.example/v1.0/communications/callRecords/x/sessions",
+            "https://graph.microsoft.com/v1.0/communications/callRecords/y/sessions",
+            "https://graph.microsoft.com/v1.0/communications/callRecords/x",
+            "https://graph.microsoft.com/v1.0/users?$top=999",
+            "https://graph.microsoft.com/v1.0/communications/callRecords/x/sessions/extra",
+            "https://graph.microsoft.com/v1.0/communications/callRecords/ax/sessions",
+        ] {
+            assert!(graph.call_record_link(wrong, "x").is_err(), "{wrong}");
+        }
     }
 }

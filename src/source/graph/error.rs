@@ -22,7 +22,7 @@ pub enum GraphError {
     RetriesExhausted { attempts: u32, last: String },
     #[error("refusing to follow @odata.nextLink to {host}: it is not the configured Graph endpoint {expected}, and the bearer token must not leave it")]
     ForeignNextLink { host: String, expected: String },
-    #[error("Graph returned a nextLink that is not a URL: {0}")]
+    #[error("Graph returned a nextLink that cannot be followed: {0}")]
     BadNextLink(String),
     /// A response beyond `--graph.max-response-size` (issue #18); refused unread or given
     /// up part-way, never held whole.
