@@ -284,7 +284,7 @@ fn quality_section(page: &mut String, quality: &crate::quality::metrics::Quality
     let given_up = |reason: &str| quality.given_up.with_label_values(&[reason]).get();
     let _ = write!(
         page,
-        "<h2>Call quality</h2><table><tr><td>Call records counted</td><td>{fetched} since the start</td></tr><tr><td>Waiting for Graph</td><td>{pending} records (published 15-60 minutes after the call)</td></tr><tr><td>Given up</td><td>{not_published} never published, {queue_full} beyond --call-quality.max-pending, {error} unreadable</td></tr><tr><td>Streams not placed</td><td>{not_placed} (neither end is the trunk side)</td></tr></table>",
+        "<h2>Call quality</h2><table><tr><td>Call records counted</td><td>{fetched} since the start</td></tr><tr><td>Waiting for Graph</td><td>{pending} records (published 15-60 minutes after the call)</td></tr><tr><td>Given up</td><td>{not_published} never published, {queue_full} beyond --call-quality.max-pending, {error} unreadable</td></tr><tr><td>Streams not placed</td><td>{not_placed} (not between a Teams client and the trunk side: a mediation server or gateway)</td></tr></table>",
         fetched = quality.records_fetched.get(),
         pending = quality.pending.get(),
         not_published = given_up("not_published"),
