@@ -132,26 +132,7 @@ async fn backfill(args: &BackfillArgs, env: EnvSecrets) -> Result<String, Backfi
     } else {
         None
     };
-    // The end: --to, else the first run's, else where live counting began, else now.
-    // A resume takes each source's end from the checkpoint, so that it ends where it did
-    // in the first run even once the state file's boundary has moved on.
-    let first_starts = match (to, &checkpoint) {
-        (Some(_), _) => Vec::new(),
-        (None, Some(checkpoint)) => checkpoint.source_ends(&sources),
-        (None, None) => sources::first_starts(&config, &sources, &args.exporter)?,
-    };
-    let end = to
-        .or(checkpoint
-            .as_ref()
-            .and_then(|c| DateTime::from_timestamp(c.to, 0)))
-        .or(first_starts.iter().flatten().max().copied())
-        .unwrap_or(now);
-    for (source, first) in sources
-        .iter_mut()
-        .zip(first_starts.iter().chain(std::iter::repeat(&None)))
-    {
-        each!(source, s => s.to = first.unwrap_or(end).min(end));
-    }
+    let end = resolve_ends(args, &config, &mut sources, to, checkpoint.as_ref(), now)?;
     warn_of_late_rows(end, now);
     let retention = sources::retention(args, &config.functions);
     let range = Range::check(from, end, args.step, now, &retention)?;
@@ -269,6 +250,36 @@ fn write_day(
 }
 
 /// What makes two runs the same backfill.
+/// The range's end, and each source's: `--to`, else the first run's, else where live
+/// counting began, else now. A resume takes each source's end from the checkpoint, so
+/// that it ends where it did in the first run even once the state file's boundary has
+/// moved on.
+fn resolve_ends(
+    args: &BackfillArgs,
+    config: &crate::cli::Config,
+    sources: &mut [AnySource],
+    to: Option<DateTime<Utc>>,
+    checkpoint: Option<&Checkpoint>,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, BackfillError> {
+    let first_starts = match (to, checkpoint) {
+        (Some(_), _) => Vec::new(),
+        (None, Some(checkpoint)) => checkpoint.source_ends(sources),
+        (None, None) => sources::first_starts(config, sources, &args.exporter)?,
+    };
+    let end = to
+        .or(checkpoint.and_then(|c| DateTime::from_timestamp(c.to, 0)))
+        .or(first_starts.iter().flatten().max().copied())
+        .unwrap_or(now);
+    for (source, first) in sources
+        .iter_mut()
+        .zip(first_starts.iter().chain(std::iter::repeat(&None)))
+    {
+        each!(source, s => s.to = first.unwrap_or(end).min(end));
+    }
+    Ok(end)
+}
+
 /// Graph publishes rows up to two days after the call: calls of the two days before the
 /// end may still lack rows, which neither this history nor live counting (from its
 /// boundary on) would ever count.
