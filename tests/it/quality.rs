@@ -312,6 +312,10 @@ fn audio_metrics_equal_the_records(restart: Restart) {
             exporter.kill();
         }
     }
+    // A killed process takes the Retry-After it was waiting for with it: its successor's
+    // first requests may fall inside it (Graph answers them 429 again), which no process
+    // can avoid without the old one's word. Only those are excused.
+    let violations_before_restart = sim.stats().retry_after_violations;
     let exporter = Exporter::start(&sim.base_url(), &flags);
     let restored = exporter.metrics();
     for (series, value) in before.of("teams_direct_routing_audio_streams_total") {
@@ -408,7 +412,15 @@ fn audio_metrics_equal_the_records(restart: Restart) {
         stats.call_record_requests > published as u64,
         "sessions are paged, and 404s were retried: {stats:?}"
     );
-    assert_eq!(stats.retry_after_violations, 0, "{stats:?}");
+    match restart {
+        Restart::Stop => assert_eq!(stats.retry_after_violations, 0, "{stats:?}"),
+        Restart::Kill => {
+            assert_eq!(violations_before_restart, 0, "{stats:?}");
+            // At most the first request of each lane that sends them: the call-log polls'
+            // two lanes and the collector, each stopped by the 429 it gets.
+            assert!(stats.retry_after_violations <= 3, "{stats:?}");
+        }
+    }
     assert!(
         metrics.sum("teams_voice_exporter_call_records_pending", &[]) >= 1.0,
         "the unpublished records wait"
