@@ -9,8 +9,9 @@ use std::time::Duration;
 use reqwest::Url;
 use tve_clock::{Clock, Rate};
 
-use super::{Attempt, GraphClient, GraphError, Priority, RequestBudget};
-use crate::source::metrics::{Endpoint, RetryReason};
+use super::request::Answer;
+use super::{GraphClient, GraphError, Priority, RequestBudget};
+use crate::source::metrics::Endpoint;
 
 /// Graph's documented limit on call-record requests per app per tenant.
 pub const GRAPH_CALL_RECORD_LIMIT: Rate = Rate::new(1500, Duration::from_secs(20));
@@ -93,59 +94,19 @@ impl GraphClient {
     /// Gets `url` (a call record or one page of its sessions), retried while retrying can
     /// help. A 404 is an answer, not an error: the record is not there (yet).
     pub async fn get_call_record(&self, url: &Url) -> Result<CallRecordResponse, GraphError> {
-        let endpoint = Endpoint::CallRecords;
-        let mut retries = 0;
-        let mut refreshed_after_401 = false;
-        loop {
-            let (token, in_flight) = match self.ready_to_send(endpoint, Priority::Background).await
-            {
-                Ok(ready) => ready,
-                Err(GraphError::Auth(error)) if error.is_transient() => {
-                    let description = error.to_string();
-                    let reason = RetryReason::TokenUnavailable;
-                    if !self
-                        .pause_before_retry(endpoint, &mut retries, reason, &description, None)
-                        .await
-                    {
-                        return Err(GraphError::Auth(error));
-                    }
-                    continue;
-                }
-                Err(error) => return Err(error),
-            };
-            let attempt = self.attempt(endpoint, url, &token).await;
-            drop(in_flight);
-            let (reason, description, wait) = match attempt {
-                Ok(Attempt::Page(body)) => return Ok(CallRecordResponse::Found(body)),
+        self.request(
+            Endpoint::CallRecords,
+            Priority::Background,
+            url,
+            |answer| match answer {
+                Ok(body) => Ok(Answer::Done(CallRecordResponse::Found(body))),
                 Err(GraphError::Refused { status: 404, .. }) => {
-                    return Ok(CallRecordResponse::NotFound)
+                    Ok(Answer::Done(CallRecordResponse::NotFound))
                 }
-                Err(error) => return Err(error),
-                Ok(Attempt::Unauthorized(refusal)) => {
-                    if refreshed_after_401 {
-                        return Err(refusal);
-                    }
-                    refreshed_after_401 = true;
-                    self.tokens.invalidate(&token);
-                    continue;
-                }
-                Ok(Attempt::Transient {
-                    reason,
-                    description,
-                    wait,
-                }) => (reason, description, wait),
-            };
-            refreshed_after_401 = false;
-            if !self
-                .pause_before_retry(endpoint, &mut retries, reason, &description, wait)
-                .await
-            {
-                return Err(GraphError::RetriesExhausted {
-                    attempts: retries + 1,
-                    last: description,
-                });
-            }
-        }
+                Err(error) => Err(error),
+            },
+        )
+        .await
     }
 }
 

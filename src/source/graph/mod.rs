@@ -8,6 +8,7 @@
 //! fix, with Graph's error code, message and request-id. Before any of that, every request
 //! takes its place in the tenant's [`RequestBudget`], so that Graph need not throttle at all.
 
+use request::Answer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ mod body;
 mod budget;
 mod call_record;
 mod error;
+mod request;
 mod retry;
 mod window;
 
@@ -240,92 +242,44 @@ impl GraphClient {
         url: &Url,
         on_page: impl FnOnce(&Page<'_>),
     ) -> Result<Option<String>, GraphError> {
-        let endpoint = Endpoint::Function(function);
-        let mut retries = 0;
-        let mut refreshed_after_401 = false;
-        loop {
-            let (token, in_flight) = match self.ready_to_send(endpoint, priority).await {
-                Ok(ready) => ready,
-                // Entra ID hiccups like any service: retry it within the page's budget.
-                Err(GraphError::Auth(error)) if error.is_transient() => {
-                    let description = error.to_string();
-                    if !self
-                        .pause_before_retry(
-                            endpoint,
-                            &mut retries,
-                            RetryReason::TokenUnavailable,
-                            &description,
-                            None,
-                        )
-                        .await
-                    {
-                        return Err(GraphError::Auth(error));
-                    }
-                    continue;
+        let mut on_page = Some(on_page);
+        self.request(Endpoint::Function(function), priority, url, |answer| {
+            let body = answer?;
+            match serde_json::from_slice::<Page>(&body) {
+                Ok(page) if page.value.len() > self.limits.max_rows => {
+                    Err(GraphError::TooManyRows {
+                        host: host_of(url),
+                        rows: page.value.len().to_string(),
+                        limit: self.limits.max_rows,
+                    })
                 }
-                Err(error) => return Err(error),
-            };
-            let attempt = self.attempt(endpoint, url, &token).await;
-            drop(in_flight);
-            let (reason, description, wait) = match attempt? {
-                Attempt::Page(body) => match serde_json::from_slice::<Page>(&body) {
-                    Ok(page) if page.value.len() > self.limits.max_rows => {
-                        return Err(GraphError::TooManyRows {
-                            host: host_of(url),
-                            rows: page.value.len().to_string(),
-                            limit: self.limits.max_rows,
-                        });
-                    }
-                    Err(error) if error.to_string().starts_with(TOO_MANY_ROWS) => {
-                        return Err(GraphError::TooManyRows {
-                            host: host_of(url),
-                            rows: format!("more than {MAX_PAGE_ROWS_PARSED}"),
-                            limit: self.limits.max_rows,
-                        });
-                    }
-                    Ok(page) => {
+                Err(error) if error.to_string().starts_with(TOO_MANY_ROWS) => {
+                    Err(GraphError::TooManyRows {
+                        host: host_of(url),
+                        rows: format!("more than {MAX_PAGE_ROWS_PARSED}"),
+                        limit: self.limits.max_rows,
+                    })
+                }
+                Ok(page) => {
+                    if let Some(on_page) = on_page.take() {
                         on_page(&page);
-                        return Ok(page.next_link);
                     }
-                    Err(error) => {
-                        // Not serde's message: it would quote the body, which holds personal data.
-                        let description = format!(
-                            "a page that is not valid ({:?} error at line {} column {}, {} bytes)",
-                            error.classify(),
-                            error.line(),
-                            error.column(),
-                            body.len()
-                        );
-                        (RetryReason::InvalidJson, description, None)
-                    }
-                },
-                Attempt::Unauthorized(refusal) => {
-                    if refreshed_after_401 {
-                        return Err(refusal);
-                    }
-                    // The token expired early or was revoked: one fresh token, then retry.
-                    refreshed_after_401 = true;
-                    self.tokens.invalidate(&token);
-                    continue;
+                    Ok(Answer::Done(page.next_link))
                 }
-                Attempt::Transient {
-                    reason,
-                    description,
-                    wait,
-                } => (reason, description, wait),
-            };
-            // A 401 after this is a new problem, not the same token failing twice.
-            refreshed_after_401 = false;
-            if !self
-                .pause_before_retry(endpoint, &mut retries, reason, &description, wait)
-                .await
-            {
-                return Err(GraphError::RetriesExhausted {
-                    attempts: retries + 1,
-                    last: description,
-                });
+                Err(error) => {
+                    // Not serde's message: it would quote the body, which holds personal data.
+                    let description = format!(
+                        "a page that is not valid ({:?} error at line {} column {}, {} bytes)",
+                        error.classify(),
+                        error.line(),
+                        error.column(),
+                        body.len()
+                    );
+                    Ok(Answer::Again(RetryReason::InvalidJson, description))
+                }
             }
-        }
+        })
+        .await
     }
 
     /// Counts a retry and waits before it; false when the retry budget is spent.
