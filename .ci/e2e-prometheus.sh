@@ -9,10 +9,10 @@
 # tenant never calls, on a Direct Routing trunk and as a Calling Plan user). The exporters
 # run the call-quality collector (issue #17) on call records published seconds after the
 # call, and the failing trunk's audio is poor while it fails.
-# .ci/e2e_toll_fraud.py gives the Prometheus a week of the tenant's normal destinations,
-# read from the exporter before the fraud starts, so the toll-fraud rules run unchanged;
-# then a Prometheus on loopback scrapes the exporter every second with the project's rules,
-# and .ci/e2e_check.py asserts through Prometheus' HTTP API that the failing trunk's alert
+# A Prometheus on loopback scrapes the exporters every second from their start with the
+# project's rules; .ci/e2e_toll_fraud.py gives it a week of the tenant's normal
+# destinations, read from the exporter before the fraud starts, so the toll-fraud rules
+# run unchanged; and .ci/e2e_check.py asserts through Prometheus' HTTP API that the failing trunk's alert
 # goes pending or firing, that its poor-audio alert does too and its poor stream ratio is
 # high while every healthy trunk's is low, that both toll-fraud alerts fire for the fraud's
 # country, that no other alert is ever pending or firing, and that every dashboard query
@@ -145,6 +145,43 @@ for shard in 0 1; do
     --log.level=warn >"$work/exporter-${shard}.log" 2>&1 &
   pids+=($!)
 done
+# Prometheus scrapes the exporters from their start, as in a deployment: whatever a
+# client other than Prometheus renders of /metrics first (the home shard's search and the
+# history's reads below) starts the new-series hold (--web.new-series-hold) of the series
+# it sees, and a Prometheus started later would find some series held at 0, to be shown with
+# everything they counted since the exporter started, and the others at values whose past
+# it never sees: ratios over the first minutes (a healthy trunk's poor stream ratio, seen at
+# 30-70 %) would weigh the held series' past. Waiting for /-/healthy renders nothing.
+for shard in 0 1; do
+  for _ in $(seq 1 120); do
+    curl -fsS "http://127.0.0.1:${shard_ports[$shard]}/-/healthy" >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+done
+rule_files=""
+for file in alerts/*.rules.yml; do
+  rule_files+="  - $(pwd)/${file}"$'\n'
+done
+cat >"$work/prometheus.yml" <<YAML
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files:
+${rule_files}
+scrape_configs:
+  - job_name: teams-voice
+    static_configs:
+      - targets: ["127.0.0.1:${shard_ports[0]}", "127.0.0.1:${shard_ports[1]}"]
+YAML
+mkdir -p "$work/data"
+echo "--- prometheus on 127.0.0.1:${prometheus_port}"
+"$PROMETHEUS" --config.file="$work/prometheus.yml" \
+  --storage.tsdb.path="$work/data" \
+  --web.listen-address="127.0.0.1:${prometheus_port}" \
+  --log.level=warn >"$work/prometheus.log" 2>&1 &
+pids+=($!)
+
 # The toll-fraud history below is read from the shard that reads the failing tenant.
 home_port=""
 for _ in $(seq 1 120); do
@@ -162,45 +199,25 @@ if [ -z "$home_port" ]; then
 fi
 echo "${FAILING_TENANT} is read by the shard on :${home_port}"
 
-mkdir -p "$work/data"
 # The toll-fraud alerts compare with the week before (and stay quiet without it): a week
-# of the destinations the exporter shows before the fraud starts, written into the new
-# Prometheus' storage as the same scrape job and target would have.
+# of the destinations the exporter shows before the fraud starts, written as blocks of the
+# same scrape job and target and moved into the running Prometheus' storage, which loads
+# new blocks within a minute.
 echo "--- a week of the tenant's normal destinations into Prometheus' storage"
 python3 .ci/e2e_toll_fraud.py \
   --exporter "http://127.0.0.1:${home_port}" \
   --data-dir "$work/data" \
+  --prometheus "http://127.0.0.1:${prometheus_port}" \
   --job teams-voice --instance "127.0.0.1:${home_port}" \
   --fraud-country "${FRAUD_COUNTRY}" \
   --promtool "$PROMTOOL" || {
   status=$?
   echo "--- exporter logs (last 40 lines)"
   tail -n 40 "$work"/exporter-*.log || true
+  echo "--- prometheus log (last 20 lines)"
+  tail -n 20 "$work/prometheus.log" || true
   exit "$status"
 }
-rule_files=""
-for file in alerts/*.rules.yml; do
-  rule_files+="  - $(pwd)/${file}"$'\n'
-done
-cat >"$work/prometheus.yml" <<YAML
-global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
-  evaluation_interval: 1s
-rule_files:
-${rule_files}
-scrape_configs:
-  - job_name: teams-voice
-    static_configs:
-      - targets: ["127.0.0.1:${shard_ports[0]}", "127.0.0.1:${shard_ports[1]}"]
-YAML
-
-echo "--- prometheus on 127.0.0.1:${prometheus_port}"
-"$PROMETHEUS" --config.file="$work/prometheus.yml" \
-  --storage.tsdb.path="$work/data" \
-  --web.listen-address="127.0.0.1:${prometheus_port}" \
-  --log.level=warn >"$work/prometheus.log" 2>&1 &
-pids+=($!)
 
 status=0
 python3 .ci/e2e_check.py \

@@ -48,13 +48,6 @@ SHARD_GRACE_SECONDS = 30
 # threshold. Its `for: 5m` keeps that pending; such an alert may be pending (never firing)
 # during this grace, and must be gone after it.
 TRUNK_GRACE_SECONDS = 150
-# OPEN (issue 17, not resolved): TeamsDirectRoutingTrunkPoorAudio was seen pending for
-# healthy contoso trunks (sbc-us-west, sbc-legacy.fabrikam.com) past the grace in one CI
-# run, while the simulator's records give those trunks 1-4 % poor streams. Until the cause
-# is found (the suspects: the start's burst of records and the new-series hold), a healthy
-# trunk's PoorAudio may be pending, never firing, for the whole watch; the poor stream
-# ratio check below still holds every healthy trunk under the threshold at its end.
-QUALITY_GRACE_ALERTS = ("TeamsDirectRoutingTrunkPoorAudio",)
 QUIET_CHECK_SECONDS = 20
 # Call records are fetched --call-quality.wait after a call's row is counted and Graph
 # publishes them --simulate.call-record-delay (1 to 4 times) after the call: with the
@@ -296,7 +289,7 @@ def watch_alerts(prometheus, expect):
             if (
                 trunk is not None
                 and alert["state"] == "pending"
-                and (watched < TRUNK_GRACE_SECONDS or name in QUALITY_GRACE_ALERTS)
+                and watched < TRUNK_GRACE_SECONDS
                 and not expect(alert)
             ):
                 if (name, trunk, labels.get("tenant")) not in seen:

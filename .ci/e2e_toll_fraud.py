@@ -5,8 +5,8 @@ The toll-fraud alerts (alerts/teams-destinations.rules.yml) fire for outbound ca
 country that had none between 8 days and 1 day ago, and only while the log's by-country
 series existed at both offsets (the guard that keeps a fresh Prometheus quiet). A
 Prometheus started for a few minutes has no such history, so the end-to-end check gives it
-one, the way an operator would with a long-running Prometheus or a backfill: before
-Prometheus starts, this script
+one, the way an operator would with a long-running Prometheus or a backfill. While
+Prometheus scrapes the exporter (from its start, as in a deployment), this script
 
 1. waits for the exporter (--demo --simulate.toll-fraud) to be ready and reads its
    /metrics for --settle seconds, collecting every outbound series of
@@ -16,8 +16,10 @@ Prometheus starts, this script
 2. writes those series, with the scrape's job and instance labels, as counters rising by
    one call every 2 minutes from 8 days and 1 hour ago to 23 hours ago (so both offsets
    of the rule have samples for the whole run), in OpenMetrics text;
-3. turns them into blocks in Prometheus' data directory with
-   `promtool tsdb create-blocks-from openmetrics`.
+3. turns them into blocks with `promtool tsdb create-blocks-from openmetrics` beside
+   Prometheus' data directory, moves them into it (a rename: Prometheus never sees half a
+   block) and, with --prometheus, waits until Prometheus, which loads new blocks once a
+   minute, answers for them.
 
 The rules themselves are loaded unchanged: the normal countries were "called in the week
 before" and stay quiet, the fraud country was not and fires once it has 5 calls in 30
@@ -29,13 +31,16 @@ Standard library only.
 """
 
 import argparse
+import json
 import os
+import shutil
 import re
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 FAMILIES = ("teams_direct_routing_calls_by_country_total", "teams_pstn_calls_by_country_total")
@@ -116,10 +121,32 @@ def wait_ready(exporter, seconds):
         time.sleep(1)
 
 
+def wait_loaded(prometheus, expected, seconds):
+    """Waits until `prometheus` answers for the `expected` series of the history (two days ago)."""
+    query = "count({__name__=~\"%s\"} offset 2d)" % "|".join(FAMILIES)
+    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    deadline = time.monotonic() + seconds
+    found = 0
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                result = json.load(response)["data"]["result"]
+            found = int(float(result[0]["value"][1])) if result else 0
+        except (OSError, urllib.error.URLError, ValueError, KeyError) as error:
+            print(f"asking Prometheus: {error}", file=sys.stderr)
+        if found >= expected:
+            return
+        if time.monotonic() > deadline:
+            fail(f"Prometheus at {prometheus} shows {found} of the {expected} history series {seconds:.0f}s after their blocks were moved into its storage")
+        time.sleep(2)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--exporter", required=True)
-    parser.add_argument("--data-dir", required=True, help="Prometheus' --storage.tsdb.path, before it starts")
+    parser.add_argument("--data-dir", required=True, help="Prometheus' --storage.tsdb.path")
+    parser.add_argument("--prometheus", help="the running Prometheus' URL: wait until it has loaded the history")
+    parser.add_argument("--load-wait", type=float, default=180, help="seconds to wait for Prometheus to load the history")
     parser.add_argument("--job", required=True, help="the scrape job's name")
     parser.add_argument("--instance", required=True, help="the scrape target's host:port")
     parser.add_argument("--fraud-country", required=True)
@@ -151,16 +178,24 @@ def main():
     with tempfile.NamedTemporaryFile("w", suffix=".om", delete=False) as f:
         f.write(openmetrics(series, args.job, args.instance, now))
         path = f.name
+    os.makedirs(args.data_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".history-", dir=os.path.dirname(os.path.abspath(args.data_dir)))
     try:
         # Blocks of a day: a handful for the week instead of one per 2 hours.
         result = subprocess.run(
-            [args.promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h", path, args.data_dir],
+            [args.promtool, "tsdb", "create-blocks-from", "openmetrics", "--max-block-duration=24h", path, staging],
             capture_output=True, text=True, check=False,
         )
+        if result.returncode != 0:
+            fail(f"promtool tsdb create-blocks-from openmetrics failed:\n{result.stdout}{result.stderr}")
+        blocks = sorted(os.listdir(staging))
+        for block in blocks:
+            os.rename(os.path.join(staging, block), os.path.join(args.data_dir, block))
     finally:
         os.unlink(path)
-    if result.returncode != 0:
-        fail(f"promtool tsdb create-blocks-from openmetrics failed:\n{result.stdout}{result.stderr}")
+        shutil.rmtree(staging, ignore_errors=True)
+    if args.prometheus:
+        wait_loaded(args.prometheus, len(series), args.load_wait)
     print(f"ok: {len(series)} outbound series backfilled from 8 days ago to 1 day ago into {args.data_dir}")
 
 
