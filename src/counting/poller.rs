@@ -132,7 +132,10 @@ pub struct Polling<L: CallLog> {
     clock: Clock,
     schedule: Schedule,
     progress: Mutex<Progress>,
-    store: tokio::sync::Mutex<Option<StateStore<L>>>,
+    /// Shared with the commit under way, which holds the lock until it is done even when
+    /// the poll that started it is cut short by a stop: the stop's final commit then waits
+    /// for it, and the file is closed when the poller returns.
+    store: Arc<tokio::sync::Mutex<Option<StateStore<L>>>>,
     tenant_sources: usize,
     /// Where the reads in flight start, by lane: rows above the lowest are not forgotten,
     /// since a read in flight may still return them.
@@ -181,7 +184,7 @@ impl<L: CallLog> Poller<L> {
             clock: self.clock,
             schedule: self.schedule,
             progress: Mutex::new(progress),
-            store: tokio::sync::Mutex::new(self.store),
+            store: Arc::new(tokio::sync::Mutex::new(self.store)),
             tenant_sources: self.tenant_sources,
             in_flight: Mutex::new([None, None]),
             rate_seen: Mutex::new([0.0; 3]),
@@ -406,26 +409,30 @@ impl<L: CallLog> Polling<L> {
     /// what it wrote on `/metrics` (see [`StateStore::commit`]): what a scrape has seen is
     /// never lost by a crash. Commits of the two lanes take turns.
     async fn persist(&self) {
-        let mut guard = self.store.lock().await;
-        let Some(mut store) = guard.take() else {
+        // Owned, so that the blocking commit keeps the lock (and the store) until it ends:
+        // a poll cut short by a stop drops this future, not the commit.
+        let mut guard = Arc::clone(&self.store).lock_owned().await;
+        if guard.is_none() {
             if let Some(holder) = &self.holder {
                 // Nothing is saved without --state.path: the calls are only kept in memory.
                 let _ = holder.hold(self.state.lock().take_established());
             }
             return;
-        };
+        }
         let state = Arc::clone(&self.state);
         let progress = self.progress.lock().clone();
         let holder = self.holder.clone();
         let commit = tokio::task::spawn_blocking(move || {
-            store.commit_holding(&state, &progress, holder.as_deref());
-            store
+            if let Some(store) = guard.as_mut() {
+                store.commit_holding(&state, &progress, holder.as_deref());
+            }
         });
-        match commit.await {
-            Ok(store) => *guard = Some(store),
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            // The runtime is shutting down: the commit either finished or never began.
-            Err(_) => {}
+        if let Err(error) = commit.await {
+            if error.is_panic() {
+                std::panic::resume_unwind(error.into_panic());
+            }
+            // Otherwise the runtime is shutting down: the commit either finished or never
+            // began.
         }
     }
 

@@ -18,5 +18,6 @@ mod lookback;
 mod pstn;
 mod quality;
 mod state;
+mod stop;
 mod tenants;
 mod web_config;

@@ -1,0 +1,154 @@
+//! A poller stopped while a commit is under way: the stop waits for that commit, saves once
+//! more, and leaves the state file closed, so that a tenant changed by a reload can open it
+//! again at once.
+
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use prometheus::IntCounter;
+use teams_voice_exporter::counting::poller::{Poller, PollerStatus};
+use teams_voice_exporter::counting::schedule::Schedule;
+use teams_voice_exporter::counting::store::{restore, EstablishedCalls, StateOptions, StateStore};
+use teams_voice_exporter::exposition::self_metrics::TenantMetrics;
+use teams_voice_exporter::source::auth::{Credential, TokenCache};
+use teams_voice_exporter::source::direct_routing::DirectRouting;
+use teams_voice_exporter::source::graph::{GraphClient, RetryPolicy};
+use teams_voice_exporter::source::EstablishedCall;
+use tokio_util::sync::CancellationToken;
+use tve_clock::Clock;
+use tve_simulator::{
+    Faults, SimConfig, SimHandle, Traffic, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID,
+};
+
+/// Stands for the call-quality collector: its first `hold` (made inside a commit) says it
+/// has begun and blocks until the test lets it go, keeping that commit under way.
+struct SlowHolder {
+    begun: Mutex<Option<mpsc::Sender<()>>>,
+    release: Mutex<Option<mpsc::Receiver<()>>>,
+}
+
+impl EstablishedCalls for SlowHolder {
+    fn hold(&self, _calls: Vec<EstablishedCall>) -> Result<(), String> {
+        if let Some(begun) = self.begun.lock().take() {
+            let release = self.release.lock().take().expect("one release");
+            begun.send(()).unwrap();
+            release.recv().unwrap();
+        }
+        Ok(())
+    }
+}
+
+fn write_errors() -> IntCounter {
+    IntCounter::new("state_write_errors", "test").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_a_commit_waits_for_it_saves_and_closes_the_state_file() {
+    let clock = Clock::system();
+    let sim = SimHandle::bind(
+        SimConfig {
+            tenants: Vec::new(),
+            tenant_id: DEMO_TENANT_ID.into(),
+            client_id: DEMO_CLIENT_ID.into(),
+            client_secret: DEMO_CLIENT_SECRET.into(),
+            seed: 5,
+            traffic: Traffic::Live {
+                calls_per_day: 50_000.0,
+                history: Duration::from_secs(3600),
+                trunks: tve_simulator::DEMO_TRUNKS,
+            },
+            faults: Faults::default(),
+            page_size: 1000,
+            clock: clock.clone(),
+            identity: Default::default(),
+        },
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await
+    .unwrap();
+    let base: reqwest::Url = sim.base_url().parse().unwrap();
+    let metrics = TenantMetrics::new().unwrap();
+    let http = reqwest::Client::new();
+    let credential = Credential::ClientSecret {
+        tenant_id: DEMO_TENANT_ID.into(),
+        client_id: DEMO_CLIENT_ID.into(),
+        secret: DEMO_CLIENT_SECRET.to_owned().into(),
+    };
+    let tokens = TokenCache::new(
+        http.clone(),
+        credential,
+        &base,
+        &base,
+        metrics.source.clone(),
+    )
+    .unwrap();
+    let graph = GraphClient::new(
+        http,
+        base,
+        Arc::new(tokens),
+        RetryPolicy::default(),
+        metrics.source.clone(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let options = StateOptions {
+        path: dir.path().join("state.redb"),
+        reset: false,
+    };
+    let restored =
+        restore::<DirectRouting>(Some(&options), DEMO_TENANT_ID, write_errors()).unwrap();
+    let state = Arc::new(Mutex::new(restored.state));
+    let poller = Poller {
+        graph: Arc::new(graph),
+        state: Arc::clone(&state),
+        status: Arc::new(PollerStatus::default()),
+        metrics: metrics.counting,
+        clock,
+        schedule: Schedule {
+            poll_interval: Duration::from_millis(200),
+            recent_window: Duration::from_secs(1800),
+            late_interval: Duration::from_secs(300),
+            late_window: Duration::from_secs(3600),
+            sweep_interval: Duration::from_secs(600),
+            lookback: Duration::from_secs(2 * 3600),
+        },
+        progress: restored.progress,
+        store: restored.store,
+        tenant_sources: 1,
+    };
+    let (begun_tx, begun) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel();
+    let holder = Arc::new(SlowHolder {
+        begun: Mutex::new(Some(begun_tx)),
+        release: Mutex::new(Some(release_rx)),
+    });
+    let shutdown = CancellationToken::new();
+    let mut run = tokio::spawn(poller.run_holding(holder, shutdown.clone()));
+
+    tokio::task::spawn_blocking(move || begun.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("a commit handed established calls to the holder");
+    shutdown.cancel();
+    let returned = tokio::time::timeout(Duration::from_secs(1), &mut run).await;
+    assert!(
+        returned.is_err(),
+        "the poller stopped while its commit was still writing: the state file stays open \
+         and what was counted since is not saved"
+    );
+    release.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the poller stops once the commit is done")
+        .unwrap();
+
+    // Closed: it opens at once, and holds everything counted, the final commit included.
+    let (_store, saved) =
+        StateStore::<DirectRouting>::open(&options, DEMO_TENANT_ID, write_errors())
+            .expect("the stopped poller closed its state file");
+    let saved = saved.expect("something was saved");
+    let counted = state.lock().aggregates.rows_ingested;
+    assert!(counted > 0);
+    assert_eq!(saved.aggregates.rows_ingested, counted);
+}
