@@ -9,8 +9,8 @@
 # loopback port; and .ci/backfill_check.py asserts through its HTTP API that every call
 # series at the end of the range, and increase() over every day, equal the counts computed
 # from the simulator's ground truth (/_sim/ground-truth).
-# Installs Debian's prometheus (as .ci/e2e-prometheus.sh does) when promtool or prometheus
-# is missing. Every process started here is stopped on exit.
+# Installs Debian's prometheus (.ci/install-prometheus.sh) when promtool or prometheus is
+# missing. Every process started here is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
@@ -22,14 +22,7 @@ HISTORY_DAYS=30
 SETTLED_DAYS=3
 STEP=1h
 
-if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
-  echo "--- installing Debian's prometheus"
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    prometheus >/dev/null
-fi
+bash .ci/install-prometheus.sh
 PROMTOOL=$(command -v promtool)
 PROMETHEUS=$(command -v prometheus)
 "$PROMETHEUS" --version 2>&1 | head -1

@@ -48,16 +48,7 @@ FRAUD_AFTER=2m
 CALL_RECORD_DELAY=5s
 CALL_QUALITY_WAIT=5s
 
-if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null || ! command -v amtool >/dev/null; then
-  echo "--- installing Debian's prometheus and prometheus-alertmanager"
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  # The packages' services may or may not start (no systemd in containers): nothing here
-  # uses them; the binaries are run directly on free loopback ports below.
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    prometheus prometheus-alertmanager >/dev/null
-fi
+bash .ci/install-prometheus.sh --alertmanager
 PROMTOOL=$(command -v promtool)
 PROMETHEUS=$(command -v prometheus)
 AMTOOL=$(command -v amtool)

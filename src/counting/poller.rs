@@ -431,8 +431,7 @@ impl<L: CallLog> Polling<L> {
             if error.is_panic() {
                 std::panic::resume_unwind(error.into_panic());
             }
-            // Otherwise the runtime is shutting down: the commit either finished or never
-            // began.
+            // Otherwise the runtime is shutting down: the commit finished or never began.
         }
     }
 

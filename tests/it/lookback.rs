@@ -12,66 +12,36 @@ use teams_voice_exporter::source::direct_routing::DirectRouting;
 
 type TenantState = teams_voice_exporter::counting::state::TenantState<DirectRouting>;
 use teams_voice_exporter::exposition::self_metrics::TenantMetrics;
-use teams_voice_exporter::source::auth::{Credential, TokenCache};
-use teams_voice_exporter::source::graph::{BudgetLimits, GraphClient, RequestBudget, RetryPolicy};
+use teams_voice_exporter::source::graph::{BudgetLimits, RequestBudget, RetryPolicy};
 use tve_clock::Clock;
-use tve_simulator::{
-    Faults, SimConfig, SimHandle, Traffic, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID,
-};
+use tve_simulator::Faults;
+
+use crate::common::in_process;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_leave_with_the_lookback_and_nothing_is_counted_twice() {
     // Ten simulated minutes per real second, for both the tenant and the poller.
     let clock = Clock::scaled(chrono::Utc::now(), 600.0);
-    let sim = SimHandle::bind(
-        SimConfig {
-            tenants: Vec::new(),
-            tenant_id: DEMO_TENANT_ID.into(),
-            client_id: DEMO_CLIENT_ID.into(),
-            client_secret: DEMO_CLIENT_SECRET.into(),
-            seed: 3,
-            traffic: Traffic::Live {
-                calls_per_day: 20_000.0,
-                history: Duration::from_secs(6 * 3600),
-                trunks: tve_simulator::DEMO_TRUNKS,
-            },
-            faults: Faults {
-                limits: tve_simulator::GraphLimits::DOCUMENTED,
-                ..Faults::default()
-            },
-            page_size: 1000,
-            clock: clock.clone(),
-            identity: Default::default(),
+    let sim = in_process::demo_tenant(
+        &clock,
+        3,
+        20_000.0,
+        Duration::from_secs(6 * 3600),
+        Faults {
+            limits: tve_simulator::GraphLimits::DOCUMENTED,
+            ..Faults::default()
         },
-        ([127, 0, 0, 1], 0).into(),
     )
-    .await
-    .unwrap();
-    let base: reqwest::Url = sim.base_url().parse().unwrap();
+    .await;
     let metrics = TenantMetrics::new().unwrap();
-    let http = reqwest::Client::new();
-    let credential = Credential::ClientSecret {
-        tenant_id: DEMO_TENANT_ID.into(),
-        client_id: DEMO_CLIENT_ID.into(),
-        secret: DEMO_CLIENT_SECRET.to_owned().into(),
-    };
-    let tokens = TokenCache::new(
-        http.clone(),
-        credential,
-        &base,
-        &base,
-        metrics.source.clone(),
-    )
-    .unwrap();
     let retry = RetryPolicy {
         initial_backoff: Duration::from_millis(20),
         ..RetryPolicy::default()
     };
     // Graph's limits and the default budget, both on the sped-up clock.
-    let graph =
-        GraphClient::new(http, base, Arc::new(tokens), retry, metrics.source.clone()).with_budget(
-            Arc::new(RequestBudget::new(BudgetLimits::default(), clock.clone())),
-        );
+    let graph = in_process::graph_client(&sim, &metrics, retry).with_budget(Arc::new(
+        RequestBudget::new(BudgetLimits::default(), clock.clone()),
+    ));
     let state = Arc::new(Mutex::new(TenantState::new()));
     let lookback = Duration::from_secs(2 * 3600);
     let poller = Poller {

@@ -12,15 +12,14 @@ use teams_voice_exporter::counting::poller::{Poller, PollerStatus};
 use teams_voice_exporter::counting::schedule::Schedule;
 use teams_voice_exporter::counting::store::{restore, EstablishedCalls, StateOptions, StateStore};
 use teams_voice_exporter::exposition::self_metrics::TenantMetrics;
-use teams_voice_exporter::source::auth::{Credential, TokenCache};
 use teams_voice_exporter::source::direct_routing::DirectRouting;
-use teams_voice_exporter::source::graph::{GraphClient, RetryPolicy};
+use teams_voice_exporter::source::graph::RetryPolicy;
 use teams_voice_exporter::source::EstablishedCall;
 use tokio_util::sync::CancellationToken;
 use tve_clock::Clock;
-use tve_simulator::{
-    Faults, SimConfig, SimHandle, Traffic, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_TENANT_ID,
-};
+use tve_simulator::{Faults, DEMO_TENANT_ID};
+
+use crate::common::in_process;
 
 /// Stands for the call-quality collector: its first `hold` (made inside a commit) says it
 /// has begun and blocks until the test lets it go, keeping that commit under way.
@@ -47,50 +46,16 @@ fn write_errors() -> IntCounter {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_during_a_commit_waits_for_it_saves_and_closes_the_state_file() {
     let clock = Clock::system();
-    let sim = SimHandle::bind(
-        SimConfig {
-            tenants: Vec::new(),
-            tenant_id: DEMO_TENANT_ID.into(),
-            client_id: DEMO_CLIENT_ID.into(),
-            client_secret: DEMO_CLIENT_SECRET.into(),
-            seed: 5,
-            traffic: Traffic::Live {
-                calls_per_day: 50_000.0,
-                history: Duration::from_secs(3600),
-                trunks: tve_simulator::DEMO_TRUNKS,
-            },
-            faults: Faults::default(),
-            page_size: 1000,
-            clock: clock.clone(),
-            identity: Default::default(),
-        },
-        ([127, 0, 0, 1], 0).into(),
+    let sim = in_process::demo_tenant(
+        &clock,
+        5,
+        50_000.0,
+        Duration::from_secs(3600),
+        Faults::default(),
     )
-    .await
-    .unwrap();
-    let base: reqwest::Url = sim.base_url().parse().unwrap();
+    .await;
     let metrics = TenantMetrics::new().unwrap();
-    let http = reqwest::Client::new();
-    let credential = Credential::ClientSecret {
-        tenant_id: DEMO_TENANT_ID.into(),
-        client_id: DEMO_CLIENT_ID.into(),
-        secret: DEMO_CLIENT_SECRET.to_owned().into(),
-    };
-    let tokens = TokenCache::new(
-        http.clone(),
-        credential,
-        &base,
-        &base,
-        metrics.source.clone(),
-    )
-    .unwrap();
-    let graph = GraphClient::new(
-        http,
-        base,
-        Arc::new(tokens),
-        RetryPolicy::default(),
-        metrics.source.clone(),
-    );
+    let graph = in_process::graph_client(&sim, &metrics, RetryPolicy::default());
     let dir = tempfile::tempdir().unwrap();
     let options = StateOptions {
         path: dir.path().join("state.redb"),

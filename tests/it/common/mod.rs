@@ -1,6 +1,7 @@
 //! What the integration tests share: the real exporter binary as a child process, the
 //! simulated tenant, a `/metrics` parser of their own, and waiting.
 
+pub mod in_process;
 pub mod markers;
 pub mod metrics;
 pub mod pki;
