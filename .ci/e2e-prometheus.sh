@@ -137,8 +137,8 @@ for shard in 0 1; do
   pids+=($!)
 done
 # Prometheus scrapes the exporters from their start, as in a deployment: whatever a
-# client other than Prometheus renders of /metrics first (the home shard's search and the
-# history's reads below) starts the new-series hold (--web.new-series-hold) of the series
+# client other than Prometheus renders of /metrics first (the history's reads below)
+# starts the new-series hold (--web.new-series-hold) of the series
 # it sees, and a Prometheus started later would find some series held at 0, to be shown with
 # everything they counted since the exporter started, and the others at values whose past
 # it never sees: ratios over the first minutes (a healthy trunk's poor stream ratio, seen at
@@ -173,20 +173,23 @@ echo "--- prometheus on 127.0.0.1:${prometheus_port}"
   --log.level=warn >"$work/prometheus.log" 2>&1 &
 pids+=($!)
 
-# The toll-fraud history below is read from the shard that reads the failing tenant.
+# The toll-fraud history below is read from the shard that reads the failing tenant, found
+# through Prometheus: once it shows that shard's series, Prometheus has scraped it, and
+# nothing else has read its /metrics before.
 home_port=""
 for _ in $(seq 1 120); do
-  for shard in 0 1; do
-    if curl -fsS "http://127.0.0.1:${shard_ports[$shard]}/metrics" 2>/dev/null \
-      | grep -q "^teams_voice_exporter_tenant_up{tenant=\"${FAILING_TENANT}\"}"; then
-      home_port=${shard_ports[$shard]}
-    fi
-  done
+  home_instance=$(curl -fsS --get "http://127.0.0.1:${prometheus_port}/api/v1/query" \
+    --data-urlencode "query=teams_voice_exporter_tenant_up{tenant=\"${FAILING_TENANT}\"}" 2>/dev/null \
+    | python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(r[0]["metric"]["instance"] if r else "")' \
+    2>/dev/null || true)
+  home_port=${home_instance##*:}
   [ -n "$home_port" ] && break
   sleep 1
 done
 if [ -z "$home_port" ]; then
-  echo "FAIL: no shard reads ${FAILING_TENANT}"; tail -n 20 "$work"/exporter-*.log; exit 1
+  echo "FAIL: Prometheus shows no shard reading ${FAILING_TENANT}"
+  tail -n 20 "$work"/exporter-*.log "$work/prometheus.log"
+  exit 1
 fi
 echo "${FAILING_TENANT} is read by the shard on :${home_port}"
 

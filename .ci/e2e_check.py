@@ -304,8 +304,8 @@ def watch_alerts(prometheus, expect):
                 hint = ""
                 if name in FRAUD_ALERTS:
                     hint = (
-                        " (a destination the tenant calls that .ci/e2e_toll_fraud.py did not see before"
-                        " Prometheus started: a longer --settle lets it see rarer ones)"
+                        " (a destination the tenant calls that .ci/e2e_toll_fraud.py did not see during"
+                        " its --settle, before the fraud started: a longer --settle lets it see rarer ones)"
                     )
                 fail(f"unexpected alert {name} ({alert['state']}): {labels} {alert['annotations'].get('summary')}{hint}")
             if name == "TeamsVoiceExporterTenantDown":
