@@ -31,23 +31,7 @@ echo "--- cargo build --locked"
 cargo build --locked --quiet
 EXPORTER=target/debug/teams-voice-exporter
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-  done
-  for pid in "${pids[@]}"; do
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+source .ci/processes.sh
 sim_port=$(free_port)
 prometheus_port=$(free_port)
 sim="http://127.0.0.1:${sim_port}"

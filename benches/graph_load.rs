@@ -33,15 +33,15 @@ use teams_voice_exporter::counting::poller::{Poller, PollerStatus, Polling};
 use teams_voice_exporter::counting::schedule::{PollKind, Progress, Schedule};
 use teams_voice_exporter::counting::state::RowKey;
 use teams_voice_exporter::exposition::self_metrics::TenantMetrics;
-use teams_voice_exporter::source::auth::{Credential, TokenCache};
 use teams_voice_exporter::source::direct_routing::DirectRouting;
-use teams_voice_exporter::source::graph::{BudgetLimits, GraphClient, RequestBudget, RetryPolicy};
+use teams_voice_exporter::source::graph::{BudgetLimits, RequestBudget, RetryPolicy};
 use tokio_util::sync::CancellationToken;
 use tve_clock::{Clock, Rate};
-use tve_simulator::{
-    Faults, GraphLimits, SimConfig, SimHandle, Traffic, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET,
-    DEMO_TENANT_ID, DEMO_TRUNKS,
-};
+use tve_simulator::{Faults, GraphLimits, SimHandle};
+
+// The integration tests' in-process demo tenant and Graph client.
+#[path = "../tests/it/common/in_process.rs"]
+mod in_process;
 
 type TenantState = teams_voice_exporter::counting::state::TenantState<DirectRouting>;
 
@@ -83,31 +83,19 @@ fn main() {
 }
 
 async fn tenant(clock: Clock, calls_per_day: f64, limits: GraphLimits, page_ms: u64) -> SimHandle {
-    SimHandle::bind(
-        SimConfig {
-            tenants: Vec::new(),
-            tenant_id: DEMO_TENANT_ID.into(),
-            client_id: DEMO_CLIENT_ID.into(),
-            client_secret: DEMO_CLIENT_SECRET.into(),
-            seed: 7,
-            traffic: Traffic::Live {
-                calls_per_day,
-                history: Duration::from_secs(74 * 3600),
-                trunks: DEMO_TRUNKS,
-            },
-            faults: Faults {
-                limits,
-                slow_page_ms: page_ms,
-                ..Faults::default()
-            },
-            page_size: 1000,
-            clock,
-            identity: Default::default(),
-        },
-        ([127, 0, 0, 1], 0).into(),
+    let faults = Faults {
+        limits,
+        slow_page_ms: page_ms,
+        ..Faults::default()
+    };
+    in_process::demo_tenant(
+        &clock,
+        7,
+        calls_per_day,
+        Duration::from_secs(74 * 3600),
+        faults,
     )
     .await
-    .expect("the simulated tenant binds a loopback port")
 }
 
 /// A poller of `sim` with `budget`, sharing `state`.
@@ -118,29 +106,8 @@ fn poller(
     state: Arc<Mutex<TenantState>>,
     progress: Progress,
 ) -> Poller<DirectRouting> {
-    let base: reqwest::Url = sim.base_url().parse().unwrap();
-    let http = reqwest::Client::new();
-    let credential = Credential::ClientSecret {
-        tenant_id: DEMO_TENANT_ID.into(),
-        client_id: DEMO_CLIENT_ID.into(),
-        secret: DEMO_CLIENT_SECRET.to_owned().into(),
-    };
-    let tokens = TokenCache::new(
-        http.clone(),
-        credential,
-        &base,
-        &base,
-        metrics.source.clone(),
-    )
-    .unwrap();
-    let graph = GraphClient::new(
-        http,
-        base,
-        Arc::new(tokens),
-        RetryPolicy::default(),
-        metrics.source.clone(),
-    )
-    .with_budget(Arc::new(RequestBudget::new(budget, sim.clock().clone())));
+    let graph = in_process::graph_client(sim, metrics, RetryPolicy::default())
+        .with_budget(Arc::new(RequestBudget::new(budget, sim.clock().clone())));
     Poller {
         graph: Arc::new(graph),
         state,

@@ -53,18 +53,7 @@ echo "--- cargo build --release --locked"
 cargo build --release --locked
 BIN="${CARGO_TARGET_DIR:-target}/release/teams-voice-exporter"
 
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+source .ci/processes.sh
 
 run() { # label, length, simulator flags..., --, exporter flags...
   local label="$1" length="$2"
@@ -79,19 +68,19 @@ run() { # label, length, simulator flags..., --, exporter flags...
   local sim="http://127.0.0.1:$sim_port" metrics="http://127.0.0.1:$port/metrics"
   "$BIN" simulate --listen "127.0.0.1:$sim_port" --log.level=warn \
     --simulate.calls-per-day="$SIM_CALLS_PER_DAY" --simulate.history=1m "${SCALED_SIM[@]}" "${sim_flags[@]}" \
-    >>"$WORK/simulator-$label.log" 2>&1 &
+    >>"$work/simulator-$label.log" 2>&1 &
   local simulator="$!"
-  PIDS+=("$simulator")
+  pids+=("$simulator")
   until curl -fsS "$sim/_sim/stats" >/dev/null 2>&1; do sleep 0.5; done
   AZURE_TENANT_ID=00000000-0000-0000-0000-00000000d3e0 \
   AZURE_CLIENT_ID=00000000-0000-0000-0000-0000000c11e7 \
   AZURE_CLIENT_SECRET=demo~client~secret~not~for~production \
   "$BIN" --web.listen-address="127.0.0.1:$port" --log.level=warn \
     --graph.endpoint="$sim" --azure.authority-host="$sim" \
-    --state.path="$WORK/state-$label.redb" --collector.call-quality "${SCALED_EXPORTER[@]}" "${exporter_flags[@]}" \
-    >>"$WORK/exporter-$label.log" 2>&1 &
+    --state.path="$work/state-$label.redb" --collector.call-quality "${SCALED_EXPORTER[@]}" "${exporter_flags[@]}" \
+    >>"$work/exporter-$label.log" 2>&1 &
   local exporter="$!"
-  PIDS+=("$exporter")
+  pids+=("$exporter")
   until curl -fsS "http://127.0.0.1:$port/-/ready" >/dev/null 2>&1; do sleep 1; done
   sum() { # family, label filter (awk regex on the line)
     curl -fsS "$metrics" | awk -v name="$1" -v filter="${2:-}" \

@@ -41,20 +41,9 @@ echo "--- cargo build --release --locked"
 cargo build --release --locked
 BIN="${CARGO_TARGET_DIR:-target}/release/teams-voice-exporter"
 
-WORK="$(mktemp -d)"
-PIDS=()
+source .ci/processes.sh
 EXPORTER=
 SIMULATOR=
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
 SIM_PORT="$(free_port)"
 PORT="$(free_port)"
 SIM="http://127.0.0.1:$SIM_PORT"
@@ -63,9 +52,9 @@ METRICS="http://127.0.0.1:$PORT/metrics"
 start_simulator() { # history
   "$BIN" simulate --listen "127.0.0.1:$SIM_PORT" --log.level=warn \
     --simulate.calls-per-day="$CALLS_PER_DAY" --simulate.history="$1" \
-    --simulate.trunks="$TRUNKS" >>"$WORK/simulator.log" 2>&1 &
+    --simulate.trunks="$TRUNKS" >>"$work/simulator.log" 2>&1 &
   SIMULATOR="$!"
-  PIDS+=("$SIMULATOR")
+  pids+=("$SIMULATOR")
   for _ in $(seq 1 600); do
     curl -fsS "$SIM/_sim/stats" >/dev/null 2>&1 && return
     sleep 0.5
@@ -79,18 +68,18 @@ start_exporter() {
   AZURE_CLIENT_SECRET=demo~client~secret~not~for~production \
   "$BIN" --web.listen-address="127.0.0.1:$PORT" --log.level=warn \
     --graph.endpoint="$SIM" --azure.authority-host="$SIM" \
-    --state.path="$WORK/state.redb" \
+    --state.path="$work/state.redb" \
     --poll.interval="$POLL_INTERVAL" --poll.sweep-interval="$SWEEP_INTERVAL" \
-    >>"$WORK/exporter.log" 2>&1 &
+    >>"$work/exporter.log" 2>&1 &
   EXPORTER="$!"
-  PIDS+=("$EXPORTER")
+  pids+=("$EXPORTER")
 }
 wait_ready() {
   local started=$SECONDS
   until curl -fsS "http://127.0.0.1:$PORT/-/ready" >/dev/null 2>&1; do
     if ! kill -0 "$EXPORTER" 2>/dev/null; then
       echo "exporter exited:" >&2
-      cat "$WORK/exporter.log" >&2
+      cat "$work/exporter.log" >&2
       exit 1
     fi
     if ((SECONDS - started > 1800)); then
@@ -140,7 +129,7 @@ run_wrk() { # encoding-label, extra wrk arguments...
   local label="$1"
   shift
   echo "--- $CONNECTIONS concurrent scrapers for $DURATION, $label"
-  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency --timeout 10s "$@" "$METRICS" | tee "$WORK/wrk-$label.txt"
+  wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency --timeout 10s "$@" "$METRICS" | tee "$work/wrk-$label.txt"
 }
 ROWS_BEFORE="$(metric teams_voice_exporter_rows_received_total)"
 run_wrk gzip -H "Accept-Encoding: gzip"
@@ -150,7 +139,7 @@ RSS_AFTER="$(rss VmRSS)"
 HWM="$(rss VmHWM)"
 
 summary() { # label
-  local file="$WORK/wrk-$1.txt"
+  local file="$work/wrk-$1.txt"
   local p50 p99 requests errors
   p50="$(awk '$1 == "50%" { print $2 }' "$file")"
   p99="$(awk '$1 == "99%" { print $2 }' "$file")"

@@ -30,18 +30,7 @@ echo "--- cargo build --release --locked"
 cargo build --release --locked
 BIN="${CARGO_TARGET_DIR:-target}/release/teams-voice-exporter"
 
-WORK="$(mktemp -d)"
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+source .ci/processes.sh
 SIM_PORT="$(free_port)"
 PORT="$(free_port)"
 SIM="http://127.0.0.1:$SIM_PORT"
@@ -52,11 +41,11 @@ started=$(date +%s)
 "$BIN" simulate --listen="127.0.0.1:$SIM_PORT" \
   --simulate.tenants="$TENANTS" \
   --simulate.calls-per-day="$CALLS" --simulate.customer-calls-per-day="$CALLS" \
-  --log.level=warn >"$WORK/simulator.log" 2>&1 &
-PIDS+=($!)
-until curl -fsS "$SIM/_sim/tenants" >"$WORK/tenants.json" 2>/dev/null; do sleep 1; done
+  --log.level=warn >"$work/simulator.log" 2>&1 &
+pids+=($!)
+until curl -fsS "$SIM/_sim/tenants" >"$work/tenants.json" 2>/dev/null; do sleep 1; done
 echo "simulator bound in $(( $(date +%s) - started ))s"
-python3 - "$WORK/tenants.json" >"$WORK/tenants.yml" <<'PY'
+python3 - "$work/tenants.json" >"$work/tenants.yml" <<'PY'
 import json, sys
 print("tenants:")
 for tenant in json.load(open(sys.argv[1])):
@@ -67,11 +56,11 @@ echo "--- exporter: $TENANTS tenants, default schedule, --state.path"
 started=$(date +%s.%N)
 AZURE_CLIENT_ID=00000000-0000-0000-0000-0000000c11e7 \
 AZURE_CLIENT_SECRET='demo~client~secret~not~for~production' \
-  "$BIN" --config.file="$WORK/tenants.yml" --state.path="$WORK/state.redb" \
+  "$BIN" --config.file="$work/tenants.yml" --state.path="$work/state.redb" \
   --graph.endpoint="$SIM" --azure.authority-host="$SIM" \
-  --web.listen-address="127.0.0.1:$PORT" --log.level=warn >"$WORK/exporter.log" 2>&1 &
+  --web.listen-address="127.0.0.1:$PORT" --log.level=warn >"$work/exporter.log" 2>&1 &
 EXPORTER=$!
-PIDS+=("$EXPORTER")
+pids+=("$EXPORTER")
 until [ "$(curl -s -o /dev/null -w '%{http_code}' "$URL/-/ready")" = 200 ]; do sleep 0.2; done
 ready=$(python3 -c "import time; print(f'{time.time() - $started:.1f}')")
 echo "ready (every tenant's first read finished) after ${ready}s"
@@ -81,7 +70,7 @@ metric() { # sum of a metric's samples matching a grep pattern
 }
 # Steady state: every readable tenant has run a long read (its late window, due every
 # 15 minutes, or a sweep of the lookback) beside its recent polls.
-readable=$(python3 -c "import json; print(sum(1 for t in json.load(open('$WORK/tenants.json')) if t['consent'] == 'granted'))")
+readable=$(python3 -c "import json; print(sum(1 for t in json.load(open('$work/tenants.json')) if t['consent'] == 'granted'))")
 echo "--- waiting for a long read (late window or sweep) of every one of $readable readable tenants"
 long_reads() { # tenants that have run a long read of their Direct Routing log
   curl -fsS "$URL/metrics" | python3 -c '
@@ -106,9 +95,9 @@ cpu_after=$(cpu)
 rss=$(awk '/^VmRSS/ {print $2}' "/proc/$EXPORTER/status")
 hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$EXPORTER/status")
 
-curl -fsS "$URL/metrics" >"$WORK/metrics.txt"
-curl -fsS -H 'Accept-Encoding: gzip' "$URL/metrics" -o "$WORK/metrics.gz"
-series=$(grep -vc '^#' "$WORK/metrics.txt")
+curl -fsS "$URL/metrics" >"$work/metrics.txt"
+curl -fsS -H 'Accept-Encoding: gzip' "$URL/metrics" -o "$work/metrics.gz"
+series=$(grep -vc '^#' "$work/metrics.txt")
 scrape_total=0
 for _ in $(seq 1 20); do
   t=$(curl -fsS -H 'Accept-Encoding: gzip' -o /dev/null -w '%{time_total}' "$URL/metrics")
@@ -116,12 +105,12 @@ for _ in $(seq 1 20); do
 done
 
 now=$(date +%s)
-oldest_success=$(grep -E '^teams_voice_exporter_last_success_timestamp_seconds\{' "$WORK/metrics.txt" \
-  | grep -vE "tenant=\"($(python3 -c "import json; print('|'.join(t['name'] for t in json.load(open('$WORK/tenants.json')) if t['consent'] != 'granted'))"))\"" \
+oldest_success=$(grep -E '^teams_voice_exporter_last_success_timestamp_seconds\{' "$work/metrics.txt" \
+  | grep -vE "tenant=\"($(python3 -c "import json; print('|'.join(t['name'] for t in json.load(open('$work/tenants.json')) if t['consent'] != 'granted'))"))\"" \
   | awk -v now="$now" 'BEGIN {m = 0} {age = now - $NF; if (age > m) m = age} END {print m}')
-delayed=$(grep -E '^teams_voice_exporter_polls_delayed_total\{.*kind="recent"' "$WORK/metrics.txt" | awk '{s += $NF} END {print s + 0}')
-waited=$(grep -E '^teams_voice_exporter_graph_budget_delayed_requests_total\{.*priority="recent"' "$WORK/metrics.txt" | awk '{s += $NF} END {print s + 0}')
-throttled=$(grep -E '^teams_voice_exporter_graph_throttled_total\{' "$WORK/metrics.txt" | awk '{s += $NF} END {print s + 0}')
+delayed=$(grep -E '^teams_voice_exporter_polls_delayed_total\{.*kind="recent"' "$work/metrics.txt" | awk '{s += $NF} END {print s + 0}')
+waited=$(grep -E '^teams_voice_exporter_graph_budget_delayed_requests_total\{.*priority="recent"' "$work/metrics.txt" | awk '{s += $NF} END {print s + 0}')
+throttled=$(grep -E '^teams_voice_exporter_graph_throttled_total\{' "$work/metrics.txt" | awk '{s += $NF} END {print s + 0}')
 
 python3 - <<PY
 ticks, window = $ticks, $WINDOW
@@ -131,7 +120,7 @@ print(f"time until ready:                ${ready} s")
 print(f"resident memory:                 {$rss / 1024:.0f} MiB now, {$hwm / 1024:.0f} MiB peak (target: under 1 GiB)")
 print(f"CPU:                             {cpu:.1f} s over {window} s = {cpu * 3600 / window:.0f} CPU-seconds an hour ({cpu / window * 100:.2f}% of a core)")
 print(f"/metrics series:                 $series")
-print(f"/metrics size:                   {$(stat -c %s "$WORK/metrics.txt") / 1048576:.1f} MiB plain, {$(stat -c %s "$WORK/metrics.gz") / 1048576:.2f} MiB gzip")
+print(f"/metrics size:                   {$(stat -c %s "$work/metrics.txt") / 1048576:.1f} MiB plain, {$(stat -c %s "$work/metrics.gz") / 1048576:.2f} MiB gzip")
 print(f"scrape time (gzip, mean of 20):  {$scrape_total / 20 * 1000:.0f} ms (target: under 1 s)")
 print(f"oldest last success of a readable tenant: $oldest_success s ago (poll interval 1m)")
 print(f"recent polls started late:       $delayed")

@@ -1,6 +1,6 @@
 //! The exporter's library parts run inside the test, without the binary: a simulated demo
-//! tenant on the test's runtime, and a Graph client of it, for tests that drive a poller
-//! themselves.
+//! tenant on the caller's runtime, and a Graph client of it, for tests (and
+//! `benches/graph_load.rs`) that drive a poller themselves.
 
 use std::sync::Arc;
 use std::time::Duration;
