@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::common::truth::{check_histogram, expected, simulator};
+use crate::common::truth::{assert_call_metrics, expected, simulator};
 use crate::common::{ExporterCommand, Metrics};
 use tve_simulator::{Faults, Scenario, SimHandle};
 
@@ -119,21 +119,7 @@ fn thirty_days_equal_the_ground_truth_at_the_end_and_day_by_day() {
     );
     let metrics = at_time(&series, end);
     let e = expected(&truth);
-    assert_eq!(metrics.of(CALLS), e.calls, "calls at the end of the range");
-    assert_eq!(
-        metrics.of("teams_direct_routing_call_failures_total"),
-        e.failures
-    );
-    check_histogram(
-        &metrics,
-        "teams_direct_routing_call_duration_seconds",
-        &e.duration,
-    );
-    check_histogram(
-        &metrics,
-        "teams_direct_routing_call_setup_seconds",
-        &e.setup,
-    );
+    assert_call_metrics(&metrics, &e, "at the end of the range");
     fn endpoint(e: &str) -> [(&str, &str); 1] {
         [("endpoint", e)]
     }

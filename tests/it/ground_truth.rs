@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::common::truth::{check_histogram, counted_truth, expected, simulator, tail};
+use crate::common::truth::{
+    assert_call_metrics, check_histogram, counted_truth, expected, simulator, tail,
+};
 use crate::common::{
     markers, wait_for, Exporter, ExporterCommand, Metrics, CLIENT, SECRET, TENANT,
 };
@@ -61,26 +63,7 @@ fn metrics_equal_ground_truth_through_late_rows_throttling_server_errors_and_sho
     assert_eq!(truth.rows.len(), 7500, "the double released every late row");
     let metrics = exporter.metrics();
     let e = expected(&truth);
-    assert_eq!(
-        metrics.of("teams_direct_routing_calls_total"),
-        e.calls,
-        "calls_total differs from ground truth"
-    );
-    assert_eq!(
-        metrics.of("teams_direct_routing_call_failures_total"),
-        e.failures,
-        "failures differ"
-    );
-    check_histogram(
-        &metrics,
-        "teams_direct_routing_call_duration_seconds",
-        &e.duration,
-    );
-    check_histogram(
-        &metrics,
-        "teams_direct_routing_call_setup_seconds",
-        &e.setup,
-    );
+    assert_call_metrics(&metrics, &e, "late rows");
     assert_eq!(
         metrics.sum("teams_voice_exporter_rows_ingested_total", &[]),
         7500.0

@@ -12,7 +12,7 @@ use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
 use crate::common::truth::{
-    check_histogram, counting_since_of, expected, simulator, tail, Expected,
+    assert_call_metrics, counting_since_of, expected, simulator, tail, Expected,
 };
 use crate::common::{labels, wait_for, Exporter, Metrics};
 use tve_simulator::{Faults, GroundTruth, PstnGroundTruth, Scenario};
@@ -175,17 +175,7 @@ fn expected_direct_routing_by_country(
 }
 
 fn assert_direct_routing_unchanged(metrics: &Metrics, e: &Expected) {
-    assert_eq!(metrics.of("teams_direct_routing_calls_total"), e.calls);
-    assert_eq!(
-        metrics.of("teams_direct_routing_call_failures_total"),
-        e.failures
-    );
-    check_histogram(
-        metrics,
-        "teams_direct_routing_call_duration_seconds",
-        &e.duration,
-    );
-    check_histogram(metrics, "teams_direct_routing_call_setup_seconds", &e.setup);
+    assert_call_metrics(metrics, e, "Direct Routing");
 }
 
 fn check_pstn(metrics: &Metrics, e: &ExpectedPstn) {

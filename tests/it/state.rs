@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::markers::{self, COMMITTED, COMMIT_STARTING, COMMIT_WRITING};
 use crate::common::process::{message, BIN};
-use crate::common::truth::{check_histogram, counted_truth, expected, simulator, tail};
+use crate::common::truth::{assert_call_metrics, counted_truth, expected, simulator, tail};
 use crate::common::{wait_for, Exporter, ExporterCommand, Metrics, Series};
 use rand::{Rng, SeedableRng};
 use tve_simulator::{Faults, GroundTruth, Scenario};
@@ -30,17 +30,7 @@ fn counted(metrics: &Metrics) -> Vec<(Series, f64)> {
 
 fn assert_equals_ground_truth(metrics: &Metrics, truth: &GroundTruth, rows: f64) {
     let e = expected(truth);
-    assert_eq!(metrics.of("teams_direct_routing_calls_total"), e.calls);
-    assert_eq!(
-        metrics.of("teams_direct_routing_call_failures_total"),
-        e.failures
-    );
-    check_histogram(
-        metrics,
-        "teams_direct_routing_call_duration_seconds",
-        &e.duration,
-    );
-    check_histogram(metrics, "teams_direct_routing_call_setup_seconds", &e.setup);
+    assert_call_metrics(metrics, &e, "after the kills");
     assert_eq!(
         metrics.sum("teams_voice_exporter_rows_ingested_total", &[]),
         rows

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::truth::{check_histogram, counting_since_of, expected, tail};
+use crate::common::truth::{assert_call_metrics, counting_since_of, expected, tail};
 use crate::common::{
     simulated_provider, wait_for, Exporter, ExporterCommand, Metrics, CLIENT, SECRET, TENANT,
 };
@@ -113,22 +113,7 @@ fn assert_equals_truth(metrics: &Metrics, sim: &SimHandle, id: &str, name: &str)
         "{name}: the scenario released every row"
     );
     let e = expected(&truth);
-    assert_eq!(
-        mine.of("teams_direct_routing_calls_total"),
-        e.calls,
-        "{name}: calls_total differs from its ground truth"
-    );
-    assert_eq!(
-        mine.of("teams_direct_routing_call_failures_total"),
-        e.failures,
-        "{name}: failures differ from its ground truth"
-    );
-    check_histogram(
-        &mine,
-        "teams_direct_routing_call_duration_seconds",
-        &e.duration,
-    );
-    check_histogram(&mine, "teams_direct_routing_call_setup_seconds", &e.setup);
+    assert_call_metrics(&mine, &e, name);
     assert_eq!(
         mine.sum("teams_voice_exporter_rows_ingested_total", &[]),
         ROWS as f64,

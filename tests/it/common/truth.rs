@@ -116,6 +116,27 @@ pub fn expected(truth: &GroundTruth) -> Expected {
     e
 }
 
+/// The Direct Routing call metrics of `metrics` (calls, failures, duration and setup
+/// histograms) equal `e`; `context` starts every message.
+pub fn assert_call_metrics(metrics: &Metrics, e: &Expected, context: &str) {
+    assert_eq!(
+        metrics.of("teams_direct_routing_calls_total"),
+        e.calls,
+        "{context}: calls_total differs from the ground truth"
+    );
+    assert_eq!(
+        metrics.of("teams_direct_routing_call_failures_total"),
+        e.failures,
+        "{context}: failures differ from the ground truth"
+    );
+    check_histogram(
+        metrics,
+        "teams_direct_routing_call_duration_seconds",
+        &e.duration,
+    );
+    check_histogram(metrics, "teams_direct_routing_call_setup_seconds", &e.setup);
+}
+
 pub fn check_histogram(
     metrics: &Metrics,
     name: &str,
