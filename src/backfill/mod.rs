@@ -93,12 +93,12 @@ pub async fn run(args: BackfillArgs, env: EnvSecrets) -> i32 {
             eprintln!("{summary}");
             0
         }
-        Err(BackfillError::Interrupted) => {
+        Err(error @ BackfillError::Interrupted) => {
             eprintln!(
                 "teams-voice-exporter: backfill interrupted; the days read so far are kept in {}. Run the same command with --resume to continue from the last complete day.",
                 resume::partial_path(&args.output).display()
             );
-            130
+            error.exit_code()
         }
         Err(error @ BackfillError::Graph { .. }) => {
             eprintln!(

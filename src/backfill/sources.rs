@@ -12,13 +12,13 @@ use super::source::{AnySource, SourceRun};
 use super::BackfillError;
 use crate::app::{self, DemoTenant};
 use crate::cli::{BackfillArgs, Config, EnvSecrets, ExporterArgs};
-use crate::counting::store::{restore, StateOptions};
+use crate::counting::store::saved_progress;
 use crate::source::auth::Credential;
 use crate::source::direct_routing::DirectRouting;
 use crate::source::graph::{GraphClient, RequestBudget};
 use crate::source::metrics::SourceMetrics;
 use crate::source::pstn::Pstn;
-use crate::source::{CallLog, Function, Tenant};
+use crate::source::{Function, Tenant};
 use crate::tenants::config::TenantsFile;
 use tve_clock::Clock;
 
@@ -180,25 +180,28 @@ pub fn first_starts(
                 AnySource::DirectRouting(s) => (s.tenant_id.as_str(), Function::DirectRoutingCalls),
                 AnySource::Pstn(s) => (s.tenant_id.as_str(), Function::PstnCalls),
             };
-            let mut options = match exporter.tenants.config_file {
+            // Read from a copy: the file of a running exporter, untouched (`--state.reset`
+            // included).
+            let options = match exporter.tenants.config_file {
                 Some(_) => state.for_tenant(tenant_id),
                 None => state.clone(),
             };
-            // Reading the boundary must never delete what the exporter saved.
-            options.reset = false;
             let path = options.path_for(function);
             if !path.exists() {
                 return Ok(None);
             }
-            let boundary = match function {
-                Function::DirectRoutingCalls => saved_boundary::<DirectRouting>(&options, tenant_id),
-                Function::PstnCalls => saved_boundary::<Pstn>(&options, tenant_id),
+            let progress = match function {
+                Function::DirectRoutingCalls => saved_progress::<DirectRouting>(&path, tenant_id),
+                Function::PstnCalls => saved_progress::<Pstn>(&path, tenant_id),
             };
             let fail = |reason: String| BackfillError::FirstStart {
                 path: path.display().to_string(),
                 reason,
             };
-            let boundary = boundary.map_err(fail)?;
+            let boundary = progress
+                .map_err(|e| fail(e.to_string()))?
+                .filter(|p| p.first_start_done)
+                .and_then(|p| p.forgotten_before);
             // The boundary moves on with the lookback once the first start is older than
             // it: then the saved value is no longer where counting began.
             let moved = config.schedule.lookback.saturating_sub(Duration::from_secs(3600));
@@ -212,18 +215,4 @@ pub fn first_starts(
             }
         })
         .collect()
-}
-
-fn saved_boundary<L: CallLog>(
-    options: &StateOptions,
-    tenant_id: &str,
-) -> Result<Option<DateTime<Utc>>, String> {
-    let errors =
-        prometheus::IntCounter::new("state_write_errors", "unused").map_err(|e| e.to_string())?;
-    let restored = restore::<L>(Some(options), tenant_id, errors).map_err(|e| e.to_string())?;
-    Ok(restored
-        .progress
-        .first_start_done
-        .then_some(restored.progress.forgotten_before)
-        .flatten())
 }

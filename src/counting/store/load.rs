@@ -107,6 +107,18 @@ pub(super) fn read_mark<L: CallLog>(
     }))
 }
 
+/// The progress a file holds, checked as at start but without reading the ids.
+pub(super) fn read_progress<L: CallLog>(
+    db: &Database,
+    tenant_id: &str,
+) -> Result<Option<Progress>, LoadError> {
+    let txn = db.begin_read().map_err(Damage::from)?;
+    let Some((summary, _)) = read_meta::<L>(&txn, tenant_id)? else {
+        return Ok(None);
+    };
+    Ok(Some(summary.progress.into_progress()?))
+}
+
 /// A summary as read, whatever format version wrote it: its aggregates restored.
 pub(super) struct ReadSummary<L: CallLog> {
     commits: u64,

@@ -61,6 +61,7 @@ mod status;
 
 pub use error::StateError;
 pub use load::Saved;
+pub use open::saved_progress;
 pub use saved::{decode_key, encode_key};
 pub use status::{StoreHealth, StoreProblem, StoreStatus};
 

@@ -11,14 +11,15 @@ use std::io::{self, Read};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use prometheus::IntCounter;
 use redb::{Database, DatabaseError, StorageBackend, StorageError};
 
 use super::error::{CreateError, Damage, DbResult, Foreign, IntoDbResult, OpenError, SaveError};
-use super::load::{load, write_meta, Mark, Saved};
+use super::load::{load, read_progress, write_meta, Mark, Saved};
 use super::saved::Summary;
-use super::{file_cache_bytes, StateError, StateOptions, StateStore, StoreStatus, ROWS};
+use super::{file_cache_bytes, Progress, StateError, StateOptions, StateStore, StoreStatus, ROWS};
 use crate::source::CallLog;
 
 /// The first bytes of every redb file.
@@ -148,6 +149,32 @@ fn holds_anything(path: &Path, shown: &str) -> Result<bool, StateError> {
         }),
         Ok(meta) => Ok(meta.len() > 0),
     }
+}
+
+/// The progress saved at `path` for `tenant_id` (`None` when nothing is), read from a private
+/// copy: neither the lock of an exporter running on the file nor the file itself is
+/// touched, so `backfill` can read where counting began while the exporter runs.
+pub fn saved_progress<L: CallLog>(
+    path: &Path,
+    tenant_id: &str,
+) -> Result<Option<Progress>, StateError> {
+    let shown = path.display().to_string();
+    if !holds_anything(path, &shown)? {
+        return Ok(None);
+    }
+    sniff(path, &shown)?;
+    let read = || {
+        let db = quietly(|| open_copy(path)).map_err(|e| e.at(&shown))?;
+        quietly(|| read_progress::<L>(&db, tenant_id)).map_err(|e| e.at(&shown, tenant_id))
+    };
+    // A copy taken while the exporter commits may catch half a commit: read it again.
+    for _ in 0..2 {
+        match read() {
+            Err(StateError::Corrupted { .. }) => std::thread::sleep(Duration::from_millis(200)),
+            done => return done,
+        }
+    }
+    read()
 }
 
 /// Device and inode of a file, where the platform has them.

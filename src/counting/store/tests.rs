@@ -392,6 +392,34 @@ fn a_file_in_use_is_refused_and_reset_starts_afresh() {
 }
 
 #[test]
+fn the_progress_of_a_file_in_use_is_read_from_a_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = options(&dir);
+    assert_eq!(
+        saved_progress::<DirectRouting>(&options.path, TENANT).unwrap(),
+        None,
+        "no file"
+    );
+    let (mut store, _) = open(&options).unwrap();
+    let state = Mutex::new(TenantState::durable(HashMap::new(), Aggregates::default()));
+    ingest(&state, &[row(1, 1)]);
+    store.commit(&state, &progress()).unwrap();
+    // The store still holds the file's lock, as a running exporter does.
+    assert!(matches!(open(&options), Err(StateError::InUse { .. })));
+    assert_eq!(
+        saved_progress::<DirectRouting>(&options.path, TENANT).unwrap(),
+        Some(progress())
+    );
+    assert!(matches!(
+        saved_progress::<DirectRouting>(&options.path, "99999999-2222-3333-4444-555555555555"),
+        Err(StateError::OtherTenant { .. })
+    ));
+    drop(store);
+    let (_, saved) = open(&options).unwrap();
+    assert_eq!(saved.unwrap().remembered.len(), 1, "the file untouched");
+}
+
+#[test]
 fn keys_round_trip_and_content_hashes_are_stable() {
     for key in [
         RowKey::from_id("9e8bba57-dc14-533a-a7dd-f0da6575eed1"),
