@@ -6,7 +6,8 @@ use clap::Args;
 use tve_clock::Rate;
 
 use crate::flag::parse_duration;
-use crate::source::graph::DEFAULT_CALL_RECORD_BUDGET;
+use crate::source::graph::{DEFAULT_CALL_RECORD_BUDGET, GRAPH_CALL_RECORD_LIMIT};
+use crate::source::graph_args::warn_above_graph;
 use crate::source::graph_args::DEMO_SPEED;
 
 /// How long the demo waits at least before fetching a record; the demo raises it to the
@@ -117,6 +118,9 @@ impl CallQualityArgs {
             DEFAULT_CALL_RECORD_BUDGET.requests,
             DEFAULT_CALL_RECORD_BUDGET.per / speed,
         ));
+        if !demo {
+            warn_above_graph(rate, GRAPH_CALL_RECORD_LIMIT, "--call-quality.rate-limit");
+        }
         Ok(Some(QualityOptions {
             wait,
             give_up: self.call_quality_give_up,

@@ -162,7 +162,7 @@ impl GraphArgs {
 
 /// A budget above Graph's documented limit is allowed (Microsoft may raise it, or a proxy
 /// may stand in for Graph) but draws 429s from Graph as it is documented today.
-fn warn_above_graph(budget: Rate, graph: Rate, flag: &str) {
+pub(crate) fn warn_above_graph(budget: Rate, graph: Rate, flag: &str) {
     if budget.per_hour() > graph.per_hour() {
         tracing::warn!(
             flag,

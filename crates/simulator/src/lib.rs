@@ -142,7 +142,7 @@ mod traffic;
 #[cfg(test)]
 mod tests;
 
-pub use args::{SimulationArgs, CALL_RECORD_DELAY, DEMO_CALL_RECORD_DELAY};
+pub use args::{SimulationArgs, DEMO_CALL_RECORD_DELAY};
 pub use call_records::{CallRecordFetches, SimCallRecord};
 pub use config::{
     AppCredentials, Consent, FederatedCredential, ManagedIdentities, SimConfig, SimIdentity,

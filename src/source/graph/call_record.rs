@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
-use tve_clock::{Clock, Rate};
+use tve_clock::Rate;
 
 use super::request::Answer;
 use super::{GraphClient, GraphError, Priority, RequestBudget};
@@ -17,22 +17,6 @@ use crate::source::metrics::Endpoint;
 pub const GRAPH_CALL_RECORD_LIMIT: Rate = Rate::new(1500, Duration::from_secs(20));
 /// The default budget for call records: 10 % under Graph's limit, as for the call logs.
 pub const DEFAULT_CALL_RECORD_BUDGET: Rate = Rate::new(1350, Duration::from_secs(20));
-
-/// The call-record budget of one tenant's client.
-pub(super) struct CallRecordAccess {
-    pub(super) budget: Arc<RequestBudget>,
-}
-
-impl CallRecordAccess {
-    pub(super) fn new(clock: Clock) -> Self {
-        CallRecordAccess {
-            budget: Arc::new(RequestBudget::for_call_records(
-                DEFAULT_CALL_RECORD_BUDGET,
-                clock,
-            )),
-        }
-    }
-}
 
 /// One response about a call record.
 #[derive(Debug)]
@@ -46,13 +30,8 @@ pub enum CallRecordResponse {
 impl GraphClient {
     /// Takes every call-record request's place from `budget` instead of the default one.
     pub fn with_call_record_budget(mut self, budget: Arc<RequestBudget>) -> Self {
-        self.call_records.budget = budget;
+        self.call_record_budget = budget;
         self
-    }
-
-    /// The tenant's call-record budget.
-    pub fn call_record_budget(&self) -> &Arc<RequestBudget> {
-        &self.call_records.budget
     }
 
     /// The URL of call record `id` with its sessions and their segments.

@@ -55,7 +55,7 @@ pub struct GraphClient {
     gate: TenantGate,
     budget: Arc<RequestBudget>,
     /// The call records' own budget (`--call-quality.rate-limit`).
-    call_records: call_record::CallRecordAccess,
+    call_record_budget: Arc<RequestBudget>,
     retry: RetryPolicy,
     metrics: SourceMetrics,
     /// Sub-windows read at the same time (`--graph.concurrency`).
@@ -116,7 +116,10 @@ impl GraphClient {
                 BudgetLimits::default(),
                 tve_clock::Clock::system(),
             )),
-            call_records: call_record::CallRecordAccess::new(tve_clock::Clock::system()),
+            call_record_budget: Arc::new(RequestBudget::for_call_records(
+                DEFAULT_CALL_RECORD_BUDGET,
+                tve_clock::Clock::system(),
+            )),
             retry,
             metrics,
             concurrency: DEFAULT_CONCURRENCY,
@@ -329,7 +332,7 @@ impl GraphClient {
             self.gate.wait().await;
             let token = self.tokens.token().await?;
             let waited = match endpoint {
-                Endpoint::CallRecords => self.call_records.budget.take_one(priority).await,
+                Endpoint::CallRecords => self.call_record_budget.take_one(priority).await,
                 Endpoint::Function(function) => self.budget.take(function, priority).await,
                 Endpoint::Token => Duration::ZERO,
             };
