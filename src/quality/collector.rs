@@ -82,15 +82,16 @@ struct Outcome {
     totals: QualityTotals,
     given_up: Vec<GiveUp>,
     counted: u64,
-    not_placed: u64,
     /// The ids fetched (not skipped).
     fetched: Vec<String>,
 }
 
-/// How long after a failed write the records of its round are fetched again: half the
-/// wait, as after a 404, and at least a second.
-fn write_retry_ms(options: &QueueOptions) -> i64 {
-    i64::try_from((options.wait / 2).max(Duration::from_secs(1)).as_millis()).unwrap_or(i64::MAX)
+/// The streams not placed are saved with the totals: the counter follows them, from the
+/// saved count on (never back: a tenant restarted in the process keeps its counter).
+fn show_not_placed(metrics: &QualityMetrics, totals: &QualityTotals) {
+    metrics
+        .not_placed
+        .inc_by(totals.not_placed.saturating_sub(metrics.not_placed.get()));
 }
 
 /// What fetching one record came to.
@@ -119,11 +120,7 @@ impl CallQuality {
             None => (None, Queue::default(), QualityTotals::default()),
         };
         metrics.pending.set(queue.pending.len() as i64);
-        // The streams not placed are saved with the totals, and shown like them from the
-        // saved count on (at least: a tenant restarted in the process keeps its counter).
-        metrics
-            .not_placed
-            .inc_by(totals.not_placed.saturating_sub(metrics.not_placed.get()));
+        show_not_placed(&metrics, &totals);
         let exposed = Mutex::new((0, Arc::new(totals.clone())));
         CallQuality {
             shared: Arc::new(Shared {
@@ -208,7 +205,7 @@ impl CallQuality {
         let Some(batch) = self.write(outcome.batch).await else {
             // Not fetched again at the next tick: a failing disk must not become a storm of
             // requests to Graph.
-            let until = now_ms.saturating_add(write_retry_ms(&shared.options));
+            let until = now_ms.saturating_add(Queue::first_retry_ms(&shared.options));
             shared.inner.lock().queue.postpone(&outcome.fetched, until);
             return;
         };
@@ -217,7 +214,7 @@ impl CallQuality {
         inner.totals = outcome.totals;
         let metrics = &shared.metrics;
         metrics.records_fetched.inc_by(outcome.counted);
-        metrics.not_placed.inc_by(outcome.not_placed);
+        show_not_placed(metrics, &inner.totals);
         for reason in outcome.given_up {
             metrics.given_up.with_label_values(&[reason.as_str()]).inc();
         }
@@ -251,7 +248,6 @@ impl CallQuality {
                 Fetched::Counted(streams) => {
                     out.totals.count(&pending.trunk_fqdn, &streams);
                     out.counted += 1;
-                    out.not_placed += streams.not_placed;
                     settle(batch);
                 }
                 Fetched::Unusable(why) => {

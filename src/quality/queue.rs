@@ -151,7 +151,7 @@ impl Queue {
             return None;
         }
         let attempts = pending.attempts + 1;
-        let first = (ms(options.wait) / 2).max(1000);
+        let first = Queue::first_retry_ms(options);
         let backoff = first
             .saturating_mul(1i64 << attempts.saturating_sub(1).min(20))
             .min(ms(options.wait).saturating_mul(4).max(first));
@@ -167,6 +167,12 @@ impl Queue {
             },
             ..pending.clone()
         })
+    }
+
+    /// The first retry's delay after a 404 (and after a failed write): half the wait, at
+    /// least a second.
+    pub fn first_retry_ms(options: &QueueOptions) -> i64 {
+        (ms(options.wait) / 2).max(1000)
     }
 
     /// Puts off the next fetch of the pending `ids` to `until_ms` at the earliest (in
