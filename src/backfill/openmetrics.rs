@@ -11,13 +11,17 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
-use prometheus::proto::{Metric, MetricFamily, MetricType};
+use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
+
+use crate::exposition::first_samples::series_key;
 
 /// Writes families with timestamps, remembering which series it has written.
 #[derive(Default)]
 pub struct OpenMetrics {
-    /// Family name and label text of every series written so far.
-    known: HashSet<String>,
+    /// Every series written so far, by the live exposition's series key.
+    known: HashSet<u64>,
+    /// Room for building a key.
+    buf: Vec<u8>,
 }
 
 impl OpenMetrics {
@@ -25,7 +29,8 @@ impl OpenMetrics {
     pub fn mark_known(&mut self, families: &[MetricFamily]) {
         for family in families {
             for metric in family.get_metric() {
-                self.known.insert(series_key(family.name(), metric));
+                let key = series_key(&mut self.buf, family.name(), metric);
+                self.known.insert(key);
             }
         }
     }
@@ -45,13 +50,15 @@ impl OpenMetrics {
                     .unwrap_or(family.name()),
                 _ => family.name(),
             };
-            let _ = writeln!(out, "# HELP {name} {}", escape_help(family.help()));
+            let _ = writeln!(out, "# HELP {name} {}", escape_value(family.help()));
             let _ = writeln!(out, "# TYPE {name} {}", type_name(kind));
             for metric in family.get_metric() {
-                if self.known.insert(series_key(family.name(), metric)) && previous < at {
-                    sample(out, name, kind, metric, previous, true);
+                let labels = label_text(metric.get_label());
+                let key = series_key(&mut self.buf, family.name(), metric);
+                if self.known.insert(key) && previous < at {
+                    sample(out, name, kind, metric, &labels, previous, true);
                 }
-                sample(out, name, kind, metric, at, false);
+                sample(out, name, kind, metric, &labels, at, false);
             }
         }
     }
@@ -59,14 +66,6 @@ impl OpenMetrics {
 
 /// The end of the file.
 pub const EOF: &str = "# EOF\n";
-
-fn series_key(name: &str, metric: &Metric) -> String {
-    let mut key = name.to_owned();
-    for pair in metric.get_label() {
-        let _ = write!(key, "\u{0}{}\u{0}{}", pair.name(), pair.value());
-    }
-    key
-}
 
 fn type_name(kind: MetricType) -> &'static str {
     match kind {
@@ -78,13 +77,21 @@ fn type_name(kind: MetricType) -> &'static str {
     }
 }
 
-fn sample(out: &mut String, name: &str, kind: MetricType, metric: &Metric, at: i64, zero: bool) {
-    let labels = metric.get_label();
+fn sample(
+    out: &mut String,
+    name: &str,
+    kind: MetricType,
+    metric: &Metric,
+    labels: &str,
+    at: i64,
+    zero: bool,
+) {
     let value = |v: f64| if zero { 0.0 } else { v };
     match kind {
         MetricType::COUNTER => line(
             out,
-            &format!("{name}_total"),
+            name,
+            "_total",
             labels,
             None,
             value(metric.get_counter().get_value()),
@@ -95,21 +102,15 @@ fn sample(out: &mut String, name: &str, kind: MetricType, metric: &Metric, at: i
             for bucket in h.get_bucket() {
                 let le = format_float(bucket.upper_bound());
                 let count = value(bucket.cumulative_count() as f64);
-                line(out, &format!("{name}_bucket"), labels, Some(&le), count, at);
+                line(out, name, "_bucket", labels, Some(&le), count, at);
             }
             let count = value(h.get_sample_count() as f64);
+            line(out, name, "_bucket", labels, Some("+Inf"), count, at);
+            line(out, name, "_count", labels, None, count, at);
             line(
                 out,
-                &format!("{name}_bucket"),
-                labels,
-                Some("+Inf"),
-                count,
-                at,
-            );
-            line(out, &format!("{name}_count"), labels, None, count, at);
-            line(
-                out,
-                &format!("{name}_sum"),
+                name,
+                "_sum",
                 labels,
                 None,
                 value(h.get_sample_sum()),
@@ -119,6 +120,7 @@ fn sample(out: &mut String, name: &str, kind: MetricType, metric: &Metric, at: i
         _ => line(
             out,
             name,
+            "",
             labels,
             None,
             value(metric.get_gauge().get_value()),
@@ -127,27 +129,40 @@ fn sample(out: &mut String, name: &str, kind: MetricType, metric: &Metric, at: i
     }
 }
 
+/// A series' labels as written between the braces, escaped once for all its lines.
+fn label_text(labels: &[LabelPair]) -> String {
+    let mut text = String::new();
+    for pair in labels {
+        if !text.is_empty() {
+            text.push(',');
+        }
+        let _ = write!(text, "{}=\"{}\"", pair.name(), escape_value(pair.value()));
+    }
+    text
+}
+
 fn line(
     out: &mut String,
     name: &str,
-    labels: &[prometheus::proto::LabelPair],
+    suffix: &str,
+    labels: &str,
     le: Option<&str>,
     value: f64,
     at: i64,
 ) {
     out.push_str(name);
-    let pairs = labels
-        .iter()
-        .map(|p| (p.name(), p.value()))
-        .chain(le.map(|le| ("le", le)));
-    let mut first = true;
-    for (label, text) in pairs {
-        out.push(if first { '{' } else { ',' });
-        first = false;
-        let _ = write!(out, "{label}=\"{}\"", escape_value(text));
-    }
-    if !first {
-        out.push('}');
+    out.push_str(suffix);
+    match (labels.is_empty(), le) {
+        (true, None) => {}
+        (false, None) => {
+            let _ = write!(out, "{{{labels}}}");
+        }
+        (true, Some(le)) => {
+            let _ = write!(out, "{{le=\"{le}\"}}");
+        }
+        (false, Some(le)) => {
+            let _ = write!(out, "{{{labels},le=\"{le}\"}}");
+        }
     }
     let _ = writeln!(out, " {} {at}", format_float(value));
 }
@@ -170,10 +185,6 @@ fn escape_value(text: &str) -> String {
     text.replace('\\', r"\\")
         .replace('"', "\\\"")
         .replace('\n', r"\n")
-}
-
-fn escape_help(text: &str) -> String {
-    escape_value(text)
 }
 
 #[cfg(test)]

@@ -177,7 +177,7 @@ fn show_restored(kind: MetricType, metric: &mut Metric, restored: &Metric) {
 /// series costs 8 bytes each and no allocation per scrape; a collision (odds about 10^-10
 /// among 100,000 series) would only show one new series without its hold. 0xff never
 /// occurs in UTF-8, so it separates the parts unambiguously.
-fn series_key(buf: &mut Vec<u8>, family: &str, metric: &Metric) -> u64 {
+pub(crate) fn series_key(buf: &mut Vec<u8>, family: &str, metric: &Metric) -> u64 {
     buf.clear();
     buf.extend_from_slice(family.as_bytes());
     buf.push(0xff);
