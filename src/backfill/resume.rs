@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::source::{each, AnySource, Backfilled, SourceRun};
+use super::source::{each, AnySource, SourceRun};
 use super::BackfillError;
 use crate::counting::state::Aggregates;
+use crate::source::CallLog;
 
 /// Changes whenever the file's meaning does.
 const VERSION: u32 = 1;
@@ -155,7 +156,7 @@ impl Checkpoint {
     }
 }
 
-fn saved<L: Backfilled>(name: String, s: &SourceRun<L>) -> SavedSource {
+fn saved<L: CallLog>(name: String, s: &SourceRun<L>) -> SavedSource {
     let a = &s.aggregates;
     SavedSource {
         name,
@@ -166,7 +167,7 @@ fn saved<L: Backfilled>(name: String, s: &SourceRun<L>) -> SavedSource {
     }
 }
 
-fn restore_into<L: Backfilled>(s: &mut SourceRun<L>, saved: SavedSource) -> Result<(), String> {
+fn restore_into<L: CallLog>(s: &mut SourceRun<L>, saved: SavedSource) -> Result<(), String> {
     let totals: L::Saved = postcard::from_bytes(&saved.totals).map_err(|e| e.to_string())?;
     s.aggregates = Aggregates {
         function: L::restore(totals).map_err(|e| e.to_string())?,

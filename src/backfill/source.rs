@@ -13,12 +13,12 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use prometheus::proto::{LabelPair, MetricFamily};
+use prometheus::proto::MetricFamily;
 
 use super::range::Range;
 use crate::counting::state::{Aggregates, RowKey, TenantState};
 use crate::exposition::calls::StateCollector;
-use crate::exposition::fleet::TENANT_LABEL;
+use crate::exposition::fleet::add_tenant_label;
 use crate::source::direct_routing::DirectRouting;
 use crate::source::graph::{CallWindow, GraphClient, GraphError, Priority};
 use crate::source::pstn::Pstn;
@@ -30,26 +30,8 @@ use crate::source::CallLog;
 /// out rather than filled with meaningless delays.
 const LEFT_OUT: &str = "teams_voice_exporter_row_arrival_delay_seconds";
 
-/// A call-log function whose history can be read: the start of a row's call decides its
-/// step.
-pub trait Backfilled: CallLog {
-    fn start(row: &Self::Row) -> DateTime<Utc>;
-}
-
-impl Backfilled for DirectRouting {
-    fn start(row: &Self::Row) -> DateTime<Utc> {
-        row.start
-    }
-}
-
-impl Backfilled for Pstn {
-    fn start(row: &Self::Row) -> DateTime<Utc> {
-        row.start
-    }
-}
-
 /// One tenant's history of one function.
-pub struct SourceRun<L: Backfilled> {
+pub struct SourceRun<L: CallLog> {
     /// The tenant's id, which names its state files.
     pub tenant_id: String,
     /// The `tenant` label.
@@ -67,7 +49,7 @@ pub struct SourceRun<L: Backfilled> {
     next: usize,
 }
 
-impl<L: Backfilled> SourceRun<L> {
+impl<L: CallLog> SourceRun<L> {
     pub fn new(
         tenant_id: String,
         tenant: String,
@@ -158,16 +140,7 @@ impl<L: Backfilled> SourceRun<L> {
     pub fn families(&self) -> Vec<MetricFamily> {
         let mut families = self.collector.families(&self.aggregates);
         families.retain(|f| f.name() != LEFT_OUT);
-        for family in &mut families {
-            for metric in family.mut_metric().iter_mut() {
-                let mut labels = metric.take_label();
-                let mut pair = LabelPair::default();
-                pair.set_name(TENANT_LABEL.to_owned());
-                pair.set_value(self.tenant.clone());
-                labels.insert(0, pair);
-                metric.set_label(labels);
-            }
-        }
+        add_tenant_label(&mut families, &self.tenant);
         families
     }
 }
@@ -179,7 +152,7 @@ fn count<L: CallLog>(aggregates: &mut Aggregates<L::Totals>, row: &L::Row) {
 }
 
 /// One raw row of a page: new rows whose call started in `window` are held by step.
-fn take_row<L: Backfilled>(
+fn take_row<L: CallLog>(
     raw: &str,
     seen: &mut HashSet<RowKey>,
     range: &Range,
@@ -199,7 +172,7 @@ fn take_row<L: Backfilled>(
     }
     match wire.and_then(L::into_row) {
         Ok(row) => {
-            let start = L::start(&row);
+            let start = L::call_start(&row);
             if start >= window.from && start < window.to {
                 // Windows are day pieces: each starts at its day's start.
                 day.push((range.step_of(window.from, start), row));

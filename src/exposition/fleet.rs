@@ -220,15 +220,23 @@ fn tenant_pair(tenant: &str) -> proto::LabelPair {
     pair
 }
 
-/// Adds `tenant` as the first label of every metric of `families`, and merges them into
-/// `into`: a family already there takes the metrics, another is appended.
-fn merge_with_tenant(into: &mut Vec<MetricFamily>, families: Vec<MetricFamily>, tenant: &str) {
-    for mut family in families {
+/// Adds `tenant` as the first label of every metric of `families` (as `/metrics` and the
+/// backfill's history show them).
+pub(crate) fn add_tenant_label(families: &mut [MetricFamily], tenant: &str) {
+    for family in families {
         for metric in family.mut_metric().iter_mut() {
             let mut labels = metric.take_label();
             labels.insert(0, tenant_pair(tenant));
             metric.set_label(labels);
         }
+    }
+}
+
+/// Adds `tenant` as the first label of every metric of `families`, and merges them into
+/// `into`: a family already there takes the metrics, another is appended.
+fn merge_with_tenant(into: &mut Vec<MetricFamily>, mut families: Vec<MetricFamily>, tenant: &str) {
+    add_tenant_label(&mut families, tenant);
+    for mut family in families {
         match into.iter_mut().find(|f| f.name() == family.name()) {
             Some(shared) => shared.mut_metric().extend(family.take_metric()),
             None => into.push(family),

@@ -51,6 +51,8 @@ pub trait CallLog: Send + Sync + 'static {
     fn id<'w>(wire: &'w Self::Wire<'_>) -> Option<&'w str>;
     /// The whole row, for a row seen for the first time.
     fn into_row(wire: Self::Wire<'_>) -> Result<Self::Row, RowError>;
+    /// When the call started: the step a backfilled row counts in.
+    fn call_start(row: &Self::Row) -> DateTime<Utc>;
     /// When the call ended, for how late Graph published its row.
     fn call_end(row: &Self::Row) -> DateTime<Utc>;
     /// The row's latest timestamp: it is remembered until that leaves the lookback.

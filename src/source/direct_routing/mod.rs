@@ -45,6 +45,10 @@ impl CallLog for DirectRouting {
         wire.into_row()
     }
 
+    fn call_start(row: &DirectRoutingRow) -> DateTime<Utc> {
+        row.start
+    }
+
     fn call_end(row: &DirectRoutingRow) -> DateTime<Utc> {
         row.call_end()
     }

@@ -50,6 +50,10 @@ impl CallLog for Pstn {
         wire.into_row()
     }
 
+    fn call_start(row: &PstnRow) -> DateTime<Utc> {
+        row.start
+    }
+
     fn call_end(row: &PstnRow) -> DateTime<Utc> {
         row.call_end()
     }
