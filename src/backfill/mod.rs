@@ -25,6 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::cli::{BackfillArgs, EnvSecrets};
+use crate::counting::schedule::whole_seconds;
 use crate::source::graph::GraphError;
 use output::Output;
 use progress::Progress;
@@ -115,7 +116,7 @@ pub async fn run(args: BackfillArgs, env: EnvSecrets) -> i32 {
 }
 
 async fn backfill(args: &BackfillArgs, env: EnvSecrets) -> Result<String, BackfillError> {
-    let now = range::whole_seconds(Utc::now());
+    let now = whole_seconds(Utc::now());
     let from = range::parse_time("--from", &args.from)?;
     let to = args
         .to

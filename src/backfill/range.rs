@@ -9,16 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::BackfillError;
+use crate::counting::schedule::whole_seconds;
 use crate::source::Function;
-
-/// How long Graph keeps a function's rows by default (the reference: 150 days for Direct
-/// Routing, 365 for PSTN calls; longer in some countries, see `--retention`).
-pub fn default_retention(function: Function) -> Duration {
-    match function {
-        Function::DirectRoutingCalls => Duration::from_secs(150 * 86_400),
-        Function::PstnCalls => Duration::from_secs(365 * 86_400),
-    }
-}
 
 /// The length of one piece read before its steps are written.
 pub const DAY_SECS: i64 = 86_400;
@@ -43,10 +35,6 @@ pub fn parse_time(flag: &'static str, text: &str) -> Result<DateTime<Utc>, Backf
             value: text.to_owned(),
         }),
     }
-}
-
-pub fn whole_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp(t.timestamp(), 0).unwrap_or(t)
 }
 
 /// The checked range and its grid. `to` is the latest end of any source; a source whose
@@ -166,7 +154,7 @@ mod tests {
         let now = t("2026-12-01T00:00:00Z");
         let dr = [(
             Function::DirectRoutingCalls,
-            default_retention(Function::DirectRoutingCalls),
+            Function::DirectRoutingCalls.default_retention(),
         )];
         let check = |from: &str, to: &str, step| Range::check(t(from), t(to), step, now, &dr);
         assert!(matches!(

@@ -152,13 +152,7 @@ fn tenants_of_file(
 pub fn retention(args: &BackfillArgs, functions: &[Function]) -> Vec<(Function, Duration)> {
     functions
         .iter()
-        .map(|f| {
-            (
-                *f,
-                args.retention
-                    .unwrap_or_else(|| super::range::default_retention(*f)),
-            )
-        })
+        .map(|f| (*f, args.retention.unwrap_or_else(|| f.default_retention())))
         .collect()
 }
 

@@ -154,7 +154,7 @@ impl Schedule {
     }
 }
 
-fn whole_seconds(now: DateTime<Utc>) -> DateTime<Utc> {
+pub(crate) fn whole_seconds(now: DateTime<Utc>) -> DateTime<Utc> {
     now.duration_trunc(chrono::Duration::seconds(1))
         .unwrap_or(now)
 }

@@ -11,9 +11,7 @@ use clap::Args;
 use crate::counting::schedule::Schedule;
 use crate::flag::parse_duration;
 use crate::source::graph::MAX_WINDOW;
-
-/// Graph keeps call logs 150 days by default; reading further back finds nothing.
-const RETENTION: Duration = Duration::from_secs(150 * 86_400);
+use crate::source::Function;
 
 /// The poll schedule's flags.
 #[derive(Debug, Args)]
@@ -149,7 +147,7 @@ pub fn check_schedule(s: &Schedule) -> Result<(), ScheduleError> {
             sweep_interval: s.sweep_interval,
             lookback: s.lookback,
         })
-    } else if s.lookback > RETENTION {
+    } else if s.lookback > Function::DirectRoutingCalls.default_retention() {
         Err(ScheduleError::BeyondRetention {
             lookback: s.lookback,
         })

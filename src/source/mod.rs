@@ -18,6 +18,8 @@ pub mod metrics;
 pub mod pstn;
 pub mod row;
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use prometheus::proto::MetricFamily;
 
@@ -147,6 +149,15 @@ pub enum Function {
 impl Function {
     /// Every function the exporter can read.
     pub const ALL: [Function; 2] = [Function::DirectRoutingCalls, Function::PstnCalls];
+
+    /// How long Graph keeps the function's rows by default (the reference: 150 days for
+    /// Direct Routing, 365 for PSTN calls; longer in some countries).
+    pub fn default_retention(self) -> Duration {
+        match self {
+            Function::DirectRoutingCalls => Duration::from_secs(150 * 86_400),
+            Function::PstnCalls => Duration::from_secs(365 * 86_400),
+        }
+    }
 
     /// The function's name in the URL and in the `endpoint` label.
     pub fn name(self) -> &'static str {
