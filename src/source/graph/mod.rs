@@ -1,20 +1,20 @@
-//! The Microsoft Graph client for the call-log functions.
+//! The Microsoft Graph client of one tenant: the call-log functions and call records.
 //!
 //! It reads one call window page by page, following `@odata.nextLink` only back to the
-//! configured Graph host (the bearer token goes nowhere else), and owns everything about
-//! talking to Graph politely: retries with capped, jittered exponential backoff for
-//! transient failures, `Retry-After` honoured tenant-wide (while one is pending no request
-//! goes to that tenant), one token refresh on a 401, and errors that tell the user what to
-//! fix, with Graph's error code, message and request-id. Before any of that, every request
-//! takes its place in the tenant's [`RequestBudget`], so that Graph need not throttle at all.
+//! configured Graph host (the bearer token goes nowhere else), and a call record with its
+//! sessions (`call_record.rs`). Every request goes through one loop (`request.rs`) that owns
+//! everything about talking to Graph politely: retries with capped, jittered exponential
+//! backoff for transient failures, `Retry-After` honoured tenant-wide (while one is pending
+//! no request goes to that tenant), one token refresh on a 401, and errors that tell the
+//! user what to fix, with Graph's error code, message and request-id. Before any of that,
+//! every request takes its place in the tenant's [`RequestBudget`], so that Graph need not
+//! throttle at all.
 
 use request::Answer;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use rand::Rng;
-use reqwest::{StatusCode, Url};
+use reqwest::Url;
 
 mod body;
 mod budget;
@@ -32,7 +32,6 @@ pub use budget::{
 
 pub use body::{ResponseLimits, DEFAULT_MAX_PAGE_ROWS, DEFAULT_MAX_RESPONSE_SIZE};
 pub use call_record::{CallRecordResponse, DEFAULT_CALL_RECORD_BUDGET, GRAPH_CALL_RECORD_LIMIT};
-use error::ErrorBody;
 pub use error::{refusal_hint, GraphError, PollErrorReason};
 pub use retry::{parse_retry_after, RetryPolicy, MAX_RETRY_AFTER};
 pub use window::{CallWindow, WindowRead, MAX_WINDOW};
@@ -41,7 +40,7 @@ use retry::TenantGate;
 
 use super::metrics::{Endpoint, RetryReason, SourceMetrics};
 use super::Function;
-use crate::source::auth::{error_chain, AccessToken, AuthError, TokenCache};
+use crate::source::auth::TokenCache;
 use crate::source::row::{Page, MAX_PAGE_ROWS_PARSED, TOO_MANY_ROWS};
 
 /// Pages one window may have: 10 million rows. More means a nextLink loop.
@@ -69,14 +68,6 @@ pub struct GraphClient {
     process_reads: Option<Arc<tokio::sync::Semaphore>>,
 }
 
-/// A request's places in flight: one of the tenant's, and one of the process's when it
-/// reads several tenants. Held only while the request is on its way, never while a
-/// Retry-After or the budget is waited for, so a throttled tenant holds up no other.
-pub struct InFlight<'a> {
-    _tenant: tokio::sync::SemaphorePermit<'a>,
-    _process: Option<tokio::sync::OwnedSemaphorePermit>,
-}
-
 /// Sub-windows read at the same time unless `--graph.concurrency` says otherwise. One: the
 /// request budget, not the readers, sets the pace (45 requests a minute is one request every
 /// 1.3 s, which one reader keeps up with while Graph answers a page in under a second), and
@@ -85,19 +76,6 @@ pub struct InFlight<'a> {
 pub const DEFAULT_CONCURRENCY: usize = 1;
 /// The most `--graph.concurrency` accepts.
 pub const MAX_CONCURRENCY: usize = 32;
-
-enum Attempt {
-    Page(bytes::Bytes),
-    /// Worth another try; `wait` is the Retry-After the server gave, if any.
-    Transient {
-        /// Why it is worth another try, for `graph_retries_total`.
-        reason: RetryReason,
-        description: String,
-        wait: Option<Duration>,
-    },
-    /// A 401: maybe the token was revoked or expired early; one fresh token may help.
-    Unauthorized(GraphError),
-}
 
 impl GraphClient {
     pub fn new(
@@ -284,253 +262,6 @@ impl GraphClient {
         })
         .await
     }
-
-    /// Counts a retry and waits before it; false when the retry budget is spent.
-    async fn pause_before_retry(
-        &self,
-        endpoint: Endpoint,
-        retries: &mut u32,
-        reason: RetryReason,
-        description: &str,
-        retry_after: Option<Duration>,
-    ) -> bool {
-        if *retries >= self.retry.max_retries {
-            return false;
-        }
-        *retries += 1;
-        self.metrics.record_retry(endpoint, reason);
-        let backoff = self.backoff(*retries);
-        tracing::warn!(
-            endpoint = endpoint.as_str(),
-            attempt = *retries,
-            retry_after = ?retry_after,
-            backoff = ?backoff,
-            reason = %description,
-            "Graph request failed; retrying"
-        );
-        // With a Retry-After the gate holds every request to the tenant back; without one
-        // (or with zero) the jittered backoff keeps retries apart.
-        if retry_after.is_none() {
-            tokio::time::sleep(backoff).await;
-        }
-        true
-    }
-
-    /// Waits until no Retry-After is pending and the budget has room, and returns a usable
-    /// token. Getting a token and a place in the budget can take a while, so the gate is
-    /// checked again afterwards (a place taken but not used only makes the exporter gentler).
-    ///
-    /// The returned permit is one of `--graph.concurrency` places for a request in flight,
-    /// shared by every reader of the tenant (the recent poll and a long read included): with
-    /// one, no request is on its way when a `Retry-After` arrives, as Graph asks.
-    async fn ready_to_send(
-        &self,
-        endpoint: Endpoint,
-        priority: Priority,
-    ) -> Result<(AccessToken, InFlight<'_>), GraphError> {
-        loop {
-            self.gate.wait().await;
-            let token = self.tokens.token().await?;
-            let waited = match endpoint {
-                Endpoint::CallRecords => self.call_record_budget.take_one(priority).await,
-                Endpoint::Function(function) => self.budget.take(function, priority).await,
-                Endpoint::Token => Duration::ZERO,
-            };
-            self.metrics.record_budget_wait(endpoint, priority, waited);
-            let Ok(tenant) = self.in_flight.acquire().await else {
-                unreachable!("the semaphore is never closed");
-            };
-            let process = match &self.process_reads {
-                Some(reads) => Some(
-                    reads
-                        .clone()
-                        .acquire_owned()
-                        .await
-                        .expect("the semaphore is never closed"),
-                ),
-                None => None,
-            };
-            if self.gate.is_open() {
-                return Ok((
-                    token,
-                    InFlight {
-                        _tenant: tenant,
-                        _process: process,
-                    },
-                ));
-            }
-        }
-    }
-
-    fn backoff(&self, retry: u32) -> Duration {
-        let ceiling = self
-            .retry
-            .initial_backoff
-            .saturating_mul(1u32 << retry.clamp(1, 16).saturating_sub(1))
-            .min(self.retry.max_backoff);
-        // "Full jitter", but never under half the ceiling so retries stay spaced out.
-        let half = ceiling / 2;
-        half + half.mul_f64(rand::thread_rng().gen::<f64>())
-    }
-
-    async fn attempt(
-        &self,
-        endpoint: Endpoint,
-        url: &Url,
-        token: &AccessToken,
-    ) -> Result<Attempt, GraphError> {
-        let started = Instant::now();
-        let mut authorization =
-            reqwest::header::HeaderValue::from_str(&token.bearer()).map_err(|_| {
-                GraphError::Auth(AuthError::InvalidResponse {
-                    status: 200,
-                    flag: "--azure.authority-host",
-                })
-            })?;
-        authorization.set_sensitive(true);
-        let sent = self
-            .http
-            .get(url.clone())
-            .header(reqwest::header::AUTHORIZATION, authorization)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(error) => {
-                self.metrics.record_request(endpoint, "error", started);
-                return Ok(Attempt::Transient {
-                    reason: RetryReason::Connection,
-                    description: describe_transport(error),
-                    wait: None,
-                });
-            }
-        };
-        let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after)
-            .filter(|wait| !wait.is_zero());
-        let header_request_id = response
-            .headers()
-            .get("request-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        // Streamed and capped (issue #18): never more than the cap in memory.
-        let body = body::read_capped(response, self.limits.max_bytes).await;
-        self.metrics
-            .record_request(endpoint, status.as_str(), started);
-        let body = match body {
-            Ok(body) => body,
-            Err(body::BodyError::TooLarge { size }) => {
-                return Err(GraphError::ResponseTooLarge {
-                    host: host_of(url),
-                    size,
-                    limit: body::describe_size(self.limits.max_bytes),
-                })
-            }
-            Err(body::BodyError::Transport(error)) => {
-                return Ok(Attempt::Transient {
-                    reason: RetryReason::Connection,
-                    description: describe_transport(error),
-                    wait: None,
-                })
-            }
-        };
-        if status.is_success() {
-            return Ok(Attempt::Page(body));
-        }
-        self.failure(endpoint, status, &body, header_request_id, retry_after)
-    }
-
-    /// What a response other than success means: a transient failure (throttling and
-    /// server errors, which also hold the tenant back when Graph asks), a 401 worth one
-    /// fresh token, or a refusal that no retry fixes.
-    fn failure(
-        &self,
-        endpoint: Endpoint,
-        status: StatusCode,
-        body: &[u8],
-        header_request_id: Option<String>,
-        retry_after: Option<Duration>,
-    ) -> Result<Attempt, GraphError> {
-        let detail = serde_json::from_slice::<ErrorBody>(body)
-            .unwrap_or_default()
-            .error;
-        let request_id = detail
-            .inner_error
-            .and_then(|i| i.request_id)
-            .or(header_request_id)
-            .unwrap_or_else(|| "-".into());
-        let code = detail.code.unwrap_or_else(|| "no error code".into());
-        let message = detail.message.unwrap_or_else(|| "no message".into());
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            // Throttled despite the budget: another app of the tenant shares the tenant-wide
-            // limit, or the budget is set above Graph's limits. Which limit Graph names, if
-            // it names one, tells them apart.
-            tracing::warn!(
-                endpoint = endpoint.as_str(),
-                limit = throttling_scope(&message).unwrap_or("not named"),
-                retry_after = ?retry_after,
-                request_id = %request_id,
-                "Graph throttled a request despite the request budget; every request to the tenant waits for its Retry-After. If the limit is the tenant's, another app of the tenant uses most of it; otherwise lower --graph.rate-limit or --graph.tenant-rate-limit"
-            );
-        }
-        let reason = match status.as_u16() {
-            429 => RetryReason::Throttled,
-            408 | 500 | 502 | 503 | 504 => RetryReason::ServerError,
-            other => {
-                let refusal = GraphError::Refused {
-                    status: other,
-                    code,
-                    message,
-                    request_id,
-                    hint: refusal_hint(other),
-                };
-                if other == 401 {
-                    return Ok(Attempt::Unauthorized(refusal));
-                }
-                return Err(refusal);
-            }
-        };
-        if status == StatusCode::TOO_MANY_REQUESTS || retry_after.is_some() {
-            if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE
-            {
-                self.metrics
-                    .graph_throttled
-                    .with_label_values(&[endpoint.as_str()])
-                    .inc();
-            }
-            // A Retry-After is about the tenant, not this request: every request waits.
-            // A 429 without one still holds the tenant back for one backoff.
-            self.gate.hold_for(match retry_after {
-                // Graph's seconds are its clock's; the gate waits in real time.
-                Some(wait) => self.budget.clock().real_duration(wait),
-                None => self.backoff(1),
-            });
-        }
-        Ok(Attempt::Transient {
-            reason,
-            description: format!(
-                "HTTP {} {code}: {message} (request-id {request_id})",
-                status.as_u16()
-            ),
-            wait: retry_after,
-        })
-    }
-}
-
-/// The limit a 429's message names: Graph writes "... under category:X.", X being the
-/// function, `CallRecords` (the app's limit) or the tenant.
-fn throttling_scope(message: &str) -> Option<&str> {
-    let (_, rest) = message.split_once("category:")?;
-    let scope = rest
-        .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
-        .next()?
-        .trim_end_matches('.');
-    (!scope.is_empty()).then_some(scope)
 }
 
 /// The host (and port) a response came from, for errors: never the path or the query.
@@ -542,19 +273,10 @@ fn host_of(url: &Url) -> String {
     }
 }
 
-fn describe_transport(error: reqwest::Error) -> String {
-    if error.is_timeout() {
-        "the request timed out (--graph.timeout)".to_owned()
-    } else {
-        // Strip the URL: it is long and says nothing the log line does not.
-        error_chain(&error.without_url())
-    }
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
     #[test]
     fn windows_split_at_the_limit_without_gaps() {
@@ -643,15 +365,6 @@ pub(crate) mod tests {
         let gate = TenantGate::default();
         gate.hold_for(Duration::from_secs(u64::MAX));
         assert!(!gate.is_open());
-    }
-
-    #[test]
-    fn throttling_names_the_limit_when_graph_does() {
-        let message = "Too many requests from Identifier:t+c under category:getDirectRoutingCalls. Please try again later.";
-        assert_eq!(throttling_scope(message), Some("getDirectRoutingCalls"));
-        assert_eq!(throttling_scope("under category:Tenant."), Some("Tenant"));
-        assert_eq!(throttling_scope("Too many requests"), None);
-        assert_eq!(throttling_scope("category:"), None);
     }
 
     #[test]
