@@ -95,6 +95,16 @@ impl PollErrorReason {
 }
 
 impl GraphError {
+    /// A refusal of the tenant as a whole (its token, or a 401 or 403 from Graph): every
+    /// other window of the poll would be refused the same way until the user fixes it.
+    pub fn refuses_tenant(&self) -> bool {
+        match self {
+            GraphError::Auth(error) => !error.is_transient(),
+            GraphError::Refused { status, .. } => matches!(status, 401 | 403),
+            _ => false,
+        }
+    }
+
     /// Why the poll failed, for `poll_errors_total{reason}`.
     pub fn reason(&self) -> PollErrorReason {
         match self {

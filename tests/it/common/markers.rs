@@ -12,10 +12,10 @@ pub const SIMULATOR_SERVING: &str = "simulated Graph tenant serving; point --gra
 /// The credential the exporter uses, in its `credential` field (src/app.rs:94).
 pub const CREDENTIAL_CHOSEN: &str = "credential chosen";
 
-/// A poll begins; its `parts` field counts its sub-windows (src/counting/poller.rs:337).
+/// A poll begins; its `parts` field counts its sub-windows (src/counting/poller/mod.rs:325).
 pub const POLL_STARTING: &str = "poll starting";
 
-/// A poll failed; its `error` field says why (src/counting/poller.rs:451).
+/// A poll failed; its `error` field says why (src/counting/poller/mod.rs:539).
 pub const POLL_FAILED: &str =
     "poll failed; counted rows are kept and the window is read again at the next poll";
 

@@ -18,14 +18,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio_util::sync::CancellationToken;
+
+mod parts;
+use parts::PartsRead;
 
 use super::feasibility::{self, Feasibility};
 use super::metrics::CountingMetrics;
 use super::schedule::{to_chrono, PollKind, Progress, Schedule};
-use crate::counting::state::{Ingest, TenantState};
+use crate::counting::state::TenantState;
 use crate::counting::store::{EstablishedCalls, StateStore};
 use crate::source::graph::{CallWindow, GraphClient, GraphError, Priority, WindowRead};
 use crate::source::CallLog;
@@ -435,56 +437,6 @@ impl<L: CallLog> Polling<L> {
         }
     }
 
-    /// Reads `parts` with up to `--graph.concurrency` at a time, counting their rows as
-    /// pages arrive.
-    async fn read_parts(&self, priority: Priority, parts: Vec<CallWindow>) -> PartsRead {
-        let graph = &self.graph;
-        let state = &self.state;
-        let clock = &self.clock;
-        // Each row is counted once whichever sub-window (or lane) returns it: the state
-        // keeps the ids under its lock, and sub-windows are half-open so they share no start.
-        let reads = parts.into_iter().map(|part| async move {
-            let mut ingested = 0;
-            let read = graph
-                .read_window(L::FUNCTION, part, priority, |page| {
-                    let now = clock.now();
-                    let outcome = state.lock().ingest(
-                        page.value.iter().map(|raw| raw.get()),
-                        Ingest::Count,
-                        now,
-                        part.from,
-                    );
-                    ingested += outcome.ingested;
-                })
-                .await;
-            (part, read, ingested)
-        });
-        // `buffered` keeps the parts' order: a sweep's newest parts are read first.
-        let mut reads = futures_util::stream::iter(reads).buffered(graph.concurrency());
-        let mut out = PartsRead {
-            total: WindowRead::default(),
-            ingested: 0,
-            result: Ok(()),
-            unfinished: Vec::new(),
-        };
-        while let Some((part, read, part_ingested)) = reads.next().await {
-            out.ingested += part_ingested;
-            match read {
-                Ok(read) => {
-                    out.total.pages += read.pages;
-                    out.total.rows += read.rows;
-                }
-                Err(error) => {
-                    out.unfinished.push(part);
-                    if out.result.is_ok() {
-                        out.result = Err(error);
-                    }
-                }
-            }
-        }
-        out
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn succeeded(
         &self,
@@ -587,14 +539,4 @@ impl<L: CallLog> Polling<L> {
             "poll failed; counted rows are kept and the window is read again at the next poll"
         );
     }
-}
-
-/// What reading a poll's sub-windows came to.
-struct PartsRead {
-    total: WindowRead,
-    ingested: u64,
-    /// The first failure, if any part failed.
-    result: Result<(), GraphError>,
-    /// The parts that failed, in the order they finished.
-    unfinished: Vec<CallWindow>,
 }
